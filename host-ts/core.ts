@@ -1,0 +1,175 @@
+// Loads the WASM core and gives each export a typed binding. The bytes are embedded at build
+// time (host-ts/_core_wasm.ts), so loading needs neither fs nor fetch. The ABI and the memory
+// layout are documented in core-as/index.ts.
+
+import { CORE_WASM_BASE64 } from "./_core_wasm.ts";
+
+/** Writes `len` bytes at `data` (an address in core memory) to backend `index` of `hub`. */
+export type BackendWriteHook = (hub: number, index: number, data: Uint8Array) => number;
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  /** scratch(slot: i32, len: usize): usize */
+  scratch(slot: number, len: number): number;
+  /** hubNew(initialCapacity: u32): usize */
+  hubNew(initialCapacity: number): number;
+  /** hubFree(hub: usize): void */
+  hubFree(hub: number): void;
+  /** hubAddBackend(hub: usize): u32 */
+  hubAddBackend(hub: number): number;
+  /** hubWrite(hub: usize, data: usize, len: i32): i32 */
+  hubWrite(hub: number, data: number, len: number): number;
+  /** hubEvent(hub: usize, index: u32, event: u32): u32 */
+  hubEvent(hub: number, index: number, event: number): number;
+  /** hubBlockedBackend(hub: usize): i32 */
+  hubBlockedBackend(hub: number): number;
+  /** hubBackendCount(hub: usize): u32 */
+  hubBackendCount(hub: number): number;
+  /** hubOpenedEvents(hub: usize): u32 */
+  hubOpenedEvents(hub: number): number;
+  /** hubMinWritten(hub: usize): u64 */
+  hubMinWritten(hub: number): bigint;
+  /** hubBackendWritten(hub: usize, index: u32): u64 */
+  hubBackendWritten(hub: number, index: number): bigint;
+  /** hubBackendOpen(hub: usize, index: u32): u32 */
+  hubBackendOpen(hub: number, index: number): number;
+  /** ringbufNew(size: u32): usize */
+  ringbufNew(size: number): number;
+  /** ringbufFree(ring: usize): void */
+  ringbufFree(ring: number): void;
+  /** ringbufWrite(ring: usize, data: usize, len: u32): u32 */
+  ringbufWrite(ring: number, data: number, len: number): number;
+  /** ringbufCount(ring: usize): u32 */
+  ringbufCount(ring: number): number;
+  /** ringbufRead(ring: usize, out: usize, size: u32): u32 */
+  ringbufRead(ring: number, out: number, size: number): number;
+}
+
+/** Staging buffer for frontend writes into a hub. */
+const SCRATCH_FRONTEND = 0;
+/** Staging buffer for everything else (ringbuf writes and reads). */
+const SCRATCH_OTHER = 1;
+
+function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/**
+ * One instance of the WASM core: its memory holds every hub and ringbuf of one registry.
+ *
+ * @example Write to a hub with two backends that each take everything
+ * ```ts
+ * const core = await Core.load();
+ * const taken: number[] = [];
+ * core.onBackendWrite = (_hub, index, data) => (taken[index] = data.length);
+ * const hub = core.hubNew(4);
+ * core.hubEvent(hub, core.hubAddBackend(hub), 1);
+ * core.hubEvent(hub, core.hubAddBackend(hub), 1);
+ * core.hubWrite(hub, new TextEncoder().encode("hi")); // 2
+ * ```
+ */
+export class Core {
+  /** Called by the core's write-to-all loop for each backend it writes. */
+  onBackendWrite: BackendWriteHook = () => -5; // EIO until a registry installs itself
+  readonly #exports: CoreExports;
+
+  private constructor(instance: WebAssembly.Instance) {
+    this.#exports = instance.exports as unknown as CoreExports;
+  }
+
+  /** Compiles (once per process) and instantiates the core. */
+  static async load(): Promise<Core> {
+    compiled ??= WebAssembly.compile(decodeBase64(CORE_WASM_BASE64) as BufferSource);
+    const module = await compiled;
+    let core: Core | undefined;
+    const imports = {
+      env: {
+        abort(_message: number, _file: number, line: number, column: number): never {
+          throw new Error(`chardev-hub core aborted at ${line}:${column} (out of memory?)`);
+        },
+      },
+      host: {
+        backendWrite(hub: number, index: number, data: number, len: number): number {
+          return core!.onBackendWrite(hub, index, core!.view(data, len));
+        },
+      },
+    };
+    const instance = await WebAssembly.instantiate(module, imports);
+    core = new Core(instance);
+    return core;
+  }
+
+  /** A view of core memory; valid until the next call that may allocate. */
+  view(address: number, length: number): Uint8Array {
+    return new Uint8Array(this.#exports.memory.buffer, address, length);
+  }
+
+  /** Address of `data` in core memory, copying it into staging buffer `slot` unless it is already there. */
+  #stage(data: Uint8Array, slot: number): number {
+    if (data.buffer === this.#exports.memory.buffer) return data.byteOffset;
+    const address = this.#exports.scratch(slot, data.length);
+    this.view(address, data.length).set(data);
+    return address;
+  }
+
+  hubNew(initialCapacity: number): number {
+    return this.#exports.hubNew(initialCapacity);
+  }
+  hubFree(hub: number): void {
+    this.#exports.hubFree(hub);
+  }
+  hubAddBackend(hub: number): number {
+    return this.#exports.hubAddBackend(hub);
+  }
+  /** The write-to-all loop: bytes every open backend has taken, or a negative errno. */
+  hubWrite(hub: number, data: Uint8Array): number {
+    return this.#exports.hubWrite(hub, this.#stage(data, SCRATCH_FRONTEND), data.length);
+  }
+  /** Books a backend event; true when the frontend should see it. */
+  hubEvent(hub: number, index: number, event: number): boolean {
+    return this.#exports.hubEvent(hub, index, event) !== 0;
+  }
+  hubBlockedBackend(hub: number): number {
+    return this.#exports.hubBlockedBackend(hub);
+  }
+  hubBackendCount(hub: number): number {
+    return this.#exports.hubBackendCount(hub);
+  }
+  hubOpenedEvents(hub: number): number {
+    return this.#exports.hubOpenedEvents(hub);
+  }
+  hubMinWritten(hub: number): bigint {
+    return BigInt.asUintN(64, this.#exports.hubMinWritten(hub));
+  }
+  hubBackendWritten(hub: number, index: number): bigint {
+    return BigInt.asUintN(64, this.#exports.hubBackendWritten(hub, index));
+  }
+  hubBackendOpen(hub: number, index: number): boolean {
+    return this.#exports.hubBackendOpen(hub, index) !== 0;
+  }
+
+  ringbufNew(size: number): number {
+    return this.#exports.ringbufNew(size);
+  }
+  ringbufFree(ring: number): void {
+    this.#exports.ringbufFree(ring);
+  }
+  ringbufWrite(ring: number, data: Uint8Array): number {
+    return this.#exports.ringbufWrite(ring, this.#stage(data, SCRATCH_OTHER), data.length);
+  }
+  ringbufCount(ring: number): number {
+    return this.#exports.ringbufCount(ring);
+  }
+  /** Removes and returns up to `size` of the oldest bytes. */
+  ringbufRead(ring: number, size: number): Uint8Array {
+    const wanted = Math.min(size, this.ringbufCount(ring));
+    const out = this.#exports.scratch(SCRATCH_OTHER, wanted);
+    const count = this.#exports.ringbufRead(ring, out, wanted);
+    return this.view(out, count).slice();
+  }
+}
