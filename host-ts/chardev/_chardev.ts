@@ -1,0 +1,183 @@
+// The one shape every backend fills (QEMU's ChardevClass): a few hooks with safe defaults,
+// plus the backend-side helpers (QEMU's qemu_chr_be_*) that deliver input and events to
+// whoever holds the chardev.
+
+import type { Core } from "../core.ts";
+import { ChardevError } from "../errors.ts";
+import { ERRNO } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import type { HostRuntime, LogSink } from "../runtime/types.ts";
+
+/**
+ * Whoever holds a chardev (QEMU's CharBackend): a frontend, or a hub or mux that stacks on it.
+ */
+export interface ChardevUser {
+  /** Bytes it can take now; 0 pauses input. */
+  canRead(): number;
+  read(data: Uint8Array): void;
+  event(event: ChrEvent): void;
+}
+
+/** What a backend may reach while opening and running. */
+export interface ChardevContext {
+  readonly core: Core;
+  readonly runtime: HostRuntime;
+  readonly qemuCompat: boolean;
+  /** Another chardev by id, for the stacking kinds (hub, mux). */
+  find(id: string): Chardev | undefined;
+}
+
+/** Options every backend takes (QEMU's ChardevCommon). */
+export interface CommonOptions {
+  logfile?: string;
+  logappend?: boolean;
+}
+
+/** QAPI member types a backend's `data` may hold; the registry checks them before `open`. */
+export type FieldType = "string" | "bool" | "integer" | "stringList";
+
+/** A backend's QAPI `data`, already checked against its `fields`. */
+export type BackendData = Record<string, unknown>;
+
+/** Registration of one backend kind: how to read its options and how to open it. */
+export interface ChardevDriver {
+  /** QAPI type name (`ringbuf`) and its aliases (`memory`). */
+  readonly type: string;
+  readonly aliases?: readonly string[];
+  /** The QAPI members of its `data` (besides the common `logfile`, `logappend`). */
+  readonly fields: Readonly<Record<string, FieldType>>;
+  /** Turns `-chardev` keys into the QAPI `data` object (QEMU's `parse` hook). */
+  fromOptions(options: Map<string, string>): BackendData;
+  /** Opens the chardev from checked QAPI data. May throw ChardevError; must leave nothing behind when it does. */
+  open(id: string, data: BackendData, context: ChardevContext): Chardev | Promise<Chardev>;
+}
+
+/**
+ * Base of every chardev. Subclasses implement `writeOut` and the hooks they need; the
+ * defaults are those of a chardev that accepts all output and has no input.
+ */
+export abstract class Chardev {
+  /** QEMU's `be_open`: the backend side is connected. */
+  beOpen = false;
+  /** The single holder of this chardev (hub and mux override attach to allow theirs). */
+  user: ChardevUser | null = null;
+  #log: LogSink | null = null;
+  #pendingInput: Uint8Array[] = [];
+
+  constructor(
+    readonly id: string,
+    protected readonly context: ChardevContext,
+  ) {}
+
+  /** QAPI backend type, e.g. "ringbuf". */
+  abstract readonly kind: string;
+
+  /** What `query-chardev` shows as `filename`. */
+  get filename(): string {
+    return this.kind;
+  }
+
+  /** Writes the frontend's bytes out; returns bytes taken or -errno. Never throws. */
+  protected abstract writeOut(data: Uint8Array): number;
+
+  /** QEMU's qemu_chr_write: write, then log what was taken. */
+  write(data: Uint8Array): number {
+    const taken = this.writeOut(data);
+    if (taken > 0 && this.#log) this.#log.write(data.subarray(0, taken));
+    return taken;
+  }
+
+  /**
+   * Calls `callback` once when a write may succeed again; returns a cancel function, or null
+   * when this chardev never blocks (nothing to wait for).
+   */
+  addWatch(_callback: () => void): (() => void) | null {
+    return null;
+  }
+
+  /** Held by a frontend (or stacked under a hub or mux), so `chardev-remove` must refuse. */
+  isBusy(): boolean {
+    return this.user !== null;
+  }
+
+  /** Makes `user` the holder; throws QEMU's error when someone holds it already. */
+  attachUser(user: ChardevUser): void {
+    if (this.user) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
+    this.user = user;
+    // QEMU tells a frontend that connects to an already open chardev (sync_state).
+    if (this.beOpen) user.event(ChrEvent.OPENED);
+    this.flushInput();
+  }
+
+  detachUser(user: ChardevUser): void {
+    if (this.user === user) this.user = null;
+  }
+
+  /** Whether a user is attached (QEMU's `fe_is_open`, shown by `query-chardev`). */
+  get frontendOpen(): boolean {
+    return this.user !== null;
+  }
+
+  /** Opens the common `logfile=` sink. Called by the registry right after `open`. */
+  setLog(log: LogSink | null): void {
+    this.#log = log;
+  }
+
+  // ---- backend side (QEMU's qemu_chr_be_*) ----
+
+  /** QEMU's qemu_chr_be_can_write: what the holder can take now. */
+  canReceive(): number {
+    return this.user ? this.user.canRead() : 0;
+  }
+
+  /** QEMU's qemu_chr_be_write: hands input to the holder as is (no holder: dropped). */
+  receive(data: Uint8Array): void {
+    this.user?.read(data);
+  }
+
+  /**
+   * Input from a stream backend: delivered as far as the holder's `canRead` allows, the rest
+   * kept in order for `flushInput`. Returns false when the source should pause.
+   */
+  protected deliverInput(data: Uint8Array): boolean {
+    this.#pendingInput.push(data);
+    this.flushInput();
+    return this.#pendingInput.length === 0;
+  }
+
+  /** Delivers kept input now that the holder may take more (QEMU's qemu_chr_fe_accept_input). */
+  flushInput(): void {
+    while (this.#pendingInput.length > 0 && this.user) {
+      const room = this.user.canRead();
+      if (room <= 0) return;
+      const head = this.#pendingInput[0];
+      if (head.length <= room) {
+        this.#pendingInput.shift();
+        this.user.read(head);
+      } else {
+        this.#pendingInput[0] = head.subarray(room);
+        this.user.read(head.subarray(0, room));
+      }
+    }
+    if (this.#pendingInput.length === 0) this.resumeInput();
+  }
+
+  /** Stream backends resume their source here once kept input is delivered. */
+  protected resumeInput(): void {}
+
+  /** QEMU's qemu_chr_be_event: tracks `beOpen` and tells the holder. */
+  emitEvent(event: ChrEvent): void {
+    if (event === ChrEvent.OPENED) this.beOpen = true;
+    else if (event === ChrEvent.CLOSED) this.beOpen = false;
+    this.user?.event(event);
+  }
+
+  /** Releases what the chardev holds (fds, sockets, core memory). */
+  async destroy(): Promise<void> {
+    this.#log?.close();
+    this.#log = null;
+  }
+}
+
+/** For chardevs whose output goes nowhere that can fail. */
+export const EIO = -ERRNO.EIO;

@@ -1,0 +1,28 @@
+// Helpers for the backends that write file descriptors (file, pipe).
+
+import { ChardevError } from "../errors.ts";
+import { strerror } from "../errno.ts";
+import type { FileOpenMode, HostRuntime } from "../runtime/types.ts";
+
+/** Opens `path` or throws QEMU's "Could not open" error. */
+export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMode): number {
+  try {
+    return runtime.openFile(path, mode);
+  } catch (error) {
+    throw new ChardevError("OPEN_FAILED", `Could not open '${path}': ${strerror(error)}`);
+  }
+}
+
+/**
+ * Writes until everything is taken or the fd refuses (QEMU's io_channel_send_full): the bytes
+ * taken, or -errno when it took nothing.
+ */
+export function writeAvailable(runtime: HostRuntime, fd: number, data: Uint8Array): number {
+  let done = 0;
+  while (done < data.length) {
+    const result = runtime.writeFd(fd, data.subarray(done));
+    if (result < 0) return done > 0 ? done : result;
+    done += result;
+  }
+  return done;
+}

@@ -1,0 +1,94 @@
+// The frontend side of a chardev (QEMU's qemu_chr_fe_*): what a guest device, a test or the
+// CLI holds to write to a chardev and receive its input and events.
+
+import type { Chardev, ChardevUser } from "./chardev/_chardev.ts";
+import { errnoName } from "./errno.ts";
+import type { ChrEvent } from "./events.ts";
+
+/** Callbacks of a frontend (QEMU's fd_can_read, fd_read, fd_event). */
+export interface FrontendHandlers {
+  /** Bytes it can take now; 0 pauses input. */
+  canRead(): number;
+  read(data: Uint8Array): void;
+  event(event: ChrEvent): void;
+}
+
+let nextWatchId = 1;
+
+/**
+ * A frontend attached to a chardev.
+ *
+ * @example Write until EAGAIN, then wait for the watch
+ * ```ts
+ * const fe = reg.attach("hub0", { canRead: () => 4096, read() {}, event() {} });
+ * if (fe.write(bytes) === -1 && fe.lastError === "EAGAIN") fe.addWatch(() => retry());
+ * ```
+ */
+export class Frontend {
+  /** Errno name of the last failed write (`"EAGAIN"`), null after a successful one. */
+  lastError: string | null = null;
+  #attached = true;
+  readonly #watches = new Map<number, () => void>();
+  readonly #user: ChardevUser;
+
+  constructor(
+    readonly chardev: Chardev,
+    handlers: FrontendHandlers,
+  ) {
+    this.#user = {
+      canRead: () => handlers.canRead(),
+      read: (data) => handlers.read(data),
+      event: (event) => handlers.event(event),
+    };
+    chardev.attachUser(this.#user);
+  }
+
+  /** Bytes accepted, or -1 with `lastError` set. Never throws. */
+  write(data: Uint8Array): number {
+    if (!this.#attached) {
+      this.lastError = "EBADF";
+      return -1;
+    }
+    const result = this.chardev.write(data);
+    if (result < 0) {
+      this.lastError = errnoName(result);
+      return -1;
+    }
+    this.lastError = null;
+    return result;
+  }
+
+  /**
+   * Calls `callback` once when a blocked write may go through; 0 when nothing is blocked (QEMU
+   * returns no source then), else an id for `removeWatch`.
+   */
+  addWatch(callback: () => void): number {
+    const id = nextWatchId++;
+    const cancel = this.chardev.addWatch(() => {
+      this.#watches.delete(id);
+      callback();
+    });
+    if (!cancel) return 0;
+    this.#watches.set(id, cancel);
+    return id;
+  }
+
+  removeWatch(id: number): void {
+    this.#watches.get(id)?.();
+    this.#watches.delete(id);
+  }
+
+  /** Tells the chardev this frontend can take input again (QEMU's qemu_chr_fe_accept_input). */
+  acceptInput(): void {
+    this.chardev.flushInput();
+  }
+
+  /** Lets go of the chardev (QEMU's qemu_chr_fe_deinit); watches are cancelled. */
+  detach(): void {
+    if (!this.#attached) return;
+    this.#attached = false;
+    for (const cancel of this.#watches.values()) cancel();
+    this.#watches.clear();
+    this.chardev.detachUser(this.#user);
+  }
+}

@@ -1,0 +1,296 @@
+// The chardev namespace (QEMU's /chardevs container plus the chardev QMP commands): add from a
+// `-chardev` string or a QMP `chardev-add` object, find, attach a frontend, remove.
+
+import { Chardev, type BackendData, type ChardevContext, type ChardevDriver, type FieldType } from "./chardev/_chardev.ts";
+import { BUILTIN_DRIVERS } from "./chardev/drivers.ts";
+import { MuxChardev } from "./chardev/mux.ts";
+import { RingbufChardev } from "./chardev/ringbuf.ts";
+import { Core } from "./core.ts";
+import { ChardevError } from "./errors.ts";
+import { strerror } from "./errno.ts";
+import { Frontend, type FrontendHandlers } from "./frontend.ts";
+import { parseBool, parseChardevOptions, validateId } from "./options.ts";
+import { detectRuntime } from "./runtime/detect.ts";
+import type { HostRuntime, LogSink } from "./runtime/types.ts";
+
+/** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
+export interface ChardevAddArgs {
+  id: string;
+  backend: { type: string; data?: BackendData };
+}
+
+/** One row of `query-chardev`. */
+export interface ChardevInfo {
+  label: string;
+  filename: string;
+  frontendOpen: boolean;
+}
+
+export interface RegistryOptions {
+  /**
+   * QEMU 10.0's behaviour exactly: at most 4 hub backends (`chardevs.0`..`chardevs.3`), no
+   * stacking of hubs and muxes.
+   * @default true
+   */
+  qemuCompat?: boolean;
+  /** Host primitives; detected from the running runtime when omitted. */
+  runtime?: HostRuntime;
+}
+
+export type RingbufFormat = "utf8" | "base64";
+
+const QAPI_TYPE_NAMES: Record<FieldType, string> = { string: "string", bool: "boolean", integer: "integer", stringList: "array" };
+const COMMON_FIELDS: Record<string, FieldType> = { logfile: "string", logappend: "bool" };
+
+function fieldMatches(type: FieldType, value: unknown): boolean {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "bool":
+      return typeof value === "boolean";
+    case "integer":
+      return Number.isSafeInteger(value);
+    case "stringList":
+      return Array.isArray(value) && value.every((item) => typeof item === "string");
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function encodeBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function decodeBase64(text: string): Uint8Array {
+  const compact = text.replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) {
+    throw new ChardevError("INVALID_VALUE", "Base 64 data contains invalid characters");
+  }
+  const binary = atob(compact);
+  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+}
+
+/**
+ * The chardevs of one process, with QEMU's names and errors.
+ *
+ * @example A hub over two ringbufs
+ * ```ts
+ * const reg = await ChardevRegistry.create({ qemuCompat: true });
+ * await reg.add("ringbuf,id=chr1,size=128");
+ * await reg.add("ringbuf,id=chr2,size=128");
+ * await reg.add("hub,id=hub0,chardevs.0=chr1,chardevs.1=chr2");
+ * const fe = reg.attach("hub0", { canRead: () => 4096, read: () => {}, event: () => {} });
+ * fe.write(new TextEncoder().encode("heyhey")); // 6
+ * reg.ringbufRead("chr2", 128); // "heyhey"
+ * await reg.close();
+ * ```
+ */
+export class ChardevRegistry {
+  readonly #chardevs = new Map<string, Chardev>();
+  readonly #drivers = new Map<string, ChardevDriver>();
+  readonly #context: ChardevContext;
+
+  private constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean) {
+    for (const driver of BUILTIN_DRIVERS) this.registerDriver(driver);
+    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id) };
+  }
+
+  /** Loads the WASM core and the runtime's primitives. */
+  static async create(options: RegistryOptions = {}): Promise<ChardevRegistry> {
+    const [core, runtime] = await Promise.all([Core.load(), options.runtime ?? detectRuntime()]);
+    return new ChardevRegistry(core, runtime, options.qemuCompat ?? true);
+  }
+
+  /** Adds a backend kind (its `type` and aliases become valid in `add`). */
+  registerDriver(driver: ChardevDriver): void {
+    for (const name of [driver.type, ...(driver.aliases ?? [])]) this.#drivers.set(name, driver);
+  }
+
+  /** The chardev named `id`, if any. */
+  find(id: string): Chardev | undefined {
+    return this.#chardevs.get(id);
+  }
+
+  /** The chardev named `id`, or QEMU's "not found" error. */
+  get(id: string): Chardev {
+    const chardev = this.#chardevs.get(id);
+    if (!chardev) throw new ChardevError("NOT_FOUND", `Chardev '${id}' not found`);
+    return chardev;
+  }
+
+  /**
+   * `-chardev` string or QMP `chardev-add` arguments. Nothing is registered unless all of it
+   * succeeds. Returns the new chardev.
+   */
+  async add(spec: string | ChardevAddArgs): Promise<Chardev> {
+    if (typeof spec === "string") return this.#addFromOptions(spec);
+    const { id, driver, data } = this.#checkQmpArgs(spec);
+    return this.#open(id, driver, data);
+  }
+
+  async #addFromOptions(text: string): Promise<Chardev> {
+    const { id, backend, options } = parseChardevOptions(text, this.qemuCompat);
+    const driver = this.#driver(backend);
+    const mux = options.has("mux") ? parseBool("mux", options.get("mux")!) : false;
+    const data = driver.fromOptions(options);
+    if (options.has("logfile")) data.logfile = options.get("logfile");
+    if (options.has("logappend")) data.logappend = parseBool("logappend", options.get("logappend")!);
+    if (!mux) return this.#open(id, driver, data);
+    // QEMU's `mux=on`: the backend becomes ID-base and a mux named ID sits in front of it.
+    if (this.#chardevs.has(id)) throw this.#duplicate(id);
+    const base = await this.#open(`${id}-base`, driver, data);
+    try {
+      return await this.#open(id, this.#driver("mux"), { chardev: base.id });
+    } catch (error) {
+      await this.#forget(base);
+      throw error;
+    }
+  }
+
+  #driver(type: string): ChardevDriver {
+    const driver = this.#drivers.get(type);
+    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `'${type}' is not a valid char driver name`);
+    return driver;
+  }
+
+  #duplicate(id: string): ChardevError {
+    return new ChardevError("DUPLICATE_ID", `Chardev with id '${id}' already exists`);
+  }
+
+  /** QAPI's checks of `chardev-add` arguments, with its error texts. */
+  #checkQmpArgs(args: unknown): { id: string; driver: ChardevDriver; data: BackendData } {
+    if (!isPlainObject(args)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'arguments', expected: object");
+    for (const key of Object.keys(args)) {
+      if (key !== "id" && key !== "backend") throw new ChardevError("INVALID_PARAMETER", `Parameter '${key}' is unexpected`);
+    }
+    if (args.id === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'id' is missing");
+    if (typeof args.id !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'id', expected: string");
+    validateId(args.id);
+    const backend = args.backend;
+    if (backend === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend' is missing");
+    if (!isPlainObject(backend)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend', expected: object");
+    if (backend.type === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend.type' is missing");
+    if (typeof backend.type !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.type', expected: string");
+    const driver = this.#drivers.get(backend.type);
+    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `Parameter 'backend.type' does not accept value '${backend.type}'`);
+    for (const key of Object.keys(backend)) {
+      if (key !== "type" && key !== "data") throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.${key}' is unexpected`);
+    }
+    const data = backend.data ?? {};
+    if (!isPlainObject(data)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.data', expected: object");
+    for (const [key, value] of Object.entries(data)) {
+      const type = driver.fields[key] ?? COMMON_FIELDS[key];
+      if (!type) throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.data.${key}' is unexpected`);
+      if (!fieldMatches(type, value)) {
+        throw new ChardevError("INVALID_VALUE", `Invalid parameter type for 'backend.data.${key}', expected: ${QAPI_TYPE_NAMES[type]}`);
+      }
+    }
+    return { id: args.id, driver, data: { ...data } };
+  }
+
+  async #open(id: string, driver: ChardevDriver, data: BackendData): Promise<Chardev> {
+    if (this.#chardevs.has(id)) throw this.#duplicate(id);
+    let log: LogSink | null = null;
+    if (typeof data.logfile === "string") {
+      try {
+        log = this.#context.runtime.openLog(data.logfile, data.logappend === true);
+      } catch (error) {
+        throw new ChardevError("OPEN_FAILED", `Could not open '${data.logfile}': ${strerror(error)}`);
+      }
+    }
+    let chardev: Chardev;
+    try {
+      chardev = await driver.open(id, data, this.#context);
+    } catch (error) {
+      log?.close();
+      throw error;
+    }
+    // A concurrent add of the same id may have finished while we awaited the open.
+    if (this.#chardevs.has(id)) {
+      await chardev.destroy();
+      log?.close();
+      throw this.#duplicate(id);
+    }
+    chardev.setLog(log);
+    this.#chardevs.set(id, chardev);
+    return chardev;
+  }
+
+  /**
+   * Attaches a frontend (QEMU's qemu_chr_fe_init + set_handlers). A frontend that attaches to
+   * an open chardev gets OPENED at once.
+   */
+  attach(id: string, handlers: FrontendHandlers): Frontend {
+    return new Frontend(this.get(id), handlers);
+  }
+
+  /** QEMU's qemu_chr_be_can_write on chardev `id`: what its holder can take now. */
+  backendCanWrite(id: string): number {
+    return this.get(id).canReceive();
+  }
+
+  /** QEMU's qemu_chr_be_write: `data` arrives on chardev `id` as input. */
+  backendWrite(id: string, data: Uint8Array): void {
+    this.get(id).receive(data);
+  }
+
+  /** `chardev-remove`: refused while the chardev is held by a frontend, hub or mux. */
+  async remove(id: string): Promise<void> {
+    const chardev = this.get(id);
+    if (chardev.isBusy()) throw new ChardevError("BUSY", `Chardev '${id}' is busy`);
+    await this.#forget(chardev);
+    // The base of a `mux=on` pair goes with its mux: nobody else can reach it.
+    if (chardev instanceof MuxChardev && this.#chardevs.get(chardev.base.id) === chardev.base && !chardev.base.isBusy()) {
+      await this.#forget(chardev.base);
+    }
+  }
+
+  async #forget(chardev: Chardev): Promise<void> {
+    this.#chardevs.delete(chardev.id);
+    await chardev.destroy();
+  }
+
+  #ringbuf(id: string): RingbufChardev {
+    const chardev = this.#chardevs.get(id);
+    if (!chardev) throw new ChardevError("NOT_FOUND", `Device '${id}' not found`);
+    if (!(chardev instanceof RingbufChardev)) throw new ChardevError("NOT_RINGBUF", `${id} is not a ringbuf device`);
+    return chardev;
+  }
+
+  /**
+   * `ringbuf-read`: removes up to `size` bytes. As in QEMU, UTF-8 output is a C string: it ends
+   * at the first NUL byte, and invalid sequences become U+FFFD.
+   */
+  ringbufRead(id: string, size: number, format: RingbufFormat = "utf8"): string {
+    const ring = this.#ringbuf(id);
+    if (!Number.isSafeInteger(size) || size <= 0) throw new ChardevError("INVALID_VALUE", "size must be greater than zero");
+    const bytes = ring.read(size);
+    if (format === "base64") return encodeBase64(bytes);
+    const nul = bytes.indexOf(0);
+    return new TextDecoder().decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  }
+
+  /** `ringbuf-write`: appends `data` to the ring as if the frontend had written it. */
+  ringbufWrite(id: string, data: string, format: RingbufFormat = "utf8"): void {
+    const ring = this.#ringbuf(id);
+    ring.writeRing(format === "base64" ? decodeBase64(data) : new TextEncoder().encode(data));
+  }
+
+  /** `query-chardev`. */
+  query(): ChardevInfo[] {
+    return [...this.#chardevs.values()].map((chardev) => ({
+      label: chardev.id,
+      filename: chardev.filename,
+      frontendOpen: chardev.frontendOpen,
+    }));
+  }
+
+  /** Destroys every chardev, newest first (stacked ones before what they stand on). */
+  async close(): Promise<void> {
+    for (const chardev of [...this.#chardevs.values()].reverse()) await this.#forget(chardev);
+  }
+}

@@ -1,0 +1,83 @@
+// Node's host primitives (node:fs, node:net). The only file besides its Deno and Bun siblings
+// that touches a runtime API.
+
+import * as fs from "node:fs";
+import * as net from "node:net";
+import { negativeErrno } from "../errno.ts";
+import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink } from "./types.ts";
+
+const OPEN_FLAGS: Record<FileOpenMode, number> = {
+  write: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC,
+  append: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND,
+  read: fs.constants.O_RDONLY,
+  // QEMU opens pipe ends O_RDWR so opening never waits for a peer and writes never get EPIPE.
+  "readwrite-nonblocking": fs.constants.O_RDWR | fs.constants.O_NONBLOCK,
+};
+
+/**
+ * Node offers no "fd writable" poll for FIFOs, so a watch re-checks after a short delay; a
+ * wake-up that comes too early costs one EAGAIN and a new watch, never a lost byte.
+ */
+const WRITABLE_RECHECK_MS = 5;
+
+function readFd(fd: number, handlers: InputHandlers): InputSource {
+  // FIFOs go through libuv's pipe handle (non-blocking, no thread pool); files stream.
+  const stream = fs.fstatSync(fd).isFIFO()
+    ? new net.Socket({ fd, readable: true, writable: false })
+    : fs.createReadStream("", { fd, autoClose: true });
+  let closed = false;
+  stream.on("data", (chunk: Buffer | string) => {
+    const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    if (handlers.data(bytes) === false) stream.pause();
+  });
+  stream.on("end", () => {
+    if (!closed) handlers.end();
+  });
+  stream.on("error", (error: unknown) => handlers.error?.(error));
+  return {
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
+    close() {
+      closed = true;
+      stream.destroy();
+    },
+  };
+}
+
+function openLog(path: string, append: boolean): LogSink {
+  const fd = fs.openSync(path, append ? "a" : "w", 0o600);
+  return {
+    write(data) {
+      fs.writeSync(fd, data);
+    },
+    close() {
+      fs.closeSync(fd);
+    },
+  };
+}
+
+/** Node's runtime primitives. */
+export const nodeRuntime: HostRuntime = {
+  name: "node",
+  openFile: (path, mode) => fs.openSync(path, OPEN_FLAGS[mode], 0o666),
+  writeFd(fd, data) {
+    try {
+      return fs.writeSync(fd, data);
+    } catch (error) {
+      return negativeErrno(error);
+    }
+  },
+  closeFd(fd) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Already closed by a stream that owned it: nothing left to release.
+    }
+  },
+  readFd,
+  watchWritable(_fd, callback) {
+    const timer = setTimeout(callback, WRITABLE_RECHECK_MS);
+    return () => clearTimeout(timer);
+  },
+  openLog,
+};
