@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevError, ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 
