@@ -3,8 +3,9 @@
 
 import type { HostRuntime } from "./types.ts";
 
-/** The current runtime's primitives (Node's fs/net serve Deno and Bun too until their own land). */
+/** The current runtime's primitives. */
 export async function detectRuntime(): Promise<HostRuntime> {
-  const { nodeRuntime } = await import("./node.ts");
-  return nodeRuntime;
+  if ("Deno" in globalThis) return (await import("./deno.ts")).denoRuntime;
+  if ("Bun" in globalThis) return (await import("./bun.ts")).bunRuntime;
+  return (await import("./node.ts")).nodeRuntime;
 }

@@ -1,0 +1,9 @@
+// Bun's host primitives. Bun runs Node's fs/net APIs, so only what differs is overridden here.
+
+import { nodeRuntime } from "./node.ts";
+import type { HostRuntime } from "./types.ts";
+
+export const bunRuntime: HostRuntime = {
+  ...nodeRuntime,
+  name: "bun",
+};
