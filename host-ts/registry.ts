@@ -35,6 +35,11 @@ export interface RegistryOptions {
   qemuCompat?: boolean;
   /** Host primitives; detected from the running runtime when omitted. */
   runtime?: HostRuntime;
+  /**
+   * Called when a user types a mux's exit command (`C-a x`). QEMU exits; a library only asks.
+   * @default does nothing
+   */
+  onExitRequest?: () => void;
 }
 
 export type RingbufFormat = "utf8" | "base64";
@@ -94,15 +99,15 @@ export class ChardevRegistry {
   readonly #drivers = new Map<string, ChardevDriver>();
   readonly #context: ChardevContext;
 
-  private constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean) {
+  private constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void) {
     for (const driver of BUILTIN_DRIVERS) this.registerDriver(driver);
-    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id) };
+    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest };
   }
 
   /** Loads the WASM core and the runtime's primitives. */
   static async create(options: RegistryOptions = {}): Promise<ChardevRegistry> {
     const [core, runtime] = await Promise.all([Core.load(), options.runtime ?? detectRuntime()]);
-    return new ChardevRegistry(core, runtime, options.qemuCompat ?? true);
+    return new ChardevRegistry(core, runtime, options.qemuCompat ?? true, options.onExitRequest ?? (() => {}));
   }
 
   /** Adds a backend kind (its `type` and aliases become valid in `add`). */

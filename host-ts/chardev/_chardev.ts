@@ -25,6 +25,8 @@ export interface ChardevContext {
   readonly qemuCompat: boolean;
   /** Another chardev by id, for the stacking kinds (hub, mux). */
   find(id: string): Chardev | undefined;
+  /** A user typed the mux's exit command (QEMU exits the emulator). */
+  requestExit(): void;
 }
 
 /** Options every backend takes (QEMU's ChardevCommon). */
