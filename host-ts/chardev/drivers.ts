@@ -7,5 +7,6 @@ import { muxDriver } from "./mux.ts";
 import { nullDriver } from "./null.ts";
 import { pipeDriver } from "./pipe.ts";
 import { ringbufDriver } from "./ringbuf.ts";
+import { stdioDriver } from "./stdio.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver];

@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { negativeErrno } from "../errno.ts";
+import { nodeStdio } from "./node_stdio.ts";
 import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink } from "./types.ts";
 
 const OPEN_FLAGS: Record<FileOpenMode, number> = {
@@ -80,4 +81,5 @@ export const nodeRuntime: HostRuntime = {
     return () => clearTimeout(timer);
   },
   openLog,
+  stdio: nodeStdio,
 };

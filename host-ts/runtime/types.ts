@@ -22,6 +22,20 @@ export interface InputHandlers {
 
 export type FileOpenMode = "write" | "append" | "read" | "readwrite-nonblocking";
 
+/** The process's own stdin/stdout, for the `stdio` chardev. */
+export interface StdioPrimitives {
+  readonly isTerminal: boolean;
+  /** Raw mode on a terminal stdin (no echo, no line editing, no signal keys). */
+  setRaw(raw: boolean): void;
+  readInput(handlers: InputHandlers): InputSource;
+  /** Bytes taken, or -EAGAIN while too much output is queued. */
+  write(data: Uint8Array): number;
+  /** Calls `callback` once queued output has drained; returns a cancel function. */
+  onDrain(callback: () => void): () => void;
+  /** Delivers the interrupt signal to this process, as the terminal's Ctrl-C would. */
+  interrupt(): void;
+}
+
 export interface HostRuntime {
   /** "node", "deno", "bun" or "web". */
   readonly name: string;
@@ -36,4 +50,6 @@ export interface HostRuntime {
   watchWritable(fd: number, callback: () => void): () => void;
   /** A synchronous appending (or truncating) log file. */
   openLog(path: string, append: boolean): LogSink;
+  /** The process's terminal; absent where there is none (edge runtimes). */
+  stdio?: StdioPrimitives;
 }
