@@ -26,7 +26,9 @@ export const HUB_HEADER_SIZE: usize = 32;
 // Backend slot offsets.
 const WRITTEN: usize = 0; // u64: bytes of the frontend stream this backend took
 const OPEN: usize = 8; // u32: 1 while the backend is open (QEMU's be_open)
-export const BACKEND_SLOT_SIZE: usize = 16;
+const STALLS: usize = 12; // u32: writes it refused with EAGAIN
+const DELIVERED: usize = 16; // u64: bytes it actually took (catch-up skips are not counted)
+export const BACKEND_SLOT_SIZE: usize = 32;
 
 /**
  * Writes `len` bytes at `data` to backend `index` of `hub`: returns the bytes taken, or a
@@ -71,8 +73,8 @@ export function hubAddBackend(hub: usize): u32 {
     store<u32>(hub + BACKEND_CAPACITY, capacity);
   }
   const s = slot(hub, index);
+  memory.fill(s, 0, BACKEND_SLOT_SIZE);
   store<u64>(s + WRITTEN, load<u64>(hub + MIN_WRITTEN));
-  store<u32>(s + OPEN, 0);
   store<u32>(hub + BACKEND_COUNT, index + 1);
   return index;
 }
@@ -97,11 +99,15 @@ export function hubWrite(hub: usize, data: usize, len: i32): i32 {
     }
     const result = backendWrite(hub, i, data, <u32>len);
     if (result < 0) {
-      if (result == -EAGAIN) store<i32>(hub + BLOCKED_BACKEND, <i32>i);
+      if (result == -EAGAIN) {
+        store<i32>(hub + BLOCKED_BACKEND, <i32>i);
+        store<u32>(slot(hub, i) + STALLS, load<u32>(slot(hub, i) + STALLS) + 1);
+      }
       return result;
     }
     const s = slot(hub, i);
     store<u64>(s + WRITTEN, load<u64>(s + WRITTEN) + <u64>result);
+    store<u64>(s + DELIVERED, load<u64>(s + DELIVERED) + <u64>result);
     if (result < accepted) accepted = result;
   }
   store<u64>(hub + MIN_WRITTEN, load<u64>(hub + MIN_WRITTEN) + <u64>accepted);
@@ -151,6 +157,14 @@ export function hubMinWritten(hub: usize): u64 {
 
 export function hubBackendWritten(hub: usize, index: u32): u64 {
   return load<u64>(slot(hub, index) + WRITTEN);
+}
+
+export function hubBackendDelivered(hub: usize, index: u32): u64 {
+  return load<u64>(slot(hub, index) + DELIVERED);
+}
+
+export function hubBackendStalls(hub: usize, index: u32): u32 {
+  return load<u32>(slot(hub, index) + STALLS);
 }
 
 export function hubBackendOpen(hub: usize, index: u32): u32 {

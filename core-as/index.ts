@@ -8,16 +8,31 @@
 //
 // Linear memory (addresses are u32; all objects come from the TLSF heap):
 //
-//   hub (HUB_HEADER_SIZE = 32)               backend slot (BACKEND_SLOT_SIZE = 16), x capacity
+//   hub (HUB_HEADER_SIZE = 32)               backend slot (BACKEND_SLOT_SIZE = 32), x capacity
 //   +0  u64 minWritten                       +0  u64 written
 //   +8  u32 backendCount                     +8  u32 open (QEMU's be_open)
-//   +12 u32 backendCapacity                  +12 u32 reserved
+//   +12 u32 backendCapacity                  +12 u32 stalls (EAGAIN count)
+//                                            +16 u64 delivered (bytes it took)
 //   +16 u32 openedEvents
 //   +20 i32 blockedBackend (-1: none)
 //   +24 usize backends -> slot array
 //
 //   ringbuf (RINGBUF_HEADER_SIZE = 24, then `size` bytes of data)
 //   +0  u64 produced   +8 u64 consumed   +16 u32 size (power of two)   +24 data...
+//
+//   broadcast ring (BC_HEADER_SIZE = 40)     reader slot (BC_SLOT_SIZE = 48), x capacity
+//   +0  u64 head (bytes ever written)        +0  u64 cursor (next position it gets)
+//   +8  u64 tail (cached; oldest still       +8  u64 delivered
+//           needed by a blocking reader)     +16 u64 dropped (sum of its gaps)
+//   +16 u32 size (power of two)              +24 u64 lagLimit (drop readers)
+//   +20 u32 slotCount                        +32 u32 flags (1 attached, 2 open, 4 blocked)
+//   +24 u32 capacity                         +36 u32 policy (0 block, 1 drop, 2 evict)
+//   +28 u32 blockingReaders                  +40 u32 stalls
+//   +32 usize slots   +36 usize data         +44 u32 replay (history on open)
+//
+//   The ring's readers are written through the same `backendWrite` import, with the ring's
+//   address as `hub`; a reader that skips ahead is reported through
+//   backendGap(hub: usize, index: u32, bytes: f64).
 //
 //   scratch: two host-owned staging buffers (slot 0: frontend writes, slot 1: everything
 //   else), grown on demand; any grow may move them, so the host re-asks after each call.
@@ -34,8 +49,30 @@ export {
   hubMinWritten,
   hubBackendWritten,
   hubBackendOpen,
+  hubBackendDelivered,
+  hubBackendStalls,
 } from "./hub";
 export { ringbufNew, ringbufFree, ringbufWrite, ringbufCount, ringbufRead } from "./ring";
+export {
+  bcastNew,
+  bcastFree,
+  bcastAddBackend,
+  bcastRemoveBackend,
+  bcastSetOpen,
+  bcastUnblock,
+  bcastWritable,
+  bcastWrite,
+  bcastDrainBackend,
+  bcastDrain,
+  bcastSafeBoundary,
+  bcastHead,
+  bcastTail,
+  bcastCursor,
+  bcastDelivered,
+  bcastDropped,
+  bcastStalls,
+  bcastBlocked,
+} from "./ring";
 
 const SCRATCH_SLOTS: i32 = 2;
 const scratchPointers = new StaticArray<usize>(SCRATCH_SLOTS);

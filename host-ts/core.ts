@@ -6,6 +6,12 @@ import { CORE_WASM_BASE64 } from "./_core_wasm.ts";
 
 /** Writes `len` bytes at `data` (an address in core memory) to backend `index` of `hub`. */
 export type BackendWriteHook = (hub: number, index: number, data: Uint8Array) => number;
+/** Backend `index` of broadcast ring `ring` skipped `bytes` bytes it was too slow for. */
+export type BackendGapHook = (ring: number, index: number, bytes: number) => void;
+
+/** Reader policies of the broadcast ring (core-as/ring.ts POLICY_*). */
+export const RingPolicy = { block: 0, drop: 1, evict: 2 } as const;
+export type RingPolicy = keyof typeof RingPolicy;
 
 interface CoreExports {
   memory: WebAssembly.Memory;
@@ -33,6 +39,42 @@ interface CoreExports {
   hubBackendWritten(hub: number, index: number): bigint;
   /** hubBackendOpen(hub: usize, index: u32): u32 */
   hubBackendOpen(hub: number, index: number): number;
+  /** hubBackendDelivered(hub: usize, index: u32): u64 */
+  hubBackendDelivered(hub: number, index: number): bigint;
+  /** hubBackendStalls(hub: usize, index: u32): u32 */
+  hubBackendStalls(hub: number, index: number): number;
+  /** bcastNew(size: u32): usize */
+  bcastNew(size: number): number;
+  /** bcastFree(ring: usize): void */
+  bcastFree(ring: number): void;
+  /** bcastAddBackend(ring: usize, policy: u32, lagLimit: u64, replay: u32): u32 */
+  bcastAddBackend(ring: number, policy: number, lagLimit: bigint, replay: number): number;
+  /** bcastRemoveBackend(ring: usize, index: u32): void */
+  bcastRemoveBackend(ring: number, index: number): void;
+  /** bcastSetOpen(ring: usize, index: u32, open: u32): void */
+  bcastSetOpen(ring: number, index: number, open: number): void;
+  /** bcastUnblock(ring: usize, index: u32): void */
+  bcastUnblock(ring: number, index: number): void;
+  /** bcastWritable(ring: usize): u32 */
+  bcastWritable(ring: number): number;
+  /** bcastWrite(ring: usize, data: usize, len: u32): u32 */
+  bcastWrite(ring: number, data: number, len: number): number;
+  /** bcastDrainBackend(ring: usize, index: u32): i32 */
+  bcastDrainBackend(ring: number, index: number): number;
+  /** bcastDrain(ring: usize): u32 */
+  bcastDrain(ring: number): number;
+  /** bcastHead(ring: usize): u64 */
+  bcastHead(ring: number): bigint;
+  /** bcastCursor(ring: usize, index: u32): u64 */
+  bcastCursor(ring: number, index: number): bigint;
+  /** bcastDelivered(ring: usize, index: u32): u64 */
+  bcastDelivered(ring: number, index: number): bigint;
+  /** bcastDropped(ring: usize, index: u32): u64 */
+  bcastDropped(ring: number, index: number): bigint;
+  /** bcastStalls(ring: usize, index: u32): u32 */
+  bcastStalls(ring: number, index: number): number;
+  /** bcastBlocked(ring: usize, index: u32): u32 */
+  bcastBlocked(ring: number, index: number): number;
   /** ringbufNew(size: u32): usize */
   ringbufNew(size: number): number;
   /** ringbufFree(ring: usize): void */
@@ -76,6 +118,8 @@ let compiled: Promise<WebAssembly.Module> | undefined;
 export class Core {
   /** Called by the core's write-to-all loop for each backend it writes. */
   onBackendWrite: BackendWriteHook = () => -5; // EIO until a registry installs itself
+  /** Called when a `drop` reader of a broadcast ring skips ahead. */
+  onBackendGap: BackendGapHook = () => {};
   readonly #exports: CoreExports;
 
   private constructor(instance: WebAssembly.Instance) {
@@ -96,6 +140,9 @@ export class Core {
       host: {
         backendWrite(hub: number, index: number, data: number, len: number): number {
           return core!.onBackendWrite(hub, index, core!.view(data, len));
+        },
+        backendGap(ring: number, index: number, bytes: number): void {
+          core!.onBackendGap(ring, index, bytes);
         },
       },
     };
@@ -151,6 +198,69 @@ export class Core {
   }
   hubBackendOpen(hub: number, index: number): boolean {
     return this.#exports.hubBackendOpen(hub, index) !== 0;
+  }
+
+  hubBackendDelivered(hub: number, index: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.hubBackendDelivered(hub, index)));
+  }
+  hubBackendStalls(hub: number, index: number): number {
+    return this.#exports.hubBackendStalls(hub, index);
+  }
+
+  // ---- broadcast ring (core-as/ring.ts) ----
+
+  bcastNew(size: number): number {
+    return this.#exports.bcastNew(size);
+  }
+  bcastFree(ring: number): void {
+    this.#exports.bcastFree(ring);
+  }
+  /** Adds a closed reader; returns its index. `lagLimit` only matters for `drop`. */
+  bcastAddBackend(ring: number, policy: RingPolicy, lagLimit: number, replay: number): number {
+    return this.#exports.bcastAddBackend(ring, RingPolicy[policy], BigInt(lagLimit), replay);
+  }
+  bcastRemoveBackend(ring: number, index: number): void {
+    this.#exports.bcastRemoveBackend(ring, index);
+  }
+  bcastSetOpen(ring: number, index: number, open: boolean): void {
+    this.#exports.bcastSetOpen(ring, index, open ? 1 : 0);
+  }
+  bcastUnblock(ring: number, index: number): void {
+    this.#exports.bcastUnblock(ring, index);
+  }
+  /** Bytes the writer may write now. */
+  bcastWritable(ring: number): number {
+    return this.#exports.bcastWritable(ring);
+  }
+  /** Copies what fits of `data` into the ring; returns that count. */
+  bcastWrite(ring: number, data: Uint8Array): number {
+    return this.#exports.bcastWrite(ring, this.#stage(data, SCRATCH_FRONTEND), data.length);
+  }
+  /** Serves one reader: 0 caught up, 1 blocked, or a negative errno. */
+  bcastDrainBackend(ring: number, index: number): number {
+    return this.#exports.bcastDrainBackend(ring, index);
+  }
+  /** Serves every reader; returns how many are blocked. */
+  bcastDrain(ring: number): number {
+    return this.#exports.bcastDrain(ring);
+  }
+  bcastHead(ring: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.bcastHead(ring)));
+  }
+  bcastCursor(ring: number, index: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.bcastCursor(ring, index)));
+  }
+  bcastDelivered(ring: number, index: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.bcastDelivered(ring, index)));
+  }
+  bcastDropped(ring: number, index: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.bcastDropped(ring, index)));
+  }
+  bcastStalls(ring: number, index: number): number {
+    return this.#exports.bcastStalls(ring, index);
+  }
+  bcastBlocked(ring: number, index: number): boolean {
+    return this.#exports.bcastBlocked(ring, index) !== 0;
   }
 
   ringbufNew(size: number): number {
