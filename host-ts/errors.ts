@@ -14,6 +14,7 @@ export type ChardevErrorCode =
   | "HUB_NO_CHARDEVS"
   | "HUB_STACKING"
   | "HUB_TOO_MANY"
+  | "HUB_CYCLE"
   | "NOT_RINGBUF"
   | "OPEN_FAILED"
   | "UNSUPPORTED";

@@ -35,8 +35,12 @@ export interface CommonOptions {
   logappend?: boolean;
 }
 
-/** QAPI member types a backend's `data` may hold; the registry checks them before `open`. */
-export type FieldType = "string" | "bool" | "integer" | "stringList";
+/**
+ * QAPI member types a backend's `data` may hold; the registry checks them before `open`.
+ * For `object` (a nested struct or union, e.g. the socket's `addr`) the registry checks only
+ * that it is an object; the backend checks its members.
+ */
+export type FieldType = "string" | "bool" | "integer" | "stringList" | "object";
 
 /** A backend's QAPI `data`, already checked against its `fields`. */
 export type BackendData = Record<string, unknown>;
@@ -95,6 +99,11 @@ export abstract class Chardev {
    */
   addWatch(_callback: () => void): (() => void) | null {
     return null;
+  }
+
+  /** The chardevs this one stands on (a hub's backends, a mux's base): for cycle checks. */
+  get children(): Chardev[] {
+    return [];
   }
 
   /** Held by a frontend (or stacked under a hub or mux), so `chardev-remove` must refuse. */

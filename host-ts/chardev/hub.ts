@@ -1,14 +1,100 @@
-// `hub`: one frontend, many backends (QEMU 10.0's char-hub). Output goes to every open
-// backend through the WASM core's write-to-all loop; input from any backend reaches the
-// frontend; the frontend sees the first OPENED and the last CLOSED.
+// `hub`: one frontend, many backends (QEMU 10.0's char-hub), and what we add beyond it.
+//
+// With `ring=0` (the default) output goes to every open backend through the WASM core's
+// write-to-all loop, exactly as QEMU: the slowest backend sets the pace. With `ring=BYTES` the
+// frontend's bytes are copied once into the core's broadcast ring and every backend drains
+// from it at its own pace under its policy (block, drop, evict). Input from any backend
+// reaches the frontend; which OPENED/CLOSED the frontend sees is the open policy's call.
 
-import type { Core } from "../core.ts";
+import type { Core, RingPolicy } from "../core.ts";
 import { ChardevError } from "../errors.ts";
+import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { listOption, QEMU_MAX_HUB } from "../options.ts";
+import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
 
-/** Hubs by core address, per core: the core names a hub by its address when it writes. */
+registerOptionKeys("ring", "open", "primary", "input", "input-idle-ms", "policy.N", "lag-limit.N", "stall-ms.N", "replay.N", "mode.N");
+
+/** How a backend of a ring hub is treated when it cannot keep up. */
+export type HubPolicy = RingPolicy;
+/** When the frontend sees OPENED and CLOSED. */
+export type HubOpenPolicy = "any" | "all" | "always" | "primary";
+
+/** Per-backend options (`policy.N=...` in option strings). */
+export interface HubBackendOptions {
+  /**
+   * `block` holds the writer back (QEMU); `drop` skips ahead and reports a gap; `evict`
+   * blocks, then is detached once stalled for `stallMs`. Only a ring hub has a choice.
+   * @default "block"
+   */
+  policy?: HubPolicy;
+  /** A `drop` backend further behind than this skips ahead. @default the ring size */
+  lagLimit?: number;
+  /** An `evict` backend stalled this long is detached. @default 5000 */
+  stallMs?: number;
+  /** Bytes of recent output a ring hub replays when the backend opens. @default 0 */
+  replay?: number;
+  /** `ro` discards (and counts) the backend's input. @default "rw" */
+  mode?: "rw" | "ro";
+}
+
+/** Hub-wide options. */
+export interface HubOptions {
+  /** Broadcast ring size, a power of two; 0 is QEMU's unbuffered hub. @default 0 */
+  ring?: number;
+  /** @default "any" (QEMU: first OPENED, last CLOSED) */
+  open?: HubOpenPolicy;
+  /** The backend whose state the frontend follows with `open: "primary"`. */
+  primary?: string;
+  /** `exclusive` lets one backend type at a time. @default "shared" */
+  input?: "shared" | "exclusive";
+  /** With `input: "exclusive"`, the typist keeps the floor until this long idle. @default 1000 */
+  inputIdleMs?: number;
+}
+
+/** Counters of one backend (API, `query-chardev`, QMP). */
+export interface HubBackendStats {
+  id: string;
+  open: boolean;
+  policy: HubPolicy;
+  mode: "rw" | "ro";
+  bytesIn: number;
+  bytesOut: number;
+  bytesDropped: number;
+  inputDiscarded: number;
+  /** Bytes written by the frontend that this backend has not taken yet. */
+  lag: number;
+  stalls: number;
+}
+
+/** What happens on a hub, for `hub.onEvent` and `for await (const ev of hub.events())`. */
+export type HubEvent =
+  | { type: "gap"; backend: string; bytes: number }
+  | { type: "evict"; backend: string; reason: string }
+  | { type: "open" | "close" | "attach" | "detach"; backend: string };
+
+const DEFAULT_STALL_MS = 5000;
+const DEFAULT_INPUT_IDLE_MS = 1000;
+/** Input kept for a frontend that cannot take it yet, beyond which backends are paused. */
+const INPUT_QUEUE_LIMIT = 64 * 1024;
+/** A backend with no watch of its own is retried after this long. */
+const RETRY_WITHOUT_WATCH_MS = 5;
+
+interface Entry {
+  readonly chardev: Chardev;
+  readonly slot: number;
+  readonly user: ChardevUser;
+  readonly policy: HubPolicy;
+  readonly stallMs: number;
+  readonly mode: "rw" | "ro";
+  open: boolean;
+  bytesIn: number;
+  inputDiscarded: number;
+  cancelWatch: (() => void) | null;
+  evictTimer: ReturnType<typeof setTimeout> | null;
+}
+
+/** Hubs by their core address, per core: the core names the hub when it writes a backend. */
 const hubsByCore = new WeakMap<Core, Map<number, HubChardev>>();
 
 function hubsOf(core: Core): Map<number, HubChardev> {
@@ -17,27 +103,66 @@ function hubsOf(core: Core): Map<number, HubChardev> {
     const known = new Map<number, HubChardev>();
     hubs = known;
     hubsByCore.set(core, known);
-    core.onBackendWrite = (hub, index, data) => known.get(hub)!.backends[index].write(data);
+    core.onBackendWrite = (hub, index, data) => known.get(hub)!.writeBackend(index, data);
+    core.onBackendGap = (ring, index, bytes) => known.get(ring)!.reportGap(index, bytes);
   }
   return hubs;
 }
 
-/** Kinds a hub refuses to stack on in QEMU. */
+/** Kinds QEMU refuses to stack under a hub. */
 export function isStackingKind(chardev: Chardev): boolean {
   return chardev.kind === "hub" || chardev.kind === "mux";
 }
 
+/** Whether `from` is `target` or stands (through hubs and muxes) on it. */
+function reaches(from: Chardev, target: Chardev): boolean {
+  if (from === target) return true;
+  return from.children.some((child) => reaches(child, target));
+}
+
+function isPowerOfTwo(value: number): boolean {
+  return Number.isSafeInteger(value) && value > 0 && (value & (value - 1)) === 0;
+}
+
 export class HubChardev extends Chardev {
   readonly kind = "hub";
-  /** Backends in `chardevs.N` order; the index is the core's backend index. */
-  readonly backends: Chardev[] = [];
+  readonly options: Required<Omit<HubOptions, "primary">> & { primary?: string };
+  /** Core address: the QEMU hub's books, or the broadcast ring. */
   readonly #handle: number;
-  readonly #backendUsers: ChardevUser[] = [];
+  readonly #entries = new Map<number, Entry>();
+  readonly #listeners = new Set<(event: HubEvent) => void>();
+  #evictions = 0;
+  #drainScheduled = false;
+  #blockedNow: Entry[] = [];
+  readonly #writerWatches = new Set<() => void>();
+  readonly #inputQueue: Uint8Array[] = [];
+  #inputQueued = 0;
+  #typist: Entry | null = null;
+  #typistTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(id: string, context: ChardevContext) {
+  constructor(id: string, context: ChardevContext, options: HubOptions = {}) {
     super(id, context);
-    this.#handle = context.core.hubNew(QEMU_MAX_HUB);
-    hubsOf(context.core).set(this.#handle, this);
+    this.options = {
+      ring: options.ring ?? 0,
+      open: options.open ?? (options.primary ? "primary" : "any"),
+      primary: options.primary,
+      input: options.input ?? "shared",
+      inputIdleMs: options.inputIdleMs ?? DEFAULT_INPUT_IDLE_MS,
+    };
+    const core = context.core;
+    this.#handle = this.isRing ? core.bcastNew(this.options.ring) : core.hubNew(QEMU_MAX_HUB);
+    hubsOf(core).set(this.#handle, this);
+    if (this.options.open === "always") this.beOpen = true;
+  }
+
+  /** True when output goes through the broadcast ring rather than QEMU's write-to-all loop. */
+  get isRing(): boolean {
+    return this.options.ring > 0;
+  }
+
+  /** QEMU's own event counting decides what the frontend sees (ring=0, open=any). */
+  get #countsEvents(): boolean {
+    return !this.isRing && this.options.open === "any";
   }
 
   /** Core address of this hub's books (for stats and tests). */
@@ -45,27 +170,92 @@ export class HubChardev extends Chardev {
     return this.#handle;
   }
 
+  /** Backends in attach order. */
+  get backends(): Chardev[] {
+    return [...this.#entries.values()].map((entry) => entry.chardev);
+  }
+
+  override get children(): Chardev[] {
+    return this.backends;
+  }
+
+  /** Hot-plugged and configured backends evicted so far. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
   /**
-   * Takes `chardev` as backend number `backends.length`. The backend's events are booked by
-   * the core; only those the core passes reach the frontend.
+   * Takes `chardev` as a backend. The QEMU rules apply in `qemuCompat` mode (at most 4, no hub
+   * or mux under a hub); otherwise any chardev that does not make a cycle.
    */
-  attachBackend(chardev: Chardev): void {
-    if (this.context.qemuCompat && this.backends.length >= QEMU_MAX_HUB) {
+  attachBackend(chardev: Chardev, options: HubBackendOptions = {}): void {
+    const compat = this.context.qemuCompat;
+    if (compat && isStackingKind(chardev)) {
+      throw new ChardevError(
+        "HUB_STACKING",
+        `hub: multiplexers and hub devices can't be stacked, check chardev '${chardev.id}', chardev should not be a hub device or have 'mux=on' enabled`,
+      );
+    }
+    if (compat && this.#entries.size >= QEMU_MAX_HUB) {
       throw new ChardevError("HUB_TOO_MANY", `hub: too many uses of chardevs '${this.id}' (maximum is ${QEMU_MAX_HUB})`);
     }
-    if (chardev.isBusy()) throw new ChardevError("IN_USE", `chardev '${chardev.id}' is already in use`);
+    if (reaches(chardev, this)) {
+      throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
+    }
+    const policy = options.policy ?? "block";
+    if (policy !== "block" && !this.isRing) {
+      throw new ChardevError("INVALID_VALUE", `hub: policy '${policy}' of chardev '${chardev.id}' needs a ring (ring=BYTES)`);
+    }
     const core = this.context.core;
-    const index = core.hubAddBackend(this.#handle);
-    const user: ChardevUser = {
-      canRead: () => this.canReceive(),
-      read: (data) => this.receive(data),
-      event: (event) => {
-        if (core.hubEvent(this.#handle, index, event)) this.emitEvent(event);
+    const slot = this.isRing
+      ? core.bcastAddBackend(this.#handle, policy, options.lagLimit ?? this.options.ring, options.replay ?? 0)
+      : core.hubAddBackend(this.#handle);
+    const entry: Entry = {
+      chardev,
+      slot,
+      policy,
+      stallMs: options.stallMs ?? DEFAULT_STALL_MS,
+      mode: options.mode ?? "rw",
+      open: false,
+      bytesIn: 0,
+      inputDiscarded: 0,
+      cancelWatch: null,
+      evictTimer: null,
+      user: {
+        canRead: () => this.#roomFor(entry),
+        read: (data) => this.#input(entry, data),
+        event: (event) => this.#backendEvent(entry, event),
       },
     };
-    this.backends.push(chardev);
-    this.#backendUsers.push(user);
-    chardev.attachUser(user); // books OPENED at once if the backend is already open
+    this.#entries.set(slot, entry);
+    try {
+      chardev.attachUser(entry.user); // an open backend reports OPENED from inside
+    } catch (error) {
+      this.#entries.delete(slot);
+      if (this.isRing) core.bcastRemoveBackend(this.#handle, slot);
+      throw error;
+    }
+    this.#emit({ type: "attach", backend: chardev.id });
+  }
+
+  /** Hot-unplug: lets go of backend `id`; it behaves as if it closed. */
+  detachBackend(id: string): void {
+    const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
+    if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
+    this.#release(entry);
+    if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
+    this.#entries.delete(entry.slot);
+    if (this.isRing) this.context.core.bcastRemoveBackend(this.#handle, entry.slot);
+    if (this.#typist === entry) this.#typist = null;
+    this.#emit({ type: "detach", backend: id });
+  }
+
+  #release(entry: Entry): void {
+    entry.chardev.detachUser(entry.user);
+    entry.cancelWatch?.();
+    entry.cancelWatch = null;
+    if (entry.evictTimer) clearTimeout(entry.evictTimer);
+    entry.evictTimer = null;
   }
 
   override attachUser(user: ChardevUser): void {
@@ -73,52 +263,360 @@ export class HubChardev extends Chardev {
     super.attachUser(user);
   }
 
+  // ---- output ----
+
   protected writeOut(data: Uint8Array): number {
-    return this.context.core.hubWrite(this.#handle, data);
+    const core = this.context.core;
+    if (!this.isRing) return core.hubWrite(this.#handle, data);
+    const taken = core.bcastWrite(this.#handle, data);
+    if (taken === 0 && data.length > 0) return -ERRNO.EAGAIN;
+    this.#scheduleDrain();
+    return taken;
+  }
+
+  /** The core writes backend `slot` through here; a refusal is remembered for its watch. */
+  writeBackend(slot: number, data: Uint8Array): number {
+    const entry = this.#entries.get(slot);
+    if (!entry) return data.length; // detached during this write: nothing owed to it
+    const result = entry.chardev.write(data);
+    if (!this.isRing) return result;
+    if (result > 0 && entry.evictTimer) {
+      clearTimeout(entry.evictTimer);
+      entry.evictTimer = null;
+    }
+    if (result < data.length) this.#blockedNow.push(entry);
+    return result;
+  }
+
+  /** The core skipped `bytes` for a `drop` backend that fell behind. */
+  reportGap(slot: number, bytes: number): void {
+    const entry = this.#entries.get(slot);
+    if (entry) this.#emit({ type: "gap", backend: entry.chardev.id, bytes });
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    // Coalesce: every write of this turn reaches each backend as one large slice.
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Serves every backend of a ring hub now, instead of at the end of this turn. */
+  flush(): void {
+    this.#drainScheduled = false;
+    if (!this.isRing) return;
+    this.context.core.bcastDrain(this.#handle);
+    const blocked = this.#blockedNow;
+    this.#blockedNow = [];
+    for (const entry of blocked) this.#waitForBackend(entry);
+    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#handle) > 0) {
+      const watches = [...this.#writerWatches];
+      this.#writerWatches.clear();
+      for (const watch of watches) watch();
+    }
+  }
+
+  #waitForBackend(entry: Entry): void {
+    if (!this.#entries.has(entry.slot) || entry.cancelWatch) return;
+    const wake = () => {
+      entry.cancelWatch = null;
+      this.context.core.bcastUnblock(this.#handle, entry.slot);
+      this.#scheduleDrain();
+    };
+    const cancel = entry.chardev.addWatch(wake);
+    if (cancel) entry.cancelWatch = cancel;
+    else {
+      const timer = setTimeout(wake, RETRY_WITHOUT_WATCH_MS);
+      entry.cancelWatch = () => clearTimeout(timer);
+    }
+    if (entry.policy === "evict" && !entry.evictTimer) {
+      entry.evictTimer = setTimeout(() => this.#evict(entry), entry.stallMs);
+    }
+  }
+
+  #evict(entry: Entry): void {
+    entry.evictTimer = null;
+    if (!this.#entries.has(entry.slot)) return;
+    this.#evictions++;
+    this.detachBackend(entry.chardev.id);
+    this.#emit({ type: "evict", backend: entry.chardev.id, reason: `stalled for more than ${entry.stallMs} ms` });
   }
 
   /** QEMU returns no watch when no backend is blocked; else the blocked backend's. */
   override addWatch(callback: () => void): (() => void) | null {
-    const blocked = this.context.core.hubBlockedBackend(this.#handle);
+    const core = this.context.core;
+    if (this.isRing) {
+      if (core.bcastWritable(this.#handle) > 0) return null;
+      this.#writerWatches.add(callback);
+      return () => this.#writerWatches.delete(callback);
+    }
+    const blocked = core.hubBlockedBackend(this.#handle);
     if (blocked < 0) return null;
-    return this.backends[blocked].addWatch(callback);
+    return this.#entries.get(blocked)?.chardev.addWatch(callback) ?? null;
+  }
+
+  // ---- input ----
+
+  /**
+   * QEMU mode hands input straight over; otherwise input waits in one queue so a chunk from
+   * one backend is never interleaved with another's.
+   */
+  #roomFor(entry: Entry): number {
+    if (entry.mode === "ro") return INPUT_QUEUE_LIMIT; // read and discarded
+    if (this.context.qemuCompat) return this.canReceive();
+    return Math.max(0, INPUT_QUEUE_LIMIT - this.#inputQueued);
+  }
+
+  #input(entry: Entry, data: Uint8Array): void {
+    entry.bytesIn += data.length;
+    if (entry.mode === "ro" || !this.#mayType(entry)) {
+      entry.inputDiscarded += data.length;
+      return;
+    }
+    if (this.context.qemuCompat) {
+      this.receive(data);
+      return;
+    }
+    this.#inputQueue.push(data.slice());
+    this.#inputQueued += data.length;
+    this.#pumpInput();
+  }
+
+  /** With `input=exclusive`, the first to type holds the floor until idle, closed or detached. */
+  #mayType(entry: Entry): boolean {
+    if (this.options.input !== "exclusive") return true;
+    if (this.#typist && this.#typist !== entry) return false;
+    this.#typist = entry;
+    if (this.#typistTimer) clearTimeout(this.#typistTimer);
+    this.#typistTimer = setTimeout(() => {
+      this.#typist = null;
+      this.#typistTimer = null;
+    }, this.options.inputIdleMs);
+    return true;
+  }
+
+  #pumpInput(): void {
+    while (this.#inputQueue.length > 0 && this.user) {
+      const room = this.user.canRead();
+      if (room <= 0) return;
+      const head = this.#inputQueue[0];
+      const piece = head.length <= room ? head : head.subarray(0, room);
+      if (piece === head) this.#inputQueue.shift();
+      else this.#inputQueue[0] = head.subarray(room);
+      this.#inputQueued -= piece.length;
+      this.user.read(piece);
+    }
   }
 
   override flushInput(): void {
-    for (const backend of this.backends) backend.flushInput();
+    this.#pumpInput();
+    for (const entry of this.#entries.values()) entry.chardev.flushInput();
+  }
+
+  // ---- events ----
+
+  #backendEvent(entry: Entry, event: ChrEvent): void {
+    if (event !== ChrEvent.OPENED && event !== ChrEvent.CLOSED) {
+      this.emitEvent(event);
+      return;
+    }
+    const opened = event === ChrEvent.OPENED;
+    entry.open = opened;
+    const core = this.context.core;
+    if (this.isRing) {
+      core.bcastSetOpen(this.#handle, entry.slot, opened);
+      if (opened) this.#scheduleDrain(); // replay, if it asked for history
+      else if (this.#typist === entry) this.#typist = null;
+    }
+    if (this.#countsEvents) {
+      if (core.hubEvent(this.#handle, entry.slot, event)) this.emitEvent(event);
+    } else {
+      if (!this.isRing) core.hubEvent(this.#handle, entry.slot, event); // catch-up on reopen
+      this.#followOpenPolicy();
+    }
+    this.#emit({ type: opened ? "open" : "close", backend: entry.chardev.id });
+  }
+
+  /** Derives the frontend's open state from the backends' under `open=all|always|primary`. */
+  #followOpenPolicy(): void {
+    const entries = [...this.#entries.values()];
+    let open: boolean;
+    switch (this.options.open) {
+      case "always":
+        open = true;
+        break;
+      case "all":
+        open = entries.length > 0 && entries.every((entry) => entry.open);
+        break;
+      case "primary":
+        open = entries.some((entry) => entry.chardev.id === this.options.primary && entry.open);
+        break;
+      default:
+        open = entries.some((entry) => entry.open);
+    }
+    if (open !== this.beOpen) this.emitEvent(open ? ChrEvent.OPENED : ChrEvent.CLOSED);
+  }
+
+  /** Calls `listener` for every hub event; returns the function that stops it. */
+  onEvent(listener: (event: HubEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: HubEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  /**
+   * Hub events as an async iterable; stop with `signal` or by breaking out of the loop.
+   *
+   * @example
+   * ```ts
+   * for await (const event of hub.events()) if (event.type === "gap") console.log(event.backend, event.bytes);
+   * ```
+   */
+  async *events(signal?: AbortSignal): AsyncGenerator<HubEvent> {
+    const queue: HubEvent[] = [];
+    let wake: (() => void) | null = null;
+    const stop = this.onEvent((event) => {
+      queue.push(event);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      while (!signal?.aborted) {
+        if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+        while (queue.length > 0) yield queue.shift()!;
+      }
+    } finally {
+      stop();
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Counters of every backend, in attach order. */
+  stats(): HubBackendStats[] {
+    const core = this.context.core;
+    return [...this.#entries.values()].map((entry) => {
+      const ring = this.isRing;
+      const open = entry.open;
+      return {
+        id: entry.chardev.id,
+        open,
+        policy: entry.policy,
+        mode: entry.mode,
+        bytesIn: entry.bytesIn,
+        bytesOut: ring ? core.bcastDelivered(this.#handle, entry.slot) : core.hubBackendDelivered(this.#handle, entry.slot),
+        bytesDropped: ring ? core.bcastDropped(this.#handle, entry.slot) : 0,
+        inputDiscarded: entry.inputDiscarded,
+        lag: ring && open ? core.bcastHead(this.#handle) - core.bcastCursor(this.#handle, entry.slot) : 0,
+        stalls: ring ? core.bcastStalls(this.#handle, entry.slot) : core.hubBackendStalls(this.#handle, entry.slot),
+      };
+    });
   }
 
   override async destroy(): Promise<void> {
-    this.backends.forEach((backend, i) => backend.detachUser(this.#backendUsers[i]));
+    for (const entry of this.#entries.values()) this.#release(entry);
+    this.#entries.clear();
+    if (this.#typistTimer) clearTimeout(this.#typistTimer);
     hubsOf(this.context.core).delete(this.#handle);
-    this.context.core.hubFree(this.#handle);
+    if (this.isRing) this.context.core.bcastFree(this.#handle);
+    else this.context.core.hubFree(this.#handle);
     await super.destroy();
   }
 }
 
+// ---- configuration ----
+
+const POLICIES: readonly HubPolicy[] = ["block", "drop", "evict"];
+const OPEN_POLICIES: readonly HubOpenPolicy[] = ["any", "all", "always", "primary"];
+
+function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be ${allowed.join(", ")}, not '${String(value)}'`);
+}
+
+function count(what: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (Number.isSafeInteger(value) && (value as number) >= 0) return value as number;
+  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be a non-negative integer, not '${String(value)}'`);
+}
+
+/** Per-backend option keys as written in option strings and in QMP `options`. */
+const BACKEND_KEYS = ["policy", "lag-limit", "stall-ms", "replay", "mode"] as const;
+
+function backendOptions(id: string, raw: unknown): HubBackendOptions {
+  if (raw === undefined) return {};
+  if (typeof raw !== "object" || raw === null) throw new ChardevError("INVALID_VALUE", `hub: options of '${id}' must be an object`);
+  const fields = raw as Record<string, unknown>;
+  for (const key of Object.keys(fields)) {
+    if (!(BACKEND_KEYS as readonly string[]).includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: unknown option '${key}' for chardev '${id}'`);
+  }
+  return {
+    policy: oneOf(`policy of ${id}`, fields.policy, POLICIES),
+    lagLimit: count(`lag-limit of ${id}`, fields["lag-limit"]),
+    stallMs: count(`stall-ms of ${id}`, fields["stall-ms"]),
+    replay: count(`replay of ${id}`, fields.replay),
+    mode: oneOf(`mode of ${id}`, fields.mode, ["rw", "ro"] as const),
+  };
+}
+
 export const hubDriver: ChardevDriver = {
   type: "hub",
-  fields: { chardevs: "stringList" },
+  fields: { chardevs: "stringList", ring: "integer", open: "string", primary: "string", input: "string", "input-idle-ms": "integer", options: "object" },
   fromOptions(options) {
     const chardevs = listOption(options, "chardevs");
-    return chardevs.length > 0 ? { chardevs } : {};
+    const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
+    if (options.has("ring")) data.ring = parseSize("ring", options.get("ring")!);
+    if (options.has("input-idle-ms")) data["input-idle-ms"] = parseSize("input-idle-ms", options.get("input-idle-ms")!);
+    for (const key of ["open", "primary", "input"]) if (options.has(key)) data[key] = options.get(key);
+    // `policy.N=drop` belongs to the backend named by `chardevs.N`.
+    const perBackend: Record<string, Record<string, unknown>> = {};
+    for (const [key, value] of options) {
+      const match = /^([a-z-]+)\.(\d+)$/.exec(key);
+      if (!match || match[1] === "chardevs") continue;
+      const id = chardevs[Number(match[2])];
+      if (id === undefined) throw new ChardevError("INVALID_PARAMETER", `hub: '${key}' has no matching 'chardevs.${match[2]}'`);
+      const numeric = match[1] !== "policy" && match[1] !== "mode";
+      (perBackend[id] ??= {})[match[1]] = numeric ? parseSize(key, value) : value;
+    }
+    if (Object.keys(perBackend).length > 0) data.options = perBackend;
+    return data;
   },
   open(id, data, context) {
     const ids = (data.chardevs as string[] | undefined) ?? [];
-    if (ids.length === 0) throw new ChardevError("HUB_NO_CHARDEVS", "hub: 'chardevs' list is not defined");
-    const hub = new HubChardev(id, context);
+    if (ids.length === 0 && context.qemuCompat) throw new ChardevError("HUB_NO_CHARDEVS", "hub: 'chardevs' list is not defined");
+    const ring = count("ring", data.ring) ?? 0;
+    if (ring !== 0 && !isPowerOfTwo(ring)) throw new ChardevError("INVALID_VALUE", `hub: 'ring' must be 0 or a power of two, not ${ring}`);
+    const primary = data.primary as string | undefined;
+    if (primary !== undefined && !ids.includes(primary)) {
+      throw new ChardevError("INVALID_VALUE", `hub: primary '${primary}' is not one of the hub's chardevs`);
+    }
+    const perBackend = (data.options ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(perBackend)) {
+      if (!ids.includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: options given for '${key}', which is not one of the hub's chardevs`);
+    }
+    const configured = ids.map((backendId) => backendOptions(backendId, perBackend[backendId]));
+    const hub = new HubChardev(id, context, {
+      ring,
+      open: oneOf("open", data.open, OPEN_POLICIES),
+      primary,
+      input: oneOf("input", data.input, ["shared", "exclusive"] as const),
+      inputIdleMs: count("input-idle-ms", data["input-idle-ms"]),
+    });
+    if (hub.options.open === "primary" && primary === undefined) {
+      void hub.destroy();
+      throw new ChardevError("MISSING_PARAMETER", "hub: open=primary needs primary=ID");
+    }
     try {
-      for (const backendId of ids) {
+      ids.forEach((backendId, index) => {
         const chardev = context.find(backendId);
         if (!chardev) throw new ChardevError("NOT_FOUND", `hub: chardev can't be found by id '${backendId}'`);
-        if (isStackingKind(chardev)) {
-          throw new ChardevError(
-            "HUB_STACKING",
-            `hub: multiplexers and hub devices can't be stacked, check chardev '${backendId}', chardev should not be a hub device or have 'mux=on' enabled`,
-          );
-        }
-        hub.attachBackend(chardev);
-      }
+        hub.attachBackend(chardev, configured[index]);
+      });
     } catch (error) {
       void hub.destroy(); // lets go of the backends it took: no half-made hub stays behind
       throw error;

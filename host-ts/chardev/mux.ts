@@ -57,6 +57,10 @@ export class MuxChardev extends Chardev {
     base.attachUser(this.#asUser);
   }
 
+  override get children(): Chardev[] {
+    return [this.base];
+  }
+
   get focused(): ChardevUser | undefined {
     return this.frontends[this.#focus];
   }
