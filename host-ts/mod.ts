@@ -1,11 +1,12 @@
 // chardev-hub: QEMU's hub chardev and friends for Node, Deno and Bun. Re-exports only.
 
-export { ChardevRegistry, type ChardevAddArgs, type ChardevInfo, type RegistryOptions, type RingbufFormat } from "./registry.ts";
+export { type ChardevAddArgs, type ChardevInfo, type RegistryOptions, type RingbufFormat } from "./registry.ts";
+export { ChardevRegistry } from "./runtime/detect.ts";
 export { Frontend, type FrontendHandlers } from "./frontend.ts";
 export { ChrEvent } from "./events.ts";
 export { ChardevError, type ChardevErrorCode } from "./errors.ts";
 export { Chardev, type ChardevDriver, type ChardevContext, type ChardevUser } from "./chardev/_chardev.ts";
-export { HubChardev } from "./chardev/hub.ts";
+export { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
 export { RingbufChardev } from "./chardev/ringbuf.ts";
 export { parseChardevOptions } from "./options.ts";
 export { Core } from "./core.ts";

@@ -2,16 +2,20 @@
 // `-chardev` string or a QMP `chardev-add` object, find, attach a frontend, remove.
 
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver, type FieldType } from "./chardev/_chardev.ts";
-import { BUILTIN_DRIVERS } from "./chardev/drivers.ts";
-import { MuxChardev } from "./chardev/mux.ts";
-import { RingbufChardev } from "./chardev/ringbuf.ts";
+import { fileDriver } from "./chardev/file.ts";
+import { hubDriver, HubChardev, type HubBackendOptions } from "./chardev/hub.ts";
+import { muxDriver, MuxChardev } from "./chardev/mux.ts";
+import { nullDriver } from "./chardev/null.ts";
+import { pipeDriver } from "./chardev/pipe.ts";
+import { ringbufDriver, RingbufChardev } from "./chardev/ringbuf.ts";
+import { webStreamDriver } from "./chardev/webstream.ts";
 import { Core } from "./core.ts";
 import { ChardevError } from "./errors.ts";
 import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
 import { parseBool, parseChardevOptions, validateId } from "./options.ts";
-import { detectRuntime } from "./runtime/detect.ts";
 import type { HostRuntime, LogSink } from "./runtime/types.ts";
+import { webRuntime } from "./runtime/web.ts";
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
 export interface ChardevAddArgs {
@@ -33,8 +37,18 @@ export interface RegistryOptions {
    * @default true
    */
   qemuCompat?: boolean;
-  /** Host primitives; detected from the running runtime when omitted. */
+  /**
+   * Host primitives (files, sockets, terminals).
+   * @default the running Node's, Deno's or Bun's from the main entry (`mod.ts`); the web
+   * runtime's, which has none of them, from this class and the edge entry (`mod_web.ts`)
+   */
   runtime?: HostRuntime;
+  /**
+   * The core already compiled, for hosts that refuse to compile WASM at run time (Cloudflare
+   * Workers, workerd): give the host `coreWasmBytes()` as a WASM module and pass it here.
+   * @default compiled from the bytes embedded in this module
+   */
+  wasmModule?: WebAssembly.Module;
   /**
    * Called when a user types a mux's exit command (`C-a x`). QEMU exits; a library only asks.
    * @default does nothing
@@ -44,7 +58,7 @@ export interface RegistryOptions {
 
 export type RingbufFormat = "utf8" | "base64";
 
-const QAPI_TYPE_NAMES: Record<FieldType, string> = { string: "string", bool: "boolean", integer: "integer", stringList: "array" };
+const QAPI_TYPE_NAMES: Record<FieldType, string> = { string: "string", bool: "boolean", integer: "integer", stringList: "array", object: "object" };
 const COMMON_FIELDS: Record<string, FieldType> = { logfile: "string", logappend: "bool" };
 
 function fieldMatches(type: FieldType, value: unknown): boolean {
@@ -57,6 +71,8 @@ function fieldMatches(type: FieldType, value: unknown): boolean {
       return Number.isSafeInteger(value);
     case "stringList":
       return Array.isArray(value) && value.every((item) => typeof item === "string");
+    case "object":
+      return isPlainObject(value);
   }
 }
 
@@ -99,20 +115,49 @@ export class ChardevRegistry {
   readonly #drivers = new Map<string, ChardevDriver>();
   readonly #context: ChardevContext;
 
-  private constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void) {
-    for (const driver of BUILTIN_DRIVERS) this.registerDriver(driver);
+  protected constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void) {
+    for (const driver of (new.target as typeof ChardevRegistry).builtinDrivers) this.registerDriver(driver);
     this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest };
   }
 
   /** Loads the WASM core and the runtime's primitives. */
   static async create(options: RegistryOptions = {}): Promise<ChardevRegistry> {
-    const [core, runtime] = await Promise.all([Core.load(), options.runtime ?? detectRuntime()]);
-    return new ChardevRegistry(core, runtime, options.qemuCompat ?? true, options.onExitRequest ?? (() => {}));
+    const [core, runtime] = await Promise.all([Core.load(options.wasmModule), options.runtime ?? this.defaultRuntime()]);
+    return new this(core, runtime, options.qemuCompat ?? true, options.onExitRequest ?? (() => {}));
+  }
+
+  /**
+   * The backend kinds every registry of this class knows. Here those that need no host or only
+   * its files (which the web runtime refuses with UNSUPPORTED); the main entry's registry
+   * (runtime/detect.ts) has every built-in kind (chardev/drivers.ts).
+   */
+  protected static readonly builtinDrivers: readonly ChardevDriver[] = [
+    hubDriver,
+    ringbufDriver,
+    nullDriver,
+    fileDriver,
+    pipeDriver,
+    muxDriver,
+    webStreamDriver,
+  ];
+
+  /**
+   * The host primitives of a registry created without `runtime`. This class never imports a
+   * runtime module (so edge bundles hold no Node API): it has the web runtime, with no files,
+   * sockets or terminals. The main entry's registry (runtime/detect.ts) detects Node, Deno or Bun.
+   */
+  protected static defaultRuntime(): Promise<HostRuntime> {
+    return Promise.resolve(webRuntime);
   }
 
   /** Adds a backend kind (its `type` and aliases become valid in `add`). */
   registerDriver(driver: ChardevDriver): void {
     for (const name of [driver.type, ...(driver.aliases ?? [])]) this.#drivers.set(name, driver);
+  }
+
+  /** Every backend kind `add` accepts, aliases included (QMP `query-chardev-backends`). */
+  registeredKinds(): string[] {
+    return [...this.#drivers.keys()];
   }
 
   /** The chardev named `id`, if any. */
@@ -204,6 +249,7 @@ export class ChardevRegistry {
       try {
         log = this.#context.runtime.openLog(data.logfile, data.logappend === true);
       } catch (error) {
+        if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
         throw new ChardevError("OPEN_FAILED", `Could not open '${data.logfile}': ${strerror(error)}`);
       }
     }
@@ -231,6 +277,23 @@ export class ChardevRegistry {
    */
   attach(id: string, handlers: FrontendHandlers): Frontend {
     return new Frontend(this.get(id), handlers);
+  }
+
+  /** The hub named `id`, or an error naming what it is instead. */
+  hub(id: string): HubChardev {
+    const chardev = this.get(id);
+    if (!(chardev instanceof HubChardev)) throw new ChardevError("INVALID_VALUE", `'${id}' is not a hub`);
+    return chardev;
+  }
+
+  /** Hot-plug (QMP `hub-attach`): makes chardev `backendId` a backend of hub `hubId`. */
+  hubAttach(hubId: string, backendId: string, options: HubBackendOptions = {}): void {
+    this.hub(hubId).attachBackend(this.get(backendId), options);
+  }
+
+  /** Hot-unplug (QMP `hub-detach`): backend `backendId` leaves hub `hubId`, which keeps running. */
+  hubDetach(hubId: string, backendId: string): void {
+    this.hub(hubId).detachBackend(backendId);
   }
 
   /** QEMU's qemu_chr_be_can_write on chardev `id`: what its holder can take now. */

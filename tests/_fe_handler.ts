@@ -8,11 +8,11 @@ export class FeHandler implements FrontendHandlers {
   readCount = 0;
   events: ChrEvent[] = [];
   isOpen = false;
-  /** What canRead answers; QEMU's FeHandler takes up to 128 bytes. */
+  /** Its buffer size; QEMU's FeHandler takes up to 128 bytes until read out. */
   room = 128;
 
   canRead(): number {
-    return this.room;
+    return Math.max(0, this.room - this.readCount);
   }
   read(data: Uint8Array): void {
     const joined = new Uint8Array(this.readBuf.length + data.length);

@@ -242,6 +242,8 @@ export class HubChardev extends Chardev {
   detachBackend(id: string): void {
     const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
+    // What was written while it was attached is still owed to it: serve it before letting go.
+    if (this.isRing) this.context.core.bcastDrainBackend(this.#handle, entry.slot);
     this.#release(entry);
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#entries.delete(entry.slot);
