@@ -101,6 +101,11 @@ function decodeBase64(text: string): Uint8Array {
 
 let compiled: Promise<WebAssembly.Module> | undefined;
 
+/** The core's WASM bytes as embedded at build time (what `Core.load` compiles). */
+export function coreWasmBytes(): Uint8Array {
+  return decodeBase64(CORE_WASM_BASE64);
+}
+
 /**
  * One instance of the WASM core: its memory holds every hub and ringbuf of one registry.
  *
@@ -126,10 +131,16 @@ export class Core {
     this.#exports = instance.exports as unknown as CoreExports;
   }
 
-  /** Compiles (once per process) and instantiates the core. */
-  static async load(): Promise<Core> {
-    compiled ??= WebAssembly.compile(decodeBase64(CORE_WASM_BASE64) as BufferSource);
-    const module = await compiled;
+  /**
+   * Compiles (once per process) and instantiates the core.
+   *
+   * @param module The core already compiled, for hosts that refuse to compile WASM from bytes
+   * at run time (Cloudflare Workers, workerd): there the same bytes (`coreWasmBytes()`) are
+   * given to the host as a WASM module and the compiled module is passed here.
+   * @default compiled from the embedded bytes
+   */
+  static async load(module?: WebAssembly.Module): Promise<Core> {
+    module ??= await (compiled ??= WebAssembly.compile(coreWasmBytes() as BufferSource));
     let core: Core | undefined;
     const imports = {
       env: {

@@ -9,6 +9,7 @@ export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMo
   try {
     return runtime.openFile(path, mode);
   } catch (error) {
+    if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
     throw new ChardevError("OPEN_FAILED", `Could not open '${path}': ${strerror(error)}`);
   }
 }

@@ -6,7 +6,11 @@ import { hubDriver } from "./hub.ts";
 import { muxDriver } from "./mux.ts";
 import { nullDriver } from "./null.ts";
 import { pipeDriver } from "./pipe.ts";
+import { ptyDriver } from "./pty.ts";
 import { ringbufDriver } from "./ringbuf.ts";
+import { socketDriver } from "./socket.ts";
 import { stdioDriver } from "./stdio.ts";
+import { webDriver } from "./web.ts";
+import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver];

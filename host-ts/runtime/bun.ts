@@ -1,9 +1,64 @@
 // Bun's host primitives. Bun runs Node's fs/net APIs, so only what differs is overridden here.
 
+import * as fs from "node:fs";
+import { bunPty } from "./bun_pty.ts";
 import { nodeRuntime } from "./node.ts";
-import type { HostRuntime } from "./types.ts";
+import type { HostRuntime, InputHandlers, InputSource } from "./types.ts";
+
+/** The part of Bun's own API used here (declared so tsc needs no Bun types). */
+const bun = (globalThis as unknown as { Bun: { file(fd: number): { stream(): ReadableStream<Uint8Array> } } }).Bun;
+
+/**
+ * Bun's node:net accepts `new net.Socket({ fd })` on a FIFO but never delivers its data; a
+ * `Bun.file(fd)` stream reads a FIFO on Bun's own event loop (non-blocking) and stops when
+ * cancelled. Regular files keep Node's stream.
+ */
+function readFd(fd: number, handlers: InputHandlers): InputSource {
+  if (!fs.fstatSync(fd).isFIFO()) return nodeRuntime.readFd(fd, handlers);
+  const reader = bun.file(fd).stream().getReader();
+  let paused = false;
+  let closed = false;
+  let wake: (() => void) | null = null;
+  void (async () => {
+    while (!closed) {
+      if (paused) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (!closed) handlers.error?.(error);
+        return;
+      }
+      if (closed) return;
+      if (chunk.done) return handlers.end();
+      if (handlers.data(chunk.value) === false) paused = true;
+    }
+  })();
+  return {
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+      wake?.();
+      wake = null;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      wake?.();
+      // The stream does not own the fd: cancel the read, then close the fd ourselves.
+      void reader.cancel().catch(() => {}).finally(() => nodeRuntime.closeFd(fd));
+    },
+  };
+}
 
 export const bunRuntime: HostRuntime = {
   ...nodeRuntime,
   name: "bun",
+  pty: bunPty,
+  readFd,
 };

@@ -1,9 +1,95 @@
 // Deno's host primitives. Deno runs Node's fs/net APIs, so only what differs is overridden here.
 
+import * as fs from "node:fs";
+import { denoPty } from "./deno_pty.ts";
 import { nodeRuntime } from "./node.ts";
-import type { HostRuntime } from "./types.ts";
+import type { FileOpenMode, HostRuntime, InputHandlers, InputSource } from "./types.ts";
+
+/** The part of Deno's own file API used here (declared so tsc needs no Deno types). */
+interface DenoFile {
+  read(buffer: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+const deno = (globalThis as unknown as { Deno: { openSync(path: string, options: { read: boolean; write: boolean }): DenoFile } }).Deno;
+
+/**
+ * Deno's node:net cannot wrap a FIFO fd (`new net.Socket({ fd })` fails with EEXIST) and its
+ * node:fs reads of a non-blocking FIFO fail with EAGAIN, but a Deno file's `read` waits for a
+ * FIFO without holding the event loop and ends when the file is closed. So each FIFO opened
+ * for input also gets a Deno file on the same path, kept here by the fd we hand out, which
+ * stays the one written (non-blocking, so a full FIFO still answers EAGAIN).
+ */
+const fifoReaders = new Map<number, DenoFile>();
+
+function openFile(path: string, mode: FileOpenMode): number {
+  const fd = nodeRuntime.openFile(path, mode);
+  if (mode === "read" || mode === "readwrite-nonblocking") {
+    try {
+      if (fs.fstatSync(fd).isFIFO()) fifoReaders.set(fd, deno.openSync(path, { read: true, write: mode !== "read" }));
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+  }
+  return fd;
+}
+
+function closeFd(fd: number): void {
+  const reader = fifoReaders.get(fd);
+  fifoReaders.delete(fd);
+  reader?.close();
+  nodeRuntime.closeFd(fd);
+}
+
+function readFd(fd: number, handlers: InputHandlers): InputSource {
+  const reader = fifoReaders.get(fd);
+  if (!reader) return nodeRuntime.readFd(fd, handlers);
+  let paused = false;
+  let closed = false;
+  let wake: (() => void) | null = null;
+  void (async () => {
+    const buffer = new Uint8Array(65536);
+    while (!closed) {
+      if (paused) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      let count: number | null;
+      try {
+        count = await reader.read(buffer);
+      } catch (error) {
+        // Closing the file cancels the pending read: that is our own close, not an error.
+        if (!closed) handlers.error?.(error);
+        return;
+      }
+      if (closed) return;
+      if (count === null) return handlers.end();
+      if (handlers.data(buffer.slice(0, count)) === false) paused = true;
+    }
+  })();
+  return {
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+      wake?.();
+      wake = null;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      wake?.();
+      closeFd(fd);
+    },
+  };
+}
 
 export const denoRuntime: HostRuntime = {
   ...nodeRuntime,
   name: "deno",
+  pty: denoPty,
+  openFile,
+  closeFd,
+  readFd,
 };

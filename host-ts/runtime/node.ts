@@ -4,8 +4,18 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { negativeErrno } from "../errno.ts";
+import { nodeNet } from "./node_net.ts";
 import { nodeStdio } from "./node_stdio.ts";
-import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink } from "./types.ts";
+import { nodePty } from "./node_pty.ts";
+import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink, WebServerPrimitives } from "./types.ts";
+
+/**
+ * The `web` chardev's server, loaded on first use: programs without a web chardev never load
+ * node:http or the `ws` package.
+ */
+const lazyNodeWeb: WebServerPrimitives = {
+  listen: async (options) => (await import("./node_web.ts")).nodeWeb.listen(options),
+};
 
 const OPEN_FLAGS: Record<FileOpenMode, number> = {
   write: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC,
@@ -81,5 +91,8 @@ export const nodeRuntime: HostRuntime = {
     return () => clearTimeout(timer);
   },
   openLog,
+  net: nodeNet,
   stdio: nodeStdio,
+  web: lazyNodeWeb,
+  pty: nodePty,
 };

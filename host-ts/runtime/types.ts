@@ -36,6 +36,122 @@ export interface StdioPrimitives {
   interrupt(): void;
 }
 
+/** A freshly allocated pty pair: we keep the master, a peer opens the slave. */
+export interface PtyPair {
+  /** The master's file descriptor, non-blocking and close-on-exec. */
+  readonly fd: number;
+  /** The slave's device path, e.g. `/dev/pts/3`. */
+  readonly slavePath: string;
+}
+
+/** A pty master's state from one poll(2) that does not wait. */
+export interface PtyReadiness {
+  /** Input from the peer is waiting (POLLIN). */
+  readonly readable: boolean;
+  /** A write would take bytes now (POLLOUT). */
+  readonly writable: boolean;
+  /** Nobody has the slave open (POLLHUP); an fd that cannot be polled reads as hung up too. */
+  readonly hangup: boolean;
+}
+
+/**
+ * POSIX pty calls for the `pty` chardev. Nothing here blocks or spawns a process; the chardev
+ * polls on a timer, as QEMU does. The data calls never throw.
+ */
+export interface PtyPrimitives {
+  /**
+   * Allocates a pty pair and prepares its slave as QEMU does: raw mode (cfmakeraw) and, so only
+   * our user can connect, mode 0600. The slave is opened once and closed again, which makes
+   * the master report POLLHUP until a peer opens it. Throws an error with an errno `code`.
+   */
+  openpt(): PtyPair;
+  poll(fd: number): PtyReadiness;
+  /** One read(2) of at most `max` bytes: the bytes (empty at EOF), or -errno (-EAGAIN, -EIO). */
+  read(fd: number, max: number): Uint8Array | number;
+  /** One write(2): bytes written, or -errno (-EAGAIN when the pty is full). */
+  write(fd: number, data: Uint8Array): number;
+  close(fd: number): void;
+  /** symlink(2) `path` -> `target`; throws an error with an errno `code` (EEXIST if `path` exists). */
+  symlink(target: string, path: string): void;
+  /** unlink(2) `path`, ignoring failure (the link may be gone already). */
+  unlink(path: string): void;
+}
+
+/** One static resource a web server answers GET (and HEAD) with. */
+export interface WebResource {
+  readonly contentType: string;
+  readonly body: string | Uint8Array;
+}
+
+/** What a server tells about an HTTP request or WebSocket upgrade before answering it. */
+export interface WebRequestInfo {
+  /** The `Host` header as sent, or "" when absent. */
+  readonly host: string;
+  /** The `Origin` header as sent, or null when absent (non-browser clients send none). */
+  readonly origin: string | null;
+}
+
+/** One WebSocket connection, as the web server hands it to its user. */
+export interface WebSocketPeer {
+  /** The WebSocket subprotocol agreed in the handshake, or "" when none. */
+  readonly protocol: string;
+  /** Bytes queued for this peer that the OS has not taken yet. */
+  readonly bufferedAmount: number;
+  /** Queues one binary frame. Keeps a reference to `data`: pass bytes nobody will change. */
+  send(data: Uint8Array): void;
+  /** Stops reading frames from this peer until `resume` (input backpressure). */
+  pause(): void;
+  resume(): void;
+  /**
+   * Sends a close frame after what is queued; drops the connection if the peer does not
+   * finish the close handshake soon (a stalled peer must not hold memory).
+   */
+  close(code: number, reason: string): void;
+}
+
+/** What the web server's user does with one WebSocket connection. */
+export interface WebSocketHandlers {
+  /** A frame arrived: binary frames as bytes, text frames as a string. */
+  message(data: Uint8Array | string): void;
+  /** The connection ended, however it ended. Called once. */
+  close(): void;
+}
+
+export interface WebServerOptions {
+  /** Address to listen on ("127.0.0.1", "::1", "0.0.0.0", ...). */
+  host: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** GET answers by path ("/", "/terminal.js"); anything else is 404. */
+  resources: ReadonlyMap<string, WebResource>;
+  /** Headers every HTTP answer carries (e.g. a Content-Security-Policy). */
+  headers: Readonly<Record<string, string>>;
+  /** The path where WebSocket upgrades are accepted. */
+  socketPath: string;
+  /** WebSocket subprotocols the server agrees to when a client offers them. */
+  socketProtocols: readonly string[];
+  /** Largest frame a peer may send; a bigger one closes that connection. */
+  maxFrameBytes: number;
+  /** Checks every request and upgrade; false answers 403 (e.g. a foreign Origin). */
+  allow(request: WebRequestInfo): boolean;
+  /** A WebSocket connected; returns what to do with its frames. */
+  connect(peer: WebSocketPeer): WebSocketHandlers;
+}
+
+/** A listening web server. */
+export interface WebServer {
+  /** The port actually bound (the one picked when `port` was 0). */
+  readonly port: number;
+  /** Stops listening and drops every connection. */
+  close(): Promise<void>;
+}
+
+/** An HTTP + WebSocket server, for the `web` chardev. */
+export interface WebServerPrimitives {
+  /** Starts listening; rejects with the runtime's error (with an errno `code`, e.g. EADDRINUSE), leaving nothing open. */
+  listen(options: WebServerOptions): Promise<WebServer>;
+}
+
 export interface HostRuntime {
   /** "node", "deno", "bun" or "web". */
   readonly name: string;
@@ -50,6 +166,69 @@ export interface HostRuntime {
   watchWritable(fd: number, callback: () => void): () => void;
   /** A synchronous appending (or truncating) log file. */
   openLog(path: string, append: boolean): LogSink;
+  /** Stream sockets (TCP, UNIX) for the `socket` chardev; absent where there are none (edge). */
+  net?: HostNet;
   /** The process's terminal; absent where there is none (edge runtimes). */
   stdio?: StdioPrimitives;
+  /** An HTTP + WebSocket server; absent where a runtime cannot listen (edge runtimes). */
+  web?: WebServerPrimitives;
+  /** Pseudo-terminals; absent where the runtime cannot allocate them. */
+  pty?: PtyPrimitives;
+}
+
+// ---- stream sockets (the `socket` chardev) ----
+
+/** Where a stream socket listens or connects (QAPI's SocketAddress, inet and unix kinds). */
+export type NetAddress =
+  | { readonly transport: "tcp"; readonly host: string; readonly port: number }
+  | { readonly transport: "unix"; readonly path: string };
+
+/** Callbacks of one connection, given once to `NetConnection.start`. */
+export interface NetConnectionHandlers {
+  /** Bytes from the peer; returning false pauses reading until `resume`. */
+  data(chunk: Uint8Array): boolean | void;
+  /** Everything queued by `write` has gone to the kernel. */
+  drain(): void;
+  /** The peer left or the connection failed. Called once, and never after our own `close`. */
+  closed(): void;
+}
+
+/** A connected stream socket. It reads nothing until `start`, so it can wait its turn. */
+export interface NetConnection {
+  /** Our end as `host:port` (`[::1]:4444` for IPv6); "" for UNIX sockets. */
+  readonly localAddress: string;
+  /** The peer's end, in the same form. */
+  readonly remoteAddress: string;
+  /** Bytes taken by `write` that the kernel has not accepted yet (user-space memory in use). */
+  readonly bufferedBytes: number;
+  /** Sets the handlers and starts reading. */
+  start(handlers: NetConnectionHandlers): void;
+  /** Queues `data` and keeps a reference until it is sent: pass bytes nobody changes later. */
+  write(data: Uint8Array): void;
+  pause(): void;
+  resume(): void;
+  /** TCP_NODELAY; no effect on UNIX sockets. */
+  setNoDelay(enabled: boolean): void;
+  /** Closes at once; queued bytes not yet in the kernel are dropped. */
+  close(): void;
+}
+
+/** A listening socket. */
+export interface NetListener {
+  /** The bound address: the real port when port 0 was asked, the numeric host. */
+  readonly address: NetAddress;
+  /** Stops listening; a UNIX listener removes its socket file. Accepted connections stay open. */
+  close(): void;
+}
+
+/** Stream sockets. Failures reject with the runtime's error, whose `code` is the errno name. */
+export interface HostNet {
+  /**
+   * Listens on `address`; every accepted connection is handed to `onConnection` unstarted.
+   * A UNIX socket file is created mode 0600 from the start, replacing a stale socket file
+   * (never another kind of file).
+   */
+  listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener>;
+  /** Connects to `address`; the connection is unstarted. */
+  connect(address: NetAddress): Promise<NetConnection>;
 }

@@ -1,0 +1,231 @@
+// `pty`: a pseudo-terminal pair with nothing spawned on it (QEMU's char-pty). We keep the
+// master; whoever opens the slave (`/dev/pts/N`, or the `path=` symlink to it) is the peer.
+// As in QEMU the peer is seen by polling the master, POLLHUP meaning nobody has the slave
+// open: OPENED when one arrives, CLOSED when it leaves (patch 1/4 of the hub series), so a
+// hub skips the pty while nobody is on it.
+
+import { ChardevError } from "../errors.ts";
+import { strerror } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import type { PtyPair, PtyPrimitives, PtyReadiness } from "../runtime/types.ts";
+import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+
+/**
+ * How often a pty without a peer looks for one. QEMU looks once a second; output to a peer
+ * that arrived is dropped until the poll sees it, and a poll(2) costs next to nothing, so we
+ * look four times a second.
+ */
+const DISCONNECTED_POLL_MS = 250;
+/** With a peer, the poll is also how input arrives, so it runs often. */
+const CONNECTED_POLL_MS = 10;
+/** A watch waits for room in the pty (POLLOUT) at this pace. */
+const WATCH_POLL_MS = 5;
+/** One read(2) takes at most this; a poll reads up to `READS_PER_POLL` times, then lets the event loop run. */
+const READ_CHUNK_BYTES = 4096;
+const READS_PER_POLL = 16;
+/** What a destroyed pty reads as: nobody there, nothing to read or write. */
+const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true };
+
+/**
+ * A `pty` chardev: the master side of a pty pair.
+ *
+ * @example A pty behind a hub, for a terminal program to attach to
+ * ```ts
+ * const pty = (await reg.add("pty,id=pty0,path=/tmp/console")) as PtyChardev;
+ * await reg.add("ringbuf,id=log0,size=65536");
+ * await reg.add("hub,id=hub0,chardevs.0=pty0,chardevs.1=log0");
+ * console.log(pty.slavePath, pty.filename); // "/dev/pts/3" "pty:/dev/pts/3"
+ * // in a shell: socat -,raw,echo=0 /tmp/console
+ * ```
+ */
+export class PtyChardev extends Chardev {
+  readonly kind = "pty";
+  /** The slave's device path (`/dev/pts/N`): what a peer opens. QMP's `chardev-add` returns it as `pty`. */
+  readonly slavePath: string;
+  /** The `path=` symlink to the slave, removed with the chardev. */
+  readonly linkPath: string | undefined;
+  readonly #pty: PtyPrimitives;
+  readonly #fd: number;
+  /** QEMU's `connected`: a peer has the slave open, as of the last poll. */
+  #connected = false;
+  /** The holder is full: input stays in the pty until `resumeInput`. */
+  #inputPaused = false;
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #watchCancels = new Set<() => void>();
+  #destroyed = false;
+
+  constructor(id: string, context: ChardevContext, pty: PtyPrimitives, pair: PtyPair, linkPath?: string) {
+    super(id, context);
+    this.#pty = pty;
+    this.#fd = pair.fd;
+    this.slavePath = pair.slavePath;
+    this.linkPath = linkPath;
+    this.#pollAndReschedule();
+  }
+
+  /** QEMU's `query-chardev` filename: `pty:/dev/pts/N`. */
+  override get filename(): string {
+    return `pty:${this.slavePath}`;
+  }
+
+  /** Whether a peer has the slave open, as of the last poll. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  #pollAndReschedule = (): void => {
+    this.#pollTimer = undefined;
+    if (this.#destroyed) return;
+    const readMore = this.#refresh().readable && !this.#inputPaused;
+    if (this.#destroyed) return; // the holder removed us while hearing an event
+    // Input still waiting after a full round of reads: come back at once, not after a pause.
+    const delay = !this.#connected ? DISCONNECTED_POLL_MS : readMore ? 0 : CONNECTED_POLL_MS;
+    this.#pollTimer = setTimeout(this.#pollAndReschedule, delay);
+  };
+
+  /**
+   * One poll, in the order things happened: a new peer is announced (OPENED) before its input,
+   * so a frontend answering that input reaches it through a hub; a peer that left is reported
+   * (CLOSED) only after what it wrote is taken.
+   */
+  #refresh(): PtyReadiness {
+    let state = this.#pty.poll(this.#fd);
+    if (!state.hangup && !this.#connected) {
+      this.#connected = true;
+      this.emitEvent(ChrEvent.OPENED);
+      // A holder may destroy us from its event handler: the fd is closed (and maybe reused).
+      if (this.#destroyed) return HUNG_UP;
+    }
+    // Input is taken whenever it is there, connected or not: a peer that writes and leaves
+    // between two polls (`echo cmd > /dev/pts/N`) still reaches the frontend.
+    if (state.readable && !this.#inputPaused) {
+      this.#readAvailable();
+      if (this.#destroyed) return HUNG_UP;
+      state = this.#pty.poll(this.#fd);
+    }
+    if (state.hangup && this.#connected) {
+      this.#connected = false;
+      this.emitEvent(ChrEvent.CLOSED);
+    }
+    return state;
+  }
+
+  #readAvailable(): void {
+    for (let round = 0; round < READS_PER_POLL && !this.#inputPaused && !this.#destroyed; round++) {
+      const got = this.#pty.read(this.#fd, READ_CHUNK_BYTES);
+      // -EAGAIN: nothing left; -EIO: the peer left and nothing is buffered; 0: the same on some systems.
+      if (typeof got === "number" || got.length === 0) return;
+      if (!this.deliverInput(got)) this.#inputPaused = true;
+    }
+  }
+
+  protected override resumeInput(): void {
+    if (!this.#inputPaused) return;
+    this.#inputPaused = false;
+    if (this.#destroyed) return;
+    // Read what waited in the pty now rather than at the next (possibly slow) poll.
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = setTimeout(this.#pollAndReschedule, 0);
+  }
+
+  /**
+   * With a peer: non-blocking writes until all is taken or the pty is full (bytes taken, or
+   * -EAGAIN when none were). Without one the bytes are dropped and reported written, as QEMU
+   * does, except that, like QEMU, a peer that arrived since the last poll gets them.
+   */
+  protected writeOut(data: Uint8Array): number {
+    if (!this.#connected) {
+      const state = this.#pty.poll(this.#fd);
+      if (!state.hangup && state.writable) this.#writeSome(data);
+      return data.length;
+    }
+    return this.#writeSome(data);
+  }
+
+  #writeSome(data: Uint8Array): number {
+    let done = 0;
+    while (done < data.length) {
+      const result = this.#pty.write(this.#fd, data.subarray(done));
+      if (result < 0) return done > 0 ? done : result;
+      done += result;
+    }
+    return done;
+  }
+
+  /**
+   * Calls `callback` once the pty has room again (POLLOUT) or the peer left (a write then
+   * drops its bytes, so it no longer waits).
+   */
+  override addWatch(callback: () => void): () => void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cancel = (): void => {
+      clearTimeout(timer);
+      this.#watchCancels.delete(cancel);
+    };
+    const check = (): void => {
+      // A full refresh, so a peer that left is reported CLOSED before the writer retries.
+      if (this.#destroyed) return;
+      const state = this.#refresh();
+      if (this.#destroyed) return;
+      if (state.writable || state.hangup) {
+        cancel();
+        callback();
+      } else {
+        timer = setTimeout(check, WATCH_POLL_MS);
+      }
+    };
+    timer = setTimeout(check, 0);
+    this.#watchCancels.add(cancel);
+    return cancel;
+  }
+
+  /** Stops polling and closes the master; a connected peer is reported gone (QEMU's finalize). */
+  override async destroy(): Promise<void> {
+    if (!this.#destroyed) {
+      this.#destroyed = true;
+      clearTimeout(this.#pollTimer);
+      for (const cancel of [...this.#watchCancels]) cancel();
+      if (this.#connected) {
+        this.#connected = false;
+        this.emitEvent(ChrEvent.CLOSED);
+      }
+      this.#pty.close(this.#fd);
+      if (this.linkPath !== undefined) this.#pty.unlink(this.linkPath);
+    }
+    await super.destroy();
+  }
+}
+
+/**
+ * `-chardev pty,id=ID[,path=LINK]`, QMP `{ type: "pty", data: { path? } }`.
+ * With `path`, LINK becomes a symlink to the slave; it must not exist yet.
+ */
+export const ptyDriver: ChardevDriver = {
+  type: "pty",
+  fields: { path: "string" },
+  fromOptions(options) {
+    const path = options.get("path");
+    return path === undefined ? {} : { path };
+  },
+  open(id, data, context) {
+    const pty = context.runtime.pty;
+    if (!pty) throw new ChardevError("UNSUPPORTED", `chardev: pty: this runtime (${context.runtime.name}) has no ptys`);
+    let pair: PtyPair;
+    try {
+      pair = pty.openpt();
+    } catch (error) {
+      if (error instanceof ChardevError) throw error;
+      throw new ChardevError("OPEN_FAILED", `Failed to create PTY: ${strerror(error)}`);
+    }
+    const linkPath = data.path as string | undefined;
+    if (linkPath !== undefined) {
+      try {
+        pty.symlink(pair.slavePath, linkPath);
+      } catch (error) {
+        pty.close(pair.fd);
+        throw new ChardevError("OPEN_FAILED", `Failed to create PTY symlink: ${strerror(error)}`);
+      }
+    }
+    return new PtyChardev(id, context, pty, pair, linkPath);
+  },
+};

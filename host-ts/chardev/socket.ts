@@ -1,0 +1,443 @@
+// `socket`: a TCP or UNIX stream socket, as a server or a client (QEMU's char-socket). OPENED
+// when a peer connects, CLOSED when it leaves. A server serves one client at a time; later
+// clients wait their turn. A client may reconnect every `reconnect-ms`. Output is bounded by a
+// high-water mark, so a peer that stops reading makes writes answer EAGAIN instead of growing
+// memory.
+
+import { ChardevError } from "../errors.ts";
+import { ERRNO, strerror } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
+import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
+import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+
+/**
+ * Bytes of output a socket chardev holds for a slow peer before writes answer EAGAIN (the
+ * kernel's socket buffers come on top). Our option `high-water-mark`; QEMU has none, as it
+ * never holds output in user space.
+ */
+export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+
+/**
+ * Clients a busy server keeps waiting, unread, until it is free. QEMU leaves them in the
+ * kernel's listen backlog; node accepts eagerly, so we hold them instead, and close those
+ * beyond this many, as a full backlog would turn them away.
+ */
+export const MAX_WAITING_CLIENTS = 8;
+
+/**
+ * A server with no host binds the loopback address. QEMU would bind every interface, which
+ * puts an unauthenticated console on the network; `host=0.0.0.0` still asks for that.
+ */
+const DEFAULT_HOST = "127.0.0.1";
+
+registerOptionKeys("high-water-mark");
+
+/** A socket chardev's settings, checked. */
+export interface SocketOptions {
+  readonly address: NetAddress;
+  /** Listen (true) or connect (false). */
+  readonly server: boolean;
+  /** A server's `open` waits for the first client. */
+  readonly wait: boolean;
+  /** A client retries a failed or lost connection after this many ms; 0 never. */
+  readonly reconnectMs: number;
+  /** TCP_NODELAY on each connection. */
+  readonly nodelay: boolean;
+  /** @default DEFAULT_HIGH_WATER_MARK */
+  readonly highWaterMark: number;
+}
+
+/** `tcp:HOST:PORT` or `unix:PATH`, as QEMU names an address in `filename`. */
+function describeAddress(address: NetAddress): string {
+  return address.transport === "unix" ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`;
+}
+
+/** Texts for the net errors errno.ts does not name. */
+const NET_REASONS: Record<string, string> = {
+  EADDRNOTAVAIL: "Cannot assign requested address",
+  ENAMETOOLONG: "File name too long",
+  ENOTFOUND: "Name or service not known",
+  EAI_AGAIN: "Temporary failure in name resolution",
+  EHOSTUNREACH: "No route to host",
+  ENETUNREACH: "Network is unreachable",
+  ETIMEDOUT: "Connection timed out",
+  ENOTSOCK: "Socket operation on non-socket",
+};
+
+function reason(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && NET_REASONS[code] ? NET_REASONS[code] : strerror(error);
+}
+
+/**
+ * A socket chardev. Made by the registry from `-chardev socket,...` or QMP `chardev-add`.
+ *
+ * @example A UNIX server that a hub shares with a ringbuf
+ * ```ts
+ * await reg.add("socket,id=s0,path=/run/user/1000/console.sock,server=on,wait=off");
+ * await reg.add("ringbuf,id=log,size=4096");
+ * await reg.add("hub,id=hub0,chardevs.0=s0,chardevs.1=log");
+ * reg.query().find((c) => c.label === "s0")?.filename; // "disconnected:unix:/run/user/1000/console.sock,server=on"
+ * ```
+ */
+export class SocketChardev extends Chardev {
+  readonly kind = "socket";
+  #listener: NetListener | null = null;
+  #connection: NetConnection | null = null;
+  /** Accepted clients waiting for the current one to leave, oldest first. */
+  readonly #waiting: NetConnection[] = [];
+  /** Watch callbacks waiting for the connection's queue to drain. */
+  readonly #watches = new Set<() => void>();
+  #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  #destroyed = false;
+  /** Resolves a `wait=on` open once the first client is served. */
+  #firstClientServed: (() => void) | null = null;
+
+  constructor(
+    id: string,
+    context: ChardevContext,
+    readonly net: HostNet,
+    readonly options: SocketOptions,
+  ) {
+    super(id, context);
+  }
+
+  /** Whether a peer is connected now. */
+  get connected(): boolean {
+    return this.#connection !== null;
+  }
+
+  /** Output taken but not yet in the kernel; never above `options.highWaterMark`. */
+  get bufferedBytes(): number {
+    return this.#connection?.bufferedBytes ?? 0;
+  }
+
+  /** Where a server listens (with the port it got when asked for port 0), else where a client connects. */
+  get address(): NetAddress {
+    return this.#listener?.address ?? this.options.address;
+  }
+
+  /**
+   * QEMU's forms: `disconnected:tcp:127.0.0.1:4444,server=on`,
+   * `tcp:127.0.0.1:4444,server=on <-> 127.0.0.1:51234`, `unix:/path,server=on`.
+   */
+  override get filename(): string {
+    const serverMark = this.options.server ? ",server=on" : "";
+    const connection = this.#connection;
+    const address = this.address;
+    if (!connection) return `disconnected:${describeAddress(address)}${serverMark}`;
+    if (address.transport === "unix") return `unix:${address.path}${serverMark}`;
+    return `tcp:${connection.localAddress}${serverMark} <-> ${connection.remoteAddress}`;
+  }
+
+  /**
+   * Listens or connects. Resolves when the chardev is ready for the registry: at once for a
+   * `wait=off` server and a reconnecting client, after the first client for `wait=on`, after
+   * connecting for a plain client. Throws ChardevError OPEN_FAILED, leaving nothing open.
+   */
+  async start(): Promise<void> {
+    const { address, server, wait, reconnectMs } = this.options;
+    if (server) {
+      try {
+        this.#listener = await this.net.listen(address, (connection) => this.#incoming(connection));
+      } catch (error) {
+        throw new ChardevError("OPEN_FAILED", `socket: could not listen on ${describeAddress(address)}: ${reason(error)}`);
+      }
+      if (wait && !this.#connection) await new Promise<void>((resolve) => (this.#firstClientServed = resolve));
+      return;
+    }
+    if (reconnectMs > 0) {
+      this.#connectInBackground();
+      return;
+    }
+    let connection: NetConnection;
+    try {
+      connection = await this.net.connect(address);
+    } catch (error) {
+      throw new ChardevError("OPEN_FAILED", `socket: could not connect to ${describeAddress(address)}: ${reason(error)}`);
+    }
+    this.#serve(connection);
+  }
+
+  #incoming(connection: NetConnection): void {
+    if (this.#destroyed || this.#waiting.length >= MAX_WAITING_CLIENTS) return connection.close();
+    if (this.#connection) this.#waiting.push(connection);
+    else this.#serve(connection);
+  }
+
+  /** Makes `connection` the peer: OPENED first, so the holder hears of it before any input. */
+  #serve(connection: NetConnection): void {
+    this.#connection = connection;
+    if (this.options.nodelay) connection.setNoDelay(true);
+    this.emitEvent(ChrEvent.OPENED);
+    connection.start({
+      data: (chunk) => this.deliverInput(chunk),
+      drain: () => this.#fireWatches(),
+      closed: () => this.#disconnected(connection),
+    });
+    this.#firstClientServed?.();
+    this.#firstClientServed = null;
+  }
+
+  #disconnected(connection: NetConnection): void {
+    if (this.#connection !== connection) return;
+    this.#connection = null;
+    this.emitEvent(ChrEvent.CLOSED);
+    // Writes no longer wait for this peer: a blocked hub goes on with its other backends.
+    this.#fireWatches();
+    if (this.options.server) {
+      const next = this.#waiting.shift();
+      if (next) this.#serve(next);
+    } else {
+      this.#scheduleReconnect();
+    }
+  }
+
+  #connectInBackground(): void {
+    this.#reconnectTimer = null;
+    if (this.#destroyed || this.#connection) return;
+    this.net.connect(this.options.address).then(
+      (connection) => {
+        if (this.#destroyed) connection.close();
+        else this.#serve(connection);
+      },
+      () => this.#scheduleReconnect(),
+    );
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#destroyed || this.options.reconnectMs <= 0 || this.#reconnectTimer) return;
+    this.#reconnectTimer = setTimeout(() => this.#connectInBackground(), this.options.reconnectMs);
+  }
+
+  protected override resumeInput(): void {
+    this.#connection?.resume();
+  }
+
+  /**
+   * Takes what fits under the high-water mark (QEMU's tcp_chr_write sends what the kernel
+   * takes). No peer: -EIO, as QEMU 10 answers; a hub skips a closed backend anyway.
+   */
+  protected writeOut(data: Uint8Array): number {
+    const connection = this.#connection;
+    if (!connection) return -ERRNO.EIO;
+    const room = this.options.highWaterMark - connection.bufferedBytes;
+    if (room <= 0) return -ERRNO.EAGAIN;
+    const taken = Math.min(room, data.length);
+    // `data` views WASM memory that the next write reuses, and the runtime keeps what it is
+    // given until the kernel takes it: hand it a copy.
+    connection.write(data.slice(0, taken));
+    return taken;
+  }
+
+  /**
+   * Fires once the queued output has gone to the kernel (or the peer left). No peer: no
+   * watch, as QEMU has no channel to watch then.
+   */
+  override addWatch(callback: () => void): (() => void) | null {
+    const connection = this.#connection;
+    if (!connection) return null;
+    if (connection.bufferedBytes === 0) {
+      const timer = setTimeout(callback, 0);
+      return () => clearTimeout(timer);
+    }
+    const once = () => callback();
+    this.#watches.add(once);
+    return () => this.#watches.delete(once);
+  }
+
+  #fireWatches(): void {
+    const callbacks = [...this.#watches];
+    this.#watches.clear();
+    for (const callback of callbacks) callback();
+  }
+
+  override async destroy(): Promise<void> {
+    this.#destroyed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    this.#watches.clear();
+    for (const waiting of this.#waiting.splice(0)) waiting.close();
+    const connection = this.#connection;
+    this.#connection = null;
+    connection?.close();
+    this.#listener?.close();
+    this.#listener = null;
+    // QEMU's finalize sends CLOSED; nobody holds us by now, but a stray holder learns it.
+    if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
+    await super.destroy();
+  }
+}
+
+// ---- options: `-chardev` keys and QAPI ChardevSocket ----
+
+/** QEMU `-chardev socket` keys we do not implement (yet); refused rather than ignored. */
+const UNSUPPORTED_KEYS = ["fd", "to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-creds", "tls-authz", "abstract"];
+/** Of those, the booleans: `=off` asks for nothing, so it passes. */
+const UNSUPPORTED_SWITCHES = new Set(["ipv4", "ipv6", "telnet", "tn3270", "websocket", "abstract"]);
+
+/** A QemuOpts number (no size suffix). */
+function parseNumber(key: string, value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new ChardevError("INVALID_VALUE", `Parameter '${key}' expects a number`);
+  }
+  return Number(value);
+}
+
+function socketDataFromOptions(options: Map<string, string>): BackendData {
+  const path = options.get("path");
+  const host = options.get("host");
+  const port = options.get("port");
+  const given = [path, options.get("fd"), host].filter((value) => value !== undefined).length;
+  if (given > 1) throw new ChardevError("INVALID_PARAMETER", "None or one of 'path', 'fd' or 'host' option required.");
+  for (const key of UNSUPPORTED_KEYS) {
+    const value = options.get(key);
+    if (value === undefined || (UNSUPPORTED_SWITCHES.has(key) && !parseBool(key, value))) continue;
+    throw new ChardevError("UNSUPPORTED", `socket: option '${key}' is not supported`);
+  }
+  let addr: BackendData;
+  if (path !== undefined) {
+    addr = { type: "unix", data: { path } };
+  } else if (port !== undefined) {
+    // `host` may be empty or absent: the loopback address then (see DEFAULT_HOST).
+    addr = { type: "inet", data: { host: host ?? "", port } };
+  } else if (host !== undefined) {
+    throw new ChardevError("MISSING_PARAMETER", "chardev: socket: no port given");
+  } else {
+    throw new ChardevError("MISSING_PARAMETER", "chardev: socket: no address given: 'path', or 'host' and 'port'");
+  }
+
+  const data: BackendData = { addr };
+  // QEMU's `-chardev` defaults differ from QAPI's (server off, and wait on for a server), so
+  // both are always spelled out.
+  data.server = parseBool("server", options.get("server") ?? "off");
+  if (options.has("wait")) data.wait = parseBool("wait", options.get("wait")!);
+  else if (data.server) data.wait = true;
+  if (options.has("delay") && options.has("nodelay")) {
+    throw new ChardevError("INVALID_PARAMETER", "'delay' and 'nodelay' are mutually exclusive");
+  }
+  if (options.has("delay")) data.nodelay = !parseBool("delay", options.get("delay")!);
+  if (options.has("nodelay")) data.nodelay = parseBool("nodelay", options.get("nodelay")!);
+  if (options.has("reconnect")) data.reconnect = parseNumber("reconnect", options.get("reconnect")!);
+  if (options.has("reconnect-ms")) data["reconnect-ms"] = parseNumber("reconnect-ms", options.get("reconnect-ms")!);
+  if (options.has("high-water-mark")) data["high-water-mark"] = parseSize("high-water-mark", options.get("high-water-mark")!);
+  return data;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** QAPI's checks of one nested struct: known members only, each of its type, required ones present. */
+function checkStruct(value: unknown, where: string, members: Record<string, "string" | "object">, required: string[]): Record<string, unknown> {
+  if (!isObject(value)) throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${where}', expected: object`);
+  for (const [key, member] of Object.entries(value)) {
+    const expected = members[key];
+    if (!expected) throw new ChardevError("INVALID_PARAMETER", `Parameter '${where}.${key}' is unexpected`);
+    if (expected === "object" ? !isObject(member) : typeof member !== expected) {
+      throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${where}.${key}', expected: ${expected}`);
+    }
+  }
+  for (const key of required) {
+    if (value[key] === undefined) throw new ChardevError("MISSING_PARAMETER", `Parameter '${where}.${key}' is missing`);
+  }
+  return value;
+}
+
+/** QAPI SocketAddressLegacy (`{type: "inet"|"unix", data}`) to our address. */
+function addressFromQapi(addr: unknown): NetAddress {
+  const where = "backend.data.addr";
+  const union = checkStruct(addr, where, { type: "string", data: "object" }, ["type"]) as { type: string; data?: unknown };
+  if (union.type === "unix") {
+    const { path } = checkStruct(union.data, `${where}.data`, { path: "string" }, ["path"]) as { path: string };
+    if (path === "") throw new ChardevError("INVALID_VALUE", "socket: empty UNIX socket path");
+    return { transport: "unix", path };
+  }
+  if (union.type === "inet") {
+    const inet = checkStruct(union.data, `${where}.data`, { host: "string", port: "string" }, ["port"]) as { host?: string; port: string };
+    const port = Number(inet.port);
+    if (!/^\d+$/.test(inet.port) || port > 65535) {
+      throw new ChardevError("INVALID_VALUE", `socket: port '${inet.port}' is not a number from 0 to 65535`);
+    }
+    // No host: the loopback address, for a server (see DEFAULT_HOST) and a client alike.
+    return { transport: "tcp", host: inet.host || DEFAULT_HOST, port };
+  }
+  if (union.type === "fd" || union.type === "vsock") {
+    throw new ChardevError("UNSUPPORTED", `socket: address type '${union.type}' is not supported`);
+  }
+  throw new ChardevError("INVALID_VALUE", `Parameter '${where}.type' does not accept value '${union.type}'`);
+}
+
+/**
+ * QEMU's qmp_chardev_validate_socket and QAPI's defaults (server on, wait off): checked
+ * settings from QAPI ChardevSocket `data`. Throws ChardevError with QEMU's texts.
+ *
+ * @example QAPI defaults
+ * ```ts
+ * socketOptionsFromData({ addr: { type: "unix", data: { path: "/tmp/vm.sock" } } });
+ * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536 }
+ * ```
+ */
+export function socketOptionsFromData(data: BackendData): SocketOptions {
+  if (data.addr === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend.data.addr' is missing");
+  const server = (data.server as boolean | undefined) ?? true;
+  if (server && data.reconnect !== undefined) {
+    throw new ChardevError("INVALID_PARAMETER", "'reconnect' option is incompatible with socket in server listen mode");
+  }
+  if (!server && data.wait !== undefined) {
+    throw new ChardevError("INVALID_PARAMETER", "'wait' option is incompatible with socket in client connect mode");
+  }
+  if (data.reconnect !== undefined && data["reconnect-ms"] !== undefined) {
+    throw new ChardevError("INVALID_PARAMETER", "'reconnect' and 'reconnect-ms' are mutually exclusive");
+  }
+  const reconnectMs = data.reconnect !== undefined ? (data.reconnect as number) * 1000 : ((data["reconnect-ms"] as number | undefined) ?? 0);
+  if (reconnectMs < 0) throw new ChardevError("INVALID_VALUE", "socket: 'reconnect-ms' must not be negative");
+  const highWaterMark = (data["high-water-mark"] as number | undefined) ?? DEFAULT_HIGH_WATER_MARK;
+  if (highWaterMark < 1) throw new ChardevError("INVALID_VALUE", "socket: 'high-water-mark' must be at least 1");
+  return {
+    address: addressFromQapi(data.addr),
+    server,
+    wait: server && ((data.wait as boolean | undefined) ?? false),
+    // QEMU only reconnects clients; on a server the setting is ignored.
+    reconnectMs: server ? 0 : reconnectMs,
+    nodelay: (data.nodelay as boolean | undefined) ?? false,
+    highWaterMark,
+  };
+}
+
+/**
+ * The `socket` backend kind (built in; see docs/socket.md).
+ *
+ * @example A registry without built-ins still gets sockets by registering it
+ * ```ts
+ * reg.registerDriver(socketDriver);
+ * await reg.add("socket,id=s0,host=127.0.0.1,port=0,server=on,wait=off");
+ * ```
+ */
+export const socketDriver: ChardevDriver = {
+  type: "socket",
+  fields: {
+    addr: "object",
+    server: "bool",
+    wait: "bool",
+    nodelay: "bool",
+    reconnect: "integer",
+    "reconnect-ms": "integer",
+    "high-water-mark": "integer",
+  },
+  fromOptions: socketDataFromOptions,
+  async open(id, data, context) {
+    const options = socketOptionsFromData(data);
+    const net = context.runtime.net;
+    if (!net) throw new ChardevError("UNSUPPORTED", `socket: the ${context.runtime.name} runtime has no sockets`);
+    const chardev = new SocketChardev(id, context, net, options);
+    try {
+      await chardev.start();
+    } catch (error) {
+      await chardev.destroy();
+      throw error;
+    }
+    return chardev;
+  },
+};

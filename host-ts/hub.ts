@@ -1,0 +1,154 @@
+// The idiomatic face of a hub: Web streams in and out, backends attached as handles with
+// their counters, and hub events as an async iterable. Built on the QEMU-style registry and
+// frontend, so it behaves the same; usable wherever the registry is (edge runtimes included).
+
+import type { Chardev } from "./chardev/_chardev.ts";
+import { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
+import { ChardevError } from "./errors.ts";
+import type { Frontend } from "./frontend.ts";
+import { ChardevRegistry, type RegistryOptions } from "./registry.ts";
+
+/** How long a writer waits before retrying when a blocked backend offers no watch. */
+const RETRY_WITHOUT_WATCH_MS = 5;
+/** Input a reader may leave unread before backends are paused. */
+const READABLE_HIGH_WATER_MARK = 64 * 1024;
+
+export interface HubCreateOptions extends HubOptions, Pick<RegistryOptions, "runtime"> {
+  /** Registry to create the hub in (a new one with `qemuCompat: false` when omitted). */
+  registry?: ChardevRegistry;
+  /** @default "hub0" */
+  id?: string;
+}
+
+/** A backend attached to a `Hub`. */
+export interface HubBackendHandle {
+  readonly id: string;
+  readonly chardev: Chardev;
+  stats(): HubBackendStats;
+  /** This backend's events only (gaps, open, close, evict). */
+  events(signal?: AbortSignal): AsyncGenerator<HubEvent>;
+  /** Hot-unplug; the chardev stays registered. */
+  detach(): void;
+}
+
+/**
+ * A hub driven through Web streams.
+ *
+ * @example Fan a stream out to two ring buffers, one allowed to fall behind
+ * ```ts
+ * const hub = await Hub.create({ ring: 1 << 16 });
+ * await hub.attach("ringbuf,id=a,size=1024");
+ * await hub.attach("ringbuf,id=b,size=1024", { policy: "drop" });
+ * await someReadable.pipeTo(hub.writable);
+ * ```
+ */
+export class Hub {
+  /** Frontend writes, honouring backpressure: a full hub makes `write` wait for its watch. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Input from every backend, merged (a chunk is never interleaved with another's). */
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly #frontend: Frontend;
+  readonly #ownsRegistry: boolean;
+
+  protected constructor(
+    readonly registry: ChardevRegistry,
+    readonly chardev: HubChardev,
+    ownsRegistry: boolean,
+  ) {
+    this.#ownsRegistry = ownsRegistry;
+    let input!: ReadableStreamDefaultController<Uint8Array>;
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          input = controller;
+        },
+        pull: () => this.#frontend.acceptInput(),
+      },
+      { highWaterMark: READABLE_HIGH_WATER_MARK, size: (chunk) => chunk.length },
+    );
+    this.#frontend = registry.attach(chardev.id, {
+      canRead: () => Math.max(0, input.desiredSize ?? 0),
+      read: (data) => input.enqueue(data.slice()),
+      event: () => {},
+    });
+    this.writable = new WritableStream<Uint8Array>({ write: (chunk) => this.#writeAll(chunk) });
+  }
+
+  /** The registry a `create` without `registry` makes; the main entry's knows every kind. */
+  protected static createRegistry(options: RegistryOptions): Promise<ChardevRegistry> {
+    return ChardevRegistry.create(options);
+  }
+
+  /** Creates an empty hub; attach backends with `attach`. */
+  static async create(options: HubCreateOptions = {}): Promise<Hub> {
+    const ownsRegistry = !options.registry;
+    const registry = options.registry ?? (await this.createRegistry({ qemuCompat: false, runtime: options.runtime }));
+    const data: Record<string, unknown> = { ring: options.ring ?? 0 };
+    if (options.open) data.open = options.open;
+    if (options.primary) data.primary = options.primary;
+    if (options.input) data.input = options.input;
+    if (options.inputIdleMs !== undefined) data["input-idle-ms"] = options.inputIdleMs;
+    const chardev = await registry.add({ id: options.id ?? "hub0", backend: { type: "hub", data } });
+    return new this(registry, chardev as HubChardev, ownsRegistry);
+  }
+
+  /** Drives an existing hub chardev of `registry` (becoming its frontend). */
+  static open(registry: ChardevRegistry, id: string): Hub {
+    return new this(registry, registry.hub(id), false);
+  }
+
+  async #writeAll(chunk: Uint8Array): Promise<void> {
+    let rest = chunk;
+    while (rest.length > 0) {
+      const taken = this.#frontend.write(rest);
+      if (taken > 0) {
+        rest = rest.subarray(taken);
+        continue;
+      }
+      if (taken === -1 && this.#frontend.lastError !== "EAGAIN") {
+        throw new ChardevError("OPEN_FAILED", `hub '${this.chardev.id}': write failed with ${this.#frontend.lastError}`);
+      }
+      await new Promise<void>((resolve) => {
+        if (this.#frontend.addWatch(resolve) === 0) setTimeout(resolve, RETRY_WITHOUT_WATCH_MS);
+      });
+    }
+  }
+
+  /**
+   * Attaches a backend: a chardev of the registry, or a `-chardev` string that is added first.
+   */
+  async attach(backend: Chardev | string, options: HubBackendOptions = {}): Promise<HubBackendHandle> {
+    const chardev = typeof backend === "string" ? await this.registry.add(backend) : backend;
+    this.chardev.attachBackend(chardev, options);
+    const hub = this.chardev;
+    return {
+      id: chardev.id,
+      chardev,
+      stats: () => hub.stats().find((row) => row.id === chardev.id)!,
+      async *events(signal?: AbortSignal) {
+        for await (const event of hub.events(signal)) if (event.backend === chardev.id) yield event;
+      },
+      detach: () => hub.detachBackend(chardev.id),
+    };
+  }
+
+  /** Every hub event; see `HubChardev.events`. */
+  events(signal?: AbortSignal): AsyncGenerator<HubEvent> {
+    return this.chardev.events(signal);
+  }
+
+  stats(): HubBackendStats[] {
+    return this.chardev.stats();
+  }
+
+  /** Serves the backends now (a ring hub otherwise does it at the end of the turn). */
+  flush(): void {
+    this.chardev.flush();
+  }
+
+  /** Detaches the frontend; closes the registry too if `create` made it. */
+  async close(): Promise<void> {
+    this.#frontend.detach();
+    if (this.#ownsRegistry) await this.registry.close();
+  }
+}

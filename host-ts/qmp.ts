@@ -1,0 +1,1134 @@
+// QMP, the QEMU Machine Protocol, as the frontend of a chardev: exactly how QEMU runs
+// `-qmp unix:PATH,server=on,wait=off` (a socket chardev with the monitor attached as its
+// frontend). Anything a chardev carries can carry QMP: a socket, a FIFO pair, a ringbuf
+// driven by `backendWrite`, a hub that also logs the conversation.
+//
+// The wire protocol is QEMU's (monitor/qmp.c, qapi/qmp-dispatch.c, qobject/json-*.c), written
+// anew from its observable behaviour: the greeting on OPENED, capabilities negotiation,
+// `{"return": ...}` / `{"error": {"class", "desc"}}` with the request's `id` echoed, the JSON
+// streamer's framing and error recovery (a lexical error answers once, then input is skipped
+// up to the next structural character), QEMU's error texts, and "\r\n" after every message.
+// Out-of-band execution is not offered (`capabilities` is empty), as in any QEMU monitor
+// without an I/O thread.
+
+import type { Chardev } from "./chardev/_chardev.ts";
+import { ChardevError } from "./errors.ts";
+import { ChrEvent } from "./events.ts";
+import type { Frontend } from "./frontend.ts";
+import type { ChardevAddArgs, ChardevRegistry, RingbufFormat } from "./registry.ts";
+
+// ---- the JSON wire format ----------------------------------------------------------------------
+
+/** QEMU's per-message limits (qobject/json-streamer.c): memory and recursion a client can force. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+const MAX_MESSAGE_TOKENS = 2 * 1024 * 1024;
+const MAX_NESTING = 1024;
+
+type TokenKind = "{" | "}" | "[" | "]" | ":" | "," | "string" | "integer" | "float" | "keyword";
+
+interface Token {
+  readonly kind: TokenKind;
+  /** The token as received (strings with their quotes); empty for structural characters. */
+  readonly text: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Lexer states. The grammar is RFC 8259's plus QEMU's single-quoted strings and `\'`. */
+const IN_START = 0;
+const IN_DQ_STRING = 1;
+const IN_DQ_ESCAPE = 2;
+const IN_SQ_STRING = 3;
+const IN_SQ_ESCAPE = 4;
+const IN_SIGN = 5;
+const IN_ZERO = 6;
+const IN_DIGITS = 7;
+const IN_MANTISSA = 8;
+const IN_MANTISSA_DIGITS = 9;
+const IN_EXP_E = 10;
+const IN_EXP_SIGN = 11;
+const IN_EXP_DIGITS = 12;
+const IN_KEYWORD = 13;
+/** After a lexical error: skip to a promising place to start again. */
+const IN_RECOVERY = 14;
+
+const STRUCTURAL: Record<number, TokenKind> = { 0x7b: "{", 0x7d: "}", 0x5b: "[", 0x5d: "]", 0x3a: ":", 0x2c: "," };
+
+const isDigit = (byte: number) => byte >= 0x30 && byte <= 0x39;
+const isWhitespace = (byte: number) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+/** Bytes a string may hold as they are: no control characters, and never 0xFE/0xFF (not UTF-8). */
+const isStringByte = (byte: number) => byte >= 0x20 && byte <= 0xfd;
+/**
+ * Where recovery stops: structural characters and line ends are likely message boundaries, and
+ * 0xFE/0xFF (never valid UTF-8) let a client force a reset, as QEMU's QMP spec suggests.
+ */
+const endsRecovery = (byte: number) => (byte < 0x20 && byte !== 0x09) || byte >= 0xfe || byte in STRUCTURAL;
+
+/** A growable byte buffer for the token being lexed. */
+class TokenBytes {
+  #bytes = new Uint8Array(64);
+  length = 0;
+
+  push(byte: number): void {
+    if (this.length === this.#bytes.length) {
+      const grown = new Uint8Array(this.#bytes.length * 2);
+      grown.set(this.#bytes);
+      this.#bytes = grown;
+    }
+    this.#bytes[this.length++] = byte;
+  }
+
+  take(): Uint8Array {
+    const bytes = this.#bytes.slice(0, this.length);
+    this.clear();
+    return bytes;
+  }
+
+  clear(): void {
+    this.length = 0;
+    // A huge token (a long base64 ringbuf-write) should not pin its memory for the session.
+    if (this.#bytes.length > 65536) this.#bytes = new Uint8Array(64);
+  }
+}
+
+/** What the streamer hands on: one complete JSON value, or why the input was not one. */
+export type QmpInput = { readonly value: unknown } | { readonly error: string };
+
+const lossyUtf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const ascii = (bytes: Uint8Array) => lossyUtf8.decode(bytes);
+
+/** A syntax error found while parsing one message's tokens. */
+class ParseFailure {
+  constructor(readonly reason: string) {}
+}
+
+/** Recursive descent over one message's tokens, with QEMU's error texts (qobject/json-parser.c). */
+class TokenParser {
+  #next = 0;
+  constructor(readonly tokens: readonly Token[]) {}
+
+  static parse(tokens: readonly Token[]): unknown {
+    return new TokenParser(tokens).#value();
+  }
+
+  #peek(): Token | undefined {
+    return this.tokens[this.#next];
+  }
+
+  #pop(): Token {
+    const token = this.tokens[this.#next++];
+    if (!token) throw new ParseFailure("premature EOI");
+    return token;
+  }
+
+  #value(): unknown {
+    const token = this.#peek();
+    if (!token) throw new ParseFailure("premature EOI");
+    switch (token.kind) {
+      case "{":
+        return this.#object();
+      case "[":
+        return this.#array();
+      case "string":
+        this.#next++;
+        return decodeString(token.text);
+      case "integer":
+      case "float":
+        this.#next++;
+        return Number(ascii(token.text));
+      case "keyword": {
+        this.#next++;
+        const word = ascii(token.text);
+        if (word === "true") return true;
+        if (word === "false") return false;
+        if (word === "null") return null;
+        throw new ParseFailure(`invalid keyword '${word}'`);
+      }
+      default:
+        throw new ParseFailure("expecting value");
+    }
+  }
+
+  #object(): Record<string, unknown> {
+    this.#next++; // {
+    const object: Record<string, unknown> = {};
+    const first = this.#peek();
+    if (!first) throw new ParseFailure("premature EOI");
+    if (first.kind === "}") {
+      this.#next++;
+      return object;
+    }
+    this.#pair(object);
+    for (let token = this.#pop(); token.kind !== "}"; token = this.#pop()) {
+      if (token.kind !== ",") throw new ParseFailure("expected separator in dict");
+      this.#pair(object);
+    }
+    return object;
+  }
+
+  #pair(object: Record<string, unknown>): void {
+    if (!this.#peek()) throw new ParseFailure("premature EOI");
+    const key = this.#value();
+    if (typeof key !== "string") throw new ParseFailure("key is not a string in object");
+    if (this.#pop().kind !== ":") throw new ParseFailure("missing : in object pair");
+    const value = this.#value();
+    if (Object.hasOwn(object, key)) throw new ParseFailure("duplicate key");
+    // defineProperty: a key named "__proto__" is data, not the object's prototype.
+    Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+
+  #array(): unknown[] {
+    this.#next++; // [
+    const array: unknown[] = [];
+    const first = this.#peek();
+    if (!first) throw new ParseFailure("premature EOI");
+    if (first.kind === "]") {
+      this.#next++;
+      return array;
+    }
+    array.push(this.#value());
+    for (let token = this.#pop(); token.kind !== "]"; token = this.#pop()) {
+      if (token.kind !== ",") throw new ParseFailure("expected separator in list");
+      array.push(this.#value());
+    }
+    return array;
+  }
+}
+
+function hex4(text: Uint8Array, at: number, end: number): number {
+  if (at + 4 > end) return -1;
+  const digits = ascii(text.subarray(at, at + 4));
+  return /^[0-9A-Fa-f]{4}$/.test(digits) ? parseInt(digits, 16) : -1;
+}
+
+const SIMPLE_ESCAPES: Record<number, number> = {
+  0x22: 0x22, 0x27: 0x27, 0x5c: 0x5c, 0x2f: 0x2f, // " ' \ /
+  0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09, // b f n r t
+};
+
+/** A string token (quotes included) to its value; raw bytes must be UTF-8, escapes valid Unicode. */
+function decodeString(text: Uint8Array): string {
+  const end = text.length - 1; // the closing quote
+  const out = new TokenBytes();
+  const utf8 = new TextEncoder();
+  for (let i = 1; i < end; i++) {
+    const byte = text[i];
+    if (byte !== 0x5c) {
+      out.push(byte);
+      continue;
+    }
+    const escaped = text[i + 1];
+    if (escaped in SIMPLE_ESCAPES) {
+      out.push(SIMPLE_ESCAPES[escaped]);
+      i++;
+      continue;
+    }
+    if (escaped !== 0x75) throw new ParseFailure("invalid escape sequence in string");
+    const begin = i;
+    let codePoint = hex4(text, i + 2, end);
+    let length = 6;
+    if (codePoint >= 0xd800 && codePoint <= 0xdbff && text[i + 6] === 0x5c && text[i + 7] === 0x75) {
+      const low = hex4(text, i + 8, end);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        codePoint = 0x10000 + ((codePoint - 0xd800) << 10) + (low - 0xdc00);
+        length = 12;
+      } else {
+        codePoint = -1;
+      }
+    }
+    if (codePoint < 0 || (codePoint >= 0xd800 && codePoint <= 0xdfff)) {
+      throw new ParseFailure(`${ascii(text.subarray(begin, Math.min(begin + 6, end)))} is not a valid Unicode character`);
+    }
+    for (const encoded of utf8.encode(String.fromCodePoint(codePoint))) out.push(encoded);
+    i += length - 1;
+  }
+  try {
+    return strictUtf8.decode(out.take());
+  } catch {
+    throw new ParseFailure("invalid UTF-8 sequence in string");
+  }
+}
+
+/**
+ * Splits a byte stream into JSON values, as QEMU's JSON streamer does: tokens are collected
+ * until every `{` and `[` is closed (or more are closed than opened), then parsed as one
+ * message. Chunk boundaries may fall anywhere, inside a token or a UTF-8 sequence.
+ */
+export class QmpJsonStreamer {
+  #state = IN_START;
+  readonly #token = new TokenBytes();
+  #tokens: Token[] = [];
+  #messageBytes = 0;
+  #braces = 0;
+  #brackets = 0;
+
+  /** @param emit receives each value or error, in input order. */
+  constructor(readonly emit: (input: QmpInput) => void) {}
+
+  /** Forgets everything half-read (a new client starts clean). */
+  reset(): void {
+    this.#state = IN_START;
+    this.#token.clear();
+    this.#restartMessage();
+  }
+
+  feed(chunk: Uint8Array): void {
+    for (const byte of chunk) this.#feedByte(byte);
+  }
+
+  #feedByte(byte: number): void {
+    // A state that needs to see the byte after a token (numbers, keywords, recovery) ends the
+    // token and looks at the same byte again from IN_START.
+    for (;;) {
+      switch (this.#state) {
+        case IN_START: {
+          if (isWhitespace(byte)) return;
+          const structural = STRUCTURAL[byte];
+          if (structural) return this.#token_(structural, EMPTY);
+          this.#token.push(byte);
+          if (byte === 0x22) this.#state = IN_DQ_STRING;
+          else if (byte === 0x27) this.#state = IN_SQ_STRING;
+          else if (byte === 0x2d) this.#state = IN_SIGN;
+          else if (byte === 0x30) this.#state = IN_ZERO;
+          else if (isDigit(byte)) this.#state = IN_DIGITS;
+          else if (byte >= 0x61 && byte <= 0x7a) this.#state = IN_KEYWORD;
+          else return this.#lexicalError();
+          return this.#checkTokenSize();
+        }
+        case IN_DQ_STRING:
+        case IN_SQ_STRING: {
+          this.#token.push(byte);
+          if (!isStringByte(byte)) return this.#lexicalError();
+          const quote = this.#state === IN_DQ_STRING ? 0x22 : 0x27;
+          if (byte === 0x5c) this.#state = this.#state === IN_DQ_STRING ? IN_DQ_ESCAPE : IN_SQ_ESCAPE;
+          else if (byte === quote) return this.#token_("string", this.#token.take());
+          return this.#checkTokenSize();
+        }
+        case IN_DQ_ESCAPE:
+        case IN_SQ_ESCAPE:
+          this.#token.push(byte);
+          if (!isStringByte(byte)) return this.#lexicalError();
+          this.#state = this.#state === IN_DQ_ESCAPE ? IN_DQ_STRING : IN_SQ_STRING;
+          return this.#checkTokenSize();
+        case IN_SIGN:
+          this.#token.push(byte);
+          if (byte === 0x30) this.#state = IN_ZERO;
+          else if (isDigit(byte)) this.#state = IN_DIGITS;
+          else return this.#lexicalError();
+          return;
+        case IN_ZERO:
+          if (isDigit(byte)) {
+            this.#token.push(byte);
+            return this.#lexicalError();
+          }
+          if (byte === 0x2e) return this.#numberPart(byte, IN_MANTISSA);
+          this.#token_("integer", this.#token.take());
+          continue;
+        case IN_DIGITS:
+          if (isDigit(byte)) return this.#numberPart(byte, IN_DIGITS);
+          if (byte === 0x2e) return this.#numberPart(byte, IN_MANTISSA);
+          if (byte === 0x65 || byte === 0x45) return this.#numberPart(byte, IN_EXP_E);
+          this.#token_("integer", this.#token.take());
+          continue;
+        case IN_MANTISSA:
+          this.#token.push(byte);
+          if (!isDigit(byte)) return this.#lexicalError();
+          this.#state = IN_MANTISSA_DIGITS;
+          return this.#checkTokenSize();
+        case IN_MANTISSA_DIGITS:
+          if (isDigit(byte)) return this.#numberPart(byte, IN_MANTISSA_DIGITS);
+          if (byte === 0x65 || byte === 0x45) return this.#numberPart(byte, IN_EXP_E);
+          this.#token_("float", this.#token.take());
+          continue;
+        case IN_EXP_E:
+          this.#token.push(byte);
+          if (byte === 0x2b || byte === 0x2d) this.#state = IN_EXP_SIGN;
+          else if (isDigit(byte)) this.#state = IN_EXP_DIGITS;
+          else return this.#lexicalError();
+          return this.#checkTokenSize();
+        case IN_EXP_SIGN:
+          this.#token.push(byte);
+          if (!isDigit(byte)) return this.#lexicalError();
+          this.#state = IN_EXP_DIGITS;
+          return this.#checkTokenSize();
+        case IN_EXP_DIGITS:
+          if (isDigit(byte)) return this.#numberPart(byte, IN_EXP_DIGITS);
+          this.#token_("float", this.#token.take());
+          continue;
+        case IN_KEYWORD:
+          if (byte >= 0x61 && byte <= 0x7a) return this.#numberPart(byte, IN_KEYWORD);
+          this.#token_("keyword", this.#token.take());
+          continue;
+        case IN_RECOVERY:
+          if (!endsRecovery(byte)) return;
+          this.#state = IN_START;
+          continue;
+      }
+    }
+  }
+
+  #numberPart(byte: number, next: number): void {
+    this.#token.push(byte);
+    this.#state = next;
+    this.#checkTokenSize();
+  }
+
+  /** One token longer than a whole message may be: give up on it before it eats memory. */
+  #checkTokenSize(): void {
+    if (this.#messageBytes + this.#token.length <= MAX_MESSAGE_BYTES) return;
+    this.#token.clear();
+    this.#state = IN_RECOVERY;
+    this.#fail("JSON token size limit exceeded");
+  }
+
+  #lexicalError(): void {
+    const stray = ascii(this.#token.take());
+    this.#state = IN_RECOVERY;
+    this.#fail(`JSON parse error, stray '${stray}'`);
+  }
+
+  /** A complete token: count brackets, and parse the message once they balance. */
+  #token_(kind: TokenKind, text: Uint8Array): void {
+    this.#state = IN_START;
+    if (kind === "{") this.#braces++;
+    else if (kind === "}") this.#braces--;
+    else if (kind === "[") this.#brackets++;
+    else if (kind === "]") this.#brackets--;
+    if (this.#messageBytes + text.length + 1 > MAX_MESSAGE_BYTES) return this.#fail("JSON token size limit exceeded");
+    if (this.#tokens.length + 1 > MAX_MESSAGE_TOKENS) return this.#fail("JSON token count limit exceeded");
+    if (this.#braces + this.#brackets > MAX_NESTING) return this.#fail("JSON nesting depth limit exceeded");
+    this.#tokens.push({ kind, text });
+    this.#messageBytes += text.length;
+    const balanced = this.#braces === 0 && this.#brackets === 0;
+    if (!balanced && this.#braces >= 0 && this.#brackets >= 0) return;
+    const tokens = this.#tokens;
+    this.#restartMessage();
+    let input: QmpInput;
+    try {
+      input = { value: TokenParser.parse(tokens) };
+    } catch (failure) {
+      if (!(failure instanceof ParseFailure)) throw failure;
+      input = { error: `JSON parse error, ${failure.reason}` };
+    }
+    this.emit(input);
+  }
+
+  #fail(error: string): void {
+    this.#restartMessage();
+    this.emit({ error });
+  }
+
+  #restartMessage(): void {
+    this.#tokens = [];
+    this.#messageBytes = 0;
+    this.#braces = 0;
+    this.#brackets = 0;
+  }
+}
+
+/** `\u00E9`: QEMU writes every non-ASCII and control character as an escape. */
+function escapeCodeUnit(unit: number): string {
+  return `\\u${unit.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+const SHORT_ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+function quoteJson(text: string): string {
+  let quoted = '"';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    const unit = text.charCodeAt(i);
+    if (SHORT_ESCAPES[ch]) quoted += SHORT_ESCAPES[ch];
+    else if (unit < 0x20 || unit >= 0x7f) quoted += escapeCodeUnit(unit);
+    else quoted += ch;
+  }
+  return quoted + '"';
+}
+
+/**
+ * A value as QEMU's monitor writes it: one line, `": "` and `", "` between members, ASCII only.
+ *
+ * @example
+ * ```ts
+ * encodeQmpJson({ return: { pty: "/dev/pts/3" }, id: 1 }); // '{"return": {"pty": "/dev/pts/3"}, "id": 1}'
+ * ```
+ */
+export function encodeQmpJson(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return quoteJson(value);
+    case "number":
+      return Number.isFinite(value) ? String(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "object":
+      if (value === null) return "null";
+      if (Array.isArray(value)) return `[${value.map(encodeQmpJson).join(", ")}]`;
+      return `{${Object.entries(value)
+        .filter(([, member]) => member !== undefined)
+        .map(([key, member]) => `${quoteJson(key)}: ${encodeQmpJson(member)}`)
+        .join(", ")}}`;
+    default:
+      return "null";
+  }
+}
+
+// ---- commands ----------------------------------------------------------------------------------
+
+/** QMP error classes we answer with (QEMU's QapiErrorClass). */
+export type QmpErrorClass = "GenericError" | "CommandNotFound";
+
+/** A command failed; becomes `{"error": {"class", "desc"}}`. */
+class QmpError extends Error {
+  constructor(
+    readonly errorClass: QmpErrorClass,
+    desc: string,
+  ) {
+    super(desc);
+  }
+}
+
+const generic = (desc: string) => new QmpError("GenericError", desc);
+
+type Arguments = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Arguments => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Checks one QAPI member's value (present: `undefined` means absent); `name` is its full name. */
+type MemberCheck = (value: unknown, name: string) => void;
+
+const isString: MemberCheck = (value, name) => {
+  if (typeof value !== "string") throw generic(`Invalid parameter type for '${name}', expected: string`);
+};
+
+const isInteger: MemberCheck = (value, name) => {
+  if (!Number.isInteger(value)) throw generic(`Invalid parameter type for '${name}', expected: integer`);
+};
+
+const isStruct: MemberCheck = (value, name) => {
+  if (!isObject(value)) throw generic(`Invalid parameter type for '${name}', expected: object`);
+};
+
+/** An enum: a string, and one of `values`. */
+const isOneOf =
+  (...values: string[]): MemberCheck =>
+  (value, name) => {
+    isString(value, name);
+    if (!values.includes(value as string)) throw generic(`Parameter '${name}' does not accept value '${value}'`);
+  };
+
+const isListOf =
+  (item: MemberCheck): MemberCheck =>
+  (value, name) => {
+    if (!Array.isArray(value)) throw generic(`Invalid parameter type for '${name}', expected: array`);
+    value.forEach((element, i) => item(element, `${name}[${i}]`));
+  };
+
+/** QAPI's DataFormat, the `format` of the ringbuf commands. */
+const isDataFormat = isOneOf("utf8", "base64");
+
+interface Member {
+  readonly check: MemberCheck;
+  readonly optional?: boolean;
+}
+
+/**
+ * QAPI's input checks with its texts: members in schema order (missing, wrong type, bad enum
+ * value), then any member the schema lacks. `prefix` names a nested struct (`backend.`).
+ */
+function checkArguments(args: Arguments, members: Record<string, Member>, prefix = ""): void {
+  for (const [name, { check, optional }] of Object.entries(members)) {
+    const value = Object.hasOwn(args, name) ? args[name] : undefined;
+    if (value !== undefined) check(value, prefix + name);
+    else if (!optional) throw generic(`Parameter '${prefix}${name}' is missing`);
+  }
+  for (const name of Object.keys(args)) {
+    if (!Object.hasOwn(members, name)) throw generic(`Parameter '${prefix}${name}' is unexpected`);
+  }
+}
+
+/** QEMU 10.0.0: the version QMP clients see, in the greeting and `query-version`. */
+const QEMU_VERSION = { micro: 0, minor: 0, major: 10 } as const;
+
+/**
+ * Errors of QAPI's argument checks, and a taken id, reach the client as they are; QEMU prefixes
+ * every other `chardev-add` failure (those of opening the backend) with the chardev's id.
+ */
+const QAPI_CHECK_TEXT = /^(Parameter '[^']*' (is missing|is unexpected|does not accept value )|Invalid parameter type for ')/;
+
+function addFailure(id: unknown, error: unknown): unknown {
+  if (!(error instanceof ChardevError) || error.code === "DUPLICATE_ID" || QAPI_CHECK_TEXT.test(error.message)) return error;
+  return generic(`Failed to add chardev '${String(id)}': ${error.message}`);
+}
+
+/** `chardev-add`'s return: the slave path of a pty (QEMU's filename is `pty:PATH`), else `{}`. */
+function chardevReturn(chardev: Chardev): { pty?: string } {
+  return chardev.kind === "pty" && chardev.filename.startsWith("pty:") ? { pty: chardev.filename.slice(4) } : {};
+}
+
+// ---- the monitor -------------------------------------------------------------------------------
+
+/** Options of a QMP monitor. */
+export interface QmpMonitorOptions {
+  /**
+   * The `package` string of the greeting and `query-version`.
+   * @default "chardev-hub"
+   */
+  package?: string;
+}
+
+/**
+ * Requests a monitor queues before it stops reading input (QEMU's QMP_REQ_QUEUE_LEN_MAX); a
+ * client that floods commands waits instead of growing our memory.
+ */
+const MAX_QUEUED_REQUESTS = 8;
+/** Output held for a client that does not read, before input is paused the same way. */
+const MAX_OUTPUT_BACKLOG = 1024 * 1024;
+/** What `canRead` offers while the monitor takes input. */
+const INPUT_CHUNK = 4096;
+/**
+ * A chardev that refuses a write but has no watch to offer (it returned 0, or EAGAIN without
+ * a blocked channel) is tried again after this long: the only way left not to lose the bytes.
+ */
+const WRITE_RETRY_MS = 10;
+
+interface QueuedInput {
+  /** The client session the input came from; its answer is dropped if that client left. */
+  readonly session: number;
+  readonly input: QmpInput;
+}
+
+type Response = Record<string, unknown>;
+
+/** Monitors made by `startQmp`, which remove their own chardev on `close`. */
+const monitorsOwningChardev = new WeakSet<QmpMonitor>();
+
+/**
+ * A QMP server attached as the frontend of chardev `chardevId`, like a QEMU monitor made with
+ * `-mon chardev=ID,mode=control`. Every OPENED of the chardev (a client connecting) gets a
+ * fresh greeting and a fresh negotiation; CLOSED forgets the client's half-read input, its
+ * queued commands and unsent answers.
+ *
+ * Commands: `qmp_capabilities`, `query-commands`, `query-version`, `chardev-add`,
+ * `chardev-remove`, `chardev-change`, `query-chardev`, `query-chardev-backends`,
+ * `ringbuf-write`, `ringbuf-read`, `chardev-send-break`. `chardev-change` works as QEMU's
+ * for a chardev nobody holds (the old one goes, the new one is added in its place; as in QEMU
+ * the old one is gone even if adding the new one fails). A held chardev is refused with
+ * QEMU's `Chardev user does not support chardev hotswap`: our frontends cannot move to a new
+ * chardev. A hub or mux is refused as in QEMU.
+ *
+ * Output goes through `Frontend.write`: a short write or EAGAIN keeps the rest queued until
+ * the chardev's watch fires. A write that fails otherwise (the peer is gone) drops what was
+ * queued, as QEMU's monitor does; the next client starts with a new greeting anyway.
+ *
+ * @example A monitor on a ringbuf, driven as a client would drive a socket
+ * ```ts
+ * const reg = await ChardevRegistry.create();
+ * await reg.add("ringbuf,id=mon0,size=65536");
+ * const monitor = QmpMonitor.attach(reg, "mon0");
+ * reg.ringbufRead("mon0", 65536); // '{"QMP": {"version": ...}, "capabilities": []}}\r\n'
+ * reg.backendWrite("mon0", new TextEncoder().encode('{"execute": "qmp_capabilities", "id": 1}'));
+ * reg.ringbufRead("mon0", 65536); // '{"return": {}, "id": 1}\r\n'
+ * monitor.detach();
+ * ```
+ */
+export class QmpMonitor {
+  readonly #reg: ChardevRegistry;
+  readonly #package: string;
+  #frontend: Frontend | null = null;
+  #detached = false;
+  readonly #streamer: QmpJsonStreamer;
+  readonly #commands: Map<string, (args: Arguments) => unknown>;
+
+  /** Bumped on OPENED and CLOSED: work of an earlier client must not reach a later one. */
+  #session = 0;
+  #negotiated = false;
+  #queue: QueuedInput[] = [];
+  #dispatching = false;
+  /** canRead said 0: input waits in the chardev until we ask for it again. */
+  #inputPaused = false;
+
+  #output: Uint8Array[] = [];
+  #outputBytes = 0;
+  #flushing = false;
+  #flushAgain = false;
+  #watchId = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private constructor(
+    reg: ChardevRegistry,
+    /** The chardev this monitor is the frontend of. */
+    readonly chardevId: string,
+    options: QmpMonitorOptions,
+  ) {
+    this.#reg = reg;
+    this.#package = options.package ?? "chardev-hub";
+    this.#streamer = new QmpJsonStreamer((input) => this.#queue.push({ session: this.#session, input }));
+    this.#commands = this.#commandTable();
+  }
+
+  /**
+   * Attaches a monitor to chardev `chardevId` as its frontend. Throws ChardevError if the
+   * chardev does not exist or is held already. A chardev that is open already (a ringbuf, a
+   * connected socket) gets the greeting at once.
+   *
+   * @example Serve QMP on a socket chardev made by hand
+   * ```ts
+   * await reg.add("socket,id=qmp0,path=/tmp/qmp.sock,server=on,wait=off");
+   * const monitor = QmpMonitor.attach(reg, "qmp0");
+   * // socat - UNIX-CONNECT:/tmp/qmp.sock
+   * ```
+   */
+  static attach(reg: ChardevRegistry, chardevId: string, options: QmpMonitorOptions = {}): QmpMonitor {
+    const monitor = new QmpMonitor(reg, chardevId, options);
+    // The chardev may report OPENED inside attach, before the frontend is ours to write with:
+    // the greeting waits in the output queue and goes out just below.
+    monitor.#frontend = reg.attach(chardevId, {
+      canRead: () => monitor.#canRead(),
+      read: (data) => monitor.#read(data),
+      event: (event) => monitor.#event(event),
+    });
+    monitor.#flush();
+    return monitor;
+  }
+
+  /** The current client has completed `qmp_capabilities`. */
+  get negotiated(): boolean {
+    return this.#negotiated;
+  }
+
+  /**
+   * Sends an event to the client, if it has completed negotiation (QEMU sends none before).
+   * Returns whether it was sent.
+   *
+   * @example
+   * ```ts
+   * monitor.sendEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" });
+   * // {"timestamp": {"seconds": 1732550400, "microseconds": 123456}, "event": "SHUTDOWN", "data": {...}}
+   * ```
+   */
+  sendEvent(event: string, data?: Record<string, unknown>): boolean {
+    if (this.#detached || !this.#negotiated) return false;
+    const micros = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    this.#send({ timestamp: { seconds: Math.floor(micros / 1e6), microseconds: micros % 1e6 }, event, data });
+    return true;
+  }
+
+  /** Lets go of the chardev (it stays registered); queued commands and output are dropped. */
+  detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.#forgetClient();
+    this.#frontend?.detach();
+    this.#frontend = null;
+  }
+
+  /** Detaches, and removes the chardev too when `startQmp` made it. */
+  async close(): Promise<void> {
+    this.detach();
+    if (monitorsOwningChardev.has(this) && this.#reg.find(this.chardevId)) await this.#reg.remove(this.chardevId);
+  }
+
+  // ---- input ----
+
+  #canRead(): number {
+    const full = this.#queue.length >= MAX_QUEUED_REQUESTS || this.#outputBytes >= MAX_OUTPUT_BACKLOG;
+    if (full) this.#inputPaused = true;
+    return full ? 0 : INPUT_CHUNK;
+  }
+
+  /** Asks the chardev for the input it held back, once there is room again. */
+  #resumeInputIfRoom(): void {
+    if (!this.#inputPaused || this.#detached || this.#canRead() === 0) return;
+    this.#inputPaused = false;
+    // Not from inside our own read or write: the chardev re-enters us with the held input.
+    queueMicrotask(() => this.#frontend?.acceptInput());
+  }
+
+  #read(data: Uint8Array): void {
+    if (this.#detached) return;
+    try {
+      this.#streamer.feed(data);
+    } catch (error) {
+      // Not reachable by any input we know of; the data path must not throw regardless.
+      this.#streamer.reset();
+      this.#queue.push({ session: this.#session, input: { error: `JSON parse error, ${String(error)}` } });
+    }
+    this.#dispatch();
+  }
+
+  #event(event: ChrEvent): void {
+    if (this.#detached) return;
+    if (event === ChrEvent.OPENED) {
+      this.#forgetClient();
+      this.#send({ QMP: { version: this.#versionInfo(), capabilities: [] } });
+    } else if (event === ChrEvent.CLOSED) {
+      this.#forgetClient();
+    }
+    // BREAK, MUX_IN, MUX_OUT mean nothing to a monitor (QEMU ignores them too).
+  }
+
+  /** A client came or went: nothing of the previous one carries over. */
+  #forgetClient(): void {
+    this.#session++;
+    this.#negotiated = false;
+    this.#queue = [];
+    this.#streamer.reset();
+    this.#dropOutput();
+    this.#resumeInputIfRoom();
+  }
+
+  // ---- dispatch ----
+
+  /** Runs queued requests in order, one at a time; an async command holds the rest back. */
+  #dispatch(): void {
+    if (this.#dispatching) return;
+    this.#dispatching = true;
+    while (this.#queue.length > 0) {
+      const { session, input } = this.#queue.shift()!;
+      const response = this.#execute(input);
+      if (response instanceof Promise) {
+        void response.then((settled) => {
+          this.#respond(session, settled);
+          this.#dispatching = false;
+          this.#dispatch();
+        });
+        return;
+      }
+      this.#respond(session, response);
+    }
+    this.#dispatching = false;
+    this.#resumeInputIfRoom();
+  }
+
+  #respond(session: number, response: Response): void {
+    if (session === this.#session && !this.#detached) this.#send(response);
+  }
+
+  /** One request to its response; never throws, and a Promise only for async commands. */
+  #execute(input: QmpInput): Response | Promise<Response> {
+    if ("error" in input) return errorResponse(generic(input.error));
+    const request = input.value;
+    if (!isObject(request)) return errorResponse(generic("QMP input must be a JSON object"));
+    const id = Object.hasOwn(request, "id") ? request.id : undefined;
+    try {
+      const result = this.#run(request);
+      if (result instanceof Promise) {
+        return result.then(
+          (value) => successResponse(value, id),
+          (error: unknown) => errorResponse(error, id),
+        );
+      }
+      return successResponse(result, id);
+    } catch (error) {
+      return errorResponse(error, id);
+    }
+  }
+
+  /** QEMU's qmp_dispatch: check the request's members, find the command, run it. */
+  #run(request: Arguments): unknown {
+    let command: string | undefined;
+    for (const [member, value] of Object.entries(request)) {
+      if (member === "execute") {
+        if (typeof value !== "string") throw generic("QMP input member 'execute' must be a string");
+        command = value;
+      } else if (member === "arguments") {
+        if (!isObject(value)) throw generic("QMP input member 'arguments' must be an object");
+      } else if (member !== "id") {
+        // `exec-oob` too: out-of-band execution was not offered in the greeting.
+        throw generic(`QMP input member '${member}' is unexpected`);
+      }
+    }
+    if (command === undefined) throw generic("QMP input lacks member 'execute'");
+    const handler = this.#commands.get(command);
+    if (!handler || (!this.#negotiated && command !== "qmp_capabilities")) {
+      // Before negotiation only qmp_capabilities exists; QEMU then says what it expects.
+      const desc = this.#negotiated ? `The command ${command} has not been found` : "Expecting capabilities negotiation with 'qmp_capabilities'";
+      throw new QmpError("CommandNotFound", desc);
+    }
+    return handler((request.arguments as Arguments | undefined) ?? {});
+  }
+
+  #versionInfo(): Record<string, unknown> {
+    return { qemu: { ...QEMU_VERSION }, package: this.#package };
+  }
+
+  #commandTable(): Map<string, (args: Arguments) => unknown> {
+    const reg = this.#reg;
+    return new Map<string, (args: Arguments) => unknown>([
+      [
+        "qmp_capabilities",
+        (args) => {
+          checkArguments(args, { enable: { check: isListOf(isOneOf("oob")), optional: true } });
+          if (this.#negotiated) {
+            throw new QmpError("CommandNotFound", "Capabilities negotiation is already complete, command ignored");
+          }
+          // QMP's only capability, `oob`, was not offered in our greeting.
+          const enable = (args.enable as string[] | undefined) ?? [];
+          if (enable.length > 0) throw generic(`Capability ${enable.join(", ")} not available`);
+          this.#negotiated = true;
+        },
+      ],
+      [
+        "query-commands",
+        (args) => {
+          checkArguments(args, {});
+          return [...this.#commands.keys()].map((name) => ({ name }));
+        },
+      ],
+      [
+        "query-version",
+        (args) => {
+          checkArguments(args, {});
+          return this.#versionInfo();
+        },
+      ],
+      [
+        "chardev-add",
+        async (args) => {
+          // The registry checks `id` and `backend` with QAPI's texts.
+          try {
+            return chardevReturn(await reg.add(args as unknown as ChardevAddArgs));
+          } catch (error) {
+            throw addFailure(args.id, error);
+          }
+        },
+      ],
+      [
+        "chardev-remove",
+        async (args) => {
+          checkArguments(args, { id: { check: isString } });
+          await reg.remove(args.id as string);
+        },
+      ],
+      ["chardev-change", (args) => this.#chardevChange(args)],
+      [
+        "query-chardev",
+        (args) => {
+          checkArguments(args, {});
+          return reg.query().map(({ label, filename, frontendOpen }) => ({ label, filename, "frontend-open": frontendOpen }));
+        },
+      ],
+      [
+        "query-chardev-backends",
+        (args) => {
+          checkArguments(args, {});
+          return reg.registeredKinds().map((name) => ({ name }));
+        },
+      ],
+      [
+        "ringbuf-write",
+        (args) => {
+          checkArguments(args, { device: { check: isString }, data: { check: isString }, format: { check: isDataFormat, optional: true } });
+          reg.ringbufWrite(args.device as string, args.data as string, args.format as RingbufFormat | undefined);
+        },
+      ],
+      [
+        "ringbuf-read",
+        (args) => {
+          checkArguments(args, { device: { check: isString }, size: { check: isInteger }, format: { check: isDataFormat, optional: true } });
+          return reg.ringbufRead(args.device as string, args.size as number, args.format as RingbufFormat | undefined);
+        },
+      ],
+      [
+        "chardev-send-break",
+        (args) => {
+          checkArguments(args, { id: { check: isString } });
+          reg.get(args.id as string).emitEvent(ChrEvent.BREAK);
+        },
+      ],
+    ]);
+  }
+
+  /** QEMU's qmp_chardev_change, for what our frontends allow (see the class notes). */
+  async #chardevChange(args: Arguments): Promise<unknown> {
+    checkArguments(args, { id: { check: isString }, backend: { check: isStruct } });
+    const id = args.id as string;
+    const backend = args.backend as Arguments;
+    // QAPI checks the new backend's shape before the command runs, so a typo never costs the
+    // old chardev. The members of its `data` are checked by `add` (in QEMU, by the open that
+    // follows the removal).
+    checkArguments(backend, {
+      type: { check: isOneOf(...this.#reg.registeredKinds()) },
+      data: { check: isStruct, optional: true },
+    }, "backend.");
+    const chardev = this.#reg.find(id);
+    if (!chardev) throw generic(`Chardev '${id}' does not exist`);
+    if (chardev.kind === "hub" || chardev.kind === "mux") throw generic("For mux or hub device hotswap is not supported yet");
+    if (chardev.isBusy()) throw generic("Chardev user does not support chardev hotswap");
+    await this.#reg.remove(id);
+    try {
+      return chardevReturn(await this.#reg.add({ id, backend } as unknown as ChardevAddArgs));
+    } catch (error) {
+      throw addFailure(id, error);
+    }
+  }
+
+  // ---- output ----
+
+  #send(message: Response): void {
+    const bytes = new TextEncoder().encode(`${encodeQmpJson(message)}\r\n`);
+    this.#output.push(bytes);
+    this.#outputBytes += bytes.length;
+    this.#flush();
+  }
+
+  /**
+   * Writes queued output until the chardev refuses. Re-entry (a write that makes the chardev
+   * report an event that queues more output) only asks the running flush to go round again.
+   */
+  #flush(): void {
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushing = true;
+    try {
+      do {
+        this.#flushAgain = false;
+        this.#writeQueued();
+      } while (this.#flushAgain);
+    } finally {
+      this.#flushing = false;
+    }
+    this.#resumeInputIfRoom();
+  }
+
+  #writeQueued(): void {
+    const frontend = this.#frontend;
+    while (frontend && this.#output.length > 0 && this.#watchId === 0 && this.#retryTimer === undefined) {
+      const queue = this.#output;
+      const head = queue[0];
+      const written = frontend.write(head);
+      // The write made the chardev report OPENED or CLOSED, which replaced the queue.
+      if (queue !== this.#output) continue;
+      if (written > 0) {
+        this.#outputBytes -= written;
+        if (written >= head.length) queue.shift();
+        else queue[0] = head.subarray(written);
+        continue;
+      }
+      if (written === 0 || frontend.lastError === "EAGAIN") return this.#waitForRoom(frontend);
+      // EIO, EPIPE, EBADF...: nobody will read this (QEMU's monitor drops its buffer too).
+      return this.#dropOutput();
+    }
+  }
+
+  #waitForRoom(frontend: Frontend): void {
+    let firedAtOnce = false;
+    const id = frontend.addWatch(() => {
+      firedAtOnce = this.#watchId === 0;
+      this.#watchId = 0;
+      this.#flush();
+    });
+    // Fired inside addWatch: its flush asked the running one to go round again.
+    if (firedAtOnce) return;
+    if (id !== 0) {
+      this.#watchId = id;
+      return;
+    }
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#flush();
+    }, WRITE_RETRY_MS);
+  }
+
+  #dropOutput(): void {
+    this.#output = [];
+    this.#outputBytes = 0;
+    if (this.#watchId !== 0) this.#frontend?.removeWatch(this.#watchId);
+    this.#watchId = 0;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+}
+
+function successResponse(value: unknown, id: unknown): Response {
+  return { return: value ?? {}, id };
+}
+
+function errorResponse(error: unknown, id?: unknown): Response {
+  const errorClass: QmpErrorClass = error instanceof QmpError ? error.errorClass : "GenericError";
+  const desc = error instanceof Error ? error.message : String(error);
+  return { error: { class: errorClass, desc }, id };
+}
+
+// ---- -qmp ----------------------------------------------------------------------------------------
+
+/** Splits QEMU option text at single commas (`,,` is a literal comma), keeping the escapes. */
+function splitOptions(text: string): { first: string; rest: string[] } {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== ",") continue;
+    if (text[i + 1] === ",") {
+      i++;
+      continue;
+    }
+    parts.push(text.slice(start, i));
+    start = i + 1;
+  }
+  parts.push(text.slice(start));
+  return { first: parts[0].replace(/,,/g, ","), rest: parts.slice(1) };
+}
+
+const escapeOption = (value: string) => value.replace(/,/g, ",,");
+
+/**
+ * The `-chardev` string QEMU makes of a `-qmp` address: `unix:PATH[,opts]` or
+ * `tcp:[HOST]:PORT[,opts]` (IPv6 hosts in brackets). Options pass through to the socket
+ * chardev (`server=on`, `wait=off`, ...); the old spellings `server` and `nowait` are accepted.
+ *
+ * @example
+ * ```ts
+ * qmpChardevSpec("tcp:localhost:4444,server=on,wait=off", "compat_monitor0");
+ * // "socket,id=compat_monitor0,host=localhost,port=4444,server=on,wait=off"
+ * ```
+ */
+export function qmpChardevSpec(address: string, id: string): string {
+  const { first, rest } = splitOptions(address);
+  const options = rest.map((option) => (option === "nowait" ? "wait=off" : option === "noserver" ? "server=off" : option));
+  let addressKeys: string;
+  if (first.startsWith("unix:") && first.length > 5) {
+    addressKeys = `path=${escapeOption(first.slice(5))}`;
+  } else if (first.startsWith("tcp:")) {
+    const hostPort = first.slice(4);
+    const match = /^\[([^\]]*)\]:(.*)$/.exec(hostPort) ?? /^([^:]*):(.*)$/.exec(hostPort);
+    if (!match || match[2] === "") throw new ChardevError("MISSING_PARAMETER", `qmp: '${address}' has no port (tcp:HOST:PORT)`);
+    addressKeys = `host=${escapeOption(match[1])},port=${escapeOption(match[2])}`;
+  } else {
+    throw new ChardevError("INVALID_VALUE", `qmp: '${address}' is not a QMP address we serve (unix:PATH or tcp:HOST:PORT)`);
+  }
+  return [`socket,id=${id}`, addressKeys, ...options].join(",");
+}
+
+/**
+ * QEMU's `-qmp ADDRESS`: adds a socket chardev (id `compat_monitorN`, as QEMU names it) and
+ * attaches a QMP monitor to it. `monitor.close()` removes the chardev again. With `wait=on`
+ * (QEMU's default for a server) this resolves only once the first client has connected.
+ *
+ * @example
+ * ```ts
+ * const reg = await ChardevRegistry.create();
+ * const monitor = await startQmp(reg, "unix:/tmp/qmp.sock,server=on,wait=off");
+ * // $ socat - UNIX-CONNECT:/tmp/qmp.sock
+ * // {"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": "chardev-hub"}, "capabilities": []}}
+ * await monitor.close();
+ * ```
+ */
+export async function startQmp(reg: ChardevRegistry, address: string, options: QmpMonitorOptions = {}): Promise<QmpMonitor> {
+  let n = 0;
+  while (reg.find(`compat_monitor${n}`)) n++;
+  const id = `compat_monitor${n}`;
+  await reg.add(qmpChardevSpec(address, id));
+  let monitor: QmpMonitor;
+  try {
+    monitor = QmpMonitor.attach(reg, id, options);
+  } catch (error) {
+    await reg.remove(id);
+    throw error;
+  }
+  monitorsOwningChardev.add(monitor);
+  return monitor;
+}

@@ -1,0 +1,216 @@
+// Stream sockets over node:net. Deno and Bun run node:net too, so their runtimes inherit this
+// through their `...nodeRuntime` spread; only a runtime without node:net needs its own.
+
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import process from "node:process";
+import type { HostNet, NetAddress, NetConnection, NetConnectionHandlers, NetListener } from "./types.ts";
+
+/**
+ * listen(2) backlog. A busy chardev server also keeps a few accepted connections waiting in
+ * user space (see socket.ts), so this only bounds what the kernel holds beyond those.
+ */
+const LISTEN_BACKLOG = 8;
+
+/** umask that makes bind(2) create the socket file 0600 (0777 & ~0177). */
+const OWNER_ONLY_UMASK = 0o177;
+
+function hostPort(host: string | undefined, port: number | undefined): string {
+  if (host === undefined || port === undefined) return "";
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Node's Buffer, seen as the plain Uint8Array the contract promises. */
+function asBytes(chunk: Buffer): Uint8Array {
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+}
+
+/** Wraps a connected node socket that is paused and has read nothing yet. */
+function wrapSocket(socket: net.Socket): NetConnection {
+  let handlers: NetConnectionHandlers | null = null;
+  let closedByUs = false;
+  let peerGone = false;
+  const reportClosed = () => {
+    if (closedByUs || !handlers) return;
+    const current = handlers;
+    handlers = null;
+    current.closed();
+  };
+  // An error is always followed by 'close', which is where we report it; without a listener
+  // node would throw it.
+  socket.on("error", () => {});
+  socket.on("close", () => {
+    peerGone = true;
+    reportClosed();
+  });
+  socket.on("data", (chunk: Buffer) => {
+    if (handlers?.data(asBytes(chunk)) === false) socket.pause();
+  });
+  // Called once per write when its bytes reach the kernel (or the socket dies): the queue is
+  // empty when the last one runs. Unlike 'drain', this does not depend on node's own
+  // highWaterMark, which differs from the chardev's.
+  const afterWrite = () => {
+    if (!closedByUs && socket.writableLength === 0) handlers?.drain();
+  };
+  return {
+    localAddress: hostPort(socket.localAddress, socket.localPort),
+    remoteAddress: hostPort(socket.remoteAddress, socket.remotePort),
+    get bufferedBytes() {
+      return socket.writableLength;
+    },
+    start(given) {
+      handlers = given;
+      // A connection that died while it waited its turn is reported now, not lost.
+      if (peerGone) queueMicrotask(reportClosed);
+      else socket.resume();
+    },
+    write(data) {
+      socket.write(data, afterWrite);
+    },
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+    setNoDelay: (enabled) => socket.setNoDelay(enabled),
+    close() {
+      closedByUs = true;
+      handlers = null;
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * libuv reports a missing directory as EACCES when binding a UNIX socket; the parent
+ * directory tells the real reason.
+ */
+function unixBindError(error: NodeJS.ErrnoException, socketPath: string): unknown {
+  if (error.code !== "EACCES") return error;
+  try {
+    fs.statSync(path.dirname(socketPath));
+  } catch (parentError) {
+    return parentError;
+  }
+  return error;
+}
+
+/** QEMU replaces what is at the path; we replace only a socket (a stale one, as a rule). */
+function removeStaleSocket(socketPath: string): void {
+  try {
+    if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
+  } catch {
+    // Nothing there (or not ours to touch): bind reports what is wrong.
+  }
+}
+
+/**
+ * Starts `server` listening on a UNIX path with the file created 0600. node binds
+ * synchronously inside listen(), so the umask covers exactly that bind (Deno and Bun do the
+ * same). umask is process-wide: a file another thread creates in that instant gets the
+ * stricter mode, never a looser one.
+ */
+function listenUnixOwnerOnly(server: net.Server, socketPath: string): void {
+  let previous: number;
+  try {
+    previous = process.umask(OWNER_ONLY_UMASK);
+  } catch {
+    // Worker threads may not set the umask; a socket file open to others for a moment is
+    // worse than no socket.
+    throw Object.assign(new Error("cannot create the socket 0600 here: process.umask is not available in this thread"), {
+      code: "EPERM",
+    });
+  }
+  try {
+    server.listen({ path: socketPath, backlog: LISTEN_BACKLOG });
+  } finally {
+    process.umask(previous);
+  }
+}
+
+function listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener> {
+  const server = net.createServer({ pauseOnConnect: true });
+  server.on("connection", (socket) => onConnection(wrapSocket(socket)));
+  return new Promise<NetListener>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => {
+      server.close();
+      reject(address.transport === "unix" ? unixBindError(error, address.path) : error);
+    };
+    server.once("error", failed);
+    server.once("listening", () => {
+      server.off("error", failed);
+      // Accept errors (EMFILE) are transient; node retries on the next connection.
+      server.on("error", () => {});
+      resolve(address.transport === "unix" ? unixListener(server, address) : tcpListener(server));
+    });
+    try {
+      if (address.transport === "unix") {
+        removeStaleSocket(address.path);
+        listenUnixOwnerOnly(server, address.path);
+      } else {
+        server.listen({ host: address.host, port: address.port, backlog: LISTEN_BACKLOG });
+      }
+    } catch (error) {
+      failed(error as NodeJS.ErrnoException);
+    }
+  });
+}
+
+function tcpListener(server: net.Server): NetListener {
+  const bound = server.address() as net.AddressInfo;
+  return {
+    address: { transport: "tcp", host: bound.address, port: bound.port },
+    close: () => server.close(),
+  };
+}
+
+function unixListener(server: net.Server, address: NetAddress & { transport: "unix" }): NetListener {
+  let inode = -1;
+  try {
+    inode = fs.statSync(address.path).ino;
+  } catch {
+    // Removed already by someone else: then close has nothing of ours to remove.
+  }
+  return {
+    address,
+    close() {
+      server.close(); // libuv unlinks the path here; other runtimes may not
+      try {
+        const now = fs.lstatSync(address.path);
+        // Only our own socket: someone may have bound a new one at this path since.
+        if (now.isSocket() && now.ino === inode) fs.unlinkSync(address.path);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
+function connect(address: NetAddress): Promise<NetConnection> {
+  return new Promise<NetConnection>((resolve, reject) => {
+    const socket = address.transport === "unix" ? net.connect({ path: address.path }) : net.connect({ host: address.host, port: address.port });
+    // Paused before it connects, node reads nothing until the chardev starts the connection.
+    socket.pause();
+    const failed = (error: Error) => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.once("error", failed);
+    socket.once("connect", () => {
+      socket.off("error", failed);
+      resolve(wrapSocket(socket));
+    });
+  });
+}
+
+/**
+ * node:net sockets in the shape of the runtime contract.
+ *
+ * @example Listen on a free loopback port
+ * ```ts
+ * const listener = await nodeNet.listen({ transport: "tcp", host: "127.0.0.1", port: 0 }, (connection) => {
+ *   connection.start({ data: (chunk) => connection.write(chunk.slice()), drain() {}, closed() {} }); // echo
+ * });
+ * listener.address; // { transport: "tcp", host: "127.0.0.1", port: 40123 }
+ * listener.close();
+ * ```
+ */
+export const nodeNet: HostNet = { listen, connect };
