@@ -13,4 +13,5 @@ export { RingbufChardev } from "./chardev/ringbuf.ts";
 export { SocketChardev } from "./chardev/socket.ts";
 export { WebChardev, type TerminalSize } from "./chardev/web.ts";
 export { parseChardevOptions } from "./options.ts";
+export { QmpMonitor, startQmp, qmpChardevSpec, encodeQmpJson, QmpJsonStreamer, type QmpMonitorOptions, type QmpInput, type QmpErrorClass } from "./qmp.ts";
 export { Core } from "./core.ts";

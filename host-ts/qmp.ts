@@ -12,6 +12,7 @@
 // without an I/O thread.
 
 import type { Chardev } from "./chardev/_chardev.ts";
+import type { HubBackendOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import { ChrEvent } from "./events.ts";
 import type { Frontend } from "./frontend.ts";
@@ -254,6 +255,15 @@ function decodeString(text: Uint8Array): string {
  * Splits a byte stream into JSON values, as QEMU's JSON streamer does: tokens are collected
  * until every `{` and `[` is closed (or more are closed than opened), then parsed as one
  * message. Chunk boundaries may fall anywhere, inside a token or a UTF-8 sequence.
+ *
+ * @example Frame a byte stream, whatever its chunks
+ * ```ts
+ * const streamer = new QmpJsonStreamer((input) => console.log(input));
+ * streamer.feed(new TextEncoder().encode('{"execute": "qmp_cap'));
+ * streamer.feed(new TextEncoder().encode('abilities"}\r\n@'));
+ * // { value: { execute: "qmp_capabilities" } }
+ * // { error: "JSON parse error, stray '@'" }
+ * ```
  */
 export class QmpJsonStreamer {
   #state = IN_START;
@@ -449,7 +459,7 @@ function quoteJson(text: string): string {
 /**
  * A value as QEMU's monitor writes it: one line, `": "` and `", "` between members, ASCII only.
  *
- * @example
+ * @example A response line's JSON
  * ```ts
  * encodeQmpJson({ return: { pty: "/dev/pts/3" }, id: 1 }); // '{"return": {"pty": "/dev/pts/3"}, "id": 1}'
  * ```
@@ -495,7 +505,7 @@ type Arguments = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Arguments => typeof value === "object" && value !== null && !Array.isArray(value);
 
-/** Checks one QAPI member's value (present: `undefined` means absent); `name` is its full name. */
+/** Checks the value of a QAPI member that is present; `name` is its full name (`enable[0]`). */
 type MemberCheck = (value: unknown, name: string) => void;
 
 const isString: MemberCheck = (value, name) => {
@@ -627,7 +637,7 @@ const monitorsOwningChardev = new WeakSet<QmpMonitor>();
  * const reg = await ChardevRegistry.create();
  * await reg.add("ringbuf,id=mon0,size=65536");
  * const monitor = QmpMonitor.attach(reg, "mon0");
- * reg.ringbufRead("mon0", 65536); // '{"QMP": {"version": ...}, "capabilities": []}}\r\n'
+ * reg.ringbufRead("mon0", 65536); // '{"QMP": {"version": {...}, "capabilities": []}}\r\n'
  * reg.backendWrite("mon0", new TextEncoder().encode('{"execute": "qmp_capabilities", "id": 1}'));
  * reg.ringbufRead("mon0", 65536); // '{"return": {}, "id": 1}\r\n'
  * monitor.detach();
@@ -702,7 +712,7 @@ export class QmpMonitor {
    * Sends an event to the client, if it has completed negotiation (QEMU sends none before).
    * Returns whether it was sent.
    *
-   * @example
+   * @example Tell the client the machine is going away
    * ```ts
    * monitor.sendEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" });
    * // {"timestamp": {"seconds": 1732550400, "microseconds": 123456}, "event": "SHUTDOWN", "data": {...}}
@@ -938,6 +948,59 @@ export class QmpMonitor {
           reg.get(args.id as string).emitEvent(ChrEvent.BREAK);
         },
       ],
+      // Our own commands (QEMU has no hot-plug for hubs): attach/detach a backend of a live
+      // hub, and the hub's per-backend counters.
+      [
+        "hub-attach",
+        (args) => {
+          checkArguments(args, {
+            hub: { check: isString },
+            chardev: { check: isString },
+            policy: { check: isOneOf("block", "drop", "evict"), optional: true },
+            "lag-limit": { check: isInteger, optional: true },
+            "stall-ms": { check: isInteger, optional: true },
+            replay: { check: isInteger, optional: true },
+            mode: { check: isOneOf("rw", "ro"), optional: true },
+          });
+          reg.hubAttach(args.hub as string, args.chardev as string, {
+            policy: args.policy as HubBackendOptions["policy"],
+            lagLimit: args["lag-limit"] as number | undefined,
+            stallMs: args["stall-ms"] as number | undefined,
+            replay: args.replay as number | undefined,
+            mode: args.mode as HubBackendOptions["mode"],
+          });
+        },
+      ],
+      [
+        "hub-detach",
+        (args) => {
+          checkArguments(args, { hub: { check: isString }, chardev: { check: isString } });
+          reg.hubDetach(args.hub as string, args.chardev as string);
+        },
+      ],
+      [
+        "query-hub",
+        (args) => {
+          checkArguments(args, { id: { check: isString } });
+          const hub = reg.hub(args.id as string);
+          return {
+            ring: hub.options.ring,
+            evictions: hub.evictions,
+            backends: hub.stats().map((row) => ({
+              id: row.id,
+              open: row.open,
+              policy: row.policy,
+              mode: row.mode,
+              "bytes-in": row.bytesIn,
+              "bytes-out": row.bytesOut,
+              "bytes-dropped": row.bytesDropped,
+              "input-discarded": row.inputDiscarded,
+              lag: row.lag,
+              stalls: row.stalls,
+            })),
+          };
+        },
+      ],
     ]);
   }
 
@@ -1080,7 +1143,7 @@ const escapeOption = (value: string) => value.replace(/,/g, ",,");
  * `tcp:[HOST]:PORT[,opts]` (IPv6 hosts in brackets). Options pass through to the socket
  * chardev (`server=on`, `wait=off`, ...); the old spellings `server` and `nowait` are accepted.
  *
- * @example
+ * @example The chardev behind `-qmp tcp:localhost:4444,server=on,wait=off`
  * ```ts
  * qmpChardevSpec("tcp:localhost:4444,server=on,wait=off", "compat_monitor0");
  * // "socket,id=compat_monitor0,host=localhost,port=4444,server=on,wait=off"
@@ -1108,7 +1171,7 @@ export function qmpChardevSpec(address: string, id: string): string {
  * attaches a QMP monitor to it. `monitor.close()` removes the chardev again. With `wait=on`
  * (QEMU's default for a server) this resolves only once the first client has connected.
  *
- * @example
+ * @example QEMU's `-qmp unix:/tmp/qmp.sock,server=on,wait=off`
  * ```ts
  * const reg = await ChardevRegistry.create();
  * const monitor = await startQmp(reg, "unix:/tmp/qmp.sock,server=on,wait=off");

@@ -41,6 +41,18 @@ function closeFd(fd: number): void {
   nodeRuntime.closeFd(fd);
 }
 
+/**
+ * Bytes one write(2) may take: a pipe write of at most PIPE_BUF bytes is all or nothing.
+ * Deno's fs.writeSync keeps writing until the whole buffer is taken, and when a non-blocking
+ * FIFO fills midway it throws EAGAIN, losing the count of what it did write (Node and Bun
+ * return it); the caller would then send those bytes again. Callers loop (writeAvailable).
+ */
+const PIPE_BUF = 4096;
+
+function writeFd(fd: number, data: Uint8Array): number {
+  return nodeRuntime.writeFd(fd, data.length > PIPE_BUF ? data.subarray(0, PIPE_BUF) : data);
+}
+
 function readFd(fd: number, handlers: InputHandlers): InputSource {
   const reader = fifoReaders.get(fd);
   if (!reader) return nodeRuntime.readFd(fd, handlers);
@@ -92,4 +104,5 @@ export const denoRuntime: HostRuntime = {
   openFile,
   closeFd,
   readFd,
+  writeFd,
 };
