@@ -11,6 +11,7 @@ export { type HubBackendHandle, type HubCreateOptions } from "./hub.ts";
 export { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
 export { RingbufChardev } from "./chardev/ringbuf.ts";
 export { SocketChardev } from "./chardev/socket.ts";
+export { PtyChardev } from "./chardev/pty.ts";
 export { WebChardev, type TerminalSize } from "./chardev/web.ts";
 export { parseChardevOptions } from "./options.ts";
 export { QmpMonitor, startQmp, qmpChardevSpec, encodeQmpJson, QmpJsonStreamer, type QmpMonitorOptions, type QmpInput, type QmpErrorClass } from "./qmp.ts";

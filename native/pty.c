@@ -106,7 +106,7 @@ static int slave_name(int master, char *buf, size_t size) {
   if (rc != 0) errno = rc; /* glibc returns the error number instead of setting errno */
   return rc == 0 ? 0 : -1;
 #else
-  /* Other systems lack ptsname_r; we run on Node's main thread, so the static buffer is ours. */
+  /* Elsewhere ptsname_r may be missing; ptsname's static buffer is copied before anything else runs. */
   const char *name = ptsname(master);
   if (name == NULL) return -1;
   if (strlen(name) >= size) {

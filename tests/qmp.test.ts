@@ -28,6 +28,9 @@ const COMMANDS = [
   "ringbuf-write",
   "ringbuf-read",
   "chardev-send-break",
+  "hub-attach",
+  "hub-detach",
+  "query-hub",
 ];
 
 const genericError = (desc: string, id?: unknown) => ({ error: { class: "GenericError", desc }, ...(id !== undefined ? { id } : {}) });

@@ -35,7 +35,7 @@ const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true }
  * await reg.add("ringbuf,id=log0,size=65536");
  * await reg.add("hub,id=hub0,chardevs.0=pty0,chardevs.1=log0");
  * console.log(pty.slavePath, pty.filename); // "/dev/pts/3" "pty:/dev/pts/3"
- * // in a shell: socat -,raw,echo=0 /tmp/console
+ * // in a shell: socat - /tmp/console,raw,echo=0
  * ```
  */
 export class PtyChardev extends Chardev {
@@ -79,9 +79,14 @@ export class PtyChardev extends Chardev {
     const readMore = this.#refresh().readable && !this.#inputPaused;
     if (this.#destroyed) return; // the holder removed us while hearing an event
     // Input still waiting after a full round of reads: come back at once, not after a pause.
-    const delay = !this.#connected ? DISCONNECTED_POLL_MS : readMore ? 0 : CONNECTED_POLL_MS;
-    this.#pollTimer = setTimeout(this.#pollAndReschedule, delay);
+    this.#schedulePoll(!this.#connected ? DISCONNECTED_POLL_MS : readMore ? 0 : CONNECTED_POLL_MS);
   };
+
+  /** One poll timer at most: a holder's handler may ask for an early poll in the middle of one. */
+  #schedulePoll(delayMs: number): void {
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = setTimeout(this.#pollAndReschedule, delayMs);
+  }
 
   /**
    * One poll, in the order things happened: a new peer is announced (OPENED) before its input,
@@ -124,14 +129,13 @@ export class PtyChardev extends Chardev {
     this.#inputPaused = false;
     if (this.#destroyed) return;
     // Read what waited in the pty now rather than at the next (possibly slow) poll.
-    clearTimeout(this.#pollTimer);
-    this.#pollTimer = setTimeout(this.#pollAndReschedule, 0);
+    this.#schedulePoll(0);
   }
 
   /**
    * With a peer: non-blocking writes until all is taken or the pty is full (bytes taken, or
-   * -EAGAIN when none were). Without one the bytes are dropped and reported written, as QEMU
-   * does, except that, like QEMU, a peer that arrived since the last poll gets them.
+   * -EAGAIN when none were). Without one, as in QEMU, the bytes are reported written and
+   * dropped, unless a peer arrived since the last poll: QEMU checks first, and so do we.
    */
   protected writeOut(data: Uint8Array): number {
     if (!this.#connected) {

@@ -7,6 +7,7 @@ import { negativeErrno } from "../errno.ts";
 import { nodeNet } from "./node_net.ts";
 import { nodeStdio } from "./node_stdio.ts";
 import { nodePty } from "./node_pty.ts";
+import { nodeProcess } from "./node_process.ts";
 import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink, WebServerPrimitives } from "./types.ts";
 
 /**
@@ -23,6 +24,8 @@ const OPEN_FLAGS: Record<FileOpenMode, number> = {
   read: fs.constants.O_RDONLY,
   // QEMU opens pipe ends O_RDWR so opening never waits for a peer and writes never get EPIPE.
   "readwrite-nonblocking": fs.constants.O_RDWR | fs.constants.O_NONBLOCK,
+  // A host tty (serial port): never our controlling terminal, or its hangup would signal us.
+  terminal: fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY,
 };
 
 /**
@@ -95,4 +98,5 @@ export const nodeRuntime: HostRuntime = {
   stdio: nodeStdio,
   web: lazyNodeWeb,
   pty: nodePty,
+  process: nodeProcess,
 };

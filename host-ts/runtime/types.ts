@@ -20,7 +20,11 @@ export interface InputHandlers {
   error?(error: unknown): void;
 }
 
-export type FileOpenMode = "write" | "append" | "read" | "readwrite-nonblocking";
+/**
+ * `terminal`: read and write, non-blocking, and never as our controlling terminal (O_NOCTTY),
+ * for a host tty such as a serial port.
+ */
+export type FileOpenMode = "write" | "append" | "read" | "readwrite-nonblocking" | "terminal";
 
 /** The process's own stdin/stdout, for the `stdio` chardev. */
 export interface StdioPrimitives {
@@ -174,6 +178,8 @@ export interface HostRuntime {
   web?: WebServerPrimitives;
   /** Pseudo-terminals; absent where the runtime cannot allocate them. */
   pty?: PtyPrimitives;
+  /** Programs: the ones we start (`spawn`, `stty`) and our own (the command-line tool); absent on the edge. */
+  process?: ProcessPrimitives;
 }
 
 // ---- stream sockets (the `socket` chardev) ----
@@ -231,4 +237,79 @@ export interface HostNet {
   listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener>;
   /** Connects to `address`; the connection is unstarted. */
   connect(address: NetAddress): Promise<NetConnection>;
+}
+
+// ---- programs (the `spawn` and `serial` chardevs, the command-line tool) ----
+
+/** How a program ended: its exit code, or the name of the signal that killed it. */
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+/** A program we started. */
+export interface SpawnedProcess {
+  readonly pid: number;
+  /** Resolves once the program has ended (never rejects: a failure to start is an exit too). */
+  readonly exit: Promise<ProcessExit>;
+  /** Sends a signal ("SIGHUP", "SIGKILL"); does nothing once it has ended. */
+  kill(signal: string): void;
+  /**
+   * What it wrote to the stderr it was started with (a pipe of ours), e.g. a complaint before
+   * it opened a terminal of its own; kept up to a few KiB.
+   */
+  startupErrors(): string;
+}
+
+export interface SpawnOptions {
+  /** Variables added to (or replacing) our environment. */
+  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Run in a new session (setsid(2)), so the first terminal it opens becomes its controlling
+   * terminal and our terminal's signals do not reach it.
+   */
+  readonly newSession?: boolean;
+}
+
+/** What the program (the command-line tool) is told when its terminal changes size. */
+export interface TerminalSizeInfo {
+  readonly cols: number;
+  readonly rows: number;
+}
+
+/**
+ * Starting programs, and the few facts and controls of our own process a command-line tool
+ * needs. Shared code reaches no `process` global and no `node:*` module except through this.
+ */
+export interface ProcessPrimitives {
+  /**
+   * Starts `command` with no stdin or stdout (it opens a terminal of its own); its stderr is a
+   * pipe read into `startupErrors`. Failing to start shows as an exit with code 127.
+   */
+  spawn(command: string, args: readonly string[], options?: SpawnOptions): SpawnedProcess;
+  /** Runs `command` to its end: how it ended and what it wrote (stdout, then stderr). */
+  run(command: string, args: readonly string[]): Promise<{ readonly exit: ProcessExit; readonly output: string }>;
+
+  /** Our command-line arguments, after the runtime and the script. */
+  readonly args: readonly string[];
+  /** An environment variable of ours. */
+  env(name: string): string | undefined;
+  /** Whether our stdin is a terminal. */
+  readonly stdinIsTerminal: boolean;
+  /** Our stdout's terminal size, or null when stdout is not a terminal. */
+  terminalSize(): TerminalSizeInfo | null;
+  /** Calls `listener` when our stdout's terminal changes size; returns a function that stops it. */
+  onTerminalResize(listener: (size: TerminalSizeInfo) => void): () => void;
+  /** Calls `handler` on SIGINT, SIGTERM or SIGHUP instead of dying; returns a function that stops it. */
+  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
+  /** Writes text to stdout or stderr. */
+  print(stream: "stdout" | "stderr", text: string): void;
+  /** mkdir -p with `mode` for what it creates; throws with an errno `code`. */
+  makeDirectory(path: string, mode: number): void;
+  /** Removes `path` if it is a symbolic link (a stale one left by a killed run); true if it did. */
+  removeSymlink(path: string): boolean;
+  /** Whether something (a file, socket or link, even a dangling one) is at `path`. */
+  exists(path: string): boolean;
+  /** Ends the process with `code` once what it wrote to stdout and stderr has gone out. */
+  exit(code: number): Promise<never>;
 }
