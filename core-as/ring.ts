@@ -231,6 +231,8 @@ export function bcastSetOpen(ring: usize, index: u32, open: u32): void {
     const replay = min<u64>(<u64>load<u32>(slot + RD_REPLAY), available);
     store<u64>(slot + RD_CURSOR, bcastSafeBoundary(ring, head - replay, head));
     setFlags(ring, index, (flags | FLAG_OPEN) & ~FLAG_BLOCKED);
+    // Replay may move the cursor behind the cached tail: the writer must not overwrite it.
+    recomputeTail(ring);
   } else {
     setFlags(ring, index, flags & ~(FLAG_OPEN | FLAG_BLOCKED));
   }
@@ -289,6 +291,33 @@ export function bcastWrite(ring: usize, data: usize, len: u32): u32 {
   return taken;
 }
 
+// The writer's window: lets the host copy many small writes straight into the ring (at
+// `bcastHeadAddress`, up to `bcastReserve` bytes) and book them with one `bcastCommit`, so a
+// 64-byte write costs one copy and no call into the core. Nothing else may touch the ring
+// between the reserve and the commit: a reader added or reopened meanwhile could need bytes
+// the window overwrites.
+
+/** Bytes the writer may write now at the head without wrapping (bcastWrite's room, contiguous). */
+export function bcastReserve(ring: usize): u32 {
+  const size = load<u32>(ring + BC_SIZE);
+  const head = load<u64>(ring + BC_HEAD);
+  const room = <u64>size - (head - recomputeTail(ring));
+  return <u32>min<u64>(room, <u64>(size - <u32>(head & <u64>(size - 1))));
+}
+
+/** Address in linear memory of the next byte the writer writes. */
+export function bcastHeadAddress(ring: usize): usize {
+  const mask = <u64>(load<u32>(ring + BC_SIZE) - 1);
+  return load<usize>(ring + BC_DATA) + <usize>(load<u64>(ring + BC_HEAD) & mask);
+}
+
+/** Books `len` bytes the host copied to `bcastHeadAddress` (at most what `bcastReserve` gave). */
+export function bcastCommit(ring: usize, len: u32): void {
+  const head = load<u64>(ring + BC_HEAD) + <u64>len;
+  store<u64>(ring + BC_HEAD, head);
+  if (load<u32>(ring + BC_BLOCKING) == 0) store<u64>(ring + BC_TAIL, head);
+}
+
 /**
  * Serves reader `index` until it is caught up or refuses: contiguous slices straight from ring
  * memory. A `drop` reader more than its lag limit behind skips to a safe boundary first and
@@ -330,7 +359,7 @@ export function bcastDrainBackend(ring: usize, index: u32): i32 {
   }
 }
 
-/** Serves every reader; returns how many are blocked. Refreshes the cached tail. */
+/** Serves every reader; returns how many refused during this call. Refreshes the cached tail. */
 export function bcastDrain(ring: usize): u32 {
   let blocked: u32 = 0;
   for (let i: u32 = 0; i < load<u32>(ring + BC_SLOT_COUNT); i++) {

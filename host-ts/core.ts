@@ -59,6 +59,12 @@ interface CoreExports {
   bcastWritable(ring: number): number;
   /** bcastWrite(ring: usize, data: usize, len: u32): u32 */
   bcastWrite(ring: number, data: number, len: number): number;
+  /** bcastReserve(ring: usize): u32 */
+  bcastReserve(ring: number): number;
+  /** bcastHeadAddress(ring: usize): usize */
+  bcastHeadAddress(ring: number): number;
+  /** bcastCommit(ring: usize, len: u32): void */
+  bcastCommit(ring: number, len: number): void;
   /** bcastDrainBackend(ring: usize, index: u32): i32 */
   bcastDrainBackend(ring: number, index: number): number;
   /** bcastDrain(ring: usize): u32 */
@@ -126,9 +132,15 @@ export class Core {
   /** Called when a `drop` reader of a broadcast ring skips ahead. */
   onBackendGap: BackendGapHook = () => {};
   readonly #exports: CoreExports;
+  /** All of core memory; replaced when a grow detaches it (its length reads 0 then). */
+  #bytes: Uint8Array;
+  /** Staging buffers by slot: address and a size they are known to have (the core may have more). */
+  readonly #scratchAddress = [0, 0];
+  readonly #scratchSize = [0, 0];
 
   private constructor(instance: WebAssembly.Instance) {
     this.#exports = instance.exports as unknown as CoreExports;
+    this.#bytes = new Uint8Array(this.#exports.memory.buffer);
   }
 
   /**
@@ -164,14 +176,30 @@ export class Core {
 
   /** A view of core memory; valid until the next call that may allocate. */
   view(address: number, length: number): Uint8Array {
-    return new Uint8Array(this.#exports.memory.buffer, address, length);
+    return new Uint8Array(this.#memory().buffer, address, length);
+  }
+
+  /** All of core memory, without asking the (slow) `memory.buffer` getter on every write. */
+  #memory(): Uint8Array {
+    if (this.#bytes.byteLength === 0) this.#bytes = new Uint8Array(this.#exports.memory.buffer);
+    return this.#bytes;
+  }
+
+  /** Staging buffer `slot`, at least `len` bytes; asks the core only when it must grow. */
+  #scratch(slot: number, len: number): number {
+    if (this.#scratchSize[slot] < len || this.#scratchAddress[slot] === 0) {
+      this.#scratchAddress[slot] = this.#exports.scratch(slot, len);
+      this.#scratchSize[slot] = len;
+    }
+    return this.#scratchAddress[slot];
   }
 
   /** Address of `data` in core memory, copying it into staging buffer `slot` unless it is already there. */
   #stage(data: Uint8Array, slot: number): number {
-    if (data.buffer === this.#exports.memory.buffer) return data.byteOffset;
-    const address = this.#exports.scratch(slot, data.length);
-    this.view(address, data.length).set(data);
+    const memory = this.#memory();
+    if (data.buffer === memory.buffer) return data.byteOffset;
+    const address = this.#scratch(slot, data.length);
+    this.#memory().set(data, address); // the scratch may have grown memory
     return address;
   }
 
@@ -247,11 +275,29 @@ export class Core {
   bcastWrite(ring: number, data: Uint8Array): number {
     return this.#exports.bcastWrite(ring, this.#stage(data, SCRATCH_FRONTEND), data.length);
   }
+  /**
+   * The ring's writer with a host-side fast path: small writes are copied straight into the
+   * ring and booked together. Its `settle()` must run before any other call on the ring.
+   */
+  bcastWriter(ring: number): BcastWriter {
+    return new BcastWriter(this, ring);
+  }
+  /** Contiguous bytes the writer may copy to `bcastHeadAddress` now. */
+  bcastReserve(ring: number): number {
+    return this.#exports.bcastReserve(ring);
+  }
+  bcastHeadAddress(ring: number): number {
+    return this.#exports.bcastHeadAddress(ring);
+  }
+  /** Books `len` bytes copied to the head (at most what `bcastReserve` gave). */
+  bcastCommit(ring: number, len: number): void {
+    this.#exports.bcastCommit(ring, len);
+  }
   /** Serves one reader: 0 caught up, 1 blocked, or a negative errno. */
   bcastDrainBackend(ring: number, index: number): number {
     return this.#exports.bcastDrainBackend(ring, index);
   }
-  /** Serves every reader; returns how many are blocked. */
+  /** Serves every reader; returns how many refused during this call. */
   bcastDrain(ring: number): number {
     return this.#exports.bcastDrain(ring);
   }
@@ -289,8 +335,71 @@ export class Core {
   /** Removes and returns up to `size` of the oldest bytes. */
   ringbufRead(ring: number, size: number): Uint8Array {
     const wanted = Math.min(size, this.ringbufCount(ring));
-    const out = this.#exports.scratch(SCRATCH_OTHER, wanted);
+    const out = this.#scratch(SCRATCH_OTHER, wanted);
     const count = this.#exports.ringbufRead(ring, out, wanted);
     return this.view(out, count).slice();
+  }
+}
+
+const NO_WINDOW = new Uint8Array(0);
+
+/**
+ * Writes into one broadcast ring as `Core.bcastWrite` does (same results, byte for byte), but
+ * a write that fits the free run at the head is only a copy into core memory: the bytes are
+ * booked in one call when the window runs out or at `settle()`. Readers see nothing until
+ * then, which costs nothing here: a ring's readers are served by a drain, and the drain's
+ * owner settles first.
+ *
+ * @example Many small writes, one call into the core
+ * ```ts
+ * const writer = core.bcastWriter(ring);
+ * for (const line of lines) writer.write(line);
+ * writer.settle(); // now bcastDrain(ring) serves them
+ * ```
+ */
+export class BcastWriter {
+  /** Free ring bytes at the head, seen from the host; empty when closed (or detached by a grow). */
+  #window: Uint8Array = NO_WINDOW;
+  /** Bytes of the window filled so far, not yet booked. */
+  #filled = 0;
+
+  constructor(
+    readonly core: Core,
+    readonly ring: number,
+  ) {}
+
+  /** Bytes taken (all of `data` unless the ring is short of room; 0 when full). */
+  write(data: Uint8Array): number {
+    const window = this.#window;
+    const at = this.#filled;
+    const length = data.length;
+    if (length !== 0 && at + length <= window.length) {
+      window.set(data, at);
+      this.#filled = at + length;
+      return length;
+    }
+    return this.#writeSlow(data);
+  }
+
+  #writeSlow(data: Uint8Array): number {
+    this.settle();
+    const core = this.core;
+    const room = core.bcastReserve(this.ring);
+    if (room >= data.length && room > 0) {
+      const window = core.view(core.bcastHeadAddress(this.ring), room);
+      window.set(data);
+      this.#window = window;
+      this.#filled = data.length;
+      return data.length;
+    }
+    // Wraps around the ring's end, or there is not room for all of it.
+    return core.bcastWrite(this.ring, data);
+  }
+
+  /** Books what the window holds and closes it; call before anything else touches the ring. */
+  settle(): void {
+    if (this.#filled > 0) this.core.bcastCommit(this.ring, this.#filled);
+    this.#filled = 0;
+    this.#window = NO_WINDOW;
   }
 }
