@@ -70,7 +70,7 @@ describe("the edge bundle", () => {
   });
 
   it("embeds the core that the build made, byte for byte", () => {
-    const built = new Uint8Array(fs.readFileSync(path.join(root, "build/core.wasm")));
+    const built = new Uint8Array(fs.readFileSync(path.join(root, "dist/core.wasm")));
     expect(coreWasmBytes()).toEqual(built);
   });
 

@@ -16,7 +16,7 @@ const fanoutWorker :Workerd.Worker = (
     (name = "dist/edge.js", esModule = embed "../../dist/edge.js"),
     # The same bytes dist/edge.js embeds (the test checks), given as a module: workerd compiles
     # it at startup since it refuses to compile WASM at run time.
-    (name = "build/core.wasm", wasm = embed "../../build/core.wasm"),
+    (name = "dist/core.wasm", wasm = embed "../../dist/core.wasm"),
   ],
   compatibilityDate = "2025-06-01",
 );

@@ -2,10 +2,10 @@
 // to 3 webstream sinks; the answer is JSON of what each sink got.
 //
 // workerd, like Cloudflare, refuses to compile WASM from bytes at run time, so the bytes that
-// dist/edge.js embeds reach it as a WASM module from the config (build/core.wasm, the file the
+// dist/edge.js embeds reach it as a WASM module from the config (dist/core.wasm, the file the
 // build embedded) and the compiled module is handed to the registry.
 
-import coreModule from "../../build/core.wasm";
+import coreModule from "../../dist/core.wasm";
 import { fanOut } from "./fanout.js";
 
 export default {
