@@ -12,6 +12,8 @@ export { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent
 export { RingbufChardev } from "./chardev/ringbuf.ts";
 export { SocketChardev } from "./chardev/socket.ts";
 export { PtyChardev } from "./chardev/pty.ts";
+export { SpawnChardev } from "./chardev/spawn.ts";
+export { SerialChardev } from "./chardev/serial.ts";
 export { WebChardev, type TerminalSize } from "./chardev/web.ts";
 export { parseChardevOptions } from "./options.ts";
 export { QmpMonitor, startQmp, qmpChardevSpec, encodeQmpJson, QmpJsonStreamer, type QmpMonitorOptions, type QmpInput, type QmpErrorClass } from "./qmp.ts";

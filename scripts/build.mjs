@@ -1,7 +1,7 @@
 // Builds the WASM core, embeds its bytes in a TypeScript module (so every runtime, edge
 // included, loads it without fs or fetch), then bundles the host for Node.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
@@ -56,6 +56,23 @@ await esbuild.build({
   external: ["ws"],
   logLevel: "warning",
 });
+
+// The command-line tool: one executable file that Node, `deno run -A` and `bun` all run.
+step("host-ts/cli.ts -> dist/cli.js");
+await esbuild.build({
+  entryPoints: [join(root, "host-ts/cli.ts")],
+  outfile: join(root, "dist/cli.js"),
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  banner: { js: "#!/usr/bin/env node" },
+  define: { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) },
+  external: ["ws"],
+  logLevel: "warning",
+});
+chmodSync(join(root, "dist/cli.js"), 0o755);
 
 // The edge entry for Web-only runtimes (Workers, browsers): platform neutral, so an import of
 // any Node builtin fails the build instead of landing in the bundle; the WASM rides along as

@@ -8,9 +8,11 @@ import { nullDriver } from "./null.ts";
 import { pipeDriver } from "./pipe.ts";
 import { ptyDriver } from "./pty.ts";
 import { ringbufDriver } from "./ringbuf.ts";
+import { serialDriver } from "./serial.ts";
 import { socketDriver } from "./socket.ts";
+import { spawnDriver } from "./spawn.ts";
 import { stdioDriver } from "./stdio.ts";
 import { webDriver } from "./web.ts";
 import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver];

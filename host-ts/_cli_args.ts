@@ -1,0 +1,140 @@
+// The command line of `chardev-hub`: QEMU's spellings (`-chardev SPEC`, one dash or two,
+// `-opt=value` too), checked here so that every mistake is one line and exit code 2 before
+// anything is opened. Chardev specs themselves are checked by the registry, with QEMU's texts.
+
+/** What the command line asks for. */
+export interface CliOptions {
+  /** `-chardev` specs, in order (a hub names chardevs defined before it). */
+  readonly chardevs: readonly string[];
+  /** `-frontend DEVICE_ID,chardev=HUB_ID`: the chardev that plays the device, and the one it talks to. */
+  readonly frontend: { readonly device: string; readonly hub: string } | null;
+  /** `-qmp ADDRESS` monitors, in order. */
+  readonly qmp: readonly string[];
+  /**
+   * QEMU 10.0's limits (at most 4 hub backends, no hub over a mux).
+   * @default false
+   */
+  readonly qemuCompat: boolean;
+  /** Run the embedded default setup (no `-chardev` given, or `--default`). */
+  readonly useDefault: boolean;
+  readonly action: "run" | "help" | "version";
+}
+
+/** A command-line mistake: printed as `chardev-hub: MESSAGE`, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp"]);
+const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V"]);
+
+/** Splits QEMU-style `a,b=c` at single commas; `,,` is a literal comma. */
+function splitOptionList(text: string): string[] {
+  const parts: string[] = [];
+  let current = "";
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === ",") {
+      if (text[i + 1] === ",") {
+        current += ",";
+        i++;
+        continue;
+      }
+      parts.push(current);
+      current = "";
+    } else {
+      current += text[i];
+    }
+  }
+  parts.push(current);
+  return parts;
+}
+
+const FRONTEND_FORM = "-frontend expects DEVICE_ID,chardev=HUB_ID";
+
+/** `-frontend DEVICE_ID,chardev=HUB_ID` (also `id=DEVICE_ID` for the first item, as QEMU's `-device` has it). */
+export function parseFrontend(text: string): { device: string; hub: string } {
+  let device: string | undefined;
+  let hub: string | undefined;
+  splitOptionList(text).forEach((part, index) => {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? (index === 0 ? "id" : part) : part.slice(0, eq);
+    const value = eq < 0 ? (index === 0 ? part : "") : part.slice(eq + 1);
+    if (key === "id") device = value;
+    else if (key === "chardev") hub = value;
+    else throw new UsageError(`-frontend: unknown key '${key}' (${FRONTEND_FORM})`);
+  });
+  if (!device) throw new UsageError(`-frontend: no device chardev named (${FRONTEND_FORM})`);
+  if (!hub) throw new UsageError(`-frontend: no 'chardev=' naming the hub (${FRONTEND_FORM})`);
+  if (device === hub) throw new UsageError(`-frontend: '${device}' cannot be both the device and the hub it talks to`);
+  return { device, hub };
+}
+
+/**
+ * Reads the arguments (without the program name). Throws UsageError for anything it cannot
+ * make sense of; `--help` and `--version` win over everything else.
+ *
+ * @example
+ * ```ts
+ * parseArgs(["-chardev", "ringbuf,id=r", "-chardev", "hub,id=h,chardevs.0=r", "-frontend", "d,chardev=h"]).frontend;
+ * // { device: "d", hub: "h" }
+ * ```
+ */
+export function parseArgs(args: readonly string[]): CliOptions {
+  const chardevs: string[] = [];
+  const qmp: string[] = [];
+  let frontend: { device: string; hub: string } | null = null;
+  let qemuCompat = false;
+  let wantDefault = false;
+  let action: CliOptions["action"] = "run";
+  let firstMistake: UsageError | null = null;
+  const mistake = (message: string) => (firstMistake ??= new UsageError(message));
+
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const match = /^--?([A-Za-z][A-Za-z-]*)(?:=(.*))?$/s.exec(arg);
+    if (!match) {
+      mistake(arg.startsWith("-") ? `unknown option '${arg}' (see --help)` : `unexpected argument '${arg}': every chardev comes with -chardev (see --help)`);
+      continue;
+    }
+    const [, name, inlineValue] = match;
+    if (FLAG_OPTIONS.has(name)) {
+      if (inlineValue !== undefined) mistake(`option '${arg.slice(0, arg.indexOf("="))}' takes no value`);
+      else if (name === "help" || name === "h") action = "help";
+      else if (name === "version" || name === "V") action = action === "help" ? action : "version";
+      else if (name === "qemu-compat") qemuCompat = true;
+      else wantDefault = true;
+      continue;
+    }
+    if (!VALUE_OPTIONS.has(name)) {
+      mistake(`unknown option '${arg.split("=")[0]}' (see --help)`);
+      continue;
+    }
+    const value = inlineValue ?? args[++i];
+    if (value === undefined) {
+      mistake(`option '-${name}' needs an argument`);
+      continue;
+    }
+    if (name === "chardev") {
+      chardevs.push(value);
+    } else if (name === "qmp") {
+      qmp.push(value);
+    } else if (frontend) {
+      mistake("only one -frontend can be given: a hub has one frontend");
+    } else {
+      try {
+        frontend = parseFrontend(value);
+      } catch (error) {
+        mistake((error as Error).message);
+      }
+    }
+  }
+
+  if (action !== "run") return { chardevs, frontend, qmp, qemuCompat, useDefault: false, action };
+  if (firstMistake) throw firstMistake;
+  if (wantDefault && (chardevs.length > 0 || frontend)) throw new UsageError("--default brings its own chardevs: give it no -chardev or -frontend");
+  const useDefault = chardevs.length === 0 && frontend === null;
+  if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
+  if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
+  if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
+  return { chardevs, frontend, qmp, qemuCompat, useDefault, action };
+}

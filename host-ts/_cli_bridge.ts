@@ -1,0 +1,246 @@
+// The `-frontend DEVICE_ID,chardev=HUB_ID` of the command-line tool: a frontend on the device
+// chardev and one on the hub, and a bounded queue each way between them. Each direction keeps
+// the write contract of `Frontend.write`: a short write leaves the rest at the head of the
+// queue, -1/EAGAIN waits for the watch (or, when there is no watch to wait for, a short timer)
+// and the same bytes are offered again, so nothing is lost or sent twice. A full queue makes
+// the receiving side's `canRead` answer 0, which holds the sender back instead of growing
+// memory.
+
+import type { ChardevRegistry } from "./registry.ts";
+import type { Frontend } from "./frontend.ts";
+import type { ChrEvent } from "./events.ts";
+
+/**
+ * Bytes each direction holds at most.
+ * @default 64 KiB
+ */
+export const DEFAULT_BRIDGE_QUEUE_BYTES = 64 * 1024;
+/** A target that refused bytes without offering a watch is tried again after this long. */
+const RETRY_WITHOUT_WATCH_MS = 5;
+
+/** One direction: bytes read from `from`, waiting to be written to `to`. */
+class Direction {
+  readonly #chunks: Uint8Array[] = [];
+  #queued = 0;
+  #throttled = false;
+  #waitingForWatch = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #pumping = false;
+  #pumpAgain = false;
+  #stopped = false;
+  #drainedWaiters: (() => void)[] = [];
+  /** Bytes written to the target. */
+  delivered = 0;
+  /** Bytes the target refused with an error other than EAGAIN (it is gone): dropped, as QEMU's devices drop them. */
+  dropped = 0;
+  /** Set once both frontends are attached. */
+  from: Frontend | null = null;
+  to: Frontend | null = null;
+
+  constructor(readonly capacity: number) {}
+
+  /** Bytes waiting. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** The source's `canRead`: free room. Answering 0 is remembered, to tell the source when room is back. */
+  room(): number {
+    const room = Math.max(0, this.capacity - this.#queued);
+    if (room === 0) this.#throttled = true;
+    return room;
+  }
+
+  /** The source's `read`: kept (copied: the bytes may be a view valid only during the call), then written on. */
+  push(data: Uint8Array): void {
+    if (this.#stopped || data.length === 0) return;
+    this.#chunks.push(data.slice());
+    this.#queued += data.length;
+    this.pump();
+  }
+
+  /** Writes queued bytes until the target blocks or the queue is empty. Re-entry (a write that
+   * leads back here) only asks for one more round. */
+  pump = (): void => {
+    if (this.#stopped || !this.to || !this.from) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    if (this.#waitingForWatch !== 0 || this.#retryTimer !== undefined) return;
+    this.#pumping = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        this.#writeQueued();
+      } while (this.#pumpAgain && !this.#stopped && this.#waitingForWatch === 0 && this.#retryTimer === undefined);
+    } finally {
+      this.#pumping = false;
+    }
+  };
+
+  #writeQueued(): void {
+    const to = this.to!;
+    while (this.#chunks.length > 0 && !this.#stopped) {
+      const head = this.#chunks[0];
+      const written = to.write(head);
+      if (written > 0) {
+        this.#consume(written);
+        continue; // a short write: the next write of the rest tells whether the target is full
+      }
+      if (written === 0 || to.lastError === "EAGAIN") {
+        this.#waitForRoom(to);
+        break;
+      }
+      // The target failed for good (EIO: a socket with no peer, a program that ended).
+      this.dropped += this.#queued;
+      this.#chunks.length = 0;
+      this.#queued = 0;
+    }
+    if (this.#throttled && this.#queued < this.capacity) {
+      this.#throttled = false;
+      // Input the source kept while we were full (and paused reading for) comes now.
+      this.from?.acceptInput();
+    }
+    if (this.#queued === 0) {
+      for (const resolve of this.#drainedWaiters.splice(0)) resolve();
+    }
+  }
+
+  #consume(count: number): void {
+    this.delivered += count;
+    this.#queued -= count;
+    const head = this.#chunks[0];
+    if (count >= head.length) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(count);
+  }
+
+  #waitForRoom(to: Frontend): void {
+    const id = to.addWatch(() => {
+      this.#waitingForWatch = 0;
+      this.pump();
+    });
+    if (id !== 0) {
+      this.#waitingForWatch = id;
+      return;
+    }
+    // Nothing is blocked as far as the target knows (a hub whose blocked backend just closed):
+    // try again shortly rather than wait for a watch that will never fire.
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.pump();
+    }, RETRY_WITHOUT_WATCH_MS);
+  }
+
+  /** Resolves once nothing is queued (at once if nothing is). */
+  drained(): Promise<void> {
+    if (this.#queued === 0 || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => this.#drainedWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (this.#waitingForWatch !== 0) this.to?.removeWatch(this.#waitingForWatch);
+    this.#waitingForWatch = 0;
+    for (const resolve of this.#drainedWaiters.splice(0)) resolve();
+  }
+}
+
+/** Options of a bridge. */
+export interface BridgeOptions {
+  /**
+   * Bytes queued each way before the sending side is held back.
+   * @default DEFAULT_BRIDGE_QUEUE_BYTES
+   */
+  queueBytes?: number;
+  /** Events of the device chardev (OPENED when it runs or connects, CLOSED when it ends). */
+  onDeviceEvent?: (event: ChrEvent) => void;
+}
+
+/**
+ * Bridges a device chardev to the frontend end of a hub: the device's output is written to
+ * the hub (so to every open backend), the hub's aggregated input is written to the device.
+ *
+ * @example A spawned shell behind a hub with a socket and a log
+ * ```ts
+ * await reg.add("spawn,id=sh,cmd=sh");
+ * await reg.add("socket,id=s0,path=/tmp/sh.sock,server=on,wait=off");
+ * await reg.add("file,id=log,path=/tmp/sh.log");
+ * await reg.add("hub,id=hub0,chardevs.0=s0,chardevs.1=log");
+ * const bridge = DeviceBridge.connect(reg, "sh", "hub0");
+ * // ... later
+ * await bridge.toHubDrained();
+ * bridge.stop();
+ * ```
+ */
+export class DeviceBridge {
+  readonly #deviceFe: Frontend;
+  readonly #hubFe: Frontend;
+  /** Device output on its way to the hub. */
+  readonly #toHub: Direction;
+  /** Hub input on its way to the device. */
+  readonly #toDevice: Direction;
+
+  private constructor(deviceFe: Frontend, hubFe: Frontend, toHub: Direction, toDevice: Direction) {
+    this.#deviceFe = deviceFe;
+    this.#hubFe = hubFe;
+    this.#toHub = toHub;
+    this.#toDevice = toDevice;
+  }
+
+  /**
+   * Attaches to both chardevs (the hub first, so output the device has waiting finds it).
+   * Throws ChardevError when either is missing or held by someone else; nothing stays attached then.
+   */
+  static connect(reg: ChardevRegistry, deviceId: string, hubId: string, options: BridgeOptions = {}): DeviceBridge {
+    const capacity = options.queueBytes ?? DEFAULT_BRIDGE_QUEUE_BYTES;
+    const toHub = new Direction(capacity);
+    const toDevice = new Direction(capacity);
+    reg.get(deviceId); // "Chardev 'X' not found" before anything is attached
+    const hubFe = reg.attach(hubId, {
+      canRead: () => toDevice.room(),
+      read: (data) => toDevice.push(data),
+      event: () => {},
+    });
+    let deviceFe: Frontend;
+    try {
+      deviceFe = reg.attach(deviceId, {
+        canRead: () => toHub.room(),
+        read: (data) => toHub.push(data),
+        event: (event) => options.onDeviceEvent?.(event),
+      });
+    } catch (error) {
+      hubFe.detach();
+      throw error;
+    }
+    toHub.from = deviceFe;
+    toHub.to = hubFe;
+    toDevice.from = hubFe;
+    toDevice.to = deviceFe;
+    // Anything either side delivered while the other was not attached yet goes now.
+    toHub.pump();
+    toDevice.pump();
+    return new DeviceBridge(deviceFe, hubFe, toHub, toDevice);
+  }
+
+  /** Byte counts each way: delivered, waiting, dropped because the target was gone. */
+  get stats(): { toHub: { delivered: number; queued: number; dropped: number }; toDevice: { delivered: number; queued: number; dropped: number } } {
+    const of = (d: Direction) => ({ delivered: d.delivered, queued: d.queued, dropped: d.dropped });
+    return { toHub: of(this.#toHub), toDevice: of(this.#toDevice) };
+  }
+
+  /** Resolves once the device's output queued so far has all been written to the hub. */
+  toHubDrained(): Promise<void> {
+    return this.#toHub.drained();
+  }
+
+  /** Stops both directions and detaches both frontends; what is still queued is dropped. */
+  stop(): void {
+    this.#toHub.stop();
+    this.#toDevice.stop();
+    this.#deviceFe.detach();
+    this.#hubFe.detach();
+  }
+}

@@ -1,0 +1,110 @@
+// What `chardev-hub` (and `npm start`) runs when given no chardevs: the user's shell on a new
+// pty, shared by this terminal, a UNIX socket, a pty link, a browser tab and a log, all under
+// ./run/. Every piece is an ordinary `-chardev` spec, so the printed setup can be copied and
+// changed by hand.
+
+import { ChardevError } from "./errors.ts";
+import type { ChardevRegistry } from "./registry.ts";
+import type { HostRuntime, ProcessPrimitives } from "./runtime/types.ts";
+import { DEFAULT_COLS, DEFAULT_ROWS } from "./chardev/spawn.ts";
+import type { WebChardev } from "./chardev/web.ts";
+
+/** Where the default setup puts its socket, link and log (relative to the working directory). */
+export const RUN_DIR = "run";
+/** The browser terminal's port, unless it is taken. */
+export const DEFAULT_WEB_PORT = 8080;
+
+/** QEMU option values escape a comma by doubling it. */
+function optionValue(text: string): string {
+  return text.replaceAll(",", ",,");
+}
+
+/** What the default setup made, for the command-line tool to bridge and announce. */
+export interface DefaultSetup {
+  readonly device: string;
+  readonly hub: string;
+  /** Lines to print: how to attach, one per way. */
+  readonly lines: readonly string[];
+}
+
+/**
+ * Adds the default chardevs to `reg` (which must not be in QEMU mode: its hub has 5
+ * backends). Throws ChardevError as `add` does; what was added stays for `reg.close()`.
+ *
+ * @example
+ * ```ts
+ * const runtime = await detectRuntime();
+ * const reg = await ChardevRegistry.create({ qemuCompat: false, runtime });
+ * const { device, hub, lines } = await addDefaultSetup(reg, runtime);
+ * DeviceBridge.connect(reg, device, hub);
+ * console.error(lines.join("\n"));
+ * ```
+ */
+export async function addDefaultSetup(reg: ChardevRegistry, runtime: HostRuntime): Promise<DefaultSetup> {
+  const host: ProcessPrimitives = runtime.process!;
+  host.makeDirectory(RUN_DIR, 0o700);
+  await refuseIfServed(runtime);
+  const shell = host.env("SHELL") || "/bin/sh";
+  const size = host.stdinIsTerminal ? host.terminalSize() : null;
+  await reg.add(`spawn,id=shell,cmd=${optionValue(shell)},cols=${size?.cols ?? DEFAULT_COLS},rows=${size?.rows ?? DEFAULT_ROWS}`);
+
+  const backends: string[] = [];
+  const lines: string[] = [`${shell} on a new terminal, shared with:`];
+  if (host.stdinIsTerminal) {
+    await reg.add("stdio,id=terminal,signal=on");
+    backends.push("terminal");
+    lines.push("  this terminal (Ctrl-C here ends chardev-hub, as does `exit` in the shell)");
+  } else {
+    lines.push("  (stdin is not a terminal, so this terminal is not attached)");
+  }
+
+  await reg.add(`socket,id=socket,path=${RUN_DIR}/hub.sock,server=on,wait=off`);
+  backends.push("socket");
+  lines.push(`  socat - UNIX-CONNECT:${RUN_DIR}/hub.sock`);
+
+  // A link left by a run that was killed would make the pty refuse to start (EEXIST).
+  host.removeSymlink(`${RUN_DIR}/pty`);
+  await reg.add(`pty,id=pty,path=${RUN_DIR}/pty`);
+  backends.push("pty");
+  lines.push(`  tio ${RUN_DIR}/pty`);
+
+  const web = await addWebTerminal(reg);
+  backends.push("web");
+  lines.push(`  ${web.url}`);
+
+  await reg.add(`file,id=log,path=${RUN_DIR}/console.log`);
+  backends.push("log");
+  lines.push(`  ${RUN_DIR}/console.log (a log of everything the shell writes)`);
+
+  await reg.add(`hub,id=hub,${backends.map((id, index) => `chardevs.${index}=${id}`).join(",")}`);
+  return { device: "shell", hub: "hub", lines };
+}
+
+/** The browser terminal on DEFAULT_WEB_PORT, or on any free port if that one is taken. */
+async function addWebTerminal(reg: ChardevRegistry): Promise<WebChardev> {
+  try {
+    return (await reg.add(`web,id=web,host=127.0.0.1,port=${DEFAULT_WEB_PORT}`)) as WebChardev;
+  } catch (error) {
+    if (!(error instanceof ChardevError) || error.code !== "OPEN_FAILED") throw error;
+    return (await reg.add("web,id=web,host=127.0.0.1,port=0")) as WebChardev;
+  }
+}
+
+/**
+ * A socket at run/hub.sock that accepts a connection belongs to a chardev-hub still running
+ * in this directory: starting another would take its socket and pty link away (a socket
+ * chardev replaces a socket file, as QEMU does). A stale file from a killed run refuses the
+ * connection and is replaced as usual.
+ */
+async function refuseIfServed(runtime: HostRuntime): Promise<void> {
+  const path = `${RUN_DIR}/hub.sock`;
+  if (!runtime.net || !runtime.process!.exists(path)) return;
+  let connection;
+  try {
+    connection = await runtime.net.connect({ transport: "unix", path });
+  } catch {
+    return;
+  }
+  connection.close();
+  throw new ChardevError("IN_USE", `${path} is served by another chardev-hub running here: attach to it (socat - UNIX-CONNECT:${path}) or end it first`);
+}

@@ -1,0 +1,112 @@
+// `chardev-hub --help`: every option, every chardev kind with its keys, and examples. A test
+// checks that every kind the registry knows is named here.
+
+/** The help text, for a program called `program`. */
+export function helpText(program = "chardev-hub"): string {
+  return `Usage:
+  ${program} -chardev SPEC [-chardev SPEC ...] -frontend DEVICE_ID,chardev=HUB_ID [options]
+  ${program} [--default] [-qmp ADDRESS]
+
+Shares one console (a shell, a VM's serial port, a serial cable) among many clients: a
+terminal, sockets, a pty, browser tabs, log files. QEMU 10.0's hub chardev, standalone.
+Chardevs are written exactly as QEMU's -chardev takes them; the device is the chardev that
+plays the guest and the hub is what it talks to: what the device writes goes to every open
+backend of the hub, and what any backend types goes to the device.
+
+Options (one dash or two; -opt=VALUE works too):
+  -chardev SPEC        add a chardev: KIND,id=ID[,key=value...] (kinds below); ",," is a
+                       literal comma. A hub names chardevs defined before it.
+  -frontend DEVICE_ID,chardev=HUB_ID
+                       bridge chardev DEVICE_ID (the device) to HUB_ID (usually a hub).
+                       Writes both ways honour backpressure: nothing is lost or repeated.
+  -qmp ADDRESS         a QMP control socket, as QEMU's: unix:PATH,server=on,wait=off or
+                       tcp:HOST:PORT,server=on,wait=off. Commands: qmp_capabilities,
+                       chardev-add, chardev-remove, chardev-change, query-chardev,
+                       query-chardev-backends, ringbuf-write, ringbuf-read,
+                       chardev-send-break, query-commands, query-version, and ours:
+                       hub-attach, hub-detach, query-hub (backends of a running hub).
+  --qemu-compat        QEMU 10.0's rules exactly: a hub takes at most 4 chardevs
+                       (chardevs.0..3) and no mux or hub under a hub. Off by default.
+  --default            the default setup (also what no -chardev means), see below.
+  -h, --help           this text.
+  -V, --version        the version.
+
+Chardev kinds and their keys (every kind also takes logfile=FILE and logappend=on|off, and
+mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${program}):
+  hub        chardevs.N=ID      the backends, N = 0, 1, ... (0..3 with --qemu-compat)
+             ring=BYTES         0: QEMU's unbuffered hub (the slowest backend sets the pace);
+                                a power of two: a broadcast ring each backend drains at its
+                                own pace (then policy.N=block|drop|evict, lag-limit.N=BYTES,
+                                stall-ms.N=MS, replay.N=BYTES apply per backend)
+             open=any|all|always|primary, primary=ID
+                                when the device sees OPENED/CLOSED (any: QEMU's)
+             input=shared|exclusive, input-idle-ms=MS
+                                who may type; mode.N=rw|ro per backend
+  ringbuf    size=BYTES         (alias memory) a ring in memory, a power of two, 64K default;
+                                read it with QMP ringbuf-read
+  null                          takes everything, gives nothing
+  file       path=FILE          writes to FILE (truncated, or append=on); input-path=FILE
+                                reads input from FILE
+  pipe       path=PATH          FIFOs PATH.in and PATH.out, else PATH both ways
+  stdio      signal=on|off      this terminal (raw); signal=on (default): Ctrl-C ends ${program}
+  pty        path=LINK          a new pseudo-terminal; LINK becomes a symlink to it
+                                (tio LINK, screen LINK, socat -,raw,echo=0 LINK)
+  socket     path=PATH          a UNIX socket (created mode 0600), or
+             host=HOST,port=PORT
+                                TCP (a server binds 127.0.0.1 unless host= says otherwise)
+             server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off,
+             high-water-mark=BYTES (output held for a slow client before EAGAIN, 64K)
+  web        host=ADDR,port=PORT
+                                a terminal in the browser (xterm.js) at http://ADDR:PORT/;
+                                port=0 picks a free port. queue-limit=BYTES per tab (1M).
+                                A tab's terminal size is passed on to a spawn device.
+  spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
+             args.N=ARG         its arguments, N = 0, 1, ...
+             cols=N,rows=N      its window size (80x24); follows a web tab's size and,
+                                with a stdio chardev, this terminal's
+                                OPENED when it starts, CLOSED when it exits; ${program}
+                                then exits with its status
+  serial     path=DEVICE        (alias tty) a host tty, e.g. /dev/ttyUSB0, set raw, non-blocking
+             speed=BPS          line speed, e.g. 115200 (default: left as it is)
+  webstream  high-water-mark=BYTES
+                                a pair of Web Streams; for programs using the library, not
+                                useful from the command line
+  mux        chardev=ID         what mux=on makes (ID-base behind mux ID); rarely written by hand
+
+Default setup (no -chardev, or --default): your $SHELL (else /bin/sh) on a new pty, shared by
+this terminal (when stdin is one; Ctrl-C here ends ${program}), a UNIX socket run/hub.sock,
+a pty link run/pty, a browser terminal on http://127.0.0.1:8080/ (another free port if that
+one is taken) and a log run/console.log, all under ./run/. It prints how to attach:
+  socat - UNIX-CONNECT:run/hub.sock
+  tio run/pty
+  http://127.0.0.1:8080/
+Leaving the shell (exit) ends ${program}, as does Ctrl-C, SIGINT or SIGTERM: sockets, links
+and the terminal's mode are cleaned up.
+
+Examples:
+  # A shell shared by two socket clients and a log
+  ${program} -chardev spawn,id=sh,cmd=sh \\
+    -chardev socket,id=s0,path=/tmp/a.sock,server=on,wait=off \\
+    -chardev socket,id=s1,path=/tmp/b.sock,server=on,wait=off \\
+    -chardev file,id=log,path=console.log \\
+    -chardev hub,id=hub0,chardevs.0=s0,chardevs.1=s1,chardevs.2=log \\
+    -frontend sh,chardev=hub0
+
+  # A QEMU guest's serial port (-serial unix:/tmp/ttyS0.sock,server=on,wait=off) in this
+  # terminal (C-a x leaves), a browser tab and a log
+  ${program} -chardev socket,id=guest,path=/tmp/ttyS0.sock \\
+    -chardev stdio,mux=on,id=char0 -chardev web,id=web0,port=8080 \\
+    -chardev file,path=console.log,id=clog \\
+    -chardev hub,id=hub0,chardevs.0=char0,chardevs.1=web0,chardevs.2=clog \\
+    -frontend guest,chardev=hub0
+
+  # A USB serial console behind a pty for tio and a QMP socket to add more later
+  ${program} -chardev serial,id=board,path=/dev/ttyUSB0,speed=115200 \\
+    -chardev pty,id=pty0,path=/tmp/board -chardev hub,id=hub0,chardevs.0=pty0 \\
+    -frontend board,chardev=hub0 -qmp unix:/tmp/qmp.sock,server=on,wait=off
+
+Exit status: the spawn device's status once it exits; 0 after Ctrl-C, SIGINT, SIGTERM or
+C-a x; 1 when a chardev cannot be set up (QEMU's message is printed); 2 for a command-line
+mistake.
+`;
+}

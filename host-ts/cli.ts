@@ -1,0 +1,193 @@
+// `chardev-hub`, the command-line tool: QEMU's -chardev syntax, a device bridged to a hub, an
+// optional QMP socket, and an embedded default setup. Runs on Node, Deno (`deno run -A`) and
+// Bun; everything it needs from the host comes through the runtime's `process` primitives.
+// Built into dist/cli.js by scripts/build.mjs.
+
+import { parseArgs, UsageError, type CliOptions } from "./_cli_args.ts";
+import { DeviceBridge } from "./_cli_bridge.ts";
+import { addDefaultSetup } from "./_cli_default.ts";
+import { helpText } from "./_cli_help.ts";
+import type { Chardev } from "./chardev/_chardev.ts";
+import { PtyChardev } from "./chardev/pty.ts";
+import { describeExit, SpawnChardev } from "./chardev/spawn.ts";
+import { StdioChardev } from "./chardev/stdio.ts";
+import { WebChardev } from "./chardev/web.ts";
+import { ChardevError } from "./errors.ts";
+import { startQmp, type QmpMonitor } from "./qmp.ts";
+import { ChardevRegistry, detectRuntime } from "./runtime/detect.ts";
+import type { HostRuntime, ProcessExit, ProcessPrimitives } from "./runtime/types.ts";
+
+/** Replaced by scripts/build.mjs with package.json's version. */
+declare const CHARDEV_HUB_VERSION: string | undefined;
+const VERSION = typeof CHARDEV_HUB_VERSION === "string" ? CHARDEV_HUB_VERSION : "0.0.0-dev";
+
+const PROGRAM = "chardev-hub";
+const EXIT_SETUP_FAILED = 1;
+const EXIT_USAGE = 2;
+/** After the device has ended, its last output gets this long to reach slow backends before we close. */
+const FINAL_OUTPUT_GRACE_MS = 2000;
+/** Signal numbers for a shell-style exit status (128 + N) when the spawned program was killed. */
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+
+function exitStatusOf(exit: ProcessExit): number {
+  if (exit.signal) return 128 + (SIGNAL_NUMBERS[exit.signal] ?? 0);
+  return exit.code ?? 0;
+}
+
+/** One run of the tool: what it opened, and the one way out that cleans it all up. */
+class CliRun {
+  reg: ChardevRegistry | null = null;
+  readonly monitors: QmpMonitor[] = [];
+  bridge: DeviceBridge | null = null;
+  readonly #stopListening: (() => void)[] = [];
+  #ending: Promise<never> | null = null;
+  /** A stdio chardev shares our terminal with the console. */
+  #sharedTerminal = false;
+
+  readonly host: ProcessPrimitives;
+
+  constructor(readonly runtime: HostRuntime) {
+    this.host = runtime.process!;
+  }
+
+  say(text: string): void {
+    this.host.print("stderr", `${PROGRAM}: ${text}\n`);
+  }
+
+  /**
+   * Ctrl-C (from the stdio chardev too), SIGINT, SIGTERM, SIGHUP: clean up and leave. Cleaning
+   * up is bounded (a spawned program gets SIGKILL if SIGHUP does not end it), so repeated
+   * signals, which some senders deliver twice (`timeout` signals the child and its group), are
+   * ignored.
+   */
+  catchSignals(): void {
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      this.#stopListening.push(this.host.onSignal(signal, () => void this.end(0, `terminating on signal ${signal}`)));
+    }
+  }
+
+  /**
+   * Stops the bridge, closes monitors and chardevs (sockets, links, the terminal's mode), then
+   * exits with `status`. Only the first call counts: closing a spawn device ends its program,
+   * whose exit must not replace the reason we are leaving.
+   */
+  end(status: number, message?: string): Promise<never> {
+    this.#ending ??= this.#close(status, message);
+    return this.#ending;
+  }
+
+  async #close(status: number, message: string | undefined): Promise<never> {
+    this.bridge?.stop();
+    try {
+      for (const monitor of this.monitors) await monitor.close();
+      await this.reg?.close();
+    } catch (error) {
+      this.say(`while closing: ${(error as Error).message}`);
+    }
+    // After close, so the message lands on a terminal that is out of raw mode, on a line of its
+    // own when the console shared that terminal (its cursor is wherever the program left it).
+    if (message && this.#sharedTerminal) this.host.print("stderr", "\r\n");
+    if (message) this.say(message);
+    for (const stop of this.#stopListening) stop();
+    return this.host.exit(status);
+  }
+
+  #everyChardev(): Chardev[] {
+    return this.reg!.query().map((info) => this.reg!.find(info.label)!).filter(Boolean);
+  }
+
+  /** A spawned device takes its window size from browser tabs and from this terminal, when they share the run. */
+  followTerminalSizes(device: SpawnChardev): void {
+    const resize = (cols: number, rows: number) => void device.resize(cols, rows).catch(() => {});
+    const chardevs = this.#everyChardev();
+    for (const chardev of chardevs) {
+      if (chardev instanceof WebChardev) this.#stopListening.push(chardev.onResize(resize));
+    }
+    if (this.#sharedTerminal) {
+      this.#stopListening.push(this.host.onTerminalResize((size) => resize(size.cols, size.rows)));
+    }
+  }
+
+  /** QEMU prints where each pty went; we add where each browser terminal is. */
+  announceEndpoints(): void {
+    for (const chardev of this.#everyChardev()) {
+      if (chardev instanceof PtyChardev) this.say(`char device redirected to ${chardev.slavePath} (label ${chardev.id})`);
+      if (chardev instanceof WebChardev) this.say(`web terminal at ${chardev.url} (label ${chardev.id})`);
+    }
+  }
+
+  async start(options: CliOptions): Promise<void> {
+    this.catchSignals();
+    this.reg = await ChardevRegistry.create({
+      runtime: this.runtime,
+      qemuCompat: options.qemuCompat,
+      onExitRequest: () => void this.end(0, "exit requested (C-a x)"),
+    });
+    let device: string;
+    let hub: string;
+    let defaultLines: readonly string[] = [];
+    if (options.useDefault) {
+      const setup = await addDefaultSetup(this.reg, this.runtime);
+      ({ device, hub, lines: defaultLines } = setup);
+    } else {
+      for (const spec of options.chardevs) await this.reg.add(spec);
+      ({ device, hub } = options.frontend!);
+    }
+    for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address));
+    this.bridge = DeviceBridge.connect(this.reg, device, hub);
+    this.#sharedTerminal = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev);
+    const deviceChardev = this.reg.get(device);
+    if (deviceChardev instanceof SpawnChardev) {
+      this.followTerminalSizes(deviceChardev);
+      void deviceChardev.exited.then(async (exit) => {
+        // Its last words reach the backends before they close (bounded: a stuck client must not keep us).
+        await Promise.race([this.bridge?.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
+        const why = deviceChardev.startupErrors.trim();
+        await this.end(exitStatusOf(exit), `'${deviceChardev.options.command}' ${describeExit(exit)}${why ? `: ${why}` : ""}`);
+      });
+    }
+    // Last, so that a script waiting for these lines finds everything up.
+    if (options.useDefault) this.host.print("stderr", `${PROGRAM}: ${defaultLines.join("\n")}\n`);
+    else this.announceEndpoints();
+  }
+}
+
+/** Runs the tool with the host's arguments; never returns. */
+async function main(): Promise<never> {
+  const runtime = await detectRuntime();
+  const host = runtime.process;
+  if (!host) throw new Error(`${PROGRAM} needs a runtime that can run programs (Node, Deno or Bun), not ${runtime.name}`);
+  let options: CliOptions;
+  try {
+    options = parseArgs(host.args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    host.print("stderr", `${PROGRAM}: ${error.message}\n`);
+    return host.exit(EXIT_USAGE);
+  }
+  if (options.action === "help") {
+    host.print("stdout", helpText(PROGRAM));
+    return host.exit(0);
+  }
+  if (options.action === "version") {
+    host.print("stdout", `${PROGRAM} ${VERSION} (QEMU 10.0 hub chardev, ${runtime.name})\n`);
+    return host.exit(0);
+  }
+  const run = new CliRun(runtime);
+  try {
+    await run.start(options);
+  } catch (error) {
+    if (!(error instanceof ChardevError)) throw error;
+    return run.end(EXIT_SETUP_FAILED, error.message);
+  }
+  // Runs until a signal, C-a x or the spawned device's exit calls `end` (or, with nothing
+  // left that can happen, such as chardevs that are all in memory, ends with the event loop).
+  return new Promise<never>(() => {});
+}
+
+main().catch((error: unknown) => {
+  // A bug, not a user's mistake: say so with the stack, and leave with QEMU's failure status.
+  console.error(`${PROGRAM}: internal error:`, error);
+  // `process` may be absent only where main() already failed for want of it.
+  (globalThis as { process?: { exit(code: number): void } }).process?.exit(EXIT_SETUP_FAILED);
+});
