@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import { bunPty } from "./bun_pty.ts";
 import { nodeRuntime } from "./node.ts";
+import { pullSource } from "./_pull_source.ts";
 import type { HostRuntime, InputHandlers, InputSource } from "./types.ts";
 
 /** The part of Bun's own API used here (declared so tsc needs no Bun types). */
@@ -16,44 +17,15 @@ const bun = (globalThis as unknown as { Bun: { file(fd: number): { stream(): Rea
 function readFd(fd: number, handlers: InputHandlers): InputSource {
   if (!fs.fstatSync(fd).isFIFO()) return nodeRuntime.readFd(fd, handlers);
   const reader = bun.file(fd).stream().getReader();
-  let paused = false;
-  let closed = false;
-  let wake: (() => void) | null = null;
-  void (async () => {
-    while (!closed) {
-      if (paused) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        continue;
-      }
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        if (!closed) handlers.error?.(error);
-        return;
-      }
-      if (closed) return;
-      if (chunk.done) return handlers.end();
-      if (handlers.data(chunk.value) === false) paused = true;
-    }
-  })();
-  return {
-    pause: () => {
-      paused = true;
+  return pullSource(
+    async () => {
+      const chunk = await reader.read();
+      return chunk.done ? null : chunk.value;
     },
-    resume: () => {
-      paused = false;
-      wake?.();
-      wake = null;
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      wake?.();
-      // The stream does not own the fd: cancel the read, then close the fd ourselves.
-      void reader.cancel().catch(() => {}).finally(() => nodeRuntime.closeFd(fd));
-    },
-  };
+    handlers,
+    // The stream does not own the fd: cancel the read, then close the fd ourselves.
+    () => void reader.cancel().catch(() => {}).finally(() => nodeRuntime.closeFd(fd)),
+  );
 }
 
 export const bunRuntime: HostRuntime = {

@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import { denoPty } from "./deno_pty.ts";
 import { nodeRuntime } from "./node.ts";
+import { pullSource } from "./_pull_source.ts";
 import type { FileOpenMode, HostRuntime, InputHandlers, InputSource } from "./types.ts";
 
 /** The part of Deno's own file API used here (declared so tsc needs no Deno types). */
@@ -56,45 +57,16 @@ function writeFd(fd: number, data: Uint8Array): number {
 function readFd(fd: number, handlers: InputHandlers): InputSource {
   const reader = fifoReaders.get(fd);
   if (!reader) return nodeRuntime.readFd(fd, handlers);
-  let paused = false;
-  let closed = false;
-  let wake: (() => void) | null = null;
-  void (async () => {
-    const buffer = new Uint8Array(65536);
-    while (!closed) {
-      if (paused) {
-        await new Promise<void>((resolve) => (wake = resolve));
-        continue;
-      }
-      let count: number | null;
-      try {
-        count = await reader.read(buffer);
-      } catch (error) {
-        // Closing the file cancels the pending read: that is our own close, not an error.
-        if (!closed) handlers.error?.(error);
-        return;
-      }
-      if (closed) return;
-      if (count === null) return handlers.end();
-      if (handlers.data(buffer.slice(0, count)) === false) paused = true;
-    }
-  })();
-  return {
-    pause: () => {
-      paused = true;
+  const buffer = new Uint8Array(65536);
+  return pullSource(
+    async () => {
+      // Closing the file cancels the pending read: pullSource ignores that error after close.
+      const count = await reader.read(buffer);
+      return count === null ? null : buffer.slice(0, count);
     },
-    resume: () => {
-      paused = false;
-      wake?.();
-      wake = null;
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      wake?.();
-      closeFd(fd);
-    },
-  };
+    handlers,
+    () => closeFd(fd),
+  );
 }
 
 export const denoRuntime: HostRuntime = {
