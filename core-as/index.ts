@@ -30,6 +30,10 @@
 //   +28 u32 blockingReaders                  +40 u32 stalls
 //   +32 usize slots   +36 usize data         +44 u32 replay (history on open)
 //
+//   The writer's window: bcastReserve(ring) -> contiguous bytes free at the head;
+//   bcastHeadAddress(ring) -> where they start; the host copies writes there and books them
+//   with bcastCommit(ring, len) before any other call on that ring (see ring.ts).
+//
 //   The ring's readers are written through the same `backendWrite` import, with the ring's
 //   address as `hub`; a reader that skips ahead is reported through
 //   backendGap(hub: usize, index: u32, bytes: f64).
@@ -62,6 +66,9 @@ export {
   bcastUnblock,
   bcastWritable,
   bcastWrite,
+  bcastReserve,
+  bcastHeadAddress,
+  bcastCommit,
   bcastDrainBackend,
   bcastDrain,
   bcastSafeBoundary,

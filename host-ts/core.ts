@@ -137,6 +137,9 @@ export class Core {
   /** Staging buffers by slot: address and a size they are known to have (the core may have more). */
   readonly #scratchAddress = [0, 0];
   readonly #scratchSize = [0, 0];
+  /** The last view handed to a backend write, and where it points. */
+  #lastView: Uint8Array = new Uint8Array(0);
+  #lastAddress = -1;
 
   private constructor(instance: WebAssembly.Instance) {
     this.#exports = instance.exports as unknown as CoreExports;
@@ -162,7 +165,7 @@ export class Core {
       },
       host: {
         backendWrite(hub: number, index: number, data: number, len: number): number {
-          return core!.onBackendWrite(hub, index, core!.view(data, len));
+          return core!.onBackendWrite(hub, index, core!.#backendView(data, len));
         },
         backendGap(ring: number, index: number, bytes: number): void {
           core!.onBackendGap(ring, index, bytes);
@@ -177,6 +180,20 @@ export class Core {
   /** A view of core memory; valid until the next call that may allocate. */
   view(address: number, length: number): Uint8Array {
     return new Uint8Array(this.#memory().buffer, address, length);
+  }
+
+  /**
+   * The view a backend write gets. Every backend of one hub write, and every caught-up reader of
+   * one drain, is handed the same bytes: they share one view instead of one allocation each.
+   */
+  #backendView(address: number, length: number): Uint8Array {
+    const last = this.#lastView;
+    // A grow detaches the old view (its length reads 0), so a stale one never matches.
+    if (address === this.#lastAddress && length === last.length && length !== 0) return last;
+    const view = this.view(address, length);
+    this.#lastView = view;
+    this.#lastAddress = address;
+    return view;
   }
 
   /** All of core memory, without asking the (slow) `memory.buffer` getter on every write. */

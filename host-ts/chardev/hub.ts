@@ -6,7 +6,7 @@
 // from it at its own pace under its policy (block, drop, evict). Input from any backend
 // reaches the frontend; which OPENED/CLOSED the frontend sees is the open policy's call.
 
-import type { Core, RingPolicy } from "../core.ts";
+import type { BcastWriter, Core, RingPolicy } from "../core.ts";
 import { ChardevError } from "../errors.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
@@ -129,6 +129,9 @@ export class HubChardev extends Chardev {
   readonly options: Required<Omit<HubOptions, "primary">> & { primary?: string };
   /** Core address: the QEMU hub's books, or the broadcast ring. */
   readonly #handle: number;
+  /** A ring hub's writer (null in QEMU mode); settled before any other call on the ring. */
+  readonly #writer: BcastWriter | null;
+  readonly #drainNow = () => this.flush();
   readonly #entries = new Map<number, Entry>();
   readonly #listeners = new Set<(event: HubEvent) => void>();
   #evictions = 0;
@@ -151,6 +154,7 @@ export class HubChardev extends Chardev {
     };
     const core = context.core;
     this.#handle = this.isRing ? core.bcastNew(this.options.ring) : core.hubNew(QEMU_MAX_HUB);
+    this.#writer = this.isRing ? core.bcastWriter(this.#handle) : null;
     hubsOf(core).set(this.#handle, this);
     if (this.options.open === "always") this.beOpen = true;
   }
@@ -165,8 +169,14 @@ export class HubChardev extends Chardev {
     return !this.isRing && this.options.open === "any";
   }
 
-  /** Core address of this hub's books (for stats and tests). */
+  /** Core address of this hub's books (for stats and tests); a ring's pending writes are booked first. */
   get handle(): number {
+    return this.#ring();
+  }
+
+  /** The handle, once the writer has booked what it copied: for every ring call but the write. */
+  #ring(): number {
+    this.#writer?.settle();
     return this.#handle;
   }
 
@@ -208,7 +218,7 @@ export class HubChardev extends Chardev {
     }
     const core = this.context.core;
     const slot = this.isRing
-      ? core.bcastAddBackend(this.#handle, policy, options.lagLimit ?? this.options.ring, options.replay ?? 0)
+      ? core.bcastAddBackend(this.#ring(), policy, options.lagLimit ?? this.options.ring, options.replay ?? 0)
       : core.hubAddBackend(this.#handle);
     const entry: Entry = {
       chardev,
@@ -232,7 +242,7 @@ export class HubChardev extends Chardev {
       chardev.attachUser(entry.user); // an open backend reports OPENED from inside
     } catch (error) {
       this.#entries.delete(slot);
-      if (this.isRing) core.bcastRemoveBackend(this.#handle, slot);
+      if (this.isRing) core.bcastRemoveBackend(this.#ring(), slot);
       throw error;
     }
     this.#emit({ type: "attach", backend: chardev.id });
@@ -243,11 +253,11 @@ export class HubChardev extends Chardev {
     const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
     // What was written while it was attached is still owed to it: serve it before letting go.
-    if (this.isRing) this.context.core.bcastDrainBackend(this.#handle, entry.slot);
+    if (this.isRing) this.context.core.bcastDrainBackend(this.#ring(), entry.slot);
     this.#release(entry);
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#entries.delete(entry.slot);
-    if (this.isRing) this.context.core.bcastRemoveBackend(this.#handle, entry.slot);
+    if (this.isRing) this.context.core.bcastRemoveBackend(this.#ring(), entry.slot);
     if (this.#typist === entry) this.#typist = null;
     this.#emit({ type: "detach", backend: id });
   }
@@ -268,11 +278,12 @@ export class HubChardev extends Chardev {
   // ---- output ----
 
   protected writeOut(data: Uint8Array): number {
-    const core = this.context.core;
-    if (!this.isRing) return core.hubWrite(this.#handle, data);
-    const taken = core.bcastWrite(this.#handle, data);
+    const writer = this.#writer;
+    if (!writer) return this.context.core.hubWrite(this.#handle, data);
+    // Most writes are only a copy into the ring: no call into the core, no allocation.
+    const taken = writer.write(data);
     if (taken === 0 && data.length > 0) return -ERRNO.EAGAIN;
-    this.#scheduleDrain();
+    if (!this.#drainScheduled) this.#scheduleDrain();
     return taken;
   }
 
@@ -300,18 +311,18 @@ export class HubChardev extends Chardev {
     if (this.#drainScheduled) return;
     this.#drainScheduled = true;
     // Coalesce: every write of this turn reaches each backend as one large slice.
-    queueMicrotask(() => this.flush());
+    queueMicrotask(this.#drainNow);
   }
 
   /** Serves every backend of a ring hub now, instead of at the end of this turn. */
   flush(): void {
     this.#drainScheduled = false;
     if (!this.isRing) return;
-    this.context.core.bcastDrain(this.#handle);
+    this.context.core.bcastDrain(this.#ring());
     const blocked = this.#blockedNow;
     this.#blockedNow = [];
     for (const entry of blocked) this.#waitForBackend(entry);
-    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#handle) > 0) {
+    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#ring()) > 0) {
       const watches = [...this.#writerWatches];
       this.#writerWatches.clear();
       for (const watch of watches) watch();
@@ -322,7 +333,7 @@ export class HubChardev extends Chardev {
     if (!this.#entries.has(entry.slot) || entry.cancelWatch) return;
     const wake = () => {
       entry.cancelWatch = null;
-      this.context.core.bcastUnblock(this.#handle, entry.slot);
+      this.context.core.bcastUnblock(this.#ring(), entry.slot);
       this.#scheduleDrain();
     };
     const cancel = entry.chardev.addWatch(wake);
@@ -348,7 +359,7 @@ export class HubChardev extends Chardev {
   override addWatch(callback: () => void): (() => void) | null {
     const core = this.context.core;
     if (this.isRing) {
-      if (core.bcastWritable(this.#handle) > 0) return null;
+      if (core.bcastWritable(this.#ring()) > 0) return null;
       this.#writerWatches.add(callback);
       return () => this.#writerWatches.delete(callback);
     }
@@ -426,7 +437,7 @@ export class HubChardev extends Chardev {
     entry.open = opened;
     const core = this.context.core;
     if (this.isRing) {
-      core.bcastSetOpen(this.#handle, entry.slot, opened);
+      core.bcastSetOpen(this.#ring(), entry.slot, opened);
       if (opened) this.#scheduleDrain(); // replay, if it asked for history
       else if (this.#typist === entry) this.#typist = null;
     }
@@ -501,6 +512,7 @@ export class HubChardev extends Chardev {
   /** Counters of every backend, in attach order. */
   stats(): HubBackendStats[] {
     const core = this.context.core;
+    this.#writer?.settle();
     return [...this.#entries.values()].map((entry) => {
       const ring = this.isRing;
       const open = entry.open;
@@ -524,7 +536,7 @@ export class HubChardev extends Chardev {
     this.#entries.clear();
     if (this.#typistTimer) clearTimeout(this.#typistTimer);
     hubsOf(this.context.core).delete(this.#handle);
-    if (this.isRing) this.context.core.bcastFree(this.#handle);
+    if (this.isRing) this.context.core.bcastFree(this.#ring());
     else this.context.core.hubFree(this.#handle);
     await super.destroy();
   }

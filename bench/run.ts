@@ -1,0 +1,311 @@
+// chardev-hub's benchmark (issue 6): the ring hub against the fan-outs people use instead.
+//
+//   npm run bench                  full run: Node, then Deno and Bun, sockets, stall, latency
+//   npm run bench -- --quick       the same, shorter (under a minute)
+//   npx deno run -A bench/run.ts --runtime-only [--quick]    the in-memory cases on Deno
+//   npx bun bench/run.ts --runtime-only [--quick]             ... on Bun
+//
+// Options: --only=memory,socket,stall,latency  --runtimes=node,deno,bun  --chunks=64,1024
+//          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
+//          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
+// BENCH_RING=BYTES in the environment changes the ring of the in-memory cases (1 MiB).
+//
+// Node cannot run TypeScript itself: `npm run bench` goes through bench/bench.mjs, which
+// bundles this file for it. Deno and Bun run this file as it is.
+
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { measureMemoryCase, HUB, type MeasureOptions } from "./_measure.ts";
+import { RING_BYTES, type Skipped } from "./_memory.ts";
+import { formatBytes, formatNumber, formatRatio, markdownTable, MiB, textTable, type Row } from "./_report.ts";
+import { now, runtimeName, runtimeVersion, scriptArgs } from "./_runtime.ts";
+import { evaluateTargets, type TargetResult } from "./_targets.ts";
+
+interface Args {
+  quick: boolean;
+  runtimeOnly: boolean;
+  json: string | null;
+  only: Set<string>;
+  runtimes: string[];
+  chunks: number[];
+  sinks: number[];
+  rounds: number | null;
+  markdown: boolean;
+  verbose: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const list = (name: string, fallback: string) => (value(name) ?? fallback).split(",").filter(Boolean);
+  return {
+    quick: argv.includes("--quick"),
+    runtimeOnly: argv.includes("--runtime-only"),
+    json: value("json") ?? null,
+    only: new Set(list("only", "memory,socket,stall,latency")),
+    runtimes: list("runtimes", "node,deno,bun"),
+    chunks: list("chunks", "64,1024,16384").map(Number),
+    sinks: list("sinks", "1,4,16,1024").map(Number),
+    rounds: value("rounds") ? Number(value("rounds")) : null,
+    markdown: argv.includes("--markdown"),
+    verbose: argv.includes("--verbose"),
+  };
+}
+
+const args = parseArgs(scriptArgs());
+const root = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.CHARDEV_HUB_ROOT ?? process.cwd();
+const log = (line: string) => console.error(line);
+
+function memoryOptions(): MeasureOptions {
+  return {
+    rounds: args.rounds ?? (args.quick ? 3 : 7),
+    targetMs: args.quick ? 20 : 60,
+    maxBytes: 1 << 30,
+    minRingBytes: (args.quick ? 2 : 4) * RING_BYTES,
+    nodeAnchorsEverywhere: false,
+    verbose: args.verbose,
+  };
+}
+
+/** The in-memory matrix on this runtime. */
+async function runMemory(): Promise<{ rows: Row[]; skipped: Skipped[] }> {
+  const rows: Row[] = [];
+  const skipped: Skipped[] = [];
+  const options = memoryOptions();
+  log(`in-memory cases on ${runtimeVersion()} (${options.rounds} rounds, runs of ~${options.targetMs} ms)`);
+  for (const chunk of args.chunks) {
+    for (const sinks of args.sinks) {
+      const result = await measureMemoryCase({ chunk, sinks }, options, log);
+      rows.push(...result.rows);
+      for (const skip of result.skipped) if (!skipped.some((s) => s.name === skip.name && s.reason === skip.reason)) skipped.push(skip);
+    }
+  }
+  return { rows, skipped };
+}
+
+// ---- other runtimes ----
+
+function runOtherRuntime(runtime: string): { rows: Row[]; skipped: Skipped[] } | null {
+  const bin = path.join(root, "node_modules", ".bin", runtime);
+  const out = path.join(os.tmpdir(), `chardev-hub-bench-${runtime}-${Date.now()}.json`);
+  const passOn = scriptArgs().filter((arg) => /^--(quick|chunks=|sinks=|rounds=|verbose)/.test(arg));
+  // A quick run keeps the other runtimes to the small and middle N (N = 1024 is most of the time).
+  if (args.quick && !passOn.some((arg) => arg.startsWith("--sinks="))) passOn.push(`--sinks=${args.sinks.filter((n) => n <= 16).join(",")}`);
+  const script = path.join(root, "bench", "run.ts");
+  const command = runtime === "deno" ? [bin, "run", "-A", "--v8-flags=--expose-gc", script] : [bin, script];
+  log(`\n$ ${[...command, "--runtime-only", ...passOn].map((part) => path.relative(root, part) || part).join(" ")}`);
+  const child = spawnSync(command[0], [...command.slice(1), "--runtime-only", `--json=${out}`, ...passOn], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (child.status !== 0 || !fs.existsSync(out)) {
+    log(`${runtime}: failed (${child.error ? String(child.error) : `exit ${child.status}`}); its rows are missing`);
+    return null;
+  }
+  const data = JSON.parse(fs.readFileSync(out, "utf8")) as { rows: Row[]; skipped: Skipped[] };
+  fs.rmSync(out, { force: true });
+  return data;
+}
+
+// ---- output ----
+
+const ANCHOR_ORDER = [
+  "copy ceiling",
+  "naive loop",
+  "PassThrough.pipe",
+  "Web Streams tee()",
+  "pino.multistream",
+  "TS ring (port)",
+  "WASM ring (core)",
+  "hub (writable)",
+  HUB,
+];
+
+function memoryTables(rows: Row[], markdown: boolean): string {
+  const out: string[] = [];
+  const groups = new Map<string, Row[]>();
+  for (const row of rows.filter((r) => r.case === "memory")) {
+    const key = `${row.runtime}|${row.chunk}|${row.n}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  for (const [key, group] of groups) {
+    const [runtime, chunk, n] = key.split("|");
+    group.sort((a, b) => ANCHOR_ORDER.indexOf(a.variant) - ANCHOR_ORDER.indexOf(b.variant));
+    const header = ["variant", "MB/s", "hub ÷ this", "producer ns/write", "bytes/run", "peak RSS MiB"];
+    const cells = group.map((row) => [
+      row.variant + (row.extra?.vsTsRing !== undefined ? ` (${formatRatio(row.extra.vsTsRing as number)} TS ring)` : ""),
+      formatNumber(row.mbps),
+      row.variant === HUB ? "" : formatRatio(row.hubRatio),
+      formatNumber(row.producerNsPerWrite, 1),
+      formatBytes(row.bytesPerRun),
+      formatNumber(row.peakRssMiB),
+    ]);
+    out.push(`\n${runtime} · ${formatBytes(Number(chunk))} writes × ${n} sinks (hub ring ${formatBytes(RING_BYTES)})`);
+    out.push(markdown ? markdownTable(header, cells) : textTable(header, cells));
+  }
+  return out.join("\n");
+}
+
+/** One line per case: the hub and its ratio to each anchor (what the README shows). */
+function summaryTable(rows: Row[], markdown: boolean): string {
+  const anchors = ["copy ceiling", "naive loop", "PassThrough.pipe", "Web Streams tee()", "pino.multistream", "TS ring (port)"];
+  const short: Record<string, string> = {
+    "copy ceiling": "÷ceiling",
+    "naive loop": "÷naive",
+    "PassThrough.pipe": "÷pipe",
+    "Web Streams tee()": "÷tee",
+    "pino.multistream": "÷pino",
+    "TS ring (port)": "÷TS ring",
+  };
+  const header = ["runtime", "chunk", "N", "hub MB/s", ...anchors.map((a) => short[a]), "WASM÷TS", "hub producer ns/write", "peak RSS MiB"];
+  const cells: string[][] = [];
+  for (const hub of rows.filter((row) => row.case === "memory" && row.variant === HUB)) {
+    const same = rows.filter((row) => row.case === "memory" && row.runtime === hub.runtime && row.chunk === hub.chunk && row.n === hub.n);
+    const wasm = same.find((row) => row.variant === "WASM ring (core)");
+    cells.push([
+      hub.runtime,
+      formatBytes(hub.chunk),
+      String(hub.n),
+      formatNumber(hub.mbps),
+      ...anchors.map((name) => formatRatio(same.find((row) => row.variant === name)?.hubRatio)),
+      formatRatio(wasm?.extra?.vsTsRing as number | undefined),
+      formatNumber(hub.producerNsPerWrite, 1),
+      formatNumber(Math.max(...same.map((row) => row.peakRssMiB))),
+    ]);
+  }
+  return markdown ? markdownTable(header, cells) : textTable(header, cells);
+}
+
+function otherTables(rows: Row[], markdown: boolean): string {
+  const out: string[] = [];
+  const table = (header: string[], cells: string[][]) => (markdown ? markdownTable(header, cells) : textTable(header, cells));
+  const socket = rows.filter((row) => row.case === "socket");
+  if (socket.length > 0) {
+    out.push(`\nUNIX-socket fan-out to ${socket[0].n} client processes, ${socket[0].chunk}-byte lines`);
+    out.push(
+      table(
+        ["variant", "MB/s", "hub ÷ this", "bytes per client", "RSS growth MiB"],
+        socket.map((row) => [row.variant, formatNumber(row.mbps, 1), row.ours ? "" : formatRatio(row.hubRatio), formatBytes(row.bytesPerRun), formatNumber(row.extra?.rssGrowthMiB as number, 1)]),
+      ),
+    );
+  }
+  const stall = rows.filter((row) => row.case === "stall");
+  if (stall.length > 0) {
+    out.push(`\nOne stalled consumer of ${stall[0].n} (${formatBytes(stall[0].chunk)} writes; fresh chunks where the fan-out keeps them)`);
+    out.push(
+      table(
+        ["variant", "fast sinks MB/s", "vs no stall", "RSS growth MiB", "stream", "peak RSS MiB"],
+        stall.map((row) => [
+          row.variant,
+          formatNumber(row.mbps),
+          row.extra?.vsNoStall == null ? "" : `${formatNumber((row.extra.vsNoStall as number) * 100)}%`,
+          formatNumber(row.extra?.rssGrowthMiB as number),
+          formatBytes(row.bytesPerRun),
+          formatNumber(row.peakRssMiB),
+        ]),
+      ),
+    );
+  }
+  const latency = rows.filter((row) => row.case === "latency");
+  if (latency.length > 0) {
+    out.push(`\nKeystroke round trip (1 byte, a client process over a UNIX socket), ${latency[0].extra?.samples} samples`);
+    out.push(
+      table(
+        ["path", "p50 µs", "p99 µs", "p99 − direct µs"],
+        latency.map((row) => [row.variant, formatNumber(row.extra?.p50Us as number, 1), formatNumber(row.extra?.p99Us as number, 1), row.ours ? formatNumber(row.extra?.p99OverDirectUs as number, 1) : ""]),
+      ),
+    );
+  }
+  return out.join("\n");
+}
+
+function targetLines(targets: TargetResult[]): string {
+  return targets.map((t) => `${t.met === null ? "  ?" : t.met ? " ok" : "MISS"}  ${t.target}: ${t.measured}${t.note ? ` (${t.note})` : ""}`).join("\n");
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const started = now();
+  const stallChild = scriptArgs().find((arg) => arg.startsWith("--stall-child="));
+  if (stallChild) {
+    // One variant of the stall case in a process of its own (see _stall.ts).
+    const { stallChild: run } = await import("./_stall.ts");
+    const number = (name: string) => Number(scriptArgs().find((arg) => arg.startsWith(`--${name}=`))!.split("=")[1]);
+    const result = await run(stallChild.split("=")[1] as never, number("bytes"), number("runs"));
+    console.log(JSON.stringify(result));
+    return;
+  }
+  if (args.runtimeOnly) {
+    const { rows, skipped } = await runMemory();
+    console.log(memoryTables(rows, false));
+    for (const skip of skipped) console.log(`skipped on ${runtimeName}: ${skip.name}: ${skip.reason}`);
+    if (args.json) fs.writeFileSync(args.json, JSON.stringify({ rows, skipped }));
+    return;
+  }
+  const rows: Row[] = [];
+  const skipped: (Skipped & { runtime: string })[] = [];
+  if (args.only.has("memory")) {
+    if (args.runtimes.includes(runtimeName)) {
+      const own = await runMemory();
+      rows.push(...own.rows);
+      skipped.push(...own.skipped.map((skip) => ({ ...skip, runtime: runtimeName })));
+    }
+    for (const runtime of args.runtimes.filter((name) => name !== runtimeName)) {
+      const other = runOtherRuntime(runtime);
+      if (other) {
+        rows.push(...other.rows);
+        skipped.push(...other.skipped.map((skip) => ({ ...skip, runtime })));
+        if (args.quick && args.sinks.some((n) => n > 16) && !scriptArgs().some((arg) => arg.startsWith("--sinks="))) {
+          skipped.push({ name: `N = ${args.sinks.filter((n) => n > 16).join(", ")}`, reason: "--quick runs it on Node only (the full run has it everywhere)", runtime });
+        }
+      } else skipped.push({ name: "all in-memory cases", reason: `${runtime} did not run`, runtime });
+    }
+  }
+  if (args.only.has("socket")) {
+    const { runSocketCase } = await import("./_socket.ts");
+    rows.push(...(await runSocketCase({ quick: args.quick, root, log })));
+  }
+  if (args.only.has("stall")) {
+    const { runStallCase } = await import("./_stall.ts");
+    rows.push(...(await runStallCase({ quick: args.quick, root, log })));
+  }
+  if (args.only.has("latency")) {
+    const { runLatencyCase } = await import("./_latency.ts");
+    rows.push(...(await runLatencyCase({ quick: args.quick, root, log })));
+  }
+  const targets = evaluateTargets(rows);
+  const seconds = (now() - started) / 1000;
+
+  if (rows.some((row) => row.case === "memory")) {
+    console.log(memoryTables(rows, args.markdown));
+    console.log("\nSummary: the hub (ring 1 MiB, through a Frontend) and its speed-up over each anchor (median of per-round ratios)");
+    console.log(summaryTable(rows, args.markdown));
+  }
+  console.log(otherTables(rows, args.markdown));
+  for (const skip of skipped) console.log(`skipped on ${skip.runtime}: ${skip.name}: ${skip.reason}`);
+  console.log(`\nTargets (issue 6):\n${targetLines(targets)}`);
+  console.log(`\n${seconds.toFixed(1)} s on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${runtimeVersion()}${args.quick ? ", --quick" : ""}`);
+
+  const jsonPath = args.json ?? path.join(root, "bench", "results.json");
+  const document = {
+    generated: new Date().toISOString(),
+    command: `npm run bench${args.quick ? " -- --quick" : ""}`,
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? null, memoryMiB: Math.round(os.totalmem() / MiB), platform: `${os.platform()} ${os.release()}` },
+    runtime: runtimeVersion(),
+    seconds,
+    notes: [
+      "mbps: MiB/s of the producer's stream, every sink having received (and copied) all of it; hubRatio: median over rounds of hub MB/s ÷ this MB/s within the round",
+      "bytesPerRun differs per variant: each is sized to the same wall time per run, so slow anchors (N = 1024 above all) move fewer bytes",
+    ],
+    rows,
+    skipped,
+    targets,
+  };
+  fs.writeFileSync(jsonPath, JSON.stringify(document, null, 1) + "\n");
+  log(`wrote ${path.relative(root, jsonPath)}`);
+}
+
+await main();
