@@ -10,6 +10,8 @@ import { ChardevRegistry, type RegistryOptions } from "./registry.ts";
 
 /** How long a writer waits before retrying when a blocked backend offers no watch. */
 const RETRY_WITHOUT_WATCH_MS = 5;
+/** Bytes a writer may queue on `writable` before `ready` waits. */
+const WRITABLE_HIGH_WATER_MARK = 64 * 1024;
 /** Input a reader may leave unread before backends are paused. */
 const READABLE_HIGH_WATER_MARK = 64 * 1024;
 
@@ -71,7 +73,11 @@ export class Hub {
       read: (data) => input.enqueue(data.slice()),
       event: () => {},
     });
-    this.writable = new WritableStream<Uint8Array>({ write: (chunk) => this.#writeAll(chunk) });
+    this.writable = new WritableStream<Uint8Array>(
+      // Taken at once: no promise. Queue by bytes so small writes don't wait one at a time.
+      { write: (chunk) => this.#write(chunk) },
+      { highWaterMark: WRITABLE_HIGH_WATER_MARK, size: (chunk) => chunk.length },
+    );
   }
 
   /** The registry a `create` without `registry` makes; the main entry's knows every kind. */
@@ -95,6 +101,13 @@ export class Hub {
   /** Drives an existing hub chardev of `registry` (becoming its frontend). */
   static open(registry: ChardevRegistry, id: string): Hub {
     return new this(registry, registry.hub(id), false);
+  }
+
+  /** Writes what the hub takes now; only a remainder makes the stream wait. */
+  #write(chunk: Uint8Array): Promise<void> | undefined {
+    const taken = this.#frontend.write(chunk);
+    if (taken === chunk.length) return undefined;
+    return this.#writeAll(taken > 0 ? chunk.subarray(taken) : chunk);
   }
 
   async #writeAll(chunk: Uint8Array): Promise<void> {
