@@ -4,7 +4,6 @@
 
 import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
-import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
 
@@ -27,12 +26,6 @@ export interface ChardevContext {
   find(id: string): Chardev | undefined;
   /** A user typed the mux's exit command (QEMU exits the emulator). */
   requestExit(): void;
-}
-
-/** Options every backend takes (QEMU's ChardevCommon). */
-export interface CommonOptions {
-  logfile?: string;
-  logappend?: boolean;
 }
 
 /**
@@ -189,6 +182,3 @@ export abstract class Chardev {
     this.#log = null;
   }
 }
-
-/** For chardevs whose output goes nowhere that can fail. */
-export const EIO = -ERRNO.EIO;
