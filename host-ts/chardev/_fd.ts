@@ -15,15 +15,21 @@ export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMo
 }
 
 /**
- * Writes until everything is taken or the fd refuses (QEMU's io_channel_send_full): the bytes
- * taken, or -errno when it took nothing.
+ * Calls a one-shot `write` until everything is taken or it refuses (QEMU's
+ * io_channel_send_full): the bytes taken, or -errno when it took nothing.
  */
-export function writeAvailable(runtime: HostRuntime, fd: number, data: Uint8Array): number {
+export function writeUntilRefused(write: (data: Uint8Array) => number, data: Uint8Array): number {
   let done = 0;
   while (done < data.length) {
-    const result = runtime.writeFd(fd, data.subarray(done));
+    const result = write(data.subarray(done));
     if (result < 0) return done > 0 ? done : result;
+    if (result === 0) break;
     done += result;
   }
   return done;
+}
+
+/** `writeUntilRefused` on a file descriptor through the runtime's write(2). */
+export function writeAvailable(runtime: HostRuntime, fd: number, data: Uint8Array): number {
+  return writeUntilRefused((chunk) => runtime.writeFd(fd, chunk), data);
 }

@@ -5,6 +5,7 @@
 
 import { ERRNO } from "../errno.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
+import { writeUntilRefused } from "./_fd.ts";
 
 /** Polling pace while the fd is quiet. */
 const IDLE_POLL_MS = 10;
@@ -120,13 +121,7 @@ export class TerminalFd {
    */
   write(data: Uint8Array): number {
     if (this.#stopped) return -ERRNO.EIO;
-    let done = 0;
-    while (done < data.length) {
-      const result = this.pty.write(this.fd, data.subarray(done));
-      if (result < 0) return done > 0 ? done : result;
-      if (result === 0) break;
-      done += result;
-    }
+    const done = writeUntilRefused((chunk) => this.pty.write(this.fd, chunk), data);
     if (done > 0 && !this.#paused) this.#schedule(AFTER_WRITE_POLL_MS);
     return done;
   }

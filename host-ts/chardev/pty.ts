@@ -9,6 +9,7 @@ import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { PtyPair, PtyPrimitives, PtyReadiness } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { writeUntilRefused } from "./_fd.ts";
 
 /**
  * How often a pty without a peer looks for one. QEMU looks once a second; output to a peer
@@ -147,13 +148,7 @@ export class PtyChardev extends Chardev {
   }
 
   #writeSome(data: Uint8Array): number {
-    let done = 0;
-    while (done < data.length) {
-      const result = this.#pty.write(this.#fd, data.subarray(done));
-      if (result < 0) return done > 0 ? done : result;
-      done += result;
-    }
-    return done;
+    return writeUntilRefused((chunk) => this.#pty.write(this.#fd, chunk), data);
   }
 
   /**
