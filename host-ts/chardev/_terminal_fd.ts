@@ -5,6 +5,7 @@
 
 import { ERRNO } from "../errno.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
+import { Chardev } from "./_chardev.ts";
 import { writeUntilRefused } from "./_fd.ts";
 
 /** Polling pace while the fd is quiet. */
@@ -152,5 +153,26 @@ export class TerminalFd {
     this.#stopped = true;
     clearTimeout(this.#timer);
     for (const cancel of [...this.#watches.keys()]) cancel();
+  }
+}
+
+/**
+ * A chardev whose I/O is one `TerminalFd` (spawn, serial): output is written to it, input
+ * resumes through it, and a watch waits on it. Subclasses set `io` in their constructor.
+ */
+export abstract class TerminalFdChardev extends Chardev {
+  protected abstract readonly io: TerminalFd;
+
+  protected override resumeInput(): void {
+    this.io.resume();
+  }
+
+  /** Bytes taken, -EAGAIN when the terminal's queue is full, -EIO once it is gone. */
+  protected writeOut(data: Uint8Array): number {
+    return this.io.write(data);
+  }
+
+  override addWatch(callback: () => void): () => void {
+    return this.io.addWatch(callback);
   }
 }

@@ -9,8 +9,8 @@ import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseSize, registerOptionKeys } from "../options.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { TerminalFd } from "./_terminal_fd.ts";
+import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 
 registerOptionKeys("speed");
 
@@ -32,11 +32,11 @@ export const SERIAL_SPEEDS: readonly number[] = [
  * // chardev-hub -chardev ... -frontend ttyS0,chardev=hub0 does the same from a shell
  * ```
  */
-export class SerialChardev extends Chardev {
+export class SerialChardev extends TerminalFdChardev {
   readonly kind = "serial";
   readonly #pty: PtyPrimitives;
   readonly #fd: number;
-  readonly #io: TerminalFd;
+  protected readonly io: TerminalFd;
   #closed = false;
 
   private constructor(
@@ -51,7 +51,7 @@ export class SerialChardev extends Chardev {
     super(id, context);
     this.#pty = context.runtime.pty!;
     this.#fd = fd;
-    this.#io = new TerminalFd(this.#pty, fd, {
+    this.io = new TerminalFd(this.#pty, fd, {
       input: (data) => this.deliverInput(data),
       ended: () => this.#release(),
     });
@@ -92,24 +92,11 @@ export class SerialChardev extends Chardev {
     return `serial:${this.path}`;
   }
 
-  protected override resumeInput(): void {
-    this.#io.resume();
-  }
-
-  /** Bytes taken, -EAGAIN when the device's output queue is full, -EIO once it is gone. */
-  protected writeOut(data: Uint8Array): number {
-    return this.#io.write(data);
-  }
-
-  override addWatch(callback: () => void): () => void {
-    return this.#io.addWatch(callback);
-  }
-
   /** The device went away: report it once and let go of the fd. */
   #release(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#io.stop();
+    this.io.stop();
     this.context.runtime.closeFd(this.#fd);
     this.emitEvent(ChrEvent.CLOSED);
   }

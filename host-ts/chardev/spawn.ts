@@ -9,8 +9,8 @@ import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { listOption, parseSize, registerOptionKeys } from "../options.ts";
 import type { ProcessExit, ProcessPrimitives, PtyPrimitives, SpawnedProcess } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { TerminalFd } from "./_terminal_fd.ts";
+import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 
 registerOptionKeys("cmd", "args.N");
 
@@ -68,7 +68,7 @@ export interface SpawnChardevOptions {
  * console.log(describeExit(await sh.exited)); // "exited with status 0" once the shell is left
  * ```
  */
-export class SpawnChardev extends Chardev {
+export class SpawnChardev extends TerminalFdChardev {
   readonly kind = "spawn";
   /** The program's process id. */
   readonly pid: number;
@@ -78,7 +78,7 @@ export class SpawnChardev extends Chardev {
   readonly #masterFd: number;
   /** Our own handle on the slave, held while the program runs so that the master reads EAGAIN, not EIO, until the program has it. */
   #slaveFd: number | null;
-  readonly #io: TerminalFd;
+  protected readonly io: TerminalFd;
   #cols: number;
   #rows: number;
   #exit: ProcessExit | null = null;
@@ -116,7 +116,7 @@ export class SpawnChardev extends Chardev {
       env: context.runtime.process!.env("TERM") ? {} : { TERM: DEFAULT_TERM },
     });
     this.pid = this.#child.pid;
-    this.#io = new TerminalFd(this.#pty, masterFd, {
+    this.io = new TerminalFd(this.#pty, masterFd, {
       input: (data) => this.deliverInput(data),
       ended: () => this.#finish(),
       idle: () => {
@@ -203,7 +203,7 @@ export class SpawnChardev extends Chardev {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#io.stop();
+    this.io.stop();
     this.#closeSlave();
     this.#pty.close(this.#masterFd);
     this.emitEvent(ChrEvent.CLOSED);
@@ -214,19 +214,6 @@ export class SpawnChardev extends Chardev {
     if (this.#slaveFd === null) return;
     this.context.runtime.closeFd(this.#slaveFd);
     this.#slaveFd = null;
-  }
-
-  protected override resumeInput(): void {
-    this.#io.resume();
-  }
-
-  /** Typed into the program: bytes taken, -EAGAIN when its terminal is full, -EIO once it has ended. */
-  protected writeOut(data: Uint8Array): number {
-    return this.#io.write(data);
-  }
-
-  override addWatch(callback: () => void): () => void {
-    return this.#io.addWatch(callback);
   }
 
   /**
@@ -268,7 +255,7 @@ export class SpawnChardev extends Chardev {
       }
       if (!this.#finished) {
         this.#finished = true;
-        this.#io.stop();
+        this.io.stop();
         this.#closeSlave();
         this.#pty.close(this.#masterFd);
         this.emitEvent(ChrEvent.CLOSED);
