@@ -62,15 +62,15 @@ export async function addDefaultSetup(reg: ChardevRegistry, runtime: HostRuntime
   backends.push("socket");
   lines.push(`  socat - UNIX-CONNECT:${RUN_DIR}/hub.sock`);
 
-  // A link left by a run that was killed would make the pty refuse to start (EEXIST).
-  host.removeSymlink(`${RUN_DIR}/pty`);
+  // A link left by a killed run is replaced by the pty chardev itself; a live one is refused.
   await reg.add(`pty,id=pty,path=${RUN_DIR}/pty`);
   backends.push("pty");
   lines.push(`  tio ${RUN_DIR}/pty`);
 
   const web = await addWebTerminal(reg);
   backends.push("web");
-  lines.push(`  ${web.url}`);
+  lines.push(`  ${web.url}   (the browser terminal; its secret is in the address)`);
+  lines.push(`  ${web.viewUrl}   (view only)`);
 
   await reg.add(`file,id=log,path=${RUN_DIR}/console.log`);
   backends.push("log");

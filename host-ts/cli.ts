@@ -8,6 +8,7 @@ import { DeviceBridge } from "./_cli_bridge.ts";
 import { addDefaultSetup } from "./_cli_default.ts";
 import { helpText } from "./_cli_help.ts";
 import type { Chardev } from "./chardev/_chardev.ts";
+import { HubChardev } from "./chardev/hub.ts";
 import { PtyChardev } from "./chardev/pty.ts";
 import { describeExit, SpawnChardev } from "./chardev/spawn.ts";
 import { StdioChardev } from "./chardev/stdio.ts";
@@ -101,18 +102,26 @@ class CliRun {
     const resize = (cols: number, rows: number) => void device.resize(cols, rows).catch(() => {});
     const chardevs = this.#everyChardev();
     for (const chardev of chardevs) {
-      if (chardev instanceof WebChardev) this.#stopListening.push(chardev.onResize(resize));
+      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize(resize));
     }
     if (this.#sharedTerminal) {
       this.#stopListening.push(this.host.onTerminalResize((size) => resize(size.cols, size.rows)));
     }
   }
 
+  /** A backend a hub holds with `mode.N=ro` only watches: its size must not change the device's either. */
+  #readOnlyInAnyHub(id: string): boolean {
+    return this.#everyChardev().some((chardev) => chardev instanceof HubChardev && chardev.stats().some((backend) => backend.id === id && backend.mode === "ro"));
+  }
+
   /** QEMU prints where each pty went; we add where each browser terminal is. */
   announceEndpoints(): void {
     for (const chardev of this.#everyChardev()) {
       if (chardev instanceof PtyChardev) this.say(`char device redirected to ${chardev.slavePath} (label ${chardev.id})`);
-      if (chardev instanceof WebChardev) this.say(`web terminal at ${chardev.url} (label ${chardev.id})`);
+      if (chardev instanceof WebChardev) {
+        this.say(`web terminal at ${chardev.url} (label ${chardev.id})`);
+        if (chardev.viewUrl !== chardev.url) this.say(`view-only web terminal at ${chardev.viewUrl} (label ${chardev.id})`);
+      }
     }
   }
 

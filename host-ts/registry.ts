@@ -54,6 +54,12 @@ export interface RegistryOptions {
    * @default does nothing
    */
   onExitRequest?: () => void;
+  /**
+   * Where chardevs report what an operator should hear of but that is not an error of a call:
+   * a refused connection, an unsafe setting. One line each, without a trailing newline.
+   * @default a line on the process's stderr (`console.error` where there is no process)
+   */
+  onWarning?: (line: string) => void;
 }
 
 export type RingbufFormat = "utf8" | "base64";
@@ -115,15 +121,16 @@ export class ChardevRegistry {
   readonly #drivers = new Map<string, ChardevDriver>();
   readonly #context: ChardevContext;
 
-  protected constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void) {
+  protected constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void, onWarning: (line: string) => void) {
     for (const driver of (new.target as typeof ChardevRegistry).builtinDrivers) this.registerDriver(driver);
-    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest };
+    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest, warn: onWarning };
   }
 
   /** Loads the WASM core and the runtime's primitives. */
   static async create(options: RegistryOptions = {}): Promise<ChardevRegistry> {
     const [core, runtime] = await Promise.all([Core.load(options.wasmModule), options.runtime ?? this.defaultRuntime()]);
-    return new this(core, runtime, options.qemuCompat ?? true, options.onExitRequest ?? (() => {}));
+    const warnOnStderr = (line: string) => (runtime.process ? runtime.process.print("stderr", `${line}\n`) : console.error(line));
+    return new this(core, runtime, options.qemuCompat ?? true, options.onExitRequest ?? (() => {}), options.onWarning ?? warnOnStderr);
   }
 
   /**

@@ -88,7 +88,10 @@ function upgradeStatus(url: string, options: { origin?: string; host?: string })
   });
 }
 
-const socketUrl = (web: WebChardev) => `${web.url.replace(/^http/, "ws")}ws`;
+/** The socket's address with the typing secret, as a script (not the page) would use it. */
+const socketUrl = (web: WebChardev) => `${web.baseUrl.replace(/^http/, "ws")}ws?token=${encodeURIComponent(web.secrets!.rw)}`;
+/** Headers that carry the typing secret. */
+const bearer = (web: WebChardev) => ({ Authorization: `Bearer ${web.secrets!.rw}` });
 
 let reg: ChardevRegistry;
 beforeEach(async () => {
@@ -111,7 +114,8 @@ describe("web chardev with WebSocket clients", () => {
   it("listens on 127.0.0.1 by default and shows its URL as the filename", async () => {
     const web = (await reg.add("web,id=web0,port=0")) as WebChardev;
     expect(web).toBeInstanceOf(WebChardev);
-    expect(web.url).toBe(`http://127.0.0.1:${web.port}/`);
+    expect(web.baseUrl).toBe(`http://127.0.0.1:${web.port}/`);
+    expect(web.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${web.port}/\\?token=[A-Za-z0-9_-]{43}$`));
     expect(web.port).toBeGreaterThan(0);
     expect(reg.query()).toEqual([{ label: "web0", filename: `web:http://127.0.0.1:${web.port}/`, frontendOpen: false }]);
   });
@@ -255,10 +259,10 @@ describe("web chardev with WebSocket clients", () => {
     expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
     expect(await page.text()).toContain('<script src="terminal.js"></script>');
-    const script = await fetch(new URL("terminal.js", web.url));
+    const script = await fetch(new URL("terminal.js", web.url), { headers: bearer(web) });
     expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
     expect((await script.text()).length).toBeGreaterThan(10_000);
-    expect((await fetch(new URL("nothing-here", web.url))).status).toBe(404);
+    expect((await fetch(new URL("nothing-here", web.url), { headers: bearer(web) })).status).toBe(404);
     expect((await fetch(web.url, { method: "POST" })).status).toBe(405);
   });
 
@@ -300,7 +304,8 @@ describe("web chardev in a real browser", () => {
       const foreignRequests: string[] = [];
       const pageErrors: string[] = [];
       page.on("request", (request) => {
-        if (!request.url().startsWith(web.url) && !request.url().startsWith(socketUrl(web)) && !request.url().startsWith("data:")) {
+        const own = [web.baseUrl, web.baseUrl.replace(/^http/, "ws"), "data:"];
+        if (!own.some((prefix) => request.url().startsWith(prefix))) {
           foreignRequests.push(request.url());
         }
       });

@@ -8,7 +8,11 @@ import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import "./page.css";
-import { SOCKET_PATH, TERMINAL_PROTOCOL, type ControlMessage } from "../host-ts/chardev/_web_protocol.ts";
+import { SOCKET_PATH, TERMINAL_PROTOCOL, type ControlMessage, type HelloMessage } from "../host-ts/chardev/_web_protocol.ts";
+
+// The secret came in the address (`?token=`); the server answered with a cookie that holds
+// it, so it leaves the address bar, the history and any bookmark made from here on.
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname + location.hash);
 
 const terminal = new Terminal({ cursorBlink: true, scrollback: 10_000 });
 const fit = new FitAddon();
@@ -21,6 +25,8 @@ terminal.focus();
 
 const encoder = new TextEncoder();
 let socket: WebSocket | null = null;
+/** The server said this tab may only watch: its keys and size are ignored, so none are sent. */
+let readOnly = false;
 /** Typed before the socket finished connecting; sent once it is open rather than lost. */
 let typedWhileConnecting: Uint8Array[] = [];
 
@@ -32,6 +38,7 @@ function socketUrl(): string {
 }
 
 function sendInput(bytes: Uint8Array): void {
+  if (readOnly && socket) return;
   if (!socket) {
     // Disconnected: the key that was pressed asks for a new connection, it is not input.
     connect();
@@ -42,7 +49,32 @@ function sendInput(bytes: Uint8Array): void {
 }
 
 function sendControl(message: ControlMessage): void {
-  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  if (!readOnly && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+/** The server's hello: show whether this tab may type, in the title and on the page. */
+function greet(hello: HelloMessage): void {
+  readOnly = hello.readOnly;
+  terminal.options.disableStdin = readOnly;
+  document.title = readOnly ? "chardev-hub (view only)" : "chardev-hub";
+  document.body.dataset.mode = readOnly ? "ro" : "rw";
+  const badge = document.getElementById("mode");
+  if (badge) badge.textContent = readOnly ? "view only" : "";
+  if (!readOnly) {
+    sendControl({ type: "resize", cols: terminal.cols, rows: terminal.rows });
+    for (const bytes of typedWhileConnecting) socket?.send(bytes);
+  }
+  typedWhileConnecting = [];
+}
+
+function control(text: string): void {
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if ((message as { type?: unknown } | null)?.type === "hello") greet(message as HelloMessage);
 }
 
 function showDisconnected(reason: string): void {
@@ -55,14 +87,14 @@ function connect(): void {
   const ws = new WebSocket(socketUrl(), TERMINAL_PROTOCOL);
   ws.binaryType = "arraybuffer";
   socket = ws;
+  // The size and what was typed while connecting go once the server's hello tells whether
+  // this tab may type at all.
   ws.onopen = () => {
     document.title = "chardev-hub";
-    sendControl({ type: "resize", cols: terminal.cols, rows: terminal.rows });
-    for (const bytes of typedWhileConnecting) ws.send(bytes);
-    typedWhileConnecting = [];
   };
   ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
-    terminal.write(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
+    if (typeof event.data === "string") control(event.data);
+    else terminal.write(new Uint8Array(event.data));
   };
   ws.onclose = (event) => {
     if (socket !== ws) return;

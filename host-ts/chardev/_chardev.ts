@@ -26,6 +26,8 @@ export interface ChardevContext {
   find(id: string): Chardev | undefined;
   /** A user typed the mux's exit command (QEMU exits the emulator). */
   requestExit(): void;
+  /** Tells the operator something worth a line on stderr (a refused peer, an unsafe setting). */
+  warn(line: string): void;
 }
 
 /**

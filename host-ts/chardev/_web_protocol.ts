@@ -22,12 +22,23 @@ export interface ResizeMessage {
 export type ControlMessage = ResizeMessage;
 
 /**
+ * The server's first text frame to a page: whether this tab may type. A read-only (view)
+ * tab's keys and size are ignored by the server; the page says so instead of pretending.
+ */
+export interface HelloMessage {
+  type: "hello";
+  readOnly: boolean;
+}
+
+/**
  * WebSocket close codes the chardev uses; the close reason says the same in words.
  * 4000-4999 are the range RFC 6455 leaves to applications.
  */
 export const WebCloseCode = {
   /** The chardev was removed or the registry closed (RFC 6455's "going away"). */
   GOING_AWAY: 1001,
+  /** `max-clients` tabs are connected already (RFC 6455's "try again later"). */
+  TRY_AGAIN_LATER: 1013,
   /** The tab fell more than `queue-limit` bytes behind the output and was dropped. */
   TOO_FAR_BEHIND: 4000,
 } as const;

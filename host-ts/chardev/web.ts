@@ -3,6 +3,11 @@
 // client. Output goes to every tab, input from any tab goes to the holder, OPENED comes with
 // the first tab and CLOSED when the last one leaves.
 //
+// Nobody types who may not: the page and its socket ask for a secret (printed in the URL,
+// kept in a cookie after the first load), a second secret makes a tab view-only, another
+// local user's connection to a loopback address is closed at once, and `max-clients` bounds
+// the tabs. `auth=none` and `access=any` turn the checks off, loudly.
+//
 // Memory stays bounded both ways. Output: a tab more than `queue-limit` bytes behind is
 // disconnected (close code 4000), so one stalled tab neither stalls the others nor grows a
 // queue; the write itself never blocks. Input: while the holder cannot take more, every tab's
@@ -12,13 +17,14 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseSize, registerOptionKeys } from "../options.ts";
-import type { WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer } from "../runtime/types.ts";
+import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage } from "./_web_protocol.ts";
+import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
+import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
 
-registerOptionKeys("queue-limit");
+registerOptionKeys("queue-limit", "auth", "token", "token-file", "ro-token", "ro-token-file", "max-clients", "access");
 
 /**
  * Where the server listens unless `host=` says otherwise: this machine only, since whoever
@@ -28,6 +34,15 @@ export const DEFAULT_WEB_HOST = "127.0.0.1";
 
 /** How far (bytes of queued output) a tab may fall behind before it is disconnected. */
 export const DEFAULT_QUEUE_LIMIT = 1024 * 1024;
+
+/** Tabs served at once unless `max-clients` says otherwise: enough for a team, far from the fd limit. */
+export const DEFAULT_MAX_CLIENTS = 64;
+
+/**
+ * TCP connections beyond the tabs: page loads and upgrades in progress. Past tabs plus these,
+ * new connections are closed at once.
+ */
+const EXTRA_CONNECTIONS = 16;
 
 /** Largest frame a tab may send; a paste bigger than this closes that tab's connection. */
 const MAX_INPUT_FRAME_BYTES = 1024 * 1024;
@@ -71,6 +86,47 @@ export interface WebChardevOptions {
    * @default 1048576
    */
   queueLimit?: number;
+  /**
+   * `token`: the page and its socket ask for a secret; `none`: anyone who reaches the
+   * address may type (a warning says so).
+   * @default "token"
+   */
+  auth?: "token" | "none";
+  /**
+   * The secret for typing tabs.
+   * @default 256 random bits, base64url, from the runtime's CSPRNG
+   */
+  token?: string;
+  /**
+   * The secret for view-only tabs (they see the console but cannot type or resize).
+   * @default 256 random bits, like `token`
+   */
+  roToken?: string;
+  /**
+   * Tabs connected at once; the next one is refused (HTTP 503) until one leaves.
+   * @default 64
+   */
+  maxClients?: number;
+  /**
+   * `user`: on a loopback address, only our own user's connections are served (Linux);
+   * `any`: every local user's.
+   * @default "user"
+   */
+  access?: "user" | "any";
+}
+
+/** Counters of what the chardev refused, for operators (and tests). */
+export interface WebRefusals {
+  /** Requests and upgrades without a valid secret (401), or from a foreign origin or host (403). */
+  readonly requests: number;
+  /** Upgrades refused because `max-clients` tabs were connected (503). */
+  readonly tooManyClients: number;
+  /** TCP connections closed at once because another local user made them. */
+  readonly otherUsers: number;
+  /** Bytes typed in view-only tabs, discarded. */
+  readonly readOnlyInputBytes: number;
+  /** Resizes asked by view-only tabs, ignored. */
+  readonly readOnlyResizes: number;
 }
 
 function isWildcard(host: string): boolean {
@@ -105,6 +161,11 @@ function requestPolicy(host: string, port: number): (request: WebRequestInfo) =>
   };
 }
 
+/** Whether a connection's peer address is this machine's loopback (IPv4, IPv6 or IPv4-mapped). */
+function isLoopbackPeer(address: string): boolean {
+  return address === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(address);
+}
+
 function isResize(message: unknown): message is ControlMessage {
   const { type, cols, rows } = (message ?? {}) as Record<string, unknown>;
   const isCells = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_TERMINAL_CELLS;
@@ -113,26 +174,30 @@ function isResize(message: unknown): message is ControlMessage {
 
 /**
  * A browser terminal: an HTTP server with one xterm.js page and a WebSocket at `ws`. Every
- * open tab is a client of the chardev.
+ * open tab is a client of the chardev. The page and the socket ask for a secret: open `url`
+ * (it carries the secret) to type, `viewUrl` to watch.
  *
  * @example A browser terminal behind a hub
  * ```ts
  * const reg = await ChardevRegistry.create();
  * const web = (await reg.add("web,id=web0,port=0")) as WebChardev;
  * await reg.add("hub,id=hub0,chardevs.0=web0");
- * console.log(`open ${web.url}`); // e.g. http://127.0.0.1:41235/
+ * console.log(`open ${web.url}`); // e.g. http://127.0.0.1:41235/?token=3q2-7w...
+ * console.log(`watch ${web.viewUrl}`); // the view-only address
  * web.onResize((cols, rows) => console.log(`a tab is ${cols}x${rows}`));
  * ```
  */
 export class WebChardev extends Chardev {
   readonly kind = "web";
-  readonly #tabs = new Set<WebSocketPeer>();
+  /** Every connected tab and whether it may type. */
+  readonly #tabs = new Map<WebSocketPeer, "rw" | "ro">();
   readonly #resizeListeners = new Set<ResizeListener>();
   #server: WebServer | null = null;
-  #url = "";
+  #baseUrl = "";
   #inputPaused = false;
   #destroyed = false;
   #terminalSize: TerminalSize | null = null;
+  #refusals = { requests: 0, tooManyClients: 0, otherUsers: 0, readOnlyInputBytes: 0, readOnlyResizes: 0 };
 
   private constructor(
     id: string,
@@ -141,6 +206,12 @@ export class WebChardev extends Chardev {
     readonly host: string,
     /** Bytes of output a tab may have queued before it is disconnected. */
     readonly queueLimit: number,
+    /** Tabs served at once. */
+    readonly maxClients: number,
+    /** The secret of typing tabs, and of view-only tabs; both null with `auth=none`. */
+    readonly secrets: { readonly rw: string; readonly ro: string } | null,
+    /** Whether other local users' loopback connections are served. */
+    readonly access: "user" | "any",
   ) {
     super(id, context);
   }
@@ -155,13 +226,29 @@ export class WebChardev extends Chardev {
     const host = options.host ?? DEFAULT_WEB_HOST;
     const port = options.port ?? 0;
     const queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     if (host === "") throw new ChardevError("INVALID_VALUE", "web: host must not be empty");
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChardevError("INVALID_VALUE", "web: port must be between 0 and 65535");
     if (!Number.isSafeInteger(queueLimit) || queueLimit <= 0) throw new ChardevError("INVALID_VALUE", "web: queue-limit must be greater than zero");
+    if (!Number.isSafeInteger(maxClients) || maxClients < 1 || maxClients > 65535) {
+      throw new ChardevError("INVALID_VALUE", "web: max-clients must be between 1 and 65535");
+    }
+    const auth = options.auth ?? "token";
+    if (auth === "none" && (options.token !== undefined || options.roToken !== undefined)) {
+      throw new ChardevError("INVALID_PARAMETER", "web: auth=none takes no token");
+    }
+    const secrets =
+      auth === "none"
+        ? null
+        : {
+            rw: options.token === undefined ? generateSecret() : checkSecret("token", options.token),
+            ro: options.roToken === undefined ? generateSecret() : checkSecret("ro-token", options.roToken),
+          };
+    if (secrets && secretsEqual(secrets.rw, secrets.ro)) throw new ChardevError("INVALID_VALUE", "web: 'token' and 'ro-token' must differ");
 
-    const chardev = new WebChardev(id, context, host, queueLimit);
+    const chardev = new WebChardev(id, context, host, queueLimit, maxClients, secrets, options.access ?? "user");
     // The page's policy needs the bound port, which port=0 only tells after listening.
-    let allow: (request: WebRequestInfo) => boolean = () => false;
+    let origins: (request: WebRequestInfo) => boolean = () => false;
     const resources = await pageResources();
     try {
       chardev.#server = await web.listen({
@@ -172,22 +259,36 @@ export class WebChardev extends Chardev {
         socketPath: SOCKET_PATH,
         socketProtocols: [TERMINAL_PROTOCOL],
         maxFrameBytes: MAX_INPUT_FRAME_BYTES,
-        allow: (request) => allow(request),
-        connect: (peer) => chardev.#connect(peer),
+        maxConnections: maxClients + EXTRA_CONNECTIONS,
+        acceptConnection: (local, remote) => chardev.#acceptConnection(local, remote),
+        check: (request) => chardev.#check(request, origins(request)),
+        connect: (peer, role) => chardev.#connect(peer, role),
       });
     } catch (error) {
       throw new ChardevError("OPEN_FAILED", `web: Failed to listen on ${urlHost(host)}:${port}: ${strerror(error)}`);
     }
-    allow = requestPolicy(host, chardev.#server.port);
+    origins = requestPolicy(host, chardev.#server.port);
     // A wildcard address is not one a browser can open; this machine can always use loopback.
     const browsable = isWildcard(host) ? (host === "::" ? "::1" : "127.0.0.1") : host;
-    chardev.#url = `http://${urlHost(browsable)}:${chardev.#server.port}/`;
+    chardev.#baseUrl = `http://${urlHost(browsable)}:${chardev.#server.port}/`;
+    if (!secrets) context.warn(`web: ${id}: auth=none: anyone who can reach ${chardev.#baseUrl} can type into this console`);
+    if (!isLoopback(host)) context.warn(`web: ${id}: listening on ${urlHost(host)}:${chardev.port} without TLS: anyone on the network who learns the address and secret can type into this console`);
     return chardev;
   }
 
-  /** The page's address, e.g. `http://127.0.0.1:8080/` (loopback when listening on a wildcard). */
+  /** The address to open for a tab that types: the page with its secret, e.g. `http://127.0.0.1:8080/?token=...`. */
   get url(): string {
-    return this.#url;
+    return this.secrets ? `${this.#baseUrl}?token=${encodeURIComponent(this.secrets.rw)}` : this.#baseUrl;
+  }
+
+  /** The address of a view-only tab (it cannot type or resize); `url` with `auth=none`. */
+  get viewUrl(): string {
+    return this.secrets ? `${this.#baseUrl}?token=${encodeURIComponent(this.secrets.ro)}` : this.#baseUrl;
+  }
+
+  /** The page's address without a secret, e.g. `http://127.0.0.1:8080/` (loopback when listening on a wildcard). */
+  get baseUrl(): string {
+    return this.#baseUrl;
   }
 
   /** The port the server listens on (the one picked when `port=0`). */
@@ -195,9 +296,9 @@ export class WebChardev extends Chardev {
     return this.#server?.port ?? 0;
   }
 
-  /** `web:` and the page's address, as `query-chardev` shows it. */
+  /** `web:` and the page's address without its secret, as `query-chardev` shows it. */
   override get filename(): string {
-    return `web:${this.#url}`;
+    return `web:${this.#baseUrl}`;
   }
 
   /** Tabs connected now. */
@@ -205,18 +306,24 @@ export class WebChardev extends Chardev {
     return this.#tabs.size;
   }
 
+  /** What was refused so far. */
+  get refusals(): WebRefusals {
+    return { ...this.#refusals };
+  }
+
   /**
-   * The terminal size a tab reported last (when it connected or resized), or null before any
-   * did. With several tabs of different sizes the latest report wins.
+   * The terminal size a typing tab reported last (when it connected or resized), or null
+   * before any did. With several tabs of different sizes the latest report wins.
    */
   get terminalSize(): TerminalSize | null {
     return this.#terminalSize;
   }
 
   /**
-   * Calls `listener(cols, rows)` whenever a tab reports its terminal size (on connecting and
-   * on every resize); returns a function that stops the calls. For a backend that owns a pty
-   * (a future `spawn`), this is where the window size comes from.
+   * Calls `listener(cols, rows)` whenever a typing tab reports its terminal size (on
+   * connecting and on every resize); returns a function that stops the calls. View-only tabs
+   * never resize. For a backend that owns a pty (`spawn`), this is where the window size
+   * comes from.
    */
   onResize(listener: ResizeListener): () => void {
     this.#resizeListeners.add(listener);
@@ -228,7 +335,7 @@ export class WebChardev extends Chardev {
     // One copy for every tab: `data` may be a view of core memory, valid only during this call.
     const copy = data.slice();
     let dropped = false;
-    for (const peer of this.#tabs) {
+    for (const peer of this.#tabs.keys()) {
       const queued = peer.bufferedAmount;
       // A tab that has caught up takes any write whole, so a write larger than the limit
       // does not drop everyone; a tab already behind must not go past the limit.
@@ -247,21 +354,80 @@ export class WebChardev extends Chardev {
   protected override resumeInput(): void {
     if (!this.#inputPaused) return;
     this.#inputPaused = false;
-    for (const peer of this.#tabs) peer.resume();
+    for (const peer of this.#tabs.keys()) peer.resume();
   }
 
   #pauseInput(): void {
     if (this.#inputPaused) return;
     this.#inputPaused = true;
-    for (const peer of this.#tabs) peer.pause();
+    for (const peer of this.#tabs.keys()) peer.pause();
   }
 
-  #connect(peer: WebSocketPeer): WebSocketHandlers {
+  /**
+   * Another local user can reach 127.0.0.1 too: on loopback, only connections our own user
+   * made are served, where the runtime can tell (Linux). A remote peer is the secret's (and
+   * TLS's) business.
+   */
+  #acceptConnection(local: TcpEndpoint, remote: TcpEndpoint): boolean {
+    const peers = this.context.runtime.peers;
+    if (this.access === "any" || !peers || !isLoopbackPeer(remote.host)) return true;
+    const uid = peers.tcpPeerUid(local, remote);
+    if (uid === peers.ownUid) return true;
+    this.#refusals.otherUsers++;
+    const who = uid === null ? "an unknown user" : `uid ${uid}`;
+    this.context.warn(`web: ${this.id}: refused a connection from ${urlHost(remote.host)}:${remote.port}: ${who} is not ours (uid ${peers.ownUid}); access=any allows it`);
+    return false;
+  }
+
+  /** Origin and Host first (they stay with auth=none), then the secret, then room for a tab. */
+  #check(request: WebRequestInfo, sameOrigin: boolean): WebVerdict {
+    if (!sameOrigin) {
+      this.#refusals.requests++;
+      return { admit: false, status: 403, text: "Forbidden: this page answers only its own address and origin" };
+    }
+    let role: "rw" | "ro" = "rw";
+    let headers: Record<string, string> | undefined;
+    if (this.secrets) {
+      const name = cookieName(this.port);
+      const presented = presentedSecret(request, name);
+      const secret = presented && presented.secret.length <= MAX_SECRET_LENGTH ? presented.secret : null;
+      if (secret !== null && secretsEqual(secret, this.secrets.rw)) role = "rw";
+      else if (secret !== null && secretsEqual(secret, this.secrets.ro)) role = "ro";
+      else {
+        this.#refusals.requests++;
+        return {
+          admit: false,
+          status: 401,
+          headers: { "WWW-Authenticate": 'Bearer realm="chardev-hub"' },
+          text: "Unauthorized: open the address chardev-hub printed (it ends in ?token=...)",
+        };
+      }
+      if (presented!.via === "query" && request.kind === "page") headers = { "Set-Cookie": sessionCookie(name, secret, false) };
+    }
+    if (request.kind === "socket" && this.#tabs.size >= this.maxClients) {
+      this.#refusals.tooManyClients++;
+      return { admit: false, status: 503, text: `Service Unavailable: ${this.maxClients} tabs are connected (max-clients=${this.maxClients})` };
+    }
+    return { admit: true, role, headers };
+  }
+
+  #connect(peer: WebSocketPeer, role: "rw" | "ro"): WebSocketHandlers {
+    const ignore: WebSocketHandlers = { message() {}, close() {} };
     if (this.#destroyed) {
       peer.close(WebCloseCode.GOING_AWAY, "chardev removed");
-      return { message() {}, close() {} };
+      return ignore;
     }
-    this.#tabs.add(peer);
+    // Upgrades admitted together may pass the check before any of them is counted here.
+    if (this.#tabs.size >= this.maxClients) {
+      this.#refusals.tooManyClients++;
+      peer.close(WebCloseCode.TRY_AGAIN_LATER, `${this.maxClients} tabs are connected (max-clients=${this.maxClients})`);
+      return ignore;
+    }
+    this.#tabs.set(peer, role);
+    if (peer.protocol === TERMINAL_PROTOCOL) {
+      const hello: HelloMessage = { type: "hello", readOnly: role === "ro" };
+      peer.sendText(JSON.stringify(hello));
+    }
     if (this.#inputPaused) peer.pause();
     this.#reportOpenState();
     return {
@@ -273,17 +439,22 @@ export class WebChardev extends Chardev {
   }
 
   #receive(peer: WebSocketPeer, frame: Uint8Array | string): void {
+    const role = this.#tabs.get(peer);
     // A dropped tab's frames that were already on their way are not input any more.
-    if (!this.#tabs.has(peer)) return;
+    if (role === undefined) return;
     if (typeof frame === "string") {
-      if (peer.protocol === TERMINAL_PROTOCOL) return this.#control(frame);
+      if (peer.protocol === TERMINAL_PROTOCOL) return this.#control(frame, role);
       frame = new TextEncoder().encode(frame);
+    }
+    if (role === "ro") {
+      this.#refusals.readOnlyInputBytes += frame.length;
+      return;
     }
     if (frame.length > 0 && !this.deliverInput(frame)) this.#pauseInput();
   }
 
   /** A control frame of the page; anything that is not one we know is ignored. */
-  #control(text: string): void {
+  #control(text: string, role: "rw" | "ro"): void {
     let message: unknown;
     try {
       message = JSON.parse(text);
@@ -291,6 +462,10 @@ export class WebChardev extends Chardev {
       return;
     }
     if (!isResize(message)) return;
+    if (role === "ro") {
+      this.#refusals.readOnlyResizes++;
+      return;
+    }
     this.#terminalSize = { cols: message.cols, rows: message.rows };
     for (const listener of this.#resizeListeners) listener(message.cols, message.rows);
   }
@@ -311,7 +486,7 @@ export class WebChardev extends Chardev {
 
   override async destroy(): Promise<void> {
     this.#destroyed = true;
-    for (const peer of [...this.#tabs]) this.#drop(peer, WebCloseCode.GOING_AWAY, "chardev removed");
+    for (const peer of [...this.#tabs.keys()]) this.#drop(peer, WebCloseCode.GOING_AWAY, "chardev removed");
     this.#resizeListeners.clear();
     await this.#server?.close();
     this.#server = null;
@@ -335,15 +510,65 @@ function parsePort(value: string): number {
   return port;
 }
 
-/** `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE]`. */
+function oneOf<T extends string>(key: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ChardevError("INVALID_VALUE", `web: '${key}' must be ${allowed.map((name) => `'${name}'`).join(" or ")}`);
+}
+
+function parseCount(key: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new ChardevError("INVALID_VALUE", `Parameter '${key}' expects a number`);
+  return Number(value);
+}
+
+/** A secret's file: its first line, which must be all there is of the secret. */
+function readSecretFile(context: ChardevContext, key: string, path: string): string {
+  const read = context.runtime.readSmallFile;
+  if (!read) throw new ChardevError("UNSUPPORTED", `web: '${key}': this runtime (${context.runtime.name}) cannot read files`);
+  let bytes: Uint8Array;
+  try {
+    bytes = read(path, MAX_SECRET_LENGTH + 2);
+  } catch (error) {
+    throw new ChardevError("OPEN_FAILED", `web: could not read '${key}' ${path.slice(0, 256)}: ${strerror(error)}`);
+  }
+  const text = new TextDecoder().decode(bytes).replace(/\r?\n$/, "");
+  if (text.includes("\n")) throw new ChardevError("INVALID_VALUE", `web: '${key}' ${path.slice(0, 256)} must hold one line, the secret`);
+  return checkSecret(key, text);
+}
+
+/** `token=` or `token-file=` (one of them), for the typing or the view-only secret. */
+function secretOption(context: ChardevContext, data: BackendData, key: string): string | undefined {
+  const given = data[key] as string | undefined;
+  const file = data[`${key}-file`] as string | undefined;
+  if (given !== undefined && file !== undefined) throw new ChardevError("INVALID_PARAMETER", `web: '${key}' and '${key}-file' are mutually exclusive`);
+  return file !== undefined ? readSecretFile(context, `${key}-file`, file) : given;
+}
+
+const WEB_STRING_KEYS = ["host", "auth", "token", "token-file", "ro-token", "ro-token-file", "access"] as const;
+
+/**
+ * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
+ * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]`.
+ */
 export const webDriver: ChardevDriver = {
   type: "web",
-  fields: { host: "string", port: "integer", "queue-limit": "integer" },
+  fields: {
+    host: "string",
+    port: "integer",
+    "queue-limit": "integer",
+    auth: "string",
+    token: "string",
+    "token-file": "string",
+    "ro-token": "string",
+    "ro-token-file": "string",
+    "max-clients": "integer",
+    access: "string",
+  },
   fromOptions(options) {
     const data: BackendData = {};
-    if (options.has("host")) data.host = options.get("host");
+    for (const key of WEB_STRING_KEYS) if (options.has(key)) data[key] = options.get(key);
     if (options.has("port")) data.port = parsePort(options.get("port")!);
     if (options.has("queue-limit")) data["queue-limit"] = parseSize("queue-limit", options.get("queue-limit")!);
+    if (options.has("max-clients")) data["max-clients"] = parseCount("max-clients", options.get("max-clients")!);
     return data;
   },
   open: (id, data, context) =>
@@ -351,5 +576,10 @@ export const webDriver: ChardevDriver = {
       host: data.host as string | undefined,
       port: data.port as number | undefined,
       queueLimit: data["queue-limit"] as number | undefined,
+      auth: data.auth === undefined ? undefined : oneOf("auth", data.auth as string, ["token", "none"] as const),
+      token: secretOption(context, data, "token"),
+      roToken: secretOption(context, data, "ro-token"),
+      maxClients: data["max-clients"] as number | undefined,
+      access: data.access === undefined ? undefined : oneOf("access", data.access as string, ["user", "any"] as const),
     }),
 };

@@ -2,9 +2,11 @@
 // run both through their Node compatibility, so this one file serves all three runtimes.
 
 import * as http from "node:http";
+import * as https from "node:https";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import type { WebRequestInfo, WebServer, WebServerOptions, WebServerPrimitives, WebSocketPeer } from "./types.ts";
+import type { WebRequestInfo, WebServer, WebServerOptions, WebServerPrimitives, WebSocketPeer, WebVerdict, TcpEndpoint } from "./types.ts";
 
 /**
  * How long a peer we close may take to answer the close frame. A stalled peer never answers;
@@ -12,8 +14,12 @@ import type { WebRequestInfo, WebServer, WebServerOptions, WebServerPrimitives, 
  */
 const CLOSE_GRACE_MS = 10_000;
 
-function requestInfo(request: http.IncomingMessage): WebRequestInfo {
-  return { host: request.headers.host ?? "", origin: request.headers.origin ?? null };
+/** How long an HTTPS client may take to finish its TLS handshake (node's default is 120 s). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+function requestInfo(request: http.IncomingMessage, kind: "page" | "socket"): WebRequestInfo {
+  const { host, origin, authorization, cookie } = request.headers;
+  return { kind, target: request.url ?? "/", host: host ?? "", origin: origin ?? null, authorization: authorization ?? null, cookie: cookie ?? null };
 }
 
 function pathOf(request: http.IncomingMessage): string {
@@ -22,8 +28,22 @@ function pathOf(request: http.IncomingMessage): string {
 }
 
 /** Answers a raw upgrade socket with a plain HTTP error and closes it. */
-function refuseUpgrade(socket: Socket, status: number): void {
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+function refuseUpgrade(socket: Socket, status: number, text = "", headers: Readonly<Record<string, string>> = {}): void {
+  const body = Buffer.from(text ? `${text}\n` : "", "utf8");
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n${extra}` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body.toString("utf8")}`,
+  );
+}
+
+function refusePage(response: http.ServerResponse, verdict: WebVerdict & { admit: false }): void {
+  response.writeHead(verdict.status, { ...verdict.headers, "Content-Type": "text/plain; charset=utf-8" }).end(`${verdict.text}\n`);
+}
+
+/** One end of an accepted connection, as the connection filter sees it. */
+function endpointOf(address: string | undefined, port: number | undefined): TcpEndpoint {
+  return { host: address ?? "", port: port ?? 0 };
 }
 
 /** A binary frame as bytes, a text frame as a string. The Buffer is ours: ws made it for this message. */
@@ -39,6 +59,7 @@ function peerOf(socket: WebSocket): WebSocketPeer {
       return socket.bufferedAmount;
     },
     send: (data) => socket.send(data, { binary: true }),
+    sendText: (text) => socket.send(text, { binary: false }),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
     close(code, reason) {
@@ -53,10 +74,9 @@ function peerOf(socket: WebSocket): WebSocketPeer {
 
 function answer(options: WebServerOptions, request: http.IncomingMessage, response: http.ServerResponse): void {
   for (const [name, value] of Object.entries(options.headers)) response.setHeader(name, value);
-  if (!options.allow(requestInfo(request))) {
-    response.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" }).end("Forbidden\n");
-    return;
-  }
+  const verdict = options.check(requestInfo(request, "page"));
+  if (!verdict.admit) return refusePage(response, verdict);
+  for (const [name, value] of Object.entries(verdict.headers ?? {})) response.setHeader(name, value);
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" }).end("Method Not Allowed\n");
     return;
@@ -71,6 +91,32 @@ function answer(options: WebServerOptions, request: http.IncomingMessage, respon
   response.end(request.method === "HEAD" ? undefined : body);
 }
 
+/** HTTP, or HTTPS (and so WSS) when `options.tls` is given; a failed handshake closes that connection only. */
+function createServer(options: WebServerOptions): http.Server {
+  const handler = (request: http.IncomingMessage, response: http.ServerResponse) => answer(options, request, response);
+  const credentials = options.tls;
+  if (!credentials) return http.createServer(handler);
+  const pem = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const server = https.createServer(
+    {
+      ca: pem(credentials.ca),
+      cert: credentials.cert && pem(credentials.cert),
+      key: credentials.key && pem(credentials.key),
+      requestCert: credentials.verifyPeer,
+      rejectUnauthorized: credentials.verifyPeer,
+      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+    },
+    handler,
+  );
+  server.on("tlsClientError", (error: Error, socket: TLSSocket) => {
+    const peer = socket.remoteAddress === undefined ? "a client" : `${socket.remoteAddress}:${socket.remotePort}`;
+    const reason = error.message.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, "").replace(/\s+/g, " ").trim().slice(0, 200);
+    options.onTlsFailure?.(peer, reason);
+  });
+  // https.Server is an http.Server as far as requests, upgrades and close are concerned.
+  return server as unknown as http.Server;
+}
+
 async function listen(options: WebServerOptions): Promise<WebServer> {
   const sockets = new WebSocketServer({
     noServer: true,
@@ -78,18 +124,26 @@ async function listen(options: WebServerOptions): Promise<WebServer> {
     perMessageDeflate: false,
     handleProtocols: (offered) => options.socketProtocols.find((name) => offered.has(name)) ?? false,
   });
-  const server = http.createServer((request, response) => answer(options, request, response));
+  const server = createServer(options);
+  // Idle connections (page loads, tabs) each hold a file descriptor: beyond this many, node
+  // closes new ones at once, so idle clients cannot fill the fd table.
+  server.maxConnections = options.maxConnections;
   // Every TCP connection, upgraded or not, so close() can drop them all at once.
   const connections = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
+    if (!options.acceptConnection(endpointOf(socket.localAddress, socket.localPort), endpointOf(socket.remoteAddress, socket.remotePort))) {
+      socket.destroy();
+      return;
+    }
     connections.add(socket);
     socket.once("close", () => connections.delete(socket));
   });
   server.on("upgrade", (request: http.IncomingMessage, socket: Socket, head: Buffer) => {
     if (pathOf(request) !== `/${options.socketPath}`) return refuseUpgrade(socket, 404);
-    if (!options.allow(requestInfo(request))) return refuseUpgrade(socket, 403);
+    const verdict = options.check(requestInfo(request, "socket"));
+    if (!verdict.admit) return refuseUpgrade(socket, verdict.status, verdict.text, verdict.headers);
     sockets.handleUpgrade(request, socket, head, (webSocket) => {
-      const handlers = options.connect(peerOf(webSocket));
+      const handlers = options.connect(peerOf(webSocket), verdict.role);
       webSocket.on("message", (data, isBinary) => handlers.message(frameOf(data, isBinary)));
       webSocket.once("close", () => handlers.close());
       // ws closes the connection itself after an error (a too-big frame, a bad frame); the
