@@ -10,6 +10,7 @@ import { ChrEvent } from "../events.ts";
 import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
 import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { DEFAULT_PEER_ACCESS, loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 
 /**
  * Bytes of output a socket chardev holds for a slow peer before writes answer EAGAIN (the
@@ -31,7 +32,7 @@ export const MAX_WAITING_CLIENTS = 8;
  */
 const DEFAULT_HOST = "127.0.0.1";
 
-registerOptionKeys("high-water-mark");
+registerOptionKeys("high-water-mark", "access");
 
 /** A socket chardev's settings, checked. */
 export interface SocketOptions {
@@ -46,6 +47,14 @@ export interface SocketOptions {
   readonly nodelay: boolean;
   /** @default DEFAULT_HIGH_WATER_MARK */
   readonly highWaterMark: number;
+  /**
+   * Who a TCP server serves: `user`, only connections whose socket our uid owns when they
+   * come from this machine; `any`, everyone (QEMU's behaviour). Not used by UNIX sockets (0600).
+   * @default "user"
+   */
+  readonly access: PeerAccess;
+  /** The `tls-creds` object's id when the connection is TLS; absent for plain TCP. */
+  readonly tlsCreds?: string;
 }
 
 /** `tcp:HOST:PORT` or `unix:PATH`, as QEMU names an address in `filename`. */
@@ -93,6 +102,7 @@ export class SocketChardev extends Chardev {
   #destroyed = false;
   /** Resolves a `wait=on` open once the first client is served. */
   #firstClientServed: (() => void) | null = null;
+  #refusedConnections = 0;
 
   constructor(
     id: string,
@@ -106,6 +116,11 @@ export class SocketChardev extends Chardev {
   /** Whether a peer is connected now. */
   get connected(): boolean {
     return this.#connection !== null;
+  }
+
+  /** Connections closed unread because another user made them (see `access`). */
+  get refusedConnections(): number {
+    return this.#refusedConnections;
   }
 
   /** Output taken but not yet in the kernel; never above `options.highWaterMark`. */
@@ -144,6 +159,9 @@ export class SocketChardev extends Chardev {
       } catch (error) {
         throw new ChardevError("OPEN_FAILED", `socket: could not listen on ${describeAddress(address)}: ${reason(error)}`);
       }
+      const bound = this.#listener.address;
+      const exposed = bound.transport === "tcp" && plainNetworkListenerWarning("socket", this.id, bound, this.options.tlsCreds !== undefined);
+      if (exposed) this.context.warn(exposed);
       if (wait && !this.#connection) await new Promise<void>((resolve) => (this.#firstClientServed = resolve));
       return;
     }
@@ -161,7 +179,16 @@ export class SocketChardev extends Chardev {
   }
 
   #incoming(connection: NetConnection): void {
-    if (this.#destroyed || this.#waiting.length >= MAX_WAITING_CLIENTS) return connection.close();
+    if (this.#destroyed) return connection.close();
+    // Before anything is read or queued: another user's bytes must never reach the holder.
+    const refusal = loopbackPeerRefusal(this.context.runtime, "socket", this.id, this.options.access, connection.local, connection.remote);
+    if (refusal) {
+      connection.close();
+      this.#refusedConnections++;
+      this.context.warn(refusal);
+      return;
+    }
+    if (this.#waiting.length >= MAX_WAITING_CLIENTS) return connection.close();
     if (this.#connection) this.#waiting.push(connection);
     else this.#serve(connection);
   }
@@ -322,6 +349,7 @@ function socketDataFromOptions(options: Map<string, string>): BackendData {
   if (options.has("reconnect")) data.reconnect = parseNumber("reconnect", options.get("reconnect")!);
   if (options.has("reconnect-ms")) data["reconnect-ms"] = parseNumber("reconnect-ms", options.get("reconnect-ms")!);
   if (options.has("high-water-mark")) data["high-water-mark"] = parseSize("high-water-mark", options.get("high-water-mark")!);
+  if (options.has("access")) data.access = parsePeerAccess("socket", options.get("access")!);
   return data;
 }
 
@@ -376,7 +404,7 @@ function addressFromQapi(addr: unknown): NetAddress {
  * @example QAPI defaults
  * ```ts
  * socketOptionsFromData({ addr: { type: "unix", data: { path: "/tmp/vm.sock" } } });
- * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536 }
+ * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536, access: "user" }
  * ```
  */
 export function socketOptionsFromData(data: BackendData): SocketOptions {
@@ -403,6 +431,7 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
     reconnectMs: server ? 0 : reconnectMs,
     nodelay: (data.nodelay as boolean | undefined) ?? false,
     highWaterMark,
+    access: data.access === undefined ? DEFAULT_PEER_ACCESS : parsePeerAccess("socket", data.access as string),
   };
 }
 
@@ -425,6 +454,7 @@ export const socketDriver: ChardevDriver = {
     reconnect: "integer",
     "reconnect-ms": "integer",
     "high-water-mark": "integer",
+    access: "string",
   },
   fromOptions: socketDataFromOptions,
   async open(id, data, context) {

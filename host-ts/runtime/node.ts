@@ -8,6 +8,7 @@ import { nodeNet } from "./node_net.ts";
 import { nodeStdio } from "./node_stdio.ts";
 import { nodePty } from "./node_pty.ts";
 import { nodeProcess } from "./node_process.ts";
+import { nodePeers } from "./node_peer_uid.ts";
 import type { FileOpenMode, HostRuntime, InputHandlers, InputSource, LogSink, WebServerPrimitives } from "./types.ts";
 
 /**
@@ -99,4 +100,5 @@ export const nodeRuntime: HostRuntime = {
   web: lazyNodeWeb,
   pty: nodePty,
   process: nodeProcess,
+  peers: nodePeers,
 };

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
-import type { HostNet, NetAddress, NetConnection, NetConnectionHandlers, NetListener } from "./types.ts";
+import type { HostNet, NetAddress, NetConnection, NetConnectionHandlers, NetListener, TcpEndpoint } from "./types.ts";
 
 /**
  * listen(2) backlog. A busy chardev server also keeps a few accepted connections waiting in
@@ -19,6 +19,11 @@ const OWNER_ONLY_UMASK = 0o177;
 function hostPort(host: string | undefined, port: number | undefined): string {
   if (host === undefined || port === undefined) return "";
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A TCP socket's end; null for a UNIX socket, which has no port. */
+function tcpEndpoint(host: string | undefined, port: number | undefined): TcpEndpoint | null {
+  return host === undefined || port === undefined ? null : { host, port };
 }
 
 /** Node's Buffer, seen as the plain Uint8Array the contract promises. */
@@ -56,6 +61,8 @@ function wrapSocket(socket: net.Socket): NetConnection {
   return {
     localAddress: hostPort(socket.localAddress, socket.localPort),
     remoteAddress: hostPort(socket.remoteAddress, socket.remotePort),
+    local: tcpEndpoint(socket.localAddress, socket.localPort),
+    remote: tcpEndpoint(socket.remoteAddress, socket.remotePort),
     get bufferedBytes() {
       return socket.writableLength;
     },

@@ -95,6 +95,12 @@ export interface WebRequestInfo {
   readonly origin: string | null;
 }
 
+/** One end of a TCP connection. */
+export interface TcpEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** One WebSocket connection, as the web server hands it to its user. */
 export interface WebSocketPeer {
   /** The WebSocket subprotocol agreed in the handshake, or "" when none. */
@@ -180,6 +186,16 @@ export interface HostRuntime {
   pty?: PtyPrimitives;
   /** Programs: the ones we start (`spawn`, `stty`) and our own (the command-line tool); absent on the edge. */
   process?: ProcessPrimitives;
+  /** Who is at the other end of a loopback TCP connection (Linux: /proc/net/tcp{,6}); absent where unknown. */
+  peers?: PeerIdentity;
+}
+
+/** Who owns the other end of a TCP connection made on this machine. */
+export interface PeerIdentity {
+  /** Our own uid (process.getuid()). */
+  readonly ownUid: number;
+  /** The uid owning the TCP socket at `remote` that is connected to our `local` end; null when it cannot be found. */
+  tcpPeerUid(local: { host: string; port: number }, remote: { host: string; port: number }): number | null;
 }
 
 // ---- stream sockets (the `socket` chardev) ----
@@ -205,6 +221,10 @@ export interface NetConnection {
   readonly localAddress: string;
   /** The peer's end, in the same form. */
   readonly remoteAddress: string;
+  /** Our end of a TCP connection, the host numeric as the runtime reports it ("::ffff:127.0.0.1"); null for UNIX sockets. */
+  readonly local: TcpEndpoint | null;
+  /** The peer's end of a TCP connection; null for UNIX sockets. */
+  readonly remote: TcpEndpoint | null;
   /** Bytes taken by `write` that the kernel has not accepted yet (user-space memory in use). */
   readonly bufferedBytes: number;
   /** Sets the handlers and starts reading. */
