@@ -16,14 +16,23 @@ backend of the hub, and what any backend types goes to the device.
 Options (one dash or two; -opt=VALUE works too):
   -chardev SPEC        add a chardev: KIND,id=ID[,key=value...] (kinds below); ",," is a
                        literal comma. A hub names chardevs defined before it.
+  -object tls-creds-x509,id=ID,endpoint=server|client,dir=DIR[,verify-peer=on|off]
+                       TLS credentials, as QEMU's: DIR holds ca-cert.pem and
+                       server-cert.pem + server-key.pem (endpoint=server) or, optionally,
+                       client-cert.pem + client-key.pem (endpoint=client). verify-peer=on
+                       (the default) makes a server require client certificates signed
+                       by the CA, and a client check the server's. Chardevs use it with
+                       tls-creds=ID. Created before any -chardev.
   -frontend DEVICE_ID,chardev=HUB_ID
                        bridge chardev DEVICE_ID (the device) to HUB_ID (usually a hub).
                        Writes both ways honour backpressure: nothing is lost or repeated.
   -qmp ADDRESS         a QMP control socket, as QEMU's: unix:PATH,server=on,wait=off or
-                       tcp:HOST:PORT,server=on,wait=off. Commands: qmp_capabilities,
+                       tcp:HOST:PORT,server=on,wait=off (only our own uid may connect
+                       over TCP; access=any lets anyone). Commands: qmp_capabilities,
                        chardev-add, chardev-remove, chardev-change, query-chardev,
                        query-chardev-backends, ringbuf-write, ringbuf-read,
-                       chardev-send-break, query-commands, query-version, and ours:
+                       chardev-send-break, object-add, object-del, query-commands,
+                       query-version, and ours:
                        hub-attach, hub-detach, query-hub (backends of a running hub).
   --qemu-compat        QEMU 10.0's rules exactly: a hub takes at most 4 chardevs
                        (chardevs.0..3) and no mux or hub under a hub. Off by default.
@@ -56,6 +65,10 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 TCP (a server binds 127.0.0.1 unless host= says otherwise)
              server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off,
              high-water-mark=BYTES (output held for a slow client before EAGAIN, 64K)
+             tls-creds=ID       TLS over TCP with the -object of that id (server
+                                credentials for server=on, client ones for server=off)
+             access=user|any    a TCP server serves only connections our own uid made
+                                on this machine (user, the default; Linux), or anyone
   web        host=ADDR,port=PORT
                                 a terminal in the browser (xterm.js) at http://ADDR:PORT/;
                                 port=0 picks a free port. queue-limit=BYTES per tab (1M).
@@ -99,6 +112,13 @@ Examples:
     -chardev file,path=console.log,id=clog \\
     -chardev hub,id=hub0,chardevs.0=char0,chardevs.1=web0,chardevs.2=clog \\
     -frontend guest,chardev=hub0
+
+  # A console shared across the network safely: TLS, and only clients with a certificate
+  # signed by the CA get in (socat - OPENSSL:HOST:4444,cafile=ca-cert.pem,cert=...,key=...)
+  ${program} -object tls-creds-x509,id=tls0,endpoint=server,dir=/etc/pki/console,verify-peer=on \\
+    -chardev spawn,id=sh,cmd=sh \\
+    -chardev socket,id=net0,host=0.0.0.0,port=4444,server=on,wait=off,tls-creds=tls0 \\
+    -chardev hub,id=hub0,chardevs.0=net0 -frontend sh,chardev=hub0
 
   # A USB serial console behind a pty for tio and a QMP socket to add more later
   ${program} -chardev serial,id=board,path=/dev/ttyUSB0,speed=115200 \\
