@@ -6,87 +6,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import WebSocket from "ws";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, ChrEvent, type Frontend } from "../host-ts/mod.ts";
 import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/web.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { CHROMIUM, CHROMIUM_ARGS, nextTurn, Tab, until, upgradeStatus } from "./_web_clients.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "test-artifacts");
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** Resolves once `condition` holds; the test's own time limit ends a wait that never does. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
-}
-
-/** One turn of the event loop, so sockets on both ends get to read. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** A plain WebSocket client playing a tab: collects what it receives. */
-class Tab {
-  received: Buffer[] = [];
-  receivedBytes = 0;
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on("message", (data: Buffer, isBinary) => {
-      expect(isBinary, "output comes in binary frames").toBe(true);
-      this.received.push(data);
-      this.receivedBytes += data.length;
-    });
-  }
-
-  static async open(url: string, options: { protocol?: string; origin?: string; host?: string } = {}): Promise<Tab> {
-    const socket = new WebSocket(url, options.protocol ? [options.protocol] : [], {
-      origin: options.origin,
-      headers: options.host ? { Host: options.host } : undefined,
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("open", () => resolve());
-      socket.once("error", reject);
-    });
-    return new Tab(socket);
-  }
-
-  text(): string {
-    return Buffer.concat(this.received).toString("utf8");
-  }
-
-  /** Closes from this side and waits until the connection is gone. */
-  async close(): Promise<void> {
-    const closed = new Promise((resolve) => this.socket.once("close", resolve));
-    this.socket.close();
-    await closed;
-  }
-}
-
-/** The HTTP status a WebSocket upgrade is refused with, or "open" if it is accepted. */
-function upgradeStatus(url: string, options: { origin?: string; host?: string }): Promise<number | "open"> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { origin: options.origin, headers: options.host ? { Host: options.host } : undefined });
-    socket.once("unexpected-response", (_request, response) => {
-      resolve(response.statusCode ?? 0);
-      socket.terminate();
-    });
-    socket.once("open", () => {
-      resolve("open");
-      socket.close();
-    });
-    socket.once("error", (error) => {
-      if (!/Unexpected server response/.test(error.message)) reject(error);
-    });
-  });
-}
 
 /** The socket's address with the typing secret, as a script (not the page) would use it. */
 const socketUrl = (web: WebChardev) => `${web.baseUrl.replace(/^http/, "ws")}ws?token=${encodeURIComponent(web.secrets!.rw)}`;
