@@ -223,8 +223,10 @@ describe("chardev-hub with a spawned shell behind a hub", () => {
       "-frontend", "sh,chardev=hub0",
     ]);
     await cli.waitForStderr(/web terminal at (\S+) \(label web0\)/);
-    const url = /web terminal at http:\/\/(\S+)\/ \(label web0\)/.exec(cli.stderr)![1];
-    const tab = new WebSocket(`ws://${url}/ws`, "chardev-hub.terminal.v1");
+    // The printed address carries the secret; the socket takes it as the page does.
+    const url = new URL(/web terminal at (\S+) \(label web0\)/.exec(cli.stderr)![1]);
+    expect(url.searchParams.get("token")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const tab = new WebSocket(`ws://${url.host}/ws${url.search}`, "chardev-hub.terminal.v1");
     await new Promise((resolve, reject) => tab.once("open", resolve).once("error", reject));
     tab.send(JSON.stringify({ type: "resize", cols: 132, rows: 43 }));
     const client = await connect("s0.sock");
@@ -319,7 +321,8 @@ describe("chardev-hub's default setup (npm start)", () => {
     expect(cli.stderr).toContain("(stdin is not a terminal, so this terminal is not attached)\n");
     expect(cli.stderr).toContain("  socat - UNIX-CONNECT:run/hub.sock\n");
     expect(cli.stderr).toContain("  tio run/pty\n");
-    expect(cli.stderr).toMatch(/^ {2}http:\/\/127\.0\.0\.1:\d+\/$/m);
+    expect(cli.stderr).toMatch(/^ {2}http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} {3}\(the browser terminal; its secret is in the address\)$/m);
+    expect(cli.stderr).toMatch(/^ {2}http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} {3}\(view only\)$/m);
     const client = await connect(path.join("run", "hub.sock"));
     client.send("echo hub-$((6*7))\r");
     await client.waitFor("hub-42\r\n");

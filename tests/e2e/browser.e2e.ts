@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { Cli, SocketClient, repoRoot, until } from "./_procs.ts";
+import { upgradeStatus } from "../_web_clients.ts";
 
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-hub-browser-"));
@@ -27,8 +28,15 @@ describe("browser terminal through the chardev-hub command", () => {
       "-chardev", "hub,id=hub0,chardevs.0=web0,chardevs.1=c1",
       "-frontend", "sh,chardev=hub0",
     ]);
-    await until(() => /http:\/\/127\.0\.0\.1:\d+\//.test(cli!.output), "the web terminal's URL");
-    const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(cli.output)![0];
+    // The address exactly as printed, secret and all: what a user would paste into a browser.
+    const printed = /web terminal at (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+) \(label web0\)/;
+    await until(() => printed.test(cli!.output), "the web terminal's URL");
+    const url = printed.exec(cli.output)![1];
+    // Without the secret the shell is out of reach: the page and the socket answer 401.
+    const bare = new URL(url);
+    bare.search = "";
+    expect((await fetch(bare)).status).toBe(401);
+    expect(await upgradeStatus(`ws://${bare.host}/ws`)).toBe(401);
     const watcher = await SocketClient.connect(clientSock);
 
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
