@@ -4,10 +4,13 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import type { FileOpenMode, HostRuntime } from "../runtime/types.ts";
 
-/** Opens `path` or throws QEMU's "Could not open" error. */
-export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMode): number {
+/**
+ * Opens `path` or throws QEMU's "Could not open" error. A file it creates gets `createMode`
+ * (the runtime's private 0600 when absent).
+ */
+export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMode, createMode?: number): number {
   try {
-    return runtime.openFile(path, mode);
+    return runtime.openFile(path, mode, createMode);
   } catch (error) {
     if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
     throw new ChardevError("OPEN_FAILED", `Could not open '${path}': ${strerror(error)}`);

@@ -1,9 +1,10 @@
 // `file`: output to a file (truncated, or appended with `append=on`), optional input read from
-// `input-path`. Writes are blocking, as QEMU's.
+// `input-path`. Writes are blocking, as QEMU's. A file it creates is 0600 unless `mode=` says
+// otherwise (QEMU creates 0666 less the umask: a console log is nobody else's business).
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { parseBool } from "../options.ts";
+import { parseBool, registerOptionKeys } from "../options.ts";
 import type { InputSource } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { openOrThrow, writeAvailable } from "./_fd.ts";
@@ -39,25 +40,47 @@ export class FileChardev extends Chardev {
 }
 
 
+registerOptionKeys("mode");
+
+/**
+ * `mode=` as octal permission bits (`0640`, `600`): owner, group and others only, since a
+ * setuid or sticky bit on a log makes no sense. Throws INVALID_VALUE for anything else.
+ */
+function parseFileMode(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) {
+    throw new ChardevError("INVALID_VALUE", "Parameter 'mode' expects octal permissions such as 0600 or 0640");
+  }
+  return parseInt(text, 8);
+}
+
+/**
+ * `-chardev file,id=ID,path=FILE[,append=on][,input-path=FILE][,mode=0640]`, QMP
+ * `{ type: "file", data: { out, in?, append?, mode? } }` (`mode` is ours, an octal string as
+ * on the command line). `mode` is open(2)'s: the umask still applies, and a file that exists
+ * already keeps its permissions.
+ */
 export const fileDriver: ChardevDriver = {
   type: "file",
-  fields: { out: "string", in: "string", append: "bool" },
+  fields: { out: "string", in: "string", append: "bool", mode: "string" },
   fromOptions(options) {
     const path = options.get("path");
     if (!path) throw new ChardevError("MISSING_PARAMETER", "chardev: file: no filename given");
     const data: Record<string, unknown> = { out: path };
     if (options.has("input-path")) data.in = options.get("input-path");
     if (options.has("append")) data.append = parseBool("append", options.get("append")!);
+    if (options.has("mode")) data.mode = options.get("mode");
     return data;
   },
   open(id, data, context) {
     const out = data.out as string | undefined;
     if (!out) throw new ChardevError("MISSING_PARAMETER", "Parameter 'out' is missing");
+    // Checked before anything is opened, so a bad mode leaves nothing behind.
+    const createMode = data.mode === undefined ? undefined : parseFileMode(data.mode as string);
     const inPath = data.in as string | undefined;
     const inFd = inPath ? openOrThrow(context.runtime, inPath, "read") : null;
     let outFd: number;
     try {
-      outFd = openOrThrow(context.runtime, out, data.append ? "append" : "write");
+      outFd = openOrThrow(context.runtime, out, data.append ? "append" : "write", createMode);
     } catch (error) {
       if (inFd !== null) context.runtime.closeFd(inFd);
       throw error;

@@ -189,15 +189,47 @@ export class PtyChardev extends Chardev {
         this.emitEvent(ChrEvent.CLOSED);
       }
       this.#pty.close(this.#fd);
-      if (this.linkPath !== undefined) this.#pty.unlink(this.linkPath);
+      // Only a link that still leads to our slave: another chardev-hub may own the path now.
+      const link = this.linkPath === undefined ? undefined : this.#pty.inspectLink(this.linkPath);
+      if (link?.kind === "link" && link.target === this.slavePath) this.#pty.unlink(this.linkPath!);
     }
     await super.destroy();
   }
 }
 
 /**
+ * Makes `linkPath` a symlink to `slavePath`, replacing a stale link. QEMU refuses any link that
+ * exists (EEXIST), so a run killed with SIGKILL would block the next one; but a link still in
+ * use must not be taken from its chardev-hub. A /dev/pts/N exists only while some master holds
+ * it, and a freed number is handed out again, so the rule is: a link is live when it leads to
+ * a terminal that is neither the one we were just given nor newer than the link; a live link
+ * is refused with "Address already in use", as a live socket path is. A dangling link, or one
+ * to a terminal made after it, is stale and replaced. Anything else there (a file, a
+ * directory, a link to one) is left alone and symlink(2) reports "File exists", as in QEMU.
+ */
+function linkToSlave(pty: PtyPrimitives, slavePath: string, linkPath: string): void {
+  const existing = pty.inspectLink(linkPath);
+  if (existing.kind === "link" && existing.leadsTo === "terminal") {
+    const stale = existing.target === slavePath || existing.targetNewerThanLink;
+    if (!stale) {
+      throw new ChardevError(
+        "OPEN_FAILED",
+        `Failed to create PTY symlink: Address already in use ('${linkPath}' leads to ${existing.target}, a terminal in use)`,
+      );
+    }
+  }
+  if (existing.kind === "link" && existing.leadsTo !== "other") pty.unlink(linkPath);
+  try {
+    pty.symlink(slavePath, linkPath);
+  } catch (error) {
+    throw new ChardevError("OPEN_FAILED", `Failed to create PTY symlink: ${strerror(error)}`);
+  }
+}
+
+/**
  * `-chardev pty,id=ID[,path=LINK]`, QMP `{ type: "pty", data: { path? } }`.
- * With `path`, LINK becomes a symlink to the slave; it must not exist yet.
+ * With `path`, LINK becomes a symlink to the slave; a stale link there is replaced, a live
+ * one or any other file refused (see `linkToSlave`).
  */
 export const ptyDriver: ChardevDriver = {
   type: "pty",
@@ -219,10 +251,10 @@ export const ptyDriver: ChardevDriver = {
     const linkPath = data.path as string | undefined;
     if (linkPath !== undefined) {
       try {
-        pty.symlink(pair.slavePath, linkPath);
+        linkToSlave(pty, pair.slavePath, linkPath);
       } catch (error) {
         pty.close(pair.fd);
-        throw new ChardevError("OPEN_FAILED", `Failed to create PTY symlink: ${strerror(error)}`);
+        throw error;
       }
     }
     return new PtyChardev(id, context, pty, pair, linkPath);

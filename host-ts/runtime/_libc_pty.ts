@@ -69,9 +69,9 @@ function errnoError(libc: LibcPtyBinding, errno: number, syscall: string): Error
 
 /**
  * PtyPrimitives over a libc binding made on first use, so merely loading a runtime file asks
- * for no FFI permission.
+ * for no FFI permission. Inspecting a link is plain node:fs, which the runtime file adds.
  */
-export function libcPty(bind: () => LibcPtyBinding): PtyPrimitives {
+export function libcPty(bind: () => LibcPtyBinding): Omit<PtyPrimitives, "inspectLink"> {
   let bound: LibcPtyBinding | undefined;
   const libc = (): LibcPtyBinding => (bound ??= bind());
   let readBuffer: Uint8Array | undefined;

@@ -3,6 +3,7 @@
 
 import { createRequire } from "node:module";
 import { libcPty, ptyUnsupported, type LibcPtyBinding } from "./_libc_pty.ts";
+import { inspectPtyLink } from "./_pty_link.ts";
 import type { PtyPrimitives } from "./types.ts";
 
 /** The slice of bun:ffi used here (the project typechecks without Bun's types). */
@@ -68,4 +69,4 @@ function bindLibc(): LibcPtyBinding {
 }
 
 /** Bun's pty primitives; libc is opened on first use. */
-export const bunPty: PtyPrimitives = libcPty(bindLibc);
+export const bunPty: PtyPrimitives = { ...libcPty(bindLibc), inspectLink: inspectPtyLink };

@@ -22,8 +22,8 @@ const deno = (globalThis as unknown as { Deno: { openSync(path: string, options:
  */
 const fifoReaders = new Map<number, DenoFile>();
 
-function openFile(path: string, mode: FileOpenMode): number {
-  const fd = nodeRuntime.openFile(path, mode);
+function openFile(path: string, mode: FileOpenMode, createMode?: number): number {
+  const fd = nodeRuntime.openFile(path, mode, createMode);
   if (mode === "read" || mode === "readwrite-nonblocking") {
     try {
       if (fs.fstatSync(fd).isFIFO()) fifoReaders.set(fd, deno.openSync(path, { read: true, write: mode !== "read" }));

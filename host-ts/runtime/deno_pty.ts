@@ -2,6 +2,7 @@
 // shared with Bun in _libc_pty.ts; this file only binds the symbols.
 
 import { libcPty, ptyUnsupported, type LibcPtyBinding } from "./_libc_pty.ts";
+import { inspectPtyLink } from "./_pty_link.ts";
 import type { PtyPrimitives } from "./types.ts";
 
 /** The slice of Deno's FFI API used here (the project typechecks without Deno's types). */
@@ -68,4 +69,4 @@ function bindLibc(): LibcPtyBinding {
 }
 
 /** Deno's pty primitives; libc is opened on first use. */
-export const denoPty: PtyPrimitives = libcPty(bindLibc);
+export const denoPty: PtyPrimitives = { ...libcPty(bindLibc), inspectLink: inspectPtyLink };

@@ -30,6 +30,12 @@ const OPEN_FLAGS: Record<FileOpenMode, number> = {
 };
 
 /**
+ * What a file we create is, unless asked otherwise: readable by its owner only. QEMU creates
+ * 0666 (less the umask); a console log holds whatever the shell or guest printed.
+ */
+const PRIVATE_FILE_MODE = 0o600;
+
+/**
  * Node offers no "fd writable" poll for FIFOs, so a watch re-checks after a short delay; a
  * wake-up that comes too early costs one EAGAIN and a new watch, never a lost byte.
  */
@@ -60,7 +66,7 @@ function readFd(fd: number, handlers: InputHandlers): InputSource {
 }
 
 function openLog(path: string, append: boolean): LogSink {
-  const fd = fs.openSync(path, append ? "a" : "w", 0o600);
+  const fd = fs.openSync(path, append ? "a" : "w", PRIVATE_FILE_MODE);
   return {
     write(data) {
       fs.writeSync(fd, data);
@@ -74,7 +80,7 @@ function openLog(path: string, append: boolean): LogSink {
 /** Node's runtime primitives. */
 export const nodeRuntime: HostRuntime = {
   name: "node",
-  openFile: (path, mode) => fs.openSync(path, OPEN_FLAGS[mode], 0o666),
+  openFile: (path, mode, createMode = PRIVATE_FILE_MODE) => fs.openSync(path, OPEN_FLAGS[mode], createMode),
   writeFd(fd, data) {
     try {
       return fs.writeSync(fd, data);

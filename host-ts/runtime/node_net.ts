@@ -100,12 +100,46 @@ function unixBindError(error: NodeJS.ErrnoException, socketPath: string): unknow
   return error;
 }
 
-/** QEMU replaces what is at the path; we replace only a socket (a stale one, as a rule). */
-function removeStaleSocket(socketPath: string): void {
+/** How long the liveness probe of an existing socket file may take before it counts as live. */
+const SOCKET_PROBE_TIMEOUT_MS = 2_000;
+
+/** Connects to a UNIX socket and hangs up at once: "connected", or the errno name it failed with. */
+function probeUnixSocket(socketPath: string): Promise<string> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path: socketPath });
+    const done = (answer: string) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done("ETIMEDOUT"), SOCKET_PROBE_TIMEOUT_MS);
+    probe.once("connect", () => done("connected"));
+    probe.once("error", (error: NodeJS.ErrnoException) => done(error.code ?? "EIO"));
+  });
+}
+
+/**
+ * QEMU replaces whatever is at the path; we replace only a stale socket: one whose listener is
+ * gone (killed with SIGKILL, say), so connecting to it is refused. A socket that answers (or
+ * whose queue is full, or that we may not probe) is live: we refuse it with EADDRINUSE instead
+ * of taking it over, and its listener sees one connection that closes at once. Any other
+ * kind of file is left for bind to report.
+ */
+async function removeStaleSocket(socketPath: string): Promise<void> {
   try {
-    if (fs.lstatSync(socketPath).isSocket()) fs.unlinkSync(socketPath);
+    if (!fs.lstatSync(socketPath).isSocket()) return;
   } catch {
-    // Nothing there (or not ours to touch): bind reports what is wrong.
+    return; // Nothing there (or not ours to look at): bind reports what is wrong.
+  }
+  const answer = await probeUnixSocket(socketPath);
+  if (answer === "ENOENT") return; // removed meanwhile
+  if (answer !== "ECONNREFUSED") {
+    throw Object.assign(new Error(`a listener answers on ${socketPath}`), { code: "EADDRINUSE" });
+  }
+  try {
+    fs.unlinkSync(socketPath);
+  } catch {
+    // Removed meanwhile: bind reports anything else.
   }
 }
 
@@ -150,8 +184,7 @@ function listen(address: NetAddress, onConnection: (connection: NetConnection) =
     });
     try {
       if (address.transport === "unix") {
-        removeStaleSocket(address.path);
-        listenUnixOwnerOnly(server, address.path);
+        removeStaleSocket(address.path).then(() => listenUnixOwnerOnly(server, address.path)).catch(failed);
       } else {
         server.listen({ host: address.host, port: address.port, backlog: LISTEN_BACKLOG });
       }

@@ -107,15 +107,6 @@ export const nodeProcess: ProcessPrimitives = {
   makeDirectory(path, mode) {
     fs.mkdirSync(path, { recursive: true, mode });
   },
-  removeSymlink(path) {
-    try {
-      if (!fs.lstatSync(path).isSymbolicLink()) return false;
-      fs.unlinkSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  },
   exists(path) {
     try {
       fs.lstatSync(path);

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { ptyUnsupported, readinessOf } from "./_libc_pty.ts";
+import { inspectPtyLink } from "./_pty_link.ts";
 import type { PtyPair, PtyPrimitives } from "./types.ts";
 
 /** What native/pty.c exports. */
@@ -50,6 +51,7 @@ export const nodePty: PtyPrimitives = {
   write: (fd, data) => loadAddon().write(fd, data),
   close: (fd) => loadAddon().close(fd),
   symlink: (target, path) => fs.symlinkSync(target, path),
+  inspectLink: inspectPtyLink,
   unlink(path) {
     try {
       fs.unlinkSync(path);

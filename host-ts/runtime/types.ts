@@ -79,7 +79,26 @@ export interface PtyPrimitives {
   symlink(target: string, path: string): void;
   /** unlink(2) `path`, ignoring failure (the link may be gone already). */
   unlink(path: string): void;
+  /** What is at `path` now, so the chardev can tell a live link from a stale one before `symlink`. */
+  inspectLink(path: string): PtyLinkState;
 }
+
+/**
+ * What is at a pty link's path: nothing; a symbolic link, with its target and what that is now
+ * (a character device such as a /dev/pts/N, which exists only while some master holds it;
+ * another kind of file; or nothing: the link dangles) and whether that target changed status
+ * (ctime) after the link was made, as a /dev/pts/N number handed out again does; or anything
+ * else (a file, a directory).
+ */
+export type PtyLinkState =
+  | { readonly kind: "none" }
+  | {
+    readonly kind: "link";
+    readonly target: string;
+    readonly leadsTo: "terminal" | "other" | "nothing";
+    readonly targetNewerThanLink: boolean;
+  }
+  | { readonly kind: "other" };
 
 /** One static resource a web server answers GET (and HEAD) with. */
 export interface WebResource {
@@ -165,8 +184,15 @@ export interface WebServerPrimitives {
 export interface HostRuntime {
   /** "node", "deno", "bun" or "web". */
   readonly name: string;
-  /** Opens a file or FIFO; throws the runtime's error (with an errno `code`) on failure. */
-  openFile(path: string, mode: FileOpenMode): number;
+  /**
+   * Opens a file or FIFO; throws the runtime's error (with an errno `code`) on failure. A file
+   * that `write` or `append` creates gets `createMode` as open(2)'s mode, so the umask still
+   * applies and a file that already exists keeps its own mode.
+   *
+   * @param createMode permissions of a file this call creates; 0o600 when absent (private: a
+   *   console log holds whatever the guest or shell printed)
+   */
+  openFile(path: string, mode: FileOpenMode, createMode?: number): number;
   /** One write(2): bytes written, or -errno (-EAGAIN on a full non-blocking FIFO). */
   writeFd(fd: number, data: Uint8Array): number;
   closeFd(fd: number): void;
@@ -252,7 +278,8 @@ export interface HostNet {
   /**
    * Listens on `address`; every accepted connection is handed to `onConnection` unstarted.
    * A UNIX socket file is created mode 0600 from the start, replacing a stale socket file
-   * (never another kind of file).
+   * (one that refuses connections; never another kind of file). A socket file something still
+   * answers on is refused with an EADDRINUSE error.
    */
   listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener>;
   /** Connects to `address`; the connection is unstarted. */
@@ -326,8 +353,6 @@ export interface ProcessPrimitives {
   print(stream: "stdout" | "stderr", text: string): void;
   /** mkdir -p with `mode` for what it creates; throws with an errno `code`. */
   makeDirectory(path: string, mode: number): void;
-  /** Removes `path` if it is a symbolic link (a stale one left by a killed run); true if it did. */
-  removeSymlink(path: string): boolean;
   /** Whether something (a file, socket or link, even a dangling one) is at `path`. */
   exists(path: string): boolean;
   /** Ends the process with `code` once what it wrote to stdout and stderr has gone out. */
