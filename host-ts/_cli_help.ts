@@ -73,6 +73,15 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 a terminal in the browser (xterm.js) at http://ADDR:PORT/;
                                 port=0 picks a free port. queue-limit=BYTES per tab (1M).
                                 A tab's terminal size is passed on to a spawn device.
+             token=SECRET|token-file=PATH
+                                the secret a tab must show (?token=, a Bearer header or the
+                                page's cookie); default: 256 random bits, printed in the URL
+             ro-token=SECRET|ro-token-file=PATH
+                                the secret of view-only tabs (no typing, no resizing);
+                                default: random, printed as a second, view-only URL
+             auth=token|none    none serves anyone who reaches the address (a warning says so)
+             max-clients=N      tabs at once (64); the next gets HTTP 503
+             access=user|any    on loopback, only our own uid's connections (user, Linux)
   spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
              args.N=ARG         its arguments, N = 0, 1, ...
              cols=N,rows=N      its window size (80x24); follows a web tab's size and,
@@ -92,7 +101,8 @@ a pty link run/pty, a browser terminal on http://127.0.0.1:8080/ (another free p
 one is taken) and a log run/console.log, all under ./run/. It prints how to attach:
   socat - UNIX-CONNECT:run/hub.sock
   tio run/pty
-  http://127.0.0.1:8080/
+  http://127.0.0.1:8080/?token=SECRET     (the secret is new each run)
+  http://127.0.0.1:8080/?token=SECRET2    (view only)
 Leaving the shell (exit) ends ${program}, as does Ctrl-C, SIGINT or SIGTERM: sockets, links
 and the terminal's mode are cleaned up.
 
