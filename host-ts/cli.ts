@@ -131,10 +131,14 @@ class CliRun {
       runtime: this.runtime,
       qemuCompat: options.qemuCompat,
       onExitRequest: () => void this.end(0, "exit requested (C-a x)"),
+      // A refused peer or an unsafe setting; on a terminal in raw mode a line needs its \r.
+      onWarning: (line) => this.host.print("stderr", `${PROGRAM}: ${line}${this.#sharedTerminal ? "\r\n" : "\n"}`),
     });
     let device: string;
     let hub: string;
     let defaultLines: readonly string[] = [];
+    // Objects first, as QEMU creates them: chardevs name them (tls-creds=ID).
+    for (const spec of options.objects) await this.reg.addObject(spec);
     if (options.useDefault) {
       const setup = await addDefaultSetup(this.reg, this.runtime);
       ({ device, hub, lines: defaultLines } = setup);

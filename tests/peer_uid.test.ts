@@ -4,7 +4,7 @@
 // with useradd and runs socat as with setpriv, so it needs root: CI runs as root; anywhere else
 // these cases fail in their setup, saying why, rather than pass without having run.
 
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevError, ChardevRegistry, ChrEvent, qmpChardevSpec, startQmp, type SocketChardev } from "../host-ts/mod.ts";
@@ -13,27 +13,13 @@ import { detectRuntime } from "../host-ts/runtime/detect.ts";
 import type { PeerIdentity, TcpEndpoint } from "../host-ts/runtime/types.ts";
 import { loopbackPeerRefusal, plainNetworkListenerWarning } from "../host-ts/chardev/_peer_access.ts";
 import { errorOf, FeHandler } from "./_fe_handler.ts";
+import { asIntruder, ensureIntruderAccount } from "./_intruder.ts";
 
-const INTRUDER = "chub-intruder";
 const { OPENED, CLOSED } = ChrEvent;
 
 /** The intruder's uid and gid, once setup has made sure the account exists. */
 let intruder: { uid: number; gid: number };
 let peers: PeerIdentity;
-
-/** Adds the intruder's account unless it exists (useradd exits 9 then; a parallel run may race us to it). */
-function ensureIntruderAccount(): { uid: number; gid: number } {
-  if (process.getuid?.() !== 0) {
-    throw new Error(`these tests add a second user (${INTRUDER}) and run a client as it, which needs root; CI runs them as root`);
-  }
-  try {
-    execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", INTRUDER], { stdio: "pipe" });
-  } catch {
-    // Already there (exit 9), or another run is adding it right now: `id` below tells.
-  }
-  const id = (flag: string) => Number(execFileSync("id", [flag, INTRUDER], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
-}
 
 beforeAll(async () => {
   intruder = ensureIntruderAccount();
@@ -56,7 +42,7 @@ class Socat {
 
   constructor(as: "us" | "intruder", address: string) {
     const command = ["socat", "-", address];
-    const argv = as === "us" ? command : ["setpriv", `--reuid=${intruder.uid}`, `--regid=${intruder.gid}`, "--clear-groups", ...command];
+    const argv = as === "us" ? command : asIntruder(intruder, command);
     this.process = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     this.process.stdout!.on("data", (chunk: Uint8Array) => (this.output += new TextDecoder().decode(chunk)));
     this.exited = new Promise((resolve) => this.process.on("exit", (code) => resolve((this.exitCode = code ?? -1))));

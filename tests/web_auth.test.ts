@@ -135,7 +135,7 @@ describe("web chardev secrets", () => {
     fs.writeFileSync(path.join(scratch, "huge"), "x".repeat(5000));
     const cases: [string, string, string][] = [
       ["web,id=w,auth=maybe", "INVALID_VALUE", "web: 'auth' must be 'token' or 'none'"],
-      ["web,id=w,access=everyone", "INVALID_VALUE", "web: 'access' must be 'user' or 'any'"],
+      ["web,id=w,access=everyone", "INVALID_VALUE", "web: 'access' must be 'user' or 'any', not 'everyone'"],
       ["web,id=w,auth=none,token=abc", "INVALID_PARAMETER", "web: auth=none takes no token"],
       [`web,id=w,token=same,ro-token=same`, "INVALID_VALUE", "web: 'token' and 'ro-token' must differ"],
       [`web,id=w,token=a;b`, "INVALID_VALUE", `web: 'token' may hold only printable ASCII without spaces, '"', ',', ';' or '\\'`],

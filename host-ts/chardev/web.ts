@@ -20,6 +20,7 @@ import { parseSize, registerOptionKeys } from "../options.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
+import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
@@ -112,7 +113,7 @@ export interface WebChardevOptions {
    * `any`: every local user's.
    * @default "user"
    */
-  access?: "user" | "any";
+  access?: PeerAccess;
 }
 
 /** Counters of what the chardev refused, for operators (and tests). */
@@ -161,11 +162,6 @@ function requestPolicy(host: string, port: number): (request: WebRequestInfo) =>
   };
 }
 
-/** Whether a connection's peer address is this machine's loopback (IPv4, IPv6 or IPv4-mapped). */
-function isLoopbackPeer(address: string): boolean {
-  return address === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(address);
-}
-
 function isResize(message: unknown): message is ControlMessage {
   const { type, cols, rows } = (message ?? {}) as Record<string, unknown>;
   const isCells = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_TERMINAL_CELLS;
@@ -211,7 +207,7 @@ export class WebChardev extends Chardev {
     /** The secret of typing tabs, and of view-only tabs; both null with `auth=none`. */
     readonly secrets: { readonly rw: string; readonly ro: string } | null,
     /** Whether other local users' loopback connections are served. */
-    readonly access: "user" | "any",
+    readonly access: PeerAccess,
   ) {
     super(id, context);
   }
@@ -272,7 +268,8 @@ export class WebChardev extends Chardev {
     const browsable = isWildcard(host) ? (host === "::" ? "::1" : "127.0.0.1") : host;
     chardev.#baseUrl = `http://${urlHost(browsable)}:${chardev.#server.port}/`;
     if (!secrets) context.warn(`web: ${id}: auth=none: anyone who can reach ${chardev.#baseUrl} can type into this console`);
-    if (!isLoopback(host)) context.warn(`web: ${id}: listening on ${urlHost(host)}:${chardev.port} without TLS: anyone on the network who learns the address and secret can type into this console`);
+    const plain = plainNetworkListenerWarning("web", id, { host, port: chardev.port }, false);
+    if (plain) context.warn(plain);
     return chardev;
   }
 
@@ -364,18 +361,14 @@ export class WebChardev extends Chardev {
   }
 
   /**
-   * Another local user can reach 127.0.0.1 too: on loopback, only connections our own user
-   * made are served, where the runtime can tell (Linux). A remote peer is the secret's (and
-   * TLS's) business.
+   * Another local user can reach 127.0.0.1 too: only connections our own user made are served,
+   * where the runtime can tell (Linux). A remote peer is the secret's (and TLS's) business.
    */
   #acceptConnection(local: TcpEndpoint, remote: TcpEndpoint): boolean {
-    const peers = this.context.runtime.peers;
-    if (this.access === "any" || !peers || !isLoopbackPeer(remote.host)) return true;
-    const uid = peers.tcpPeerUid(local, remote);
-    if (uid === peers.ownUid) return true;
+    const refusal = loopbackPeerRefusal(this.context.runtime, "web", this.id, this.access, local, remote);
+    if (!refusal) return true;
     this.#refusals.otherUsers++;
-    const who = uid === null ? "an unknown user" : `uid ${uid}`;
-    this.context.warn(`web: ${this.id}: refused a connection from ${urlHost(remote.host)}:${remote.port}: ${who} is not ours (uid ${peers.ownUid}); access=any allows it`);
+    this.context.warn(refusal);
     return false;
   }
 
@@ -580,6 +573,6 @@ export const webDriver: ChardevDriver = {
       token: secretOption(context, data, "token"),
       roToken: secretOption(context, data, "ro-token"),
       maxClients: data["max-clients"] as number | undefined,
-      access: data.access === undefined ? undefined : oneOf("access", data.access as string, ["user", "any"] as const),
+      access: data.access === undefined ? undefined : parsePeerAccess("web", data.access as string),
     }),
 };
