@@ -58,6 +58,10 @@ export class SwitchChardev extends Chardev {
   close(): void {
     this.emitEvent(ChrEvent.CLOSED);
   }
+  /** A BREAK from this backend's peer (a telnet BREAK, a serial line break). */
+  sendBreak(): void {
+    this.emitEvent(ChrEvent.BREAK);
+  }
   /** Input typed on this backend. */
   type(text: string): void {
     this.receive(new TextEncoder().encode(text));

@@ -263,6 +263,19 @@ describe("input control", () => {
     expect(stats[0]).toMatchObject({ id: "typist", bytesIn: 3, inputDiscarded: 0 });
   });
 
+  it("a read-only viewer's BREAK is dropped and counted; a typist's reaches the frontend", async () => {
+    const [typist, viewer] = await switches("typist", "viewer");
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=typist,chardevs.1=viewer,mode.1=ro")) as HubChardev;
+    const h = new FeHandler();
+    reg.attach("hub0", h);
+    const before = h.events.length;
+    viewer.sendBreak();
+    expect(h.events.slice(before)).toEqual([]);
+    typist.sendBreak();
+    expect(h.events.slice(before)).toEqual([ChrEvent.BREAK]);
+    expect(hub.stats().map((row) => [row.id, row.eventsDiscarded])).toEqual([["typist", 0], ["viewer", 1]]);
+  });
+
   it("input=exclusive lets the first typist hold the floor until it goes idle", async () => {
     const [a, b] = await switches("a", "b");
     await reg.add("hub,id=hub0,chardevs.0=a,chardevs.1=b,input=exclusive,input-idle-ms=20");

@@ -62,6 +62,8 @@ export interface HubBackendStats {
   bytesOut: number;
   bytesDropped: number;
   inputDiscarded: number;
+  /** Events other than OPENED/CLOSED (a BREAK) a read-only backend sent, dropped. */
+  eventsDiscarded: number;
   /** Bytes written by the frontend that this backend has not taken yet. */
   lag: number;
   stalls: number;
@@ -90,6 +92,7 @@ interface Entry {
   open: boolean;
   bytesIn: number;
   inputDiscarded: number;
+  eventsDiscarded: number;
   cancelWatch: (() => void) | null;
   evictTimer: ReturnType<typeof setTimeout> | null;
 }
@@ -229,6 +232,7 @@ export class HubChardev extends Chardev {
       open: false,
       bytesIn: 0,
       inputDiscarded: 0,
+      eventsDiscarded: 0,
       cancelWatch: null,
       evictTimer: null,
       user: {
@@ -430,7 +434,9 @@ export class HubChardev extends Chardev {
 
   #backendEvent(entry: Entry, event: ChrEvent): void {
     if (event !== ChrEvent.OPENED && event !== ChrEvent.CLOSED) {
-      this.emitEvent(event);
+      // A viewer's BREAK would reach the device as surely as its keys (SysRq on a Linux console).
+      if (entry.mode === "ro") entry.eventsDiscarded++;
+      else this.emitEvent(event);
       return;
     }
     const opened = event === ChrEvent.OPENED;
@@ -525,6 +531,7 @@ export class HubChardev extends Chardev {
         bytesOut: ring ? core.bcastDelivered(this.#handle, entry.slot) : core.hubBackendDelivered(this.#handle, entry.slot),
         bytesDropped: ring ? core.bcastDropped(this.#handle, entry.slot) : 0,
         inputDiscarded: entry.inputDiscarded,
+        eventsDiscarded: entry.eventsDiscarded,
         lag: ring && open ? core.bcastHead(this.#handle) - core.bcastCursor(this.#handle, entry.slot) : 0,
         stalls: ring ? core.bcastStalls(this.#handle, entry.slot) : core.hubBackendStalls(this.#handle, entry.slot),
       };
