@@ -6,6 +6,8 @@
 export interface CliOptions {
   /** `-chardev` specs, in order (a hub names chardevs defined before it). */
   readonly chardevs: readonly string[];
+  /** `-object` specs (`tls-creds-x509,...`), in order; created before any chardev. */
+  readonly objects: readonly string[];
   /** `-frontend DEVICE_ID,chardev=HUB_ID`: the chardev that plays the device, and the one it talks to. */
   readonly frontend: { readonly device: string; readonly hub: string } | null;
   /** `-qmp ADDRESS` monitors, in order. */
@@ -25,7 +27,7 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp"]);
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object"]);
 const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V"]);
 
 /** Splits QEMU-style `a,b=c` at single commas; `,,` is a literal comma. */
@@ -81,6 +83,7 @@ export function parseFrontend(text: string): { device: string; hub: string } {
  */
 export function parseArgs(args: readonly string[]): CliOptions {
   const chardevs: string[] = [];
+  const objects: string[] = [];
   const qmp: string[] = [];
   let frontend: { device: string; hub: string } | null = null;
   let qemuCompat = false;
@@ -116,6 +119,8 @@ export function parseArgs(args: readonly string[]): CliOptions {
     }
     if (name === "chardev") {
       chardevs.push(value);
+    } else if (name === "object") {
+      objects.push(value);
     } else if (name === "qmp") {
       qmp.push(value);
     } else if (frontend) {
@@ -129,12 +134,12 @@ export function parseArgs(args: readonly string[]): CliOptions {
     }
   }
 
-  if (action !== "run") return { chardevs, frontend, qmp, qemuCompat, useDefault: false, action };
+  if (action !== "run") return { chardevs, objects, frontend, qmp, qemuCompat, useDefault: false, action };
   if (firstMistake) throw firstMistake;
   if (wantDefault && (chardevs.length > 0 || frontend)) throw new UsageError("--default brings its own chardevs: give it no -chardev or -frontend");
   const useDefault = chardevs.length === 0 && frontend === null;
   if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
   if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
   if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
-  return { chardevs, frontend, qmp, qemuCompat, useDefault, action };
+  return { chardevs, objects, frontend, qmp, qemuCompat, useDefault, action };
 }

@@ -17,6 +17,7 @@ import { ChardevError } from "./errors.ts";
 import { ChrEvent } from "./events.ts";
 import type { Frontend } from "./frontend.ts";
 import type { ChardevAddArgs, ChardevRegistry, RingbufFormat } from "./registry.ts";
+import type { ObjectAddArgs } from "./tls_creds.ts";
 
 // ---- the JSON wire format ----------------------------------------------------------------------
 
@@ -622,7 +623,8 @@ const monitorsOwningChardev = new WeakSet<QmpMonitor>();
  *
  * Commands: `qmp_capabilities`, `query-commands`, `query-version`, `chardev-add`,
  * `chardev-remove`, `chardev-change`, `query-chardev`, `query-chardev-backends`,
- * `ringbuf-write`, `ringbuf-read`, `chardev-send-break`. `chardev-change` works as QEMU's
+ * `ringbuf-write`, `ringbuf-read`, `chardev-send-break`, `object-add` and `object-del` (TLS
+ * credentials, `tls-creds-x509`). `chardev-change` works as QEMU's
  * for a chardev nobody holds (the old one goes, the new one is added in its place; as in QEMU
  * the old one is gone even if adding the new one fails). A held chardev is refused with
  * QEMU's `Chardev user does not support chardev hotswap`: our frontends cannot move to a new
@@ -946,6 +948,20 @@ export class QmpMonitor {
         (args) => {
           checkArguments(args, { id: { check: isString } });
           reg.get(args.id as string).emitEvent(ChrEvent.BREAK);
+        },
+      ],
+      [
+        "object-add",
+        async (args) => {
+          // The registry checks `qom-type`, `id` and the type's properties with QAPI's texts.
+          await reg.addObject(args as ObjectAddArgs);
+        },
+      ],
+      [
+        "object-del",
+        (args) => {
+          checkArguments(args, { id: { check: isString } });
+          reg.removeObject(args.id as string);
         },
       ],
       // Our own commands (QEMU has no hot-plug for hubs): attach/detach a backend of a live

@@ -15,6 +15,7 @@ import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
 import { parseBool, parseChardevOptions, validateId } from "./options.ts";
 import type { HostRuntime, LogSink } from "./runtime/types.ts";
+import { createTlsCredsX509, parseObjectOptions, type ObjectAddArgs, type TlsCredsX509 } from "./tls_creds.ts";
 import { webRuntime } from "./runtime/web.ts";
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
@@ -119,11 +120,13 @@ function decodeBase64(text: string): Uint8Array {
 export class ChardevRegistry {
   readonly #chardevs = new Map<string, Chardev>();
   readonly #drivers = new Map<string, ChardevDriver>();
+  /** QEMU's /objects container: user-created objects (TLS credentials) by id. */
+  readonly #objects = new Map<string, TlsCredsX509>();
   readonly #context: ChardevContext;
 
   protected constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void, onWarning: (line: string) => void) {
     for (const driver of (new.target as typeof ChardevRegistry).builtinDrivers) this.registerDriver(driver);
-    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest, warn: onWarning };
+    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest, warn: onWarning, tlsCreds: (id) => this.#objects.get(id) };
   }
 
   /** Loads the WASM core and the runtime's primitives. */
@@ -355,6 +358,40 @@ export class ChardevRegistry {
     ring.writeRing(format === "base64" ? decodeBase64(data) : new TextEncoder().encode(data));
   }
 
+  /**
+   * `-object` string or QMP `object-add` arguments (only `tls-creds-x509` exists): creates
+   * the object, reading its files, and registers it under its id. Returns it.
+   */
+  async addObject(spec: string | ObjectAddArgs): Promise<TlsCredsX509> {
+    const args = typeof spec === "string" ? parseObjectOptions(spec) : spec;
+    const duplicate = () =>
+      typeof spec === "string"
+        ? new ChardevError("DUPLICATE_ID", `Duplicate ID '${args.id}' for object`)
+        : new ChardevError("DUPLICATE_ID", `attempt to add duplicate property '${args.id}' to object (type 'container')`);
+    if (typeof args.id === "string" && this.#objects.has(args.id)) throw duplicate();
+    const object = await createTlsCredsX509(args, this.#context.runtime);
+    // A concurrent add of the same id may have finished while the files were read.
+    if (this.#objects.has(object.id)) throw duplicate();
+    this.#objects.set(object.id, object);
+    return object;
+  }
+
+  /** The object named `id`, if any. */
+  findObject(id: string): TlsCredsX509 | undefined {
+    return this.#objects.get(id);
+  }
+
+  /**
+   * `object-del`: refused while a chardev uses it (QEMU lets TLS credentials go while a chardev
+   * holds a reference; we keep them listed so what a listener serves stays visible).
+   */
+  removeObject(id: string): void {
+    const object = this.#objects.get(id);
+    if (!object) throw new ChardevError("NOT_FOUND", `object '${id}' not found`);
+    if (object.inUse) throw new ChardevError("BUSY", `object '${id}' is in use, can not be deleted`);
+    this.#objects.delete(id);
+  }
+
   /** `query-chardev`. */
   query(): ChardevInfo[] {
     return [...this.#chardevs.values()].map((chardev) => ({
@@ -367,5 +404,6 @@ export class ChardevRegistry {
   /** Destroys every chardev, newest first (stacked ones before what they stand on). */
   async close(): Promise<void> {
     for (const chardev of [...this.#chardevs.values()].reverse()) await this.#forget(chardev);
+    this.#objects.clear();
   }
 }

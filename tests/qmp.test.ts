@@ -28,6 +28,8 @@ const COMMANDS = [
   "ringbuf-write",
   "ringbuf-read",
   "chardev-send-break",
+  "object-add",
+  "object-del",
   "hub-attach",
   "hub-detach",
   "query-hub",

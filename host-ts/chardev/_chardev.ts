@@ -6,6 +6,7 @@ import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
+import type { TlsCredsX509 } from "../tls_creds.ts";
 
 /**
  * Whoever holds a chardev (QEMU's CharBackend): a frontend, or a hub or mux that stacks on it.
@@ -28,6 +29,8 @@ export interface ChardevContext {
   requestExit(): void;
   /** Tells the operator something worth a line on stderr (a refused peer, an unsafe setting). */
   warn(line: string): void;
+  /** TLS credentials by object id (`tls-creds=ID`); see tlsCredsFor in tls_creds.ts for QEMU's checks. */
+  tlsCreds(id: string): TlsCredsX509 | undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
 import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
+import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { DEFAULT_PEER_ACCESS, loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 
@@ -104,13 +105,19 @@ export class SocketChardev extends Chardev {
   #firstClientServed: (() => void) | null = null;
   #refusedConnections = 0;
 
+  /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
+  readonly #releaseTlsCreds: (() => void) | null;
+
   constructor(
     id: string,
     context: ChardevContext,
     readonly net: HostNet,
     readonly options: SocketOptions,
+    /** The `tls-creds` object, already checked for this chardev's role; null for plain TCP. */
+    readonly tlsCreds: TlsCredsX509 | null = null,
   ) {
     super(id, context);
+    this.#releaseTlsCreds = tlsCreds?.hold() ?? null;
   }
 
   /** Whether a peer is connected now. */
@@ -155,7 +162,11 @@ export class SocketChardev extends Chardev {
     const { address, server, wait, reconnectMs } = this.options;
     if (server) {
       try {
-        this.#listener = await this.net.listen(address, (connection) => this.#incoming(connection));
+        this.#listener = await this.net.listen(address, (connection) => this.#incoming(connection), {
+          tls: this.tlsCreds?.tls,
+          // One client's failed handshake (no certificate under verify-peer=on) closes that client only.
+          onTlsFailure: (peer, why) => this.context.warn(`socket: ${this.id}: refused ${peer}: TLS handshake failed: ${why}`),
+        });
       } catch (error) {
         throw new ChardevError("OPEN_FAILED", `socket: could not listen on ${describeAddress(address)}: ${reason(error)}`);
       }
@@ -171,7 +182,7 @@ export class SocketChardev extends Chardev {
     }
     let connection: NetConnection;
     try {
-      connection = await this.net.connect(address);
+      connection = await this.net.connect(address, { tls: this.tlsCreds?.tls });
     } catch (error) {
       throw new ChardevError("OPEN_FAILED", `socket: could not connect to ${describeAddress(address)}: ${reason(error)}`);
     }
@@ -224,7 +235,7 @@ export class SocketChardev extends Chardev {
   #connectInBackground(): void {
     this.#reconnectTimer = null;
     if (this.#destroyed || this.#connection) return;
-    this.net.connect(this.options.address).then(
+    this.net.connect(this.options.address, { tls: this.tlsCreds?.tls }).then(
       (connection) => {
         if (this.#destroyed) connection.close();
         else this.#serve(connection);
@@ -293,6 +304,7 @@ export class SocketChardev extends Chardev {
     this.#listener = null;
     // QEMU's finalize sends CLOSED; nobody holds us by now, but a stray holder learns it.
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
+    this.#releaseTlsCreds?.();
     await super.destroy();
   }
 }
@@ -300,7 +312,7 @@ export class SocketChardev extends Chardev {
 // ---- options: `-chardev` keys and QAPI ChardevSocket ----
 
 /** QEMU `-chardev socket` keys we do not implement (yet); refused rather than ignored. */
-const UNSUPPORTED_KEYS = ["fd", "to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-creds", "tls-authz", "abstract"];
+const UNSUPPORTED_KEYS = ["fd", "to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-authz", "abstract"];
 /** Of those, the booleans: `=off` asks for nothing, so it passes. */
 const UNSUPPORTED_SWITCHES = new Set(["ipv4", "ipv6", "telnet", "tn3270", "websocket", "abstract"]);
 
@@ -350,6 +362,7 @@ function socketDataFromOptions(options: Map<string, string>): BackendData {
   if (options.has("reconnect-ms")) data["reconnect-ms"] = parseNumber("reconnect-ms", options.get("reconnect-ms")!);
   if (options.has("high-water-mark")) data["high-water-mark"] = parseSize("high-water-mark", options.get("high-water-mark")!);
   if (options.has("access")) data.access = parsePeerAccess("socket", options.get("access")!);
+  if (options.has("tls-creds")) data["tls-creds"] = options.get("tls-creds");
   return data;
 }
 
@@ -423,8 +436,14 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
   if (reconnectMs < 0) throw new ChardevError("INVALID_VALUE", "socket: 'reconnect-ms' must not be negative");
   const highWaterMark = (data["high-water-mark"] as number | undefined) ?? DEFAULT_HIGH_WATER_MARK;
   if (highWaterMark < 1) throw new ChardevError("INVALID_VALUE", "socket: 'high-water-mark' must be at least 1");
+  const address = addressFromQapi(data.addr);
+  const tlsCreds = data["tls-creds"] as string | undefined;
+  // QEMU speaks TLS over TCP only (qmp_chardev_validate_socket).
+  if (tlsCreds !== undefined && address.transport === "unix") {
+    throw new ChardevError("INVALID_PARAMETER", "'tls_creds' option is incompatible with 'unix' address type");
+  }
   return {
-    address: addressFromQapi(data.addr),
+    address,
     server,
     wait: server && ((data.wait as boolean | undefined) ?? false),
     // QEMU only reconnects clients; on a server the setting is ignored.
@@ -432,6 +451,7 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
     nodelay: (data.nodelay as boolean | undefined) ?? false,
     highWaterMark,
     access: data.access === undefined ? DEFAULT_PEER_ACCESS : parsePeerAccess("socket", data.access as string),
+    ...(tlsCreds === undefined ? {} : { tlsCreds }),
   };
 }
 
@@ -455,13 +475,16 @@ export const socketDriver: ChardevDriver = {
     "reconnect-ms": "integer",
     "high-water-mark": "integer",
     access: "string",
+    "tls-creds": "string",
   },
   fromOptions: socketDataFromOptions,
   async open(id, data, context) {
     const options = socketOptionsFromData(data);
     const net = context.runtime.net;
     if (!net) throw new ChardevError("UNSUPPORTED", `socket: the ${context.runtime.name} runtime has no sockets`);
-    const chardev = new SocketChardev(id, context, net, options);
+    // QEMU's texts: "No TLS credentials with id 'X'", "Expected TLS credentials for a server endpoint".
+    const tlsCreds = options.tlsCreds === undefined ? null : tlsCredsFor(context, options.tlsCreds, options.server ? "server" : "client");
+    const chardev = new SocketChardev(id, context, net, options, tlsCreds);
     try {
       await chardev.start();
     } catch (error) {

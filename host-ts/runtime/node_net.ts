@@ -1,11 +1,14 @@
 // Stream sockets over node:net. Deno and Bun run node:net too, so their runtimes inherit this
 // through their `...nodeRuntime` spread; only a runtime without node:net needs its own.
 
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
-import type { HostNet, NetAddress, NetConnection, NetConnectionHandlers, NetListener, TcpEndpoint } from "./types.ts";
+import * as tls from "node:tls";
+import type { HostNet, NetAddress, NetConnectOptions, NetListenOptions, TlsOptions } from "./types.ts";
+import type { NetConnection, NetConnectionHandlers, NetListener, TcpEndpoint } from "./types.ts";
 
 /**
  * listen(2) backlog. A busy chardev server also keeps a few accepted connections waiting in
@@ -167,9 +170,55 @@ function listenUnixOwnerOnly(server: net.Server, socketPath: string): void {
   }
 }
 
-function listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener> {
-  const server = net.createServer({ pauseOnConnect: true });
-  server.on("connection", (socket) => onConnection(wrapSocket(socket)));
+/**
+ * How long a client may take to finish its TLS handshake. node's default is 120 s; a client
+ * that connects and says nothing must not hold a socket that long.
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Longest TLS failure reason passed on (OpenSSL's texts are short; a peer's alert is not ours to echo whole). */
+const MAX_TLS_REASON = 200;
+
+/** OpenSSL's message without its `error:0A0000C7:SSL routines::` prefix, on one bounded line. */
+function tlsReason(error: Error): string {
+  const text = error.message.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, "").replace(/\s+/g, " ").trim();
+  return text.length > MAX_TLS_REASON ? `${text.slice(0, MAX_TLS_REASON)}...` : text;
+}
+
+/** The PEM material in node:tls's terms (Buffers that view the same bytes). */
+function secureContextOptions(options: TlsOptions): tls.SecureContextOptions {
+  const pem = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { ca: pem(options.ca), cert: options.cert && pem(options.cert), key: options.key && pem(options.key) };
+}
+
+/** A plain server whose sockets arrive paused, or a TLS server whose sockets arrive paused after their handshake. */
+function createServer(onConnection: (connection: NetConnection) => void, options: NetListenOptions): net.Server {
+  const credentials = options.tls;
+  if (!credentials) {
+    const server = net.createServer({ pauseOnConnect: true });
+    server.on("connection", (socket) => onConnection(wrapSocket(socket)));
+    return server;
+  }
+  const server = tls.createServer({
+    ...secureContextOptions(credentials),
+    requestCert: credentials.verifyPeer,
+    rejectUnauthorized: credentials.verifyPeer,
+    handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+  });
+  // Paused before any 'data' listener exists, the decrypted input waits for the chardev's start.
+  server.on("secureConnection", (socket: tls.TLSSocket) => onConnection(wrapSocket(socket.pause())));
+  // That one socket is closed (node does it itself; Deno's compat layer leaves it open); the
+  // listener keeps serving.
+  server.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
+    const peer = hostPort(socket.remoteAddress, socket.remotePort) || "a client";
+    socket.destroy();
+    options.onTlsFailure?.(peer, tlsReason(error));
+  });
+  return server;
+}
+
+function listen(address: NetAddress, onConnection: (connection: NetConnection) => void, options: NetListenOptions = {}): Promise<NetListener> {
+  const server = createServer(onConnection, options);
   return new Promise<NetListener>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
       server.close();
@@ -224,9 +273,25 @@ function unixListener(server: net.Server, address: NetAddress & { transport: "un
   };
 }
 
-function connect(address: NetAddress): Promise<NetConnection> {
+/** A TLS client socket; with `verifyPeer` the server's certificate must chain to `ca` and name the host. */
+function connectTls(address: NetAddress, credentials: TlsOptions): tls.TLSSocket {
+  const where = address.transport === "unix" ? { path: address.path } : { host: address.host, port: address.port };
+  return tls.connect({
+    ...where,
+    ...secureContextOptions(credentials),
+    rejectUnauthorized: credentials.verifyPeer,
+    // SNI carries names only; for an IP address node checks the certificate's IP entries itself.
+    servername: address.transport === "tcp" && !net.isIP(address.host) ? address.host : undefined,
+  });
+}
+
+function connect(address: NetAddress, options: NetConnectOptions = {}): Promise<NetConnection> {
   return new Promise<NetConnection>((resolve, reject) => {
-    const socket = address.transport === "unix" ? net.connect({ path: address.path }) : net.connect({ host: address.host, port: address.port });
+    const socket = options.tls
+      ? connectTls(address, options.tls)
+      : address.transport === "unix"
+        ? net.connect({ path: address.path })
+        : net.connect({ host: address.host, port: address.port });
     // Paused before it connects, node reads nothing until the chardev starts the connection.
     socket.pause();
     const failed = (error: Error) => {
@@ -234,7 +299,8 @@ function connect(address: NetAddress): Promise<NetConnection> {
       reject(error);
     };
     socket.once("error", failed);
-    socket.once("connect", () => {
+    // A TLS connection is ours once the handshake (and the server's verification) is done.
+    socket.once(options.tls ? "secureConnect" : "connect", () => {
       socket.off("error", failed);
       resolve(wrapSocket(socket));
     });
@@ -253,4 +319,19 @@ function connect(address: NetAddress): Promise<NetConnection> {
  * listener.close();
  * ```
  */
-export const nodeNet: HostNet = { listen, connect };
+export const nodeNet: HostNet = {
+  listen,
+  connect,
+  checkTls(credentials) {
+    const { cert, key } = secureContextOptions(credentials);
+    // node:crypto parses and compares the same way on Node, Deno and Bun (Deno's
+    // createSecureContext checks nothing).
+    if (cert) {
+      const certificate = new crypto.X509Certificate(cert as Buffer);
+      if (key && !certificate.checkPrivateKey(crypto.createPrivateKey(key as Buffer))) {
+        throw new Error("The certificate and the given key do not match.");
+      }
+    }
+    tls.createSecureContext(secureContextOptions(credentials));
+  },
+};

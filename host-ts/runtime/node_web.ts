@@ -110,6 +110,8 @@ function createServer(options: WebServerOptions): http.Server {
   );
   server.on("tlsClientError", (error: Error, socket: TLSSocket) => {
     const peer = socket.remoteAddress === undefined ? "a client" : `${socket.remoteAddress}:${socket.remotePort}`;
+    // node closes it itself; Deno's compat layer leaves it open.
+    socket.destroy();
     const reason = error.message.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, "").replace(/\s+/g, " ").trim().slice(0, 200);
     options.onTlsFailure?.(peer, reason);
   });

@@ -161,6 +161,10 @@ export interface WebServerOptions {
   socketProtocols: readonly string[];
   /** Largest frame a peer may send; a bigger one closes that connection. */
   maxFrameBytes: number;
+  /** Serve HTTPS and WSS with these credentials (a server's: `cert` and `key` are required). */
+  tls?: TlsOptions;
+  /** An HTTPS client's TLS handshake failed; that connection is closed. `peer` is `host:port`. */
+  onTlsFailure?(peer: string, reason: string): void;
   /** Checks every request and upgrade; false answers 403 (e.g. a foreign Origin). */
   allow(request: WebRequestInfo): boolean;
   /** A WebSocket connected; returns what to do with its frames. */
@@ -273,6 +277,42 @@ export interface NetListener {
   close(): void;
 }
 
+/**
+ * TLS with X.509 certificates, PEM-encoded (QEMU's tls-creds-x509 files, already read).
+ * A server always has `cert` and `key`; a client has them when it presents a certificate.
+ */
+export interface TlsOptions {
+  /** CA certificates a peer's certificate must chain to (`ca-cert.pem`). */
+  readonly ca: Uint8Array;
+  /** Our certificate chain (`server-cert.pem` or `client-cert.pem`). */
+  readonly cert?: Uint8Array;
+  /** Its private key (`server-key.pem` or `client-key.pem`). */
+  readonly key?: Uint8Array;
+  /**
+   * A server asks every client for a certificate and refuses the handshake without a valid
+   * one; a client refuses a server whose certificate does not chain to `ca` or does not name
+   * the host it connected to.
+   */
+  readonly verifyPeer: boolean;
+}
+
+/** How a listener serves its connections. */
+export interface NetListenOptions {
+  /** Every connection is TLS; `onConnection` gets it after a successful handshake only. */
+  readonly tls?: TlsOptions;
+  /**
+   * A client's TLS handshake failed (no certificate, a wrong one, not TLS at all): that
+   * connection is closed and the listener goes on. `peer` is `host:port`, `reason` one line.
+   */
+  onTlsFailure?(peer: string, reason: string): void;
+}
+
+/** How a connection is made. */
+export interface NetConnectOptions {
+  /** Speak TLS: the connection resolves after a successful handshake (with the server verified when `verifyPeer`). */
+  readonly tls?: TlsOptions;
+}
+
 /** Stream sockets. Failures reject with the runtime's error, whose `code` is the errno name. */
 export interface HostNet {
   /**
@@ -281,9 +321,14 @@ export interface HostNet {
    * (one that refuses connections; never another kind of file). A socket file something still
    * answers on is refused with an EADDRINUSE error.
    */
-  listen(address: NetAddress, onConnection: (connection: NetConnection) => void): Promise<NetListener>;
+  listen(address: NetAddress, onConnection: (connection: NetConnection) => void, options?: NetListenOptions): Promise<NetListener>;
   /** Connects to `address`; the connection is unstarted. */
-  connect(address: NetAddress): Promise<NetConnection>;
+  connect(address: NetAddress, options?: NetConnectOptions): Promise<NetConnection>;
+  /**
+   * Checks that TLS material can be used (PEM parses, the key matches the certificate);
+   * throws an Error whose message says what is wrong. Absent where TLS is not available.
+   */
+  checkTls?(tls: TlsOptions): void;
 }
 
 // ---- programs (the `spawn` and `serial` chardevs, the command-line tool) ----
