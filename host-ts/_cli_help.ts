@@ -82,6 +82,7 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
              auth=token|none    none serves anyone who reaches the address (a warning says so)
              max-clients=N      tabs at once (64); the next gets HTTP 503
              access=user|any    on loopback, only our own uid's connections (user, Linux)
+             tls-creds=ID       HTTPS and WSS with the -object of that id (endpoint=server)
   spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
              args.N=ARG         its arguments, N = 0, 1, ...
              cols=N,rows=N      its window size (80x24); follows a web tab's size and,

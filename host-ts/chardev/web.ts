@@ -21,11 +21,12 @@ import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHand
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
 import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
+import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
 
-registerOptionKeys("queue-limit", "auth", "token", "token-file", "ro-token", "ro-token-file", "max-clients", "access");
+registerOptionKeys("queue-limit", "auth", "token", "token-file", "ro-token", "ro-token-file", "max-clients", "access", "tls-creds");
 
 /**
  * Where the server listens unless `host=` says otherwise: this machine only, since whoever
@@ -114,6 +115,11 @@ export interface WebChardevOptions {
    * @default "user"
    */
   access?: PeerAccess;
+  /**
+   * The id of a `tls-creds-x509` object with a server endpoint: serve HTTPS and WSS. With its
+   * `verify-peer=on` a browser must present a client certificate signed by its CA.
+   */
+  tlsCreds?: string;
 }
 
 /** Counters of what the chardev refused, for operators (and tests). */
@@ -124,6 +130,8 @@ export interface WebRefusals {
   readonly tooManyClients: number;
   /** TCP connections closed at once because another local user made them. */
   readonly otherUsers: number;
+  /** TLS handshakes that failed (with `verify-peer=on`: a client without a valid certificate). */
+  readonly tlsHandshakes: number;
   /** Bytes typed in view-only tabs, discarded. */
   readonly readOnlyInputBytes: number;
   /** Resizes asked by view-only tabs, ignored. */
@@ -193,7 +201,9 @@ export class WebChardev extends Chardev {
   #inputPaused = false;
   #destroyed = false;
   #terminalSize: TerminalSize | null = null;
-  #refusals = { requests: 0, tooManyClients: 0, otherUsers: 0, readOnlyInputBytes: 0, readOnlyResizes: 0 };
+  #refusals = { requests: 0, tooManyClients: 0, otherUsers: 0, tlsHandshakes: 0, readOnlyInputBytes: 0, readOnlyResizes: 0 };
+  /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
+  readonly #releaseTlsCreds: (() => void) | null;
 
   private constructor(
     id: string,
@@ -208,8 +218,11 @@ export class WebChardev extends Chardev {
     readonly secrets: { readonly rw: string; readonly ro: string } | null,
     /** Whether other local users' loopback connections are served. */
     readonly access: PeerAccess,
+    /** The credentials it serves HTTPS with, or null for plain HTTP. */
+    readonly tlsCreds: TlsCredsX509 | null,
   ) {
     super(id, context);
+    this.#releaseTlsCreds = tlsCreds?.hold() ?? null;
   }
 
   /**
@@ -242,10 +255,12 @@ export class WebChardev extends Chardev {
           };
     if (secrets && secretsEqual(secrets.rw, secrets.ro)) throw new ChardevError("INVALID_VALUE", "web: 'token' and 'ro-token' must differ");
 
-    const chardev = new WebChardev(id, context, host, queueLimit, maxClients, secrets, options.access ?? "user");
+    const tlsCreds = options.tlsCreds === undefined ? null : tlsCredsFor(context, options.tlsCreds, "server");
+    const chardev = new WebChardev(id, context, host, queueLimit, maxClients, secrets, options.access ?? "user", tlsCreds);
     // The page's policy needs the bound port, which port=0 only tells after listening.
     let origins: (request: WebRequestInfo) => boolean = () => false;
     const resources = await pageResources();
+    const scheme = tlsCreds ? "https" : "http";
     try {
       chardev.#server = await web.listen({
         host,
@@ -256,19 +271,25 @@ export class WebChardev extends Chardev {
         socketProtocols: [TERMINAL_PROTOCOL],
         maxFrameBytes: MAX_INPUT_FRAME_BYTES,
         maxConnections: maxClients + EXTRA_CONNECTIONS,
+        tls: tlsCreds?.tls,
+        onTlsFailure: (peer, why) => {
+          chardev.#refusals.tlsHandshakes++;
+          context.warn(`web: ${id}: refused ${peer}: TLS handshake failed: ${why}`);
+        },
         acceptConnection: (local, remote) => chardev.#acceptConnection(local, remote),
         check: (request) => chardev.#check(request, origins(request)),
         connect: (peer, role) => chardev.#connect(peer, role),
       });
     } catch (error) {
+      chardev.#releaseTlsCreds?.();
       throw new ChardevError("OPEN_FAILED", `web: Failed to listen on ${urlHost(host)}:${port}: ${strerror(error)}`);
     }
     origins = requestPolicy(host, chardev.#server.port);
     // A wildcard address is not one a browser can open; this machine can always use loopback.
     const browsable = isWildcard(host) ? (host === "::" ? "::1" : "127.0.0.1") : host;
-    chardev.#baseUrl = `http://${urlHost(browsable)}:${chardev.#server.port}/`;
+    chardev.#baseUrl = `${scheme}://${urlHost(browsable)}:${chardev.#server.port}/`;
     if (!secrets) context.warn(`web: ${id}: auth=none: anyone who can reach ${chardev.#baseUrl} can type into this console`);
-    const plain = plainNetworkListenerWarning("web", id, { host, port: chardev.port }, false);
+    const plain = plainNetworkListenerWarning("web", id, { host, port: chardev.port }, tlsCreds !== null);
     if (plain) context.warn(plain);
     return chardev;
   }
@@ -395,7 +416,7 @@ export class WebChardev extends Chardev {
           text: "Unauthorized: open the address chardev-hub printed (it ends in ?token=...)",
         };
       }
-      if (presented!.via === "query" && request.kind === "page") headers = { "Set-Cookie": sessionCookie(name, secret, false) };
+      if (presented!.via === "query" && request.kind === "page") headers = { "Set-Cookie": sessionCookie(name, secret, this.tlsCreds !== null) };
     }
     if (request.kind === "socket" && this.#tabs.size >= this.maxClients) {
       this.#refusals.tooManyClients++;
@@ -483,6 +504,7 @@ export class WebChardev extends Chardev {
     this.#resizeListeners.clear();
     await this.#server?.close();
     this.#server = null;
+    this.#releaseTlsCreds?.();
     await super.destroy();
   }
 }
@@ -536,11 +558,12 @@ function secretOption(context: ChardevContext, data: BackendData, key: string): 
   return file !== undefined ? readSecretFile(context, `${key}-file`, file) : given;
 }
 
-const WEB_STRING_KEYS = ["host", "auth", "token", "token-file", "ro-token", "ro-token-file", "access"] as const;
+const WEB_STRING_KEYS = ["host", "auth", "token", "token-file", "ro-token", "ro-token-file", "access", "tls-creds"] as const;
 
 /**
  * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
- * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]`.
+ * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]
+ * [,tls-creds=ID]`.
  */
 export const webDriver: ChardevDriver = {
   type: "web",
@@ -555,6 +578,7 @@ export const webDriver: ChardevDriver = {
     "ro-token-file": "string",
     "max-clients": "integer",
     access: "string",
+    "tls-creds": "string",
   },
   fromOptions(options) {
     const data: BackendData = {};
@@ -574,5 +598,6 @@ export const webDriver: ChardevDriver = {
       roToken: secretOption(context, data, "ro-token"),
       maxClients: data["max-clients"] as number | undefined,
       access: data.access === undefined ? undefined : parsePeerAccess("web", data.access as string),
+      tlsCreds: data["tls-creds"] as string | undefined,
     }),
 };
