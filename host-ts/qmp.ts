@@ -1011,6 +1011,7 @@ export class QmpMonitor {
               "bytes-out": row.bytesOut,
               "bytes-dropped": row.bytesDropped,
               "input-discarded": row.inputDiscarded,
+              "events-discarded": row.eventsDiscarded,
               lag: row.lag,
               stalls: row.stalls,
             })),

@@ -326,8 +326,8 @@ describe("QMP hub commands of our own", () => {
     const answer = (await client.execute("query-hub", { id: "hub0" })) as { return: { ring: number; backends: Record<string, unknown>[] } };
     expect(answer.return.ring).toBe(1024);
     expect(answer.return.backends).toEqual([
-      { id: "a", open: true, policy: "block", mode: "rw", "bytes-in": 0, "bytes-out": 5, "bytes-dropped": 0, "input-discarded": 0, lag: 0, stalls: 0 },
-      { id: "b", open: true, policy: "drop", mode: "ro", "bytes-in": 0, "bytes-out": 5, "bytes-dropped": 0, "input-discarded": 0, lag: 0, stalls: 0 },
+      { id: "a", open: true, policy: "block", mode: "rw", "bytes-in": 0, "bytes-out": 5, "bytes-dropped": 0, "input-discarded": 0, "events-discarded": 0, lag: 0, stalls: 0 },
+      { id: "b", open: true, policy: "drop", mode: "ro", "bytes-in": 0, "bytes-out": 5, "bytes-dropped": 0, "input-discarded": 0, "events-discarded": 0, lag: 0, stalls: 0 },
     ]);
     expect(await client.execute("hub-detach", { hub: "hub0", chardev: "b" })).toEqual({ return: {} });
     expect(await client.execute("hub-detach", { hub: "hub0", chardev: "b" })).toEqual(genericError("hub: chardev 'b' is not a backend of hub 'hub0'"));

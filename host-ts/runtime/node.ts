@@ -77,6 +77,19 @@ function openLog(path: string, append: boolean): LogSink {
   };
 }
 
+function readSmallFile(path: string, maxBytes: number): Uint8Array {
+  const fd = fs.openSync(path, "r");
+  try {
+    const buffer = new Uint8Array(maxBytes + 1);
+    let length = 0;
+    for (let read = -1; read !== 0 && length <= maxBytes; length += read) read = fs.readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > maxBytes) throw Object.assign(new Error(`larger than ${maxBytes} bytes`), { code: "EFBIG" });
+    return buffer.slice(0, length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Node's runtime primitives. */
 export const nodeRuntime: HostRuntime = {
   name: "node",
@@ -101,6 +114,7 @@ export const nodeRuntime: HostRuntime = {
     return () => clearTimeout(timer);
   },
   openLog,
+  readSmallFile,
   net: nodeNet,
   stdio: nodeStdio,
   web: lazyNodeWeb,

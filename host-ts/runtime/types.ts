@@ -108,11 +108,26 @@ export interface WebResource {
 
 /** What a server tells about an HTTP request or WebSocket upgrade before answering it. */
 export interface WebRequestInfo {
+  /** "page" for a plain HTTP request, "socket" for a WebSocket upgrade at `socketPath`. */
+  readonly kind: "page" | "socket";
+  /** The request target as sent: path and query (`/?token=...`). */
+  readonly target: string;
   /** The `Host` header as sent, or "" when absent. */
   readonly host: string;
   /** The `Origin` header as sent, or null when absent (non-browser clients send none). */
   readonly origin: string | null;
+  /** The `Authorization` header as sent, or null when absent. */
+  readonly authorization: string | null;
+  /** The `Cookie` header as sent, or null when absent. */
+  readonly cookie: string | null;
 }
+
+/** What the server's user decided about one request. */
+export type WebVerdict =
+  /** Serve it: a page with these extra headers (e.g. Set-Cookie), a socket with this role. */
+  | { readonly admit: true; readonly role: "rw" | "ro"; readonly headers?: Readonly<Record<string, string>> }
+  /** Refuse it with this status (401, 403, 503), these headers and a one-line text body. */
+  | { readonly admit: false; readonly status: number; readonly text: string; readonly headers?: Readonly<Record<string, string>> };
 
 /** One end of a TCP connection. */
 export interface TcpEndpoint {
@@ -128,6 +143,8 @@ export interface WebSocketPeer {
   readonly bufferedAmount: number;
   /** Queues one binary frame. Keeps a reference to `data`: pass bytes nobody will change. */
   send(data: Uint8Array): void;
+  /** Queues one text frame (a control message to the page). */
+  sendText(text: string): void;
   /** Stops reading frames from this peer until `resume` (input backpressure). */
   pause(): void;
   resume(): void;
@@ -165,10 +182,17 @@ export interface WebServerOptions {
   tls?: TlsOptions;
   /** An HTTPS client's TLS handshake failed; that connection is closed. `peer` is `host:port`. */
   onTlsFailure?(peer: string, reason: string): void;
-  /** Checks every request and upgrade; false answers 403 (e.g. a foreign Origin). */
-  allow(request: WebRequestInfo): boolean;
-  /** A WebSocket connected; returns what to do with its frames. */
-  connect(peer: WebSocketPeer): WebSocketHandlers;
+  /** TCP connections served at once (page loads and sockets together); more are closed. */
+  maxConnections: number;
+  /**
+   * Called for every TCP connection before anything is read from it; false closes it at once
+   * (e.g. another local user's connection to a loopback listener).
+   */
+  acceptConnection(local: TcpEndpoint, remote: TcpEndpoint): boolean;
+  /** Checks every request and upgrade (origin, host, secret) before it is answered. */
+  check(request: WebRequestInfo): WebVerdict;
+  /** A WebSocket connected with the role its upgrade was admitted with; returns what to do with its frames. */
+  connect(peer: WebSocketPeer, role: "rw" | "ro"): WebSocketHandlers;
 }
 
 /** A listening web server. */
@@ -204,7 +228,12 @@ export interface HostRuntime {
   readFd(fd: number, handlers: InputHandlers): InputSource;
   /** Calls `callback` once when `fd` may be writable again; returns a cancel function. */
   watchWritable(fd: number, callback: () => void): () => void;
-  /** A synchronous appending (or truncating) log file. */
+  /**
+   * Reads a small file whole (a secret, a certificate); throws the runtime's error, or one
+   * with code EFBIG when the file holds more than `maxBytes`. Absent where there are no files.
+   */
+  readSmallFile?(path: string, maxBytes: number): Uint8Array;
+  /** A synchronous appending (or truncating) log file, created 0600 (an existing one keeps its mode). */
   openLog(path: string, append: boolean): LogSink;
   /** Stream sockets (TCP, UNIX) for the `socket` chardev; absent where there are none (edge). */
   net?: HostNet;
