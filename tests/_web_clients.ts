@@ -3,7 +3,9 @@
 
 import WebSocket from "ws";
 import { expect } from "./_harness.ts";
-import { TERMINAL_PROTOCOL } from "../host-ts/chardev/web.ts";
+import { TERMINAL_PROTOCOL, type WebChardev } from "../host-ts/chardev/web.ts";
+import type { ChardevRegistry, Frontend } from "../host-ts/mod.ts";
+import { FeHandler } from "./_fe_handler.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const CHROMIUM_ARGS = [
@@ -87,3 +89,12 @@ export function upgradeStatus(url: string, options: { origin?: string; host?: st
   });
 }
 
+
+/** A web chardev `web0` (on a free port, with more keys in `options`) behind a hub `hub0`, with a frontend attached. */
+export async function webBehindHub(reg: ChardevRegistry, options = ""): Promise<{ web: WebChardev; fe: FeHandler; frontend: Frontend }> {
+  const web = (await reg.add(`web,id=web0,port=0${options}`)) as WebChardev;
+  await reg.add("hub,id=hub0,chardevs.0=web0");
+  const fe = new FeHandler();
+  const frontend = reg.attach("hub0", fe);
+  return { web, fe, frontend };
+}

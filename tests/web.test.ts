@@ -7,10 +7,10 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
-import { ChardevRegistry, ChrEvent, type Frontend } from "../host-ts/mod.ts";
+import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/web.ts";
-import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
-import { CHROMIUM, CHROMIUM_ARGS, nextTurn, Tab, until, upgradeStatus } from "./_web_clients.ts";
+import { bytes, errorOf } from "./_fe_handler.ts";
+import { CHROMIUM, CHROMIUM_ARGS, webBehindHub, nextTurn, Tab, until, upgradeStatus } from "./_web_clients.ts";
 
 const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "test-artifacts");
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -28,15 +28,6 @@ afterEach(async () => {
   await reg.close();
 });
 
-/** A web chardev (on a free port) behind a hub, with the frontend attached. */
-async function webBehindHub(options = ""): Promise<{ web: WebChardev; fe: FeHandler; frontend: Frontend }> {
-  const web = (await reg.add(`web,id=web0,port=0${options}`)) as WebChardev;
-  await reg.add("hub,id=hub0,chardevs.0=web0");
-  const fe = new FeHandler();
-  const frontend = reg.attach("hub0", fe);
-  return { web, fe, frontend };
-}
-
 describe("web chardev with WebSocket clients", () => {
   it("listens on 127.0.0.1 by default and shows its URL as the filename", async () => {
     const web = (await reg.add("web,id=web0,port=0")) as WebChardev;
@@ -48,7 +39,7 @@ describe("web chardev with WebSocket clients", () => {
   });
 
   it("two tabs behind a hub both get the frontend's output, input from either reaches it, OPENED comes first and CLOSED last", async () => {
-    const { web, fe, frontend } = await webBehindHub();
+    const { web, fe, frontend } = await webBehindHub(reg);
     expect(fe.events).toEqual([]);
 
     const a = await Tab.open(socketUrl(web));
@@ -78,7 +69,7 @@ describe("web chardev with WebSocket clients", () => {
   });
 
   it("a tab that falls more than queue-limit behind is closed with code 4000 while the other tab gets everything", async () => {
-    const { web, fe, frontend } = await webBehindHub(",queue-limit=256k");
+    const { web, fe, frontend } = await webBehindHub(reg, ",queue-limit=256k");
     const healthy = await Tab.open(socketUrl(web));
     const stalled = await Tab.open(socketUrl(web));
     await until(() => web.clientCount === 2);
@@ -109,7 +100,7 @@ describe("web chardev with WebSocket clients", () => {
   });
 
   it("the last tab dropped for falling behind brings CLOSED", async () => {
-    const { web, fe, frontend } = await webBehindHub(",queue-limit=64k");
+    const { web, fe, frontend } = await webBehindHub(reg, ",queue-limit=64k");
     const stalled = await Tab.open(socketUrl(web));
     await until(() => fe.events.length === 1);
     stalled.socket.pause();
@@ -124,7 +115,7 @@ describe("web chardev with WebSocket clients", () => {
   });
 
   it("input waits while the frontend cannot take it and arrives in order when it can", async () => {
-    const { web, fe, frontend } = await webBehindHub();
+    const { web, fe, frontend } = await webBehindHub(reg);
     const tab = await Tab.open(socketUrl(web));
     await until(() => web.clientCount === 1);
     let asked = 0;
@@ -146,7 +137,7 @@ describe("web chardev with WebSocket clients", () => {
   });
 
   it("with the terminal subprotocol a text frame is a resize, without it the same text is input", async () => {
-    const { web, fe } = await webBehindHub();
+    const { web, fe } = await webBehindHub(reg);
     const sizes: [number, number][] = [];
     web.onResize((cols, rows) => sizes.push([cols, rows]));
 
@@ -221,7 +212,7 @@ describe("web chardev with WebSocket clients", () => {
 
 describe("web chardev in a real browser", () => {
   it("the page's terminal shows the frontend's output, typing reaches the frontend, and a screenshot is taken", async () => {
-    const { web, fe, frontend } = await webBehindHub();
+    const { web, fe, frontend } = await webBehindHub(reg);
     const sizes: [number, number][] = [];
     web.onResize((cols, rows) => sizes.push([cols, rows]));
 

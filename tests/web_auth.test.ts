@@ -8,10 +8,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { chromium } from "playwright-core";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
-import { ChardevRegistry, ChrEvent, type Frontend } from "../host-ts/mod.ts";
+import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/web.ts";
-import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
-import { CHROMIUM, CHROMIUM_ARGS, Tab, until, upgradeStatus } from "./_web_clients.ts";
+import { bytes, errorOf } from "./_fe_handler.ts";
+import { CHROMIUM, CHROMIUM_ARGS, webBehindHub, Tab, until, upgradeStatus } from "./_web_clients.ts";
 
 const SECRET = "correct-horse-battery-staple";
 const VIEW_SECRET = "view-only-secret-1234";
@@ -28,15 +28,6 @@ afterEach(async () => {
   await reg.close();
   fs.rmSync(scratch, { recursive: true, force: true });
 });
-
-/** A web chardev (on a free port) behind a hub, with the frontend attached. */
-async function webBehindHub(options = ""): Promise<{ web: WebChardev; fe: FeHandler; frontend: Frontend }> {
-  const web = (await reg.add(`web,id=web0,port=0${options}`)) as WebChardev;
-  await reg.add("hub,id=hub0,chardevs.0=web0");
-  const fe = new FeHandler();
-  const frontend = reg.attach("hub0", fe);
-  return { web, fe, frontend };
-}
 
 const wsBase = (web: WebChardev) => `${web.baseUrl.replace(/^http/, "ws")}ws`;
 
@@ -73,7 +64,7 @@ describe("web chardev secrets", () => {
   });
 
   it("takes the secret as ?token=, as a Bearer header, or as the HttpOnly SameSite=Strict cookie the page load sets", async () => {
-    const { web, fe } = await webBehindHub(`,token=${SECRET}`);
+    const { web, fe } = await webBehindHub(reg, `,token=${SECRET}`);
     const page = await fetch(`${web.baseUrl}?token=${SECRET}`);
     expect(page.status).toBe(200);
     const cookie = page.headers.get("set-cookie")!;
@@ -96,7 +87,7 @@ describe("web chardev secrets", () => {
   });
 
   it("a view-only tab sees the output but its keys and resizes are dropped and counted; the page hears it is read-only", async () => {
-    const { web, fe, frontend } = await webBehindHub(`,token=${SECRET},ro-token=${VIEW_SECRET}`);
+    const { web, fe, frontend } = await webBehindHub(reg, `,token=${SECRET},ro-token=${VIEW_SECRET}`);
     const sizes: [number, number][] = [];
     web.onResize((cols, rows) => sizes.push([cols, rows]));
     const viewer = await Tab.open(`${wsBase(web)}?token=${VIEW_SECRET}`, { protocol: TERMINAL_PROTOCOL });
@@ -190,7 +181,7 @@ describe("web chardev secrets", () => {
 
 describe("web chardev secrets in a real browser", () => {
   it("the printed URL opens a typing terminal that drops the secret from the address bar; the view-only URL opens one that cannot type", async () => {
-    const { web, fe } = await webBehindHub();
+    const { web, fe } = await webBehindHub(reg);
     const sizes: [number, number][] = [];
     web.onResize((cols, rows) => sizes.push([cols, rows]));
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
