@@ -198,47 +198,6 @@ function checkArgs(args: unknown): { id: string; endpoint: TlsEndpoint; dir: str
   return { id: given.id, endpoint, dir: given.dir as string | undefined, verifyPeer: (given["verify-peer"] as boolean | undefined) ?? true };
 }
 
-/** Reads a whole (small) file through the runtime's file primitives. */
-function readSmallFile(runtime: HostRuntime, path: string): Promise<Uint8Array> {
-  const fd = runtime.openFile(path, "read");
-  return new Promise<Uint8Array>((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    let settled = false;
-    const source = runtime.readFd(fd, {
-      data(chunk) {
-        if (settled) return false;
-        size += chunk.length;
-        if (size > MAX_PEM_BYTES) {
-          settled = true;
-          source.close();
-          reject(Object.assign(new Error("File too large"), { code: "EFBIG" }));
-          return false;
-        }
-        chunks.push(chunk.slice());
-      },
-      end() {
-        if (settled) return;
-        settled = true;
-        const whole = new Uint8Array(size);
-        let offset = 0;
-        for (const chunk of chunks) {
-          whole.set(chunk, offset);
-          offset += chunk.length;
-        }
-        source.close();
-        resolve(whole);
-      },
-      error(error) {
-        if (settled) return;
-        settled = true;
-        source.close();
-        reject(error);
-      },
-    });
-  });
-}
-
 function isMissing(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "ENOENT";
 }
@@ -247,12 +206,13 @@ function isMissing(error: unknown): boolean {
  * One credentials file, QEMU's way (qcrypto_tls_creds_get_path): a required one must be
  * there; an optional one may be absent (null) but not unreadable.
  */
-async function readCredential(runtime: HostRuntime, dir: string, name: string, required: boolean): Promise<Uint8Array | null> {
+function readCredential(runtime: HostRuntime, dir: string, name: string, required: boolean): Uint8Array | null {
   const path = `${dir}/${name}`;
+  const read = runtime.readSmallFile;
+  if (!read) throw new ChardevError("UNSUPPORTED", `${TLS_CREDS_X509}: the ${runtime.name} runtime has no files`);
   try {
-    return await readSmallFile(runtime, path);
+    return read(path, MAX_PEM_BYTES);
   } catch (error) {
-    if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
     if (isMissing(error) && !required) return null;
     throw new ChardevError("OPEN_FAILED", `Unable to access credentials ${path}: ${strerror(error)}`);
   }
@@ -282,12 +242,12 @@ export async function createTlsCredsX509(args: unknown, runtime: HostRuntime): P
   if (dir === undefined) throw new ChardevError("MISSING_PARAMETER", "Missing 'dir' property value");
   const isServer = endpoint === "server";
   const names = TLS_CREDS_X509_FILES;
-  const ca = (await readCredential(runtime, dir, names.caCert, true))!;
+  const ca = readCredential(runtime, dir, names.caCert, true)!;
   const certName = isServer ? names.serverCert : names.clientCert;
   const keyName = isServer ? names.serverKey : names.clientKey;
   // A server must have its certificate and key; a client presents one only when both are there.
-  const cert = await readCredential(runtime, dir, certName, isServer);
-  const key = await readCredential(runtime, dir, keyName, isServer);
+  const cert = readCredential(runtime, dir, certName, isServer);
+  const key = readCredential(runtime, dir, keyName, isServer);
   const identity = cert && key ? { cert, key } : {};
   const tls: TlsOptions = { ca, ...identity, verifyPeer };
 
