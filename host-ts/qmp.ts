@@ -21,20 +21,29 @@ import type { ObjectAddArgs } from "./tls_creds.ts";
 
 // ---- the JSON wire format ----------------------------------------------------------------------
 
-/** QEMU's per-message limits (qobject/json-streamer.c): memory and recursion a client can force. */
+/**
+ * QEMU's per-message limits (qobject/json-streamer.c): memory and recursion a client can force.
+ * A message's size counts every token's text, structural characters included, as QEMU does.
+ */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const MAX_MESSAGE_TOKENS = 2 * 1024 * 1024;
 const MAX_NESTING = 1024;
 
-type TokenKind = "{" | "}" | "[" | "]" | ":" | "," | "string" | "integer" | "float" | "keyword";
-
-interface Token {
-  readonly kind: TokenKind;
-  /** The token as received (strings with their quotes); empty for structural characters. */
-  readonly text: Uint8Array;
-}
-
-const EMPTY = new Uint8Array(0);
+/**
+ * Token kinds as stored in a byte: a structural token is its own character (`{` `}` `[` `]` `:`
+ * `,`), the others are small numbers. NO_TOKEN is what the parser sees past the last token.
+ */
+const NO_TOKEN = 0;
+const STRING = 1;
+const INTEGER = 2;
+const FLOAT = 3;
+const KEYWORD = 4;
+const LCURLY = 0x7b;
+const RCURLY = 0x7d;
+const LSQUARE = 0x5b;
+const RSQUARE = 0x5d;
+const COLON = 0x3a;
+const COMMA = 0x2c;
 
 /** Lexer states. The grammar is RFC 8259's plus QEMU's single-quoted strings and `\'`. */
 const IN_START = 0;
@@ -54,8 +63,8 @@ const IN_KEYWORD = 13;
 /** After a lexical error: skip to a promising place to start again. */
 const IN_RECOVERY = 14;
 
-const STRUCTURAL: Record<number, TokenKind> = { 0x7b: "{", 0x7d: "}", 0x5b: "[", 0x5d: "]", 0x3a: ":", 0x2c: "," };
-
+const isStructural = (byte: number) =>
+  byte === LCURLY || byte === RCURLY || byte === LSQUARE || byte === RSQUARE || byte === COLON || byte === COMMA;
 const isDigit = (byte: number) => byte >= 0x30 && byte <= 0x39;
 const isWhitespace = (byte: number) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
 /** Bytes a string may hold as they are: no control characters, and never 0xFE/0xFF (not UTF-8). */
@@ -64,32 +73,80 @@ const isStringByte = (byte: number) => byte >= 0x20 && byte <= 0xfd;
  * Where recovery stops: structural characters and line ends are likely message boundaries, and
  * 0xFE/0xFF (never valid UTF-8) let a client force a reset, as QEMU's QMP spec suggests.
  */
-const endsRecovery = (byte: number) => (byte < 0x20 && byte !== 0x09) || byte >= 0xfe || byte in STRUCTURAL;
+const endsRecovery = (byte: number) => (byte < 0x20 && byte !== 0x09) || byte >= 0xfe || isStructural(byte);
 
-/** A growable byte buffer for the token being lexed. */
-class TokenBytes {
-  #bytes = new Uint8Array(64);
-  length = 0;
+/**
+ * How much of a refused token a "stray" error quotes. QEMU quotes all of it (up to 64 MiB); we
+ * quote it whole up to this size, else its start, "...", and the byte that was refused.
+ */
+const STRAY_QUOTED_BYTES = 200;
 
-  push(byte: number): void {
-    if (this.length === this.#bytes.length) {
-      const grown = new Uint8Array(this.#bytes.length * 2);
-      grown.set(this.#bytes);
-      this.#bytes = grown;
+/** What a message's buffers shrink back to when it ends, so one huge message pins nothing. */
+const SMALL_TOKEN_CAPACITY = 256;
+const SMALL_TEXT_CAPACITY = 4096;
+
+/**
+ * One message's tokens, packed: kinds in a byte array, where each token's text ends in a
+ * Uint32Array, and every text back to back in one byte buffer (structural tokens have none).
+ * About 5 bytes per token plus its text, where one object and one Uint8Array per token cost
+ * hundreds; and the arrays are replaced by small ones when the message ends, so a refused
+ * message of 2 million tokens leaves nothing behind.
+ */
+class MessageTokens {
+  kinds = new Uint8Array(SMALL_TOKEN_CAPACITY);
+  ends = new Uint32Array(SMALL_TOKEN_CAPACITY);
+  text = new Uint8Array(SMALL_TEXT_CAPACITY);
+  count = 0;
+  /** Bytes of `text` in use: the finished tokens' and what is kept of the one being lexed. */
+  textLength = 0;
+
+  kind(index: number): number {
+    return index < this.count ? this.kinds[index] : NO_TOKEN;
+  }
+
+  textOf(index: number): Uint8Array {
+    return this.text.subarray(index === 0 ? 0 : this.ends[index - 1], this.ends[index]);
+  }
+
+  /** What is kept of the token being lexed. */
+  pendingText(): Uint8Array {
+    return this.text.subarray(this.count === 0 ? 0 : this.ends[this.count - 1], this.textLength);
+  }
+
+  pushByte(byte: number): void {
+    if (this.textLength === this.text.length) {
+      // A message's text never needs more than its limit (plus a stray's quote): no 128 MiB step.
+      const grown = new Uint8Array(Math.min(this.text.length * 2, MAX_MESSAGE_BYTES + STRAY_QUOTED_BYTES));
+      grown.set(this.text);
+      this.text = grown;
     }
-    this.#bytes[this.length++] = byte;
+    this.text[this.textLength++] = byte;
   }
 
-  take(): Uint8Array {
-    const bytes = this.#bytes.slice(0, this.length);
-    this.clear();
-    return bytes;
+  /** Ends the token being lexed: its text is what `pushByte` kept since the previous one. */
+  pushToken(kind: number): void {
+    if (this.count === this.kinds.length) {
+      const kinds = new Uint8Array(this.count * 2);
+      kinds.set(this.kinds);
+      this.kinds = kinds;
+      const ends = new Uint32Array(this.count * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.kinds[this.count] = kind;
+    this.ends[this.count] = this.textLength;
+    this.count++;
   }
 
+  /** Forgets every token; buffers a big message grew are dropped, small ones reused. */
   clear(): void {
-    this.length = 0;
-    // A huge token (a long base64 ringbuf-write) should not pin its memory for the session.
-    if (this.#bytes.length > 65536) this.#bytes = new Uint8Array(64);
+    this.count = 0;
+    this.textLength = 0;
+    if (this.kinds.length > SMALL_TOKEN_CAPACITY) {
+      this.kinds = new Uint8Array(SMALL_TOKEN_CAPACITY);
+      this.ends = new Uint32Array(SMALL_TOKEN_CAPACITY);
+    }
+    if (this.text.length > SMALL_TEXT_CAPACITY) this.text = new Uint8Array(SMALL_TEXT_CAPACITY);
   }
 }
 
@@ -108,40 +165,38 @@ class ParseFailure {
 /** Recursive descent over one message's tokens, with QEMU's error texts (qobject/json-parser.c). */
 class TokenParser {
   #next = 0;
-  constructor(readonly tokens: readonly Token[]) {}
+  constructor(readonly tokens: MessageTokens) {}
 
-  static parse(tokens: readonly Token[]): unknown {
+  static parse(tokens: MessageTokens): unknown {
     return new TokenParser(tokens).#value();
   }
 
-  #peek(): Token | undefined {
-    return this.tokens[this.#next];
+  #peek(): number {
+    return this.tokens.kind(this.#next);
   }
 
-  #pop(): Token {
-    const token = this.tokens[this.#next++];
-    if (!token) throw new ParseFailure("premature EOI");
-    return token;
+  #pop(): number {
+    const kind = this.tokens.kind(this.#next++);
+    if (kind === NO_TOKEN) throw new ParseFailure("premature EOI");
+    return kind;
   }
 
   #value(): unknown {
-    const token = this.#peek();
-    if (!token) throw new ParseFailure("premature EOI");
-    switch (token.kind) {
-      case "{":
+    const kind = this.#peek();
+    switch (kind) {
+      case NO_TOKEN:
+        throw new ParseFailure("premature EOI");
+      case LCURLY:
         return this.#object();
-      case "[":
+      case LSQUARE:
         return this.#array();
-      case "string":
-        this.#next++;
-        return decodeString(token.text);
-      case "integer":
-      case "float":
-        this.#next++;
-        return Number(ascii(token.text));
-      case "keyword": {
-        this.#next++;
-        const word = ascii(token.text);
+      case STRING:
+        return decodeString(this.tokens.textOf(this.#next++));
+      case INTEGER:
+      case FLOAT:
+        return Number(ascii(this.tokens.textOf(this.#next++)));
+      case KEYWORD: {
+        const word = ascii(this.tokens.textOf(this.#next++));
         if (word === "true") return true;
         if (word === "false") return false;
         if (word === "null") return null;
@@ -156,24 +211,24 @@ class TokenParser {
     this.#next++; // {
     const object: Record<string, unknown> = {};
     const first = this.#peek();
-    if (!first) throw new ParseFailure("premature EOI");
-    if (first.kind === "}") {
+    if (first === NO_TOKEN) throw new ParseFailure("premature EOI");
+    if (first === RCURLY) {
       this.#next++;
       return object;
     }
     this.#pair(object);
-    for (let token = this.#pop(); token.kind !== "}"; token = this.#pop()) {
-      if (token.kind !== ",") throw new ParseFailure("expected separator in dict");
+    for (let kind = this.#pop(); kind !== RCURLY; kind = this.#pop()) {
+      if (kind !== COMMA) throw new ParseFailure("expected separator in dict");
       this.#pair(object);
     }
     return object;
   }
 
   #pair(object: Record<string, unknown>): void {
-    if (!this.#peek()) throw new ParseFailure("premature EOI");
+    if (this.#peek() === NO_TOKEN) throw new ParseFailure("premature EOI");
     const key = this.#value();
     if (typeof key !== "string") throw new ParseFailure("key is not a string in object");
-    if (this.#pop().kind !== ":") throw new ParseFailure("missing : in object pair");
+    if (this.#pop() !== COLON) throw new ParseFailure("missing : in object pair");
     const value = this.#value();
     if (Object.hasOwn(object, key)) throw new ParseFailure("duplicate key");
     // defineProperty: a key named "__proto__" is data, not the object's prototype.
@@ -184,14 +239,14 @@ class TokenParser {
     this.#next++; // [
     const array: unknown[] = [];
     const first = this.#peek();
-    if (!first) throw new ParseFailure("premature EOI");
-    if (first.kind === "]") {
+    if (first === NO_TOKEN) throw new ParseFailure("premature EOI");
+    if (first === RSQUARE) {
       this.#next++;
       return array;
     }
     array.push(this.#value());
-    for (let token = this.#pop(); token.kind !== "]"; token = this.#pop()) {
-      if (token.kind !== ",") throw new ParseFailure("expected separator in list");
+    for (let kind = this.#pop(); kind !== RSQUARE; kind = this.#pop()) {
+      if (kind !== COMMA) throw new ParseFailure("expected separator in list");
       array.push(this.#value());
     }
     return array;
@@ -209,32 +264,63 @@ const SIMPLE_ESCAPES: Record<number, number> = {
   0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09, // b f n r t
 };
 
+/** Writes a code point as UTF-8 at `at`; returns where the next byte goes. */
+function putUtf8(out: Uint8Array, at: number, codePoint: number): number {
+  if (codePoint < 0x80) {
+    out[at++] = codePoint;
+  } else if (codePoint < 0x800) {
+    out[at++] = 0xc0 | (codePoint >> 6);
+    out[at++] = 0x80 | (codePoint & 0x3f);
+  } else if (codePoint < 0x10000) {
+    out[at++] = 0xe0 | (codePoint >> 12);
+    out[at++] = 0x80 | ((codePoint >> 6) & 0x3f);
+    out[at++] = 0x80 | (codePoint & 0x3f);
+  } else {
+    out[at++] = 0xf0 | (codePoint >> 18);
+    out[at++] = 0x80 | ((codePoint >> 12) & 0x3f);
+    out[at++] = 0x80 | ((codePoint >> 6) & 0x3f);
+    out[at++] = 0x80 | (codePoint & 0x3f);
+  }
+  return at;
+}
+
+function strictString(bytes: Uint8Array): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new ParseFailure("invalid UTF-8 sequence in string");
+  }
+}
+
 /** A string token (quotes included) to its value; raw bytes must be UTF-8, escapes valid Unicode. */
 function decodeString(text: Uint8Array): string {
   const end = text.length - 1; // the closing quote
-  const out = new TokenBytes();
-  const utf8 = new TextEncoder();
+  const body = text.subarray(1, end);
+  if (!body.includes(0x5c)) return strictString(body);
+  // Every escape is longer than the UTF-8 it stands for, so the value fits in the token's size.
+  const out = new Uint8Array(end);
+  let length = 0;
   for (let i = 1; i < end; i++) {
     const byte = text[i];
     if (byte !== 0x5c) {
-      out.push(byte);
+      out[length++] = byte;
       continue;
     }
     const escaped = text[i + 1];
     if (escaped in SIMPLE_ESCAPES) {
-      out.push(SIMPLE_ESCAPES[escaped]);
+      out[length++] = SIMPLE_ESCAPES[escaped];
       i++;
       continue;
     }
     if (escaped !== 0x75) throw new ParseFailure("invalid escape sequence in string");
     const begin = i;
     let codePoint = hex4(text, i + 2, end);
-    let length = 6;
+    let escapeLength = 6;
     if (codePoint >= 0xd800 && codePoint <= 0xdbff && text[i + 6] === 0x5c && text[i + 7] === 0x75) {
       const low = hex4(text, i + 8, end);
       if (low >= 0xdc00 && low <= 0xdfff) {
         codePoint = 0x10000 + ((codePoint - 0xd800) << 10) + (low - 0xdc00);
-        length = 12;
+        escapeLength = 12;
       } else {
         codePoint = -1;
       }
@@ -242,20 +328,21 @@ function decodeString(text: Uint8Array): string {
     if (codePoint < 0 || (codePoint >= 0xd800 && codePoint <= 0xdfff)) {
       throw new ParseFailure(`${ascii(text.subarray(begin, Math.min(begin + 6, end)))} is not a valid Unicode character`);
     }
-    for (const encoded of utf8.encode(String.fromCodePoint(codePoint))) out.push(encoded);
-    i += length - 1;
+    length = putUtf8(out, length, codePoint);
+    i += escapeLength - 1;
   }
-  try {
-    return strictUtf8.decode(out.take());
-  } catch {
-    throw new ParseFailure("invalid UTF-8 sequence in string");
-  }
+  return strictString(out.subarray(0, length));
 }
 
 /**
- * Splits a byte stream into JSON values, as QEMU's JSON streamer does: tokens are collected
+ * Splits a byte stream into JSON values, as QEMU 7.2's JSON streamer does: tokens are collected
  * until every `{` and `[` is closed (or more are closed than opened), then parsed as one
  * message. Chunk boundaries may fall anywhere, inside a token or a UTF-8 sequence.
+ *
+ * A message over QEMU's limits (64 MiB of token text, 2 Mi tokens, nesting 1024) is refused
+ * once, at the token that crosses the limit, and the tokens after it start afresh, as in QEMU.
+ * Tokens are stored packed (see MessageTokens), and what a big message grew is given back when
+ * it ends, whether parsed or refused.
  *
  * @example Frame a byte stream, whatever its chunks
  * ```ts
@@ -268,8 +355,12 @@ function decodeString(text: Uint8Array): string {
  */
 export class QmpJsonStreamer {
   #state = IN_START;
-  readonly #token = new TokenBytes();
-  #tokens: Token[] = [];
+  readonly #tokens = new MessageTokens();
+  /** The token being lexed: its length (only its start may be kept once the message is doomed). */
+  #tokenLength = 0;
+  /** How many bytes of the token being lexed are worth keeping (see #startToken). */
+  #tokenKeep = 0;
+  /** QEMU's token_size: the length of every token of the message so far. */
   #messageBytes = 0;
   #braces = 0;
   #brackets = 0;
@@ -280,12 +371,11 @@ export class QmpJsonStreamer {
   /** Forgets everything half-read (a new client starts clean). */
   reset(): void {
     this.#state = IN_START;
-    this.#token.clear();
     this.#restartMessage();
   }
 
   feed(chunk: Uint8Array): void {
-    for (const byte of chunk) this.#feedByte(byte);
+    for (let i = 0; i < chunk.length; i++) this.#feedByte(chunk[i]);
   }
 
   #feedByte(byte: number): void {
@@ -295,81 +385,81 @@ export class QmpJsonStreamer {
       switch (this.#state) {
         case IN_START: {
           if (isWhitespace(byte)) return;
-          const structural = STRUCTURAL[byte];
-          if (structural) return this.#token_(structural, EMPTY);
-          this.#token.push(byte);
+          if (isStructural(byte)) return this.#endToken(byte, 1);
+          this.#startToken();
+          this.#push(byte);
           if (byte === 0x22) this.#state = IN_DQ_STRING;
           else if (byte === 0x27) this.#state = IN_SQ_STRING;
           else if (byte === 0x2d) this.#state = IN_SIGN;
           else if (byte === 0x30) this.#state = IN_ZERO;
           else if (isDigit(byte)) this.#state = IN_DIGITS;
           else if (byte >= 0x61 && byte <= 0x7a) this.#state = IN_KEYWORD;
-          else return this.#lexicalError();
+          else return this.#lexicalError(byte);
           return this.#checkTokenSize();
         }
         case IN_DQ_STRING:
         case IN_SQ_STRING: {
-          this.#token.push(byte);
-          if (!isStringByte(byte)) return this.#lexicalError();
+          this.#push(byte);
+          if (!isStringByte(byte)) return this.#lexicalError(byte);
           const quote = this.#state === IN_DQ_STRING ? 0x22 : 0x27;
           if (byte === 0x5c) this.#state = this.#state === IN_DQ_STRING ? IN_DQ_ESCAPE : IN_SQ_ESCAPE;
-          else if (byte === quote) return this.#token_("string", this.#token.take());
+          else if (byte === quote) return this.#endToken(STRING, this.#tokenLength);
           return this.#checkTokenSize();
         }
         case IN_DQ_ESCAPE:
         case IN_SQ_ESCAPE:
-          this.#token.push(byte);
-          if (!isStringByte(byte)) return this.#lexicalError();
+          this.#push(byte);
+          if (!isStringByte(byte)) return this.#lexicalError(byte);
           this.#state = this.#state === IN_DQ_ESCAPE ? IN_DQ_STRING : IN_SQ_STRING;
           return this.#checkTokenSize();
         case IN_SIGN:
-          this.#token.push(byte);
+          this.#push(byte);
           if (byte === 0x30) this.#state = IN_ZERO;
           else if (isDigit(byte)) this.#state = IN_DIGITS;
-          else return this.#lexicalError();
-          return;
+          else return this.#lexicalError(byte);
+          return this.#checkTokenSize();
         case IN_ZERO:
           if (isDigit(byte)) {
-            this.#token.push(byte);
-            return this.#lexicalError();
+            this.#push(byte);
+            return this.#lexicalError(byte);
           }
-          if (byte === 0x2e) return this.#numberPart(byte, IN_MANTISSA);
-          this.#token_("integer", this.#token.take());
+          if (byte === 0x2e) return this.#tokenPart(byte, IN_MANTISSA);
+          this.#endToken(INTEGER, this.#tokenLength);
           continue;
         case IN_DIGITS:
-          if (isDigit(byte)) return this.#numberPart(byte, IN_DIGITS);
-          if (byte === 0x2e) return this.#numberPart(byte, IN_MANTISSA);
-          if (byte === 0x65 || byte === 0x45) return this.#numberPart(byte, IN_EXP_E);
-          this.#token_("integer", this.#token.take());
+          if (isDigit(byte)) return this.#tokenPart(byte, IN_DIGITS);
+          if (byte === 0x2e) return this.#tokenPart(byte, IN_MANTISSA);
+          if (byte === 0x65 || byte === 0x45) return this.#tokenPart(byte, IN_EXP_E);
+          this.#endToken(INTEGER, this.#tokenLength);
           continue;
         case IN_MANTISSA:
-          this.#token.push(byte);
-          if (!isDigit(byte)) return this.#lexicalError();
+          this.#push(byte);
+          if (!isDigit(byte)) return this.#lexicalError(byte);
           this.#state = IN_MANTISSA_DIGITS;
           return this.#checkTokenSize();
         case IN_MANTISSA_DIGITS:
-          if (isDigit(byte)) return this.#numberPart(byte, IN_MANTISSA_DIGITS);
-          if (byte === 0x65 || byte === 0x45) return this.#numberPart(byte, IN_EXP_E);
-          this.#token_("float", this.#token.take());
+          if (isDigit(byte)) return this.#tokenPart(byte, IN_MANTISSA_DIGITS);
+          if (byte === 0x65 || byte === 0x45) return this.#tokenPart(byte, IN_EXP_E);
+          this.#endToken(FLOAT, this.#tokenLength);
           continue;
         case IN_EXP_E:
-          this.#token.push(byte);
+          this.#push(byte);
           if (byte === 0x2b || byte === 0x2d) this.#state = IN_EXP_SIGN;
           else if (isDigit(byte)) this.#state = IN_EXP_DIGITS;
-          else return this.#lexicalError();
+          else return this.#lexicalError(byte);
           return this.#checkTokenSize();
         case IN_EXP_SIGN:
-          this.#token.push(byte);
-          if (!isDigit(byte)) return this.#lexicalError();
+          this.#push(byte);
+          if (!isDigit(byte)) return this.#lexicalError(byte);
           this.#state = IN_EXP_DIGITS;
           return this.#checkTokenSize();
         case IN_EXP_DIGITS:
-          if (isDigit(byte)) return this.#numberPart(byte, IN_EXP_DIGITS);
-          this.#token_("float", this.#token.take());
+          if (isDigit(byte)) return this.#tokenPart(byte, IN_EXP_DIGITS);
+          this.#endToken(FLOAT, this.#tokenLength);
           continue;
         case IN_KEYWORD:
-          if (byte >= 0x61 && byte <= 0x7a) return this.#numberPart(byte, IN_KEYWORD);
-          this.#token_("keyword", this.#token.take());
+          if (byte >= 0x61 && byte <= 0x7a) return this.#tokenPart(byte, IN_KEYWORD);
+          this.#endToken(KEYWORD, this.#tokenLength);
           continue;
         case IN_RECOVERY:
           if (!endsRecovery(byte)) return;
@@ -379,49 +469,73 @@ export class QmpJsonStreamer {
     }
   }
 
-  #numberPart(byte: number, next: number): void {
-    this.#token.push(byte);
+  /**
+   * A token begins. A message whose text already fills the limit is refused when this token ends
+   * (or outgrows the lexer), so of this token only what a "stray" error would quote is kept.
+   */
+  #startToken(): void {
+    this.#tokenLength = 0;
+    this.#tokenKeep = Math.max(STRAY_QUOTED_BYTES, MAX_MESSAGE_BYTES - 1 - this.#messageBytes);
+  }
+
+  #push(byte: number): void {
+    if (this.#tokenLength++ < this.#tokenKeep) this.#tokens.pushByte(byte);
+  }
+
+  #tokenPart(byte: number, next: number): void {
+    this.#push(byte);
     this.#state = next;
     this.#checkTokenSize();
   }
 
-  /** One token longer than a whole message may be: give up on it before it eats memory. */
+  /**
+   * QEMU's lexer hands on a token that grew past the limit as it is, and starts lexing afresh
+   * with the next byte; the streamer then refuses the message for its size.
+   */
   #checkTokenSize(): void {
-    if (this.#messageBytes + this.#token.length <= MAX_MESSAGE_BYTES) return;
-    this.#token.clear();
-    this.#state = IN_RECOVERY;
+    if (this.#tokenLength <= MAX_MESSAGE_BYTES) return;
+    this.#state = IN_START;
     this.#fail("JSON token size limit exceeded");
   }
 
-  #lexicalError(): void {
-    const stray = ascii(this.#token.take());
+  #lexicalError(byte: number): void {
     this.#state = IN_RECOVERY;
-    this.#fail(`JSON parse error, stray '${stray}'`);
+    this.#fail(`JSON parse error, stray '${this.#strayText(byte)}'`);
   }
 
-  /** A complete token: count brackets, and parse the message once they balance. */
-  #token_(kind: TokenKind, text: Uint8Array): void {
+  /** The refused token as QEMU quotes it, cut if it is long. */
+  #strayText(refused: number): string {
+    // QEMU formats it as a C string, so a refused NUL byte (always the last one) is not quoted.
+    const length = refused === 0 ? this.#tokenLength - 1 : this.#tokenLength;
+    const kept = this.#tokens.pendingText();
+    if (length <= STRAY_QUOTED_BYTES) return ascii(kept.subarray(0, length));
+    return `${ascii(kept.subarray(0, STRAY_QUOTED_BYTES))}...${refused === 0 ? "" : ascii(Uint8Array.of(refused))}`;
+  }
+
+  /** A complete token: QEMU's checks, then parse the message once nothing is left open. */
+  #endToken(kind: number, length: number): void {
     this.#state = IN_START;
-    if (kind === "{") this.#braces++;
-    else if (kind === "}") this.#braces--;
-    else if (kind === "[") this.#brackets++;
-    else if (kind === "]") this.#brackets--;
-    if (this.#messageBytes + text.length + 1 > MAX_MESSAGE_BYTES) return this.#fail("JSON token size limit exceeded");
-    if (this.#tokens.length + 1 > MAX_MESSAGE_TOKENS) return this.#fail("JSON token count limit exceeded");
+    if (kind === LCURLY) this.#braces++;
+    else if (kind === RCURLY) this.#braces--;
+    else if (kind === LSQUARE) this.#brackets++;
+    else if (kind === RSQUARE) this.#brackets--;
+    // The limits are checked before the token is taken, so even a closing token can cross them.
+    if (this.#messageBytes + length + 1 > MAX_MESSAGE_BYTES) return this.#fail("JSON token size limit exceeded");
+    if (this.#tokens.count + 1 > MAX_MESSAGE_TOKENS) return this.#fail("JSON token count limit exceeded");
     if (this.#braces + this.#brackets > MAX_NESTING) return this.#fail("JSON nesting depth limit exceeded");
-    this.#tokens.push({ kind, text });
-    this.#messageBytes += text.length;
-    const balanced = this.#braces === 0 && this.#brackets === 0;
-    if (!balanced && this.#braces >= 0 && this.#brackets >= 0) return;
-    const tokens = this.#tokens;
-    this.#restartMessage();
+    this.#tokens.pushToken(kind);
+    this.#messageBytes += length;
+    // QEMU 7.2 tests bracket_count twice and never brace_count < 0: a surplus `}` ends a message
+    // only when no `[` is open. Kept, so that the same bytes frame into the same messages.
+    if ((this.#braces > 0 || this.#brackets > 0) && this.#brackets >= 0) return;
     let input: QmpInput;
     try {
-      input = { value: TokenParser.parse(tokens) };
+      input = { value: TokenParser.parse(this.#tokens) };
     } catch (failure) {
       if (!(failure instanceof ParseFailure)) throw failure;
       input = { error: `JSON parse error, ${failure.reason}` };
     }
+    this.#restartMessage();
     this.emit(input);
   }
 
@@ -431,7 +545,8 @@ export class QmpJsonStreamer {
   }
 
   #restartMessage(): void {
-    this.#tokens = [];
+    this.#tokens.clear();
+    this.#tokenLength = 0;
     this.#messageBytes = 0;
     this.#braces = 0;
     this.#brackets = 0;
