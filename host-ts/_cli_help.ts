@@ -56,11 +56,15 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
   null                          takes everything, gives nothing
   file       path=FILE          writes to FILE (truncated, or append=on); input-path=FILE
                                 reads input from FILE
+             mode=0640          permissions of a FILE it creates (octal, less the umask;
+                                0600 by default); an existing FILE keeps its own
   pipe       path=PATH          FIFOs PATH.in and PATH.out, else PATH both ways
   stdio      signal=on|off      this terminal (raw); signal=on (default): Ctrl-C ends ${program}
   pty        path=LINK          a new pseudo-terminal; LINK becomes a symlink to it
-                                (tio LINK, screen LINK, socat -,raw,echo=0 LINK)
-  socket     path=PATH          a UNIX socket (created mode 0600), or
+                                (tio LINK, screen LINK, socat -,raw,echo=0 LINK); a LINK
+                                to a live terminal is refused, a dangling one replaced
+  socket     path=PATH          a UNIX socket (created mode 0600; a PATH something answers
+                                on is refused, a stale one replaced), or
              host=HOST,port=PORT
                                 TCP (a server binds 127.0.0.1 unless host= says otherwise)
              server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off,
