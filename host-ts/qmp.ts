@@ -104,8 +104,9 @@ class MessageTokens {
     return index < this.count ? this.kinds[index] : NO_TOKEN;
   }
 
-  textOf(index: number): Uint8Array {
-    return this.text.subarray(index === 0 ? 0 : this.ends[index - 1], this.ends[index]);
+  /** Where token `index`'s text starts in `text` (it ends at `ends[index]`). */
+  start(index: number): number {
+    return index === 0 ? 0 : this.ends[index - 1];
   }
 
   /** What is kept of the token being lexed. */
@@ -191,12 +192,12 @@ class TokenParser {
       case LSQUARE:
         return this.#array();
       case STRING:
-        return decodeString(this.tokens.textOf(this.#next++));
+        return this.#string(this.#next++);
       case INTEGER:
       case FLOAT:
-        return Number(ascii(this.tokens.textOf(this.#next++)));
+        return Number(this.#ascii(this.#next++));
       case KEYWORD: {
-        const word = ascii(this.tokens.textOf(this.#next++));
+        const word = this.#ascii(this.#next++);
         if (word === "true") return true;
         if (word === "false") return false;
         if (word === "null") return null;
@@ -205,6 +206,19 @@ class TokenParser {
       default:
         throw new ParseFailure("expecting value");
     }
+  }
+
+  #ascii(index: number): string {
+    const { text, ends } = this.tokens;
+    const start = this.tokens.start(index);
+    return shortAscii(text, start, ends[index]) ?? ascii(text.subarray(start, ends[index]));
+  }
+
+  #string(index: number): string {
+    const { text, ends } = this.tokens;
+    const start = this.tokens.start(index);
+    // Most strings of a QMP command are short, plain ASCII: no escape to undo, nothing to check.
+    return shortAscii(text, start + 1, ends[index] - 1) ?? decodeString(text.subarray(start, ends[index]));
   }
 
   #object(): Record<string, unknown> {
@@ -231,8 +245,10 @@ class TokenParser {
     if (this.#pop() !== COLON) throw new ParseFailure("missing : in object pair");
     const value = this.#value();
     if (Object.hasOwn(object, key)) throw new ParseFailure("duplicate key");
-    // defineProperty: a key named "__proto__" is data, not the object's prototype.
-    Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+    // A key named "__proto__" must be data, not the object's prototype; it is the only setter a
+    // plain object inherits. (defineProperty for every key would make each object slow.)
+    if (key === "__proto__") Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+    else object[key] = value;
   }
 
   #array(): unknown[] {
@@ -251,6 +267,18 @@ class TokenParser {
     }
     return array;
   }
+}
+
+/** Up to 64 bytes of ASCII other than a backslash, as a string; undefined for anything else. */
+function shortAscii(bytes: Uint8Array, start: number, end: number): string | undefined {
+  if (end - start > 64) return undefined;
+  let text = "";
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i];
+    if (byte >= 0x80 || byte === 0x5c) return undefined;
+    text += String.fromCharCode(byte);
+  }
+  return text;
 }
 
 function hex4(text: Uint8Array, at: number, end: number): number {
@@ -525,9 +553,8 @@ export class QmpJsonStreamer {
     if (this.#braces + this.#brackets > MAX_NESTING) return this.#fail("JSON nesting depth limit exceeded");
     this.#tokens.pushToken(kind);
     this.#messageBytes += length;
-    // QEMU 7.2 tests bracket_count twice and never brace_count < 0: a surplus `}` ends a message
-    // only when no `[` is open. Kept, so that the same bytes frame into the same messages.
-    if ((this.#braces > 0 || this.#brackets > 0) && this.#brackets >= 0) return;
+    // A message ends when nothing is open, or when more was closed than opened (`[}` is one).
+    if ((this.#braces > 0 || this.#brackets > 0) && this.#braces >= 0 && this.#brackets >= 0) return;
     let input: QmpInput;
     try {
       input = { value: TokenParser.parse(this.#tokens) };
