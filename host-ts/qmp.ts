@@ -111,7 +111,7 @@ class MessageTokens {
 
   /** What is kept of the token being lexed. */
   pendingText(): Uint8Array {
-    return this.text.subarray(this.count === 0 ? 0 : this.ends[this.count - 1], this.textLength);
+    return this.text.subarray(this.start(this.count), this.textLength);
   }
 
   pushByte(byte: number): void {
