@@ -2,6 +2,7 @@
 
 import * as fs from "node:fs";
 import { bunPty } from "./bun_pty.ts";
+import { guardAccept } from "./_accept_guard.ts";
 import { nodeRuntime } from "./node.ts";
 import { pullSource } from "./_pull_source.ts";
 import type { HostRuntime, InputHandlers, InputSource } from "./types.ts";
@@ -31,6 +32,8 @@ function readFd(fd: number, handlers: InputHandlers): InputSource {
 export const bunRuntime: HostRuntime = {
   ...nodeRuntime,
   name: "bun",
+  // Its node:net listener does not survive a full fd table at accept(2) (_accept_guard.ts).
+  net: guardAccept(nodeRuntime.net!),
   pty: bunPty,
   readFd,
 };

@@ -2,6 +2,7 @@
 
 import * as fs from "node:fs";
 import { denoPty } from "./deno_pty.ts";
+import { guardAccept } from "./_accept_guard.ts";
 import { nodeRuntime } from "./node.ts";
 import { pullSource } from "./_pull_source.ts";
 import type { FileOpenMode, HostRuntime, InputHandlers, InputSource } from "./types.ts";
@@ -72,6 +73,8 @@ function readFd(fd: number, handlers: InputHandlers): InputSource {
 export const denoRuntime: HostRuntime = {
   ...nodeRuntime,
   name: "deno",
+  // Its node:net listener does not survive a full fd table at accept(2) (_accept_guard.ts).
+  net: guardAccept(nodeRuntime.net!),
   pty: denoPty,
   openFile,
   closeFd,

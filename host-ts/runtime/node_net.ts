@@ -230,7 +230,7 @@ function listen(address: NetAddress, onConnection: (connection: NetConnection) =
       // A failed accept (EMFILE, ENFILE) lands here and is not fatal: libuv gives up a reserved
       // fd, accepts and closes what waits in the backlog so the socket stops polling readable,
       // and takes the reserve back, so node neither spins nor stops listening
-      // (tests/emfile.test.ts). Deno's and Bun's node:net report nothing (docs/socket.md).
+      // (tests/emfile.test.ts). Deno's and Bun's node:net report nothing: _accept_guard.ts.
       server.on("error", () => {});
       resolve(address.transport === "unix" ? unixListener(server, address) : tcpListener(server));
     });
