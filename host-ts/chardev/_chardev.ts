@@ -99,6 +99,20 @@ export abstract class Chardev {
     return null;
   }
 
+  /**
+   * A hub evicted this backend (it stalled too long) and let go of it: one with a peer tells it
+   * why and closes that connection. By default nothing happens.
+   */
+  evicted(_reason: string): void {}
+
+  /**
+   * Present on backends that can come back after a hard write error (a full disk): a hub that
+   * took one out (outside qemuCompat) calls this with a backoff. It writes a note that `lost`
+   * bytes of output are missing (`errno` says why) and returns true once it could; the hub then
+   * writes to it again. Backends without it come back only by reporting OPENED.
+   */
+  resumeAfterLoss?(lost: number, errno: string): boolean;
+
   /** The chardevs this one stands on (a hub's backends, a mux's base): for cycle checks. */
   get children(): Chardev[] {
     return [];

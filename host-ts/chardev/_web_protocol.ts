@@ -41,6 +41,8 @@ export const WebCloseCode = {
   TRY_AGAIN_LATER: 1013,
   /** The tab fell more than `queue-limit` bytes behind the output and was dropped. */
   TOO_FAR_BEHIND: 4000,
+  /** A hub with `policy=evict` detached this chardev for stalling (the reason says how long). */
+  EVICTED: 4001,
 } as const;
 
 /** Largest terminal dimension a resize may report; larger values are ignored as bogus. */

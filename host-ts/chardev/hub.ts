@@ -8,7 +8,7 @@
 
 import type { BcastWriter, Core, RingPolicy } from "../core.ts";
 import { ChardevError } from "../errors.ts";
-import { ERRNO } from "../errno.ts";
+import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
@@ -73,6 +73,8 @@ export interface HubBackendStats {
 export type HubEvent =
   | { type: "gap"; backend: string; bytes: number }
   | { type: "evict"; backend: string; reason: string }
+  /** A hard write error (`errno`: "ENOSPC", "EIO", "EPIPE", ...) took the backend out; it is closed for the hub. */
+  | { type: "error"; backend: string; errno: string }
   | { type: "open" | "close" | "attach" | "detach"; backend: string };
 
 const DEFAULT_STALL_MS = 5000;
@@ -81,6 +83,10 @@ const DEFAULT_INPUT_IDLE_MS = 1000;
 const INPUT_QUEUE_LIMIT = 64 * 1024;
 /** A backend with no watch of its own is retried after this long. */
 const RETRY_WITHOUT_WATCH_MS = 5;
+/** A failed backend that can come back (`resumeAfterLoss`) is asked first after this long... */
+const FIRST_RESUME_MS = 100;
+/** ...then after twice as long each time, up to this. */
+const MAX_RESUME_MS = 5000;
 
 interface Entry {
   readonly chardev: Chardev;
@@ -95,6 +101,9 @@ interface Entry {
   eventsDiscarded: number;
   cancelWatch: (() => void) | null;
   evictTimer: ReturnType<typeof setTimeout> | null;
+  /** Set while a hard write error keeps it out: why, and the stream position it got up to. */
+  failure: { errno: string; position: number } | null;
+  resumeTimer: ReturnType<typeof setTimeout> | null;
 }
 
 /** Hubs by their core address, per core: the core names the hub when it writes a backend. */
@@ -140,6 +149,8 @@ export class HubChardev extends Chardev {
   #evictions = 0;
   #drainScheduled = false;
   #blockedNow: Entry[] = [];
+  /** Backends whose write failed for good during the current drain, with the errno. */
+  #failedNow: [Entry, number][] = [];
   readonly #writerWatches = new Set<() => void>();
   readonly #inputQueue: Uint8Array[] = [];
   #inputQueued = 0;
@@ -235,6 +246,8 @@ export class HubChardev extends Chardev {
       eventsDiscarded: 0,
       cancelWatch: null,
       evictTimer: null,
+      failure: null,
+      resumeTimer: null,
       user: {
         canRead: () => this.#roomFor(entry),
         read: (data) => this.#input(entry, data),
@@ -258,12 +271,14 @@ export class HubChardev extends Chardev {
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
     // What was written while it was attached is still owed to it: serve it before letting go.
     if (this.isRing) this.context.core.bcastDrainBackend(this.#ring(), entry.slot);
+    this.#failedNow = this.#failedNow.filter(([failed]) => failed !== entry); // leaving anyway
     this.#release(entry);
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#entries.delete(entry.slot);
     if (this.isRing) this.context.core.bcastRemoveBackend(this.#ring(), entry.slot);
     if (this.#typist === entry) this.#typist = null;
     this.#emit({ type: "detach", backend: id });
+    this.#spaceFreed();
   }
 
   #release(entry: Entry): void {
@@ -272,6 +287,8 @@ export class HubChardev extends Chardev {
     entry.cancelWatch = null;
     if (entry.evictTimer) clearTimeout(entry.evictTimer);
     entry.evictTimer = null;
+    if (entry.resumeTimer) clearTimeout(entry.resumeTimer);
+    entry.resumeTimer = null;
   }
 
   override attachUser(user: ChardevUser): void {
@@ -296,7 +313,19 @@ export class HubChardev extends Chardev {
     const entry = this.#entries.get(slot);
     if (!entry) return data.length; // detached during this write: nothing owed to it
     const result = entry.chardev.write(data);
-    if (!this.isRing) return result;
+    const hardError = result < 0 && result !== -ERRNO.EAGAIN && !this.context.qemuCompat;
+    if (!this.isRing) {
+      if (!hardError) return result;
+      // Out of the books at once: the core skips a backend closed during its write, so the
+      // others take this write as if it had never been there.
+      this.#fail(entry, result);
+      return 0;
+    }
+    if (hardError) {
+      // Not from inside the core's drain: taken out once the drain is done (see flush).
+      this.#failedNow.push([entry, result]);
+      return result;
+    }
     if (result > 0 && entry.evictTimer) {
       clearTimeout(entry.evictTimer);
       entry.evictTimer = null;
@@ -325,12 +354,75 @@ export class HubChardev extends Chardev {
     this.context.core.bcastDrain(this.#ring());
     const blocked = this.#blockedNow;
     this.#blockedNow = [];
-    for (const entry of blocked) this.#waitForBackend(entry);
-    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#ring()) > 0) {
-      const watches = [...this.#writerWatches];
-      this.#writerWatches.clear();
-      for (const watch of watches) watch();
-    }
+    const failed = this.#failedNow;
+    this.#failedNow = [];
+    for (const [entry, errno] of failed) this.#fail(entry, errno);
+    for (const entry of blocked) if (!entry.failure) this.#waitForBackend(entry);
+    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#ring()) > 0) this.#wakeWriters();
+  }
+
+  /** Calls every waiting writer's watch once (each asks again if it is still blocked). */
+  #wakeWriters(): void {
+    const watches = [...this.#writerWatches];
+    this.#writerWatches.clear();
+    for (const watch of watches) watch();
+  }
+
+  /**
+   * A backend left, closed or failed: space it held may be free now, and a writer waiting on a
+   * watch must hear of it (the watch of a backend that left would never fire). Not from inside
+   * the caller: a woken writer writes at once.
+   */
+  #spaceFreed(): void {
+    if (this.isRing) this.#scheduleDrain(); // flush wakes the writers once there is room
+    else if (this.#writerWatches.size > 0) queueMicrotask(() => this.#wakeWriters());
+  }
+
+  /** The stream position every backend is measured against: bytes the frontend has written. */
+  #streamPosition(): number {
+    const core = this.context.core;
+    return this.isRing ? core.bcastHead(this.#ring()) : Number(core.hubMinWritten(this.#handle));
+  }
+
+  /**
+   * A hard write error (anything but EAGAIN, outside qemuCompat): the backend is closed for the
+   * hub at once and reported (hub event, a line on stderr); the others go on untouched. One
+   * that can come back (`resumeAfterLoss`: a file) is asked again with a backoff.
+   */
+  #fail(entry: Entry, result: number): void {
+    if (!this.#entries.has(entry.slot) || entry.failure) return;
+    const core = this.context.core;
+    const errno = errnoName(result);
+    const position = this.isRing ? core.bcastCursor(this.#ring(), entry.slot) : Number(core.hubBackendWritten(this.#handle, entry.slot));
+    entry.failure = { errno, position };
+    entry.cancelWatch?.();
+    entry.cancelWatch = null;
+    if (entry.evictTimer) clearTimeout(entry.evictTimer);
+    entry.evictTimer = null;
+    const id = entry.chardev.id;
+    this.context.warn(`hub: chardev '${id}' failed with ${errno}: hub '${this.id}' goes on without it`);
+    this.#emit({ type: "error", backend: id, errno });
+    if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
+    this.#scheduleResume(entry, FIRST_RESUME_MS);
+    this.#spaceFreed();
+  }
+
+  /** Asks a failed backend after `delayMs` to take output again; it rejoins at the head. */
+  #scheduleResume(entry: Entry, delayMs: number): void {
+    if (!entry.chardev.resumeAfterLoss) return; // it comes back only by opening again
+    entry.resumeTimer = setTimeout(() => {
+      entry.resumeTimer = null;
+      const failure = entry.failure;
+      if (!failure || !this.#entries.has(entry.slot)) return;
+      // Counted and noted with nothing written in between: the note holds the exact hole.
+      const lost = this.#streamPosition() - failure.position;
+      if (entry.chardev.resumeAfterLoss!(lost, failure.errno)) {
+        entry.failure = null;
+        this.#backendEvent(entry, ChrEvent.OPENED);
+      } else {
+        this.#scheduleResume(entry, Math.min(delayMs * 2, MAX_RESUME_MS));
+      }
+    }, delayMs);
   }
 
   #waitForBackend(entry: Entry): void {
@@ -355,8 +447,10 @@ export class HubChardev extends Chardev {
     entry.evictTimer = null;
     if (!this.#entries.has(entry.slot)) return;
     this.#evictions++;
+    const reason = `stalled for more than ${entry.stallMs} ms`;
     this.detachBackend(entry.chardev.id);
-    this.#emit({ type: "evict", backend: entry.chardev.id, reason: `stalled for more than ${entry.stallMs} ms` });
+    entry.chardev.evicted(reason); // its peer is let go (a socket closed, a tab told why)
+    this.#emit({ type: "evict", backend: entry.chardev.id, reason });
   }
 
   /** QEMU returns no watch when no backend is blocked; else the blocked backend's. */
@@ -368,8 +462,22 @@ export class HubChardev extends Chardev {
       return () => this.#writerWatches.delete(callback);
     }
     const blocked = core.hubBlockedBackend(this.#handle);
-    if (blocked < 0) return null;
-    return this.#entries.get(blocked)?.chardev.addWatch(callback) ?? null;
+    const entry = blocked < 0 ? undefined : this.#entries.get(blocked);
+    if (!entry) return null;
+    // The blocked backend's watch, or the hub's own wake-up should that backend leave first.
+    let cancelBackendWatch: (() => void) | null = null;
+    const fire = () => {
+      if (!this.#writerWatches.delete(fire)) return;
+      cancelBackendWatch?.();
+      callback();
+    };
+    cancelBackendWatch = entry.chardev.addWatch(fire);
+    if (!cancelBackendWatch) return null;
+    this.#writerWatches.add(fire);
+    return () => {
+      this.#writerWatches.delete(fire);
+      cancelBackendWatch?.();
+    };
   }
 
   // ---- input ----
@@ -440,6 +548,13 @@ export class HubChardev extends Chardev {
       return;
     }
     const opened = event === ChrEvent.OPENED;
+    // A failed backend is closed for the hub already: its own CLOSED must not count twice.
+    if (!opened && !entry.open && entry.failure) return;
+    if (opened && entry.failure) {
+      entry.failure = null; // it came back by itself (a socket's next client)
+      if (entry.resumeTimer) clearTimeout(entry.resumeTimer);
+      entry.resumeTimer = null;
+    }
     entry.open = opened;
     const core = this.context.core;
     if (this.isRing) {
@@ -447,6 +562,7 @@ export class HubChardev extends Chardev {
       if (opened) this.#scheduleDrain(); // replay, if it asked for history
       else if (this.#typist === entry) this.#typist = null;
     }
+    if (!opened) this.#spaceFreed();
     if (this.#countsEvents) {
       if (core.hubEvent(this.#handle, entry.slot, event)) this.emitEvent(event);
     } else {

@@ -285,6 +285,11 @@ export class SocketChardev extends Chardev {
     return () => this.#watches.delete(once);
   }
 
+  /** A hub evicted us for stalling: the stalled peer is let go (the next waiting client, if any, is served). */
+  override evicted(_reason: string): void {
+    this.#connection?.close();
+  }
+
   #fireWatches(): void {
     const callbacks = [...this.#watches];
     this.#watches.clear();

@@ -484,6 +484,12 @@ export class WebChardev extends Chardev {
     for (const listener of this.#resizeListeners) listener(message.cols, message.rows);
   }
 
+  /** A hub evicted us: every tab is told why with close code 4001 (EVICTED). */
+  override evicted(reason: string): void {
+    for (const peer of [...this.#tabs.keys()]) this.#drop(peer, WebCloseCode.EVICTED, `evicted by the hub: ${reason}`);
+    this.#reportOpenState();
+  }
+
   #drop(peer: WebSocketPeer, code: number, reason: string): void {
     this.#tabs.delete(peer);
     // Its socket must be read again, or its answer to our close frame would never arrive.
