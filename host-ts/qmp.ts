@@ -12,7 +12,7 @@
 // without an I/O thread.
 
 import type { Chardev } from "./chardev/_chardev.ts";
-import type { HubBackendOptions } from "./chardev/hub.ts";
+import { onEveryHubEvent, type HubBackendOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import { ChrEvent } from "./events.ts";
 import type { Frontend } from "./frontend.ts";
@@ -792,6 +792,8 @@ export class QmpMonitor {
   readonly #package: string;
   #frontend: Frontend | null = null;
   #detached = false;
+  /** Stops forwarding hub backend errors (HUB_BACKEND_ERROR events). */
+  #stopHubEvents: () => void = () => {};
   readonly #streamer: QmpJsonStreamer;
   readonly #commands: Map<string, (args: Arguments) => unknown>;
 
@@ -844,6 +846,10 @@ export class QmpMonitor {
       event: (event) => monitor.#event(event),
     });
     monitor.#flush();
+    // Our own event (QEMU has no hub errors): a backend of one of this registry's hubs failed.
+    monitor.#stopHubEvents = onEveryHubEvent((hub, event) => {
+      if (event.type === "error" && reg.find(hub.id) === hub) monitor.sendEvent("HUB_BACKEND_ERROR", { hub: hub.id, chardev: event.backend, errno: event.errno });
+    });
     return monitor;
   }
 
@@ -873,6 +879,7 @@ export class QmpMonitor {
   detach(): void {
     if (this.#detached) return;
     this.#detached = true;
+    this.#stopHubEvents();
     this.#forgetClient();
     this.#frontend?.detach();
     this.#frontend = null;

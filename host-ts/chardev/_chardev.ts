@@ -4,9 +4,16 @@
 
 import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
+import { errnoName, negativeErrno } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
 import type { TlsCredsX509 } from "../tls_creds.ts";
+import { LossNotes } from "./_fd.ts";
+
+/** A `logfile=` that cannot write (a full disk) tries again after this long... */
+const LOG_FIRST_RETRY_MS = 100;
+/** ...then twice as long each time, up to this. */
+const LOG_MAX_RETRY_MS = 5000;
 
 /**
  * Whoever holds a chardev (QEMU's CharBackend): a frontend, or a hub or mux that stacks on it.
@@ -66,6 +73,9 @@ export abstract class Chardev {
   /** The single holder of this chardev (hub and mux override attach to allow theirs). */
   user: ChardevUser | null = null;
   #log: LogSink | null = null;
+  /** While `logfile=` cannot write: output it missed since, why, and the next try. */
+  #logLoss: { lost: number; errno: string; delayMs: number; timer: ReturnType<typeof setTimeout> } | null = null;
+  #logNotes = new LossNotes();
   #pendingInput: Uint8Array[] = [];
 
   constructor(
@@ -87,8 +97,50 @@ export abstract class Chardev {
   /** QEMU's qemu_chr_write: write, then log what was taken. */
   write(data: Uint8Array): number {
     const taken = this.writeOut(data);
-    if (taken > 0 && this.#log) this.#log.write(data.subarray(0, taken));
+    if (taken > 0 && this.#log) this.#logOutput(data.subarray(0, taken));
     return taken;
+  }
+
+  /**
+   * A log that fails (ENOSPC, EIO) never fails the write: what it misses is counted, a timer
+   * tries again with a backoff, and the log gets `[-- N bytes lost: ENOSPC --]` where the hole is.
+   */
+  #logOutput(data: Uint8Array): void {
+    if (this.#logLoss) {
+      this.#logLoss.lost += data.length;
+      return;
+    }
+    const result = this.#logWrite(data);
+    if (result.written === data.length) return;
+    const lost = data.length - result.written;
+    this.context.warn(`chardev '${this.id}': logfile: ${result.errno}; output is not logged until it can write again`);
+    this.#logLoss = { lost, errno: result.errno, delayMs: LOG_FIRST_RETRY_MS, timer: setTimeout(() => this.#logRetry(), LOG_FIRST_RETRY_MS) };
+  }
+
+  #logRetry(): void {
+    const loss = this.#logLoss;
+    if (!loss || !this.#log) return;
+    const resumed = this.#logNotes.resume(loss.lost, loss.errno, (line) => {
+      const result = this.#logWrite(line);
+      return result.written > 0 ? result.written : -1;
+    });
+    if (resumed) {
+      this.#logLoss = null;
+      return;
+    }
+    loss.delayMs = Math.min(loss.delayMs * 2, LOG_MAX_RETRY_MS);
+    loss.timer = setTimeout(() => this.#logRetry(), loss.delayMs);
+  }
+
+  /** One write to the log sink: bytes it took (a sink that fails part-way says how many) and why not all. */
+  #logWrite(data: Uint8Array): { written: number; errno: string } {
+    try {
+      this.#log!.write(data);
+      return { written: data.length, errno: "" };
+    } catch (error) {
+      const written = (error as { bytesWritten?: unknown }).bytesWritten;
+      return { written: typeof written === "number" ? written : 0, errno: errnoName(negativeErrno(error)) };
+    }
   }
 
   /**
@@ -197,7 +249,13 @@ export abstract class Chardev {
 
   /** Releases what the chardev holds (fds, sockets, core memory). */
   async destroy(): Promise<void> {
-    this.#log?.close();
+    if (this.#logLoss) clearTimeout(this.#logLoss.timer);
+    this.#logLoss = null;
+    try {
+      this.#log?.close();
+    } catch {
+      // A log that cannot be closed (EIO on a failing disk) has nothing more to give.
+    }
     this.#log = null;
   }
 }

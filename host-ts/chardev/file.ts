@@ -7,7 +7,7 @@ import { ChrEvent } from "../events.ts";
 import { parseBool, registerOptionKeys } from "../options.ts";
 import type { InputSource } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { openOrThrow, writeAvailable } from "./_fd.ts";
+import { LossNotes, openOrThrow, writeAvailable } from "./_fd.ts";
 
 export class FileChardev extends Chardev {
   readonly kind = "file";
@@ -31,6 +31,15 @@ export class FileChardev extends Chardev {
   protected writeOut(data: Uint8Array): number {
     return writeAvailable(this.context.runtime, this.outFd, data);
   }
+
+  /**
+   * Back after a hard error took it out of a hub (a full disk): the line
+   * `[-- N bytes lost: ENOSPC --]` first, so a reader of the file knows where the hole is.
+   */
+  override resumeAfterLoss(lost: number, errno: string): boolean {
+    return this.#notes.resume(lost, errno, (line) => writeAvailable(this.context.runtime, this.outFd, line));
+  }
+  readonly #notes = new LossNotes();
 
   override async destroy(): Promise<void> {
     this.#input?.close();

@@ -121,6 +121,24 @@ function hubsOf(core: Core): Map<number, HubChardev> {
   return hubs;
 }
 
+/** Listeners of the events of every hub in this process; see `onEveryHubEvent`. */
+const everyHubListeners = new Set<(hub: HubChardev, event: HubEvent) => void>();
+
+/**
+ * Calls `listener` for every event of every hub (of any registry) in this process; returns the
+ * function that stops it. For watchers that outlive the hubs they report on (a QMP monitor
+ * forwards backend errors as events); check that a hub is yours with `registry.find(hub.id) === hub`.
+ *
+ * @example
+ * ```ts
+ * const stop = onEveryHubEvent((hub, event) => { if (event.type === "error") console.log(hub.id, event.backend, event.errno); });
+ * ```
+ */
+export function onEveryHubEvent(listener: (hub: HubChardev, event: HubEvent) => void): () => void {
+  everyHubListeners.add(listener);
+  return () => everyHubListeners.delete(listener);
+}
+
 /** Kinds QEMU refuses to stack under a hub. */
 export function isStackingKind(chardev: Chardev): boolean {
   return chardev.kind === "hub" || chardev.kind === "mux";
@@ -600,6 +618,7 @@ export class HubChardev extends Chardev {
 
   #emit(event: HubEvent): void {
     for (const listener of this.#listeners) listener(event);
+    for (const listener of everyHubListeners) listener(this, event);
   }
 
   /**

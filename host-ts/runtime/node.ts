@@ -69,7 +69,14 @@ function openLog(path: string, append: boolean): LogSink {
   const fd = fs.openSync(path, append ? "a" : "w", PRIVATE_FILE_MODE);
   return {
     write(data) {
-      fs.writeSync(fd, data);
+      // A short write (a disk filling up) is followed by one that says why; the error carries
+      // the bytes that did go, so the chardev can count exactly what the log misses.
+      let written = 0;
+      try {
+        while (written < data.length) written += fs.writeSync(fd, data, written);
+      } catch (error) {
+        throw Object.assign(error as Error, { bytesWritten: written });
+      }
     },
     close() {
       fs.closeSync(fd);
