@@ -484,8 +484,11 @@ export class HubChardev extends Chardev {
     if (!entry) return null;
     // The blocked backend's watch, or the hub's own wake-up should that backend leave first.
     let cancelBackendWatch: (() => void) | null = null;
+    let fired = false;
     const fire = () => {
-      if (!this.#writerWatches.delete(fire)) return;
+      if (fired) return;
+      fired = true;
+      this.#writerWatches.delete(fire);
       cancelBackendWatch?.();
       callback();
     };
