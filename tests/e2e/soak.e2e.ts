@@ -4,7 +4,7 @@
 // hot-plugs and a log. The soak checks every client's bytes exactly; this test runs it and
 // asserts that every check passed, showing the soak's own report when one did not.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -29,6 +29,7 @@ describe("the chaos soak", () => {
       child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
       const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(existsSync(json), `the soak wrote no result (exit ${code}):\n${output}`).toBe(true);
       const result = JSON.parse(readFileSync(json, "utf8")) as SoakResult;
       // The scenario really ran: clients came and went, stalled, were killed, hot-plugged.
       expect(result.counters.connects, output).toBeGreaterThan(5);
