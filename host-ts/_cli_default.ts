@@ -8,6 +8,7 @@ import type { ChardevRegistry } from "./registry.ts";
 import type { HostRuntime, ProcessPrimitives } from "./runtime/types.ts";
 import { DEFAULT_COLS, DEFAULT_ROWS } from "./chardev/spawn.ts";
 import type { WebChardev } from "./chardev/web.ts";
+import { quoteInput } from "./limits.ts";
 
 /** Where the default setup puts its socket, link and log (relative to the working directory). */
 export const RUN_DIR = "run";
@@ -106,5 +107,5 @@ async function refuseIfServed(runtime: HostRuntime): Promise<void> {
     return;
   }
   connection.close();
-  throw new ChardevError("IN_USE", `${path} is served by another chardev-hub running here: attach to it (socat - UNIX-CONNECT:${path}) or end it first`);
+  throw new ChardevError("IN_USE", `${quoteInput(path)} is served by another chardev-hub running here: attach to it (socat - UNIX-CONNECT:${quoteInput(path)}) or end it first`);
 }

@@ -20,6 +20,12 @@ export type ChardevErrorCode =
   | "UNSUPPORTED";
 
 /**
+ * Longest error message: a backstop for a message that quotes input without cutting it
+ * (sites cut input to 256 characters with quoteInput of limits.ts; this catches the rest).
+ */
+export const MAX_ERROR_MESSAGE = 4096;
+
+/**
  * A chardev could not be configured, found or removed.
  *
  * @example Catch QEMU's message
@@ -34,6 +40,6 @@ export class ChardevError extends Error {
     readonly code: ChardevErrorCode,
     message: string,
   ) {
-    super(message);
+    super(message.length <= MAX_ERROR_MESSAGE ? message : `${message.slice(0, MAX_ERROR_MESSAGE)}...`);
   }
 }

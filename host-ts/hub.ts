@@ -3,7 +3,7 @@
 // frontend, so it behaves the same; usable wherever the registry is (edge runtimes included).
 
 import type { Chardev } from "./chardev/_chardev.ts";
-import { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
+import { checkHubBackendOptions, HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import type { Frontend } from "./frontend.ts";
 import { ChardevRegistry, type RegistryOptions } from "./registry.ts";
@@ -131,6 +131,8 @@ export class Hub {
    * Attaches a backend: a chardev of the registry, or a `-chardev` string that is added first.
    */
   async attach(backend: Chardev | string, options: HubBackendOptions = {}): Promise<HubBackendHandle> {
+    // Limits (stall-ms, replay) checked before a backend string adds anything.
+    checkHubBackendOptions(typeof backend === "string" ? "backend" : backend.id, options);
     const chardev = typeof backend === "string" ? await this.registry.add(backend) : backend;
     this.chardev.attachBackend(chardev, options);
     const hub = this.chardev;

@@ -2,6 +2,7 @@
 // implied first key `backend`, `,,` as a literal comma, and a bare `key` meaning `key=on`.
 
 import { ChardevError } from "./errors.ts";
+import { quoteInput } from "./limits.ts";
 
 /** A parsed `-chardev` string: every key as written, values unescaped. */
 export interface ChardevOptions {
@@ -94,14 +95,14 @@ export function parseChardevOptions(text: string, qemuCompat = true): ChardevOpt
       value = param.slice(eq + 1);
     }
     if (key === "") throw new ChardevError("INVALID_PARAMETER", `Invalid parameter ''`);
-    if (!isKnownKey(key, qemuCompat)) throw new ChardevError("INVALID_PARAMETER", `Invalid parameter '${key}'`);
+    if (!isKnownKey(key, qemuCompat)) throw new ChardevError("INVALID_PARAMETER", `Invalid parameter '${quoteInput(key)}'`);
     options.set(key, value);
   });
   const id = options.get("id");
   if (id === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'id' is missing");
   validateId(id);
   const backend = options.get("backend");
-  if (!backend) throw new ChardevError("MISSING_PARAMETER", `chardev: "${id}" missing backend`);
+  if (!backend) throw new ChardevError("MISSING_PARAMETER", `chardev: "${quoteInput(id)}" missing backend`);
   options.delete("id");
   options.delete("backend");
   return { id, backend, options };

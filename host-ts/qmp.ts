@@ -12,12 +12,13 @@
 // without an I/O thread.
 
 import type { Chardev } from "./chardev/_chardev.ts";
-import { onEveryHubEvent, type HubBackendOptions } from "./chardev/hub.ts";
+import { checkHubBackendOptions, onEveryHubEvent, type HubBackendOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import { ChrEvent } from "./events.ts";
 import type { Frontend } from "./frontend.ts";
 import type { ChardevAddArgs, ChardevRegistry, RingbufFormat } from "./registry.ts";
 import type { ObjectAddArgs } from "./tls_creds.ts";
+import { quoteInput } from "./limits.ts";
 
 // ---- the JSON wire format ----------------------------------------------------------------------
 
@@ -1127,13 +1128,14 @@ export class QmpMonitor {
             replay: { check: isInteger, optional: true },
             mode: { check: isOneOf("rw", "ro"), optional: true },
           });
-          reg.hubAttach(args.hub as string, args.chardev as string, {
+          // stall-ms and replay within limits.ts, checked before anything is attached.
+          reg.hubAttach(args.hub as string, args.chardev as string, checkHubBackendOptions(args.chardev as string, {
             policy: args.policy as HubBackendOptions["policy"],
             lagLimit: args["lag-limit"] as number | undefined,
             stallMs: args["stall-ms"] as number | undefined,
             replay: args.replay as number | undefined,
             mode: args.mode as HubBackendOptions["mode"],
-          });
+          }));
         },
       ],
       [
@@ -1324,10 +1326,10 @@ export function qmpChardevSpec(address: string, id: string): string {
   } else if (first.startsWith("tcp:")) {
     const hostPort = first.slice(4);
     const match = /^\[([^\]]*)\]:(.*)$/.exec(hostPort) ?? /^([^:]*):(.*)$/.exec(hostPort);
-    if (!match || match[2] === "") throw new ChardevError("MISSING_PARAMETER", `qmp: '${address}' has no port (tcp:HOST:PORT)`);
+    if (!match || match[2] === "") throw new ChardevError("MISSING_PARAMETER", `qmp: '${quoteInput(address)}' has no port (tcp:HOST:PORT)`);
     addressKeys = `host=${escapeOption(match[1])},port=${escapeOption(match[2])}`;
   } else {
-    throw new ChardevError("INVALID_VALUE", `qmp: '${address}' is not a QMP address we serve (unix:PATH or tcp:HOST:PORT)`);
+    throw new ChardevError("INVALID_VALUE", `qmp: '${quoteInput(address)}' is not a QMP address we serve (unix:PATH or tcp:HOST:PORT)`);
   }
   return [`socket,id=${id}`, addressKeys, ...options].join(",");
 }

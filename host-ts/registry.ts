@@ -17,6 +17,7 @@ import { parseBool, parseChardevOptions, validateId } from "./options.ts";
 import type { HostRuntime, LogSink } from "./runtime/types.ts";
 import { createTlsCredsX509, parseObjectOptions, type ObjectAddArgs, type TlsCredsX509 } from "./tls_creds.ts";
 import { webRuntime } from "./runtime/web.ts";
+import { quoteInput } from "./limits.ts";
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
 export interface ChardevAddArgs {
@@ -178,7 +179,7 @@ export class ChardevRegistry {
   /** The chardev named `id`, or QEMU's "not found" error. */
   get(id: string): Chardev {
     const chardev = this.#chardevs.get(id);
-    if (!chardev) throw new ChardevError("NOT_FOUND", `Chardev '${id}' not found`);
+    if (!chardev) throw new ChardevError("NOT_FOUND", `Chardev '${quoteInput(id)}' not found`);
     return chardev;
   }
 
@@ -213,19 +214,19 @@ export class ChardevRegistry {
 
   #driver(type: string): ChardevDriver {
     const driver = this.#drivers.get(type);
-    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `'${type}' is not a valid char driver name`);
+    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `'${quoteInput(type)}' is not a valid char driver name`);
     return driver;
   }
 
   #duplicate(id: string): ChardevError {
-    return new ChardevError("DUPLICATE_ID", `Chardev with id '${id}' already exists`);
+    return new ChardevError("DUPLICATE_ID", `Chardev with id '${quoteInput(id)}' already exists`);
   }
 
   /** QAPI's checks of `chardev-add` arguments, with its error texts. */
   #checkQmpArgs(args: unknown): { id: string; driver: ChardevDriver; data: BackendData } {
     if (!isPlainObject(args)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'arguments', expected: object");
     for (const key of Object.keys(args)) {
-      if (key !== "id" && key !== "backend") throw new ChardevError("INVALID_PARAMETER", `Parameter '${key}' is unexpected`);
+      if (key !== "id" && key !== "backend") throw new ChardevError("INVALID_PARAMETER", `Parameter '${quoteInput(key)}' is unexpected`);
     }
     if (args.id === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'id' is missing");
     if (typeof args.id !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'id', expected: string");
@@ -236,17 +237,17 @@ export class ChardevRegistry {
     if (backend.type === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend.type' is missing");
     if (typeof backend.type !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.type', expected: string");
     const driver = this.#drivers.get(backend.type);
-    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `Parameter 'backend.type' does not accept value '${backend.type}'`);
+    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `Parameter 'backend.type' does not accept value '${quoteInput(backend.type)}'`);
     for (const key of Object.keys(backend)) {
-      if (key !== "type" && key !== "data") throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.${key}' is unexpected`);
+      if (key !== "type" && key !== "data") throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.${quoteInput(key)}' is unexpected`);
     }
     const data = backend.data ?? {};
     if (!isPlainObject(data)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.data', expected: object");
     for (const [key, value] of Object.entries(data)) {
       const type = driver.fields[key] ?? COMMON_FIELDS[key];
-      if (!type) throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.data.${key}' is unexpected`);
+      if (!type) throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.data.${quoteInput(key)}' is unexpected`);
       if (!fieldMatches(type, value)) {
-        throw new ChardevError("INVALID_VALUE", `Invalid parameter type for 'backend.data.${key}', expected: ${QAPI_TYPE_NAMES[type]}`);
+        throw new ChardevError("INVALID_VALUE", `Invalid parameter type for 'backend.data.${quoteInput(key)}', expected: ${QAPI_TYPE_NAMES[type]}`);
       }
     }
     return { id: args.id, driver, data: { ...data } };
@@ -260,7 +261,7 @@ export class ChardevRegistry {
         log = this.#context.runtime.openLog(data.logfile, data.logappend === true);
       } catch (error) {
         if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
-        throw new ChardevError("OPEN_FAILED", `Could not open '${data.logfile}': ${strerror(error)}`);
+        throw new ChardevError("OPEN_FAILED", `Could not open '${quoteInput(data.logfile)}': ${strerror(error)}`);
       }
     }
     let chardev: Chardev;
@@ -292,7 +293,7 @@ export class ChardevRegistry {
   /** The hub named `id`, or an error naming what it is instead. */
   hub(id: string): HubChardev {
     const chardev = this.get(id);
-    if (!(chardev instanceof HubChardev)) throw new ChardevError("INVALID_VALUE", `'${id}' is not a hub`);
+    if (!(chardev instanceof HubChardev)) throw new ChardevError("INVALID_VALUE", `'${quoteInput(id)}' is not a hub`);
     return chardev;
   }
 
@@ -319,7 +320,7 @@ export class ChardevRegistry {
   /** `chardev-remove`: refused while the chardev is held by a frontend, hub or mux. */
   async remove(id: string): Promise<void> {
     const chardev = this.get(id);
-    if (chardev.isBusy()) throw new ChardevError("BUSY", `Chardev '${id}' is busy`);
+    if (chardev.isBusy()) throw new ChardevError("BUSY", `Chardev '${quoteInput(id)}' is busy`);
     await this.#forget(chardev);
     // The base of a `mux=on` pair goes with its mux: nobody else can reach it.
     if (chardev instanceof MuxChardev && this.#chardevs.get(chardev.base.id) === chardev.base && !chardev.base.isBusy()) {
@@ -334,8 +335,8 @@ export class ChardevRegistry {
 
   #ringbuf(id: string): RingbufChardev {
     const chardev = this.#chardevs.get(id);
-    if (!chardev) throw new ChardevError("NOT_FOUND", `Device '${id}' not found`);
-    if (!(chardev instanceof RingbufChardev)) throw new ChardevError("NOT_RINGBUF", `${id} is not a ringbuf device`);
+    if (!chardev) throw new ChardevError("NOT_FOUND", `Device '${quoteInput(id)}' not found`);
+    if (!(chardev instanceof RingbufChardev)) throw new ChardevError("NOT_RINGBUF", `${quoteInput(id)} is not a ringbuf device`);
     return chardev;
   }
 
@@ -366,8 +367,8 @@ export class ChardevRegistry {
     const args = typeof spec === "string" ? parseObjectOptions(spec) : spec;
     const duplicate = () =>
       typeof spec === "string"
-        ? new ChardevError("DUPLICATE_ID", `Duplicate ID '${args.id}' for object`)
-        : new ChardevError("DUPLICATE_ID", `attempt to add duplicate property '${args.id}' to object (type 'container')`);
+        ? new ChardevError("DUPLICATE_ID", `Duplicate ID '${quoteInput(args.id)}' for object`)
+        : new ChardevError("DUPLICATE_ID", `attempt to add duplicate property '${quoteInput(args.id)}' to object (type 'container')`);
     if (typeof args.id === "string" && this.#objects.has(args.id)) throw duplicate();
     const object = await createTlsCredsX509(args, this.#context.runtime);
     // A concurrent add of the same id may have finished while the files were read.
@@ -387,8 +388,8 @@ export class ChardevRegistry {
    */
   removeObject(id: string): void {
     const object = this.#objects.get(id);
-    if (!object) throw new ChardevError("NOT_FOUND", `object '${id}' not found`);
-    if (object.inUse) throw new ChardevError("BUSY", `object '${id}' is in use, can not be deleted`);
+    if (!object) throw new ChardevError("NOT_FOUND", `object '${quoteInput(id)}' not found`);
+    if (object.inUse) throw new ChardevError("BUSY", `object '${quoteInput(id)}' is in use, can not be deleted`);
     this.#objects.delete(id);
   }
 

@@ -7,6 +7,7 @@ import { ChardevError } from "./errors.ts";
 import { strerror } from "./errno.ts";
 import { parseBool, validateId } from "./options.ts";
 import type { HostRuntime, TlsOptions } from "./runtime/types.ts";
+import { quoteInput } from "./limits.ts";
 
 /** Which side of a TLS session the credentials are for (QAPI QCryptoTLSCredsEndpoint). */
 export type TlsEndpoint = "server" | "client";
@@ -104,7 +105,7 @@ export interface TlsCredsLookup {
  */
 export function tlsCredsFor(lookup: TlsCredsLookup, id: string, endpoint: TlsEndpoint): TlsCredsX509 {
   const creds = lookup.tlsCreds(id);
-  if (!creds) throw new ChardevError("NOT_FOUND", `No TLS credentials with id '${id}'`);
+  if (!creds) throw new ChardevError("NOT_FOUND", `No TLS credentials with id '${quoteInput(id)}'`);
   if (creds.endpoint !== endpoint) throw new ChardevError("INVALID_VALUE", `Expected TLS credentials for a ${endpoint} endpoint`);
   return creds;
 }
@@ -189,7 +190,7 @@ function checkArgs(args: unknown): { id: string; endpoint: TlsEndpoint; dir: str
     if (UNSUPPORTED_PROPERTIES.has(key)) throw unsupported(key);
     const kind = PROPERTIES[key];
     if (!kind) throw new ChardevError("INVALID_PARAMETER", `Parameter '${cut(key)}' is unexpected`);
-    if (typeof value !== kind) throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${key}', expected: ${kind}`);
+    if (typeof value !== kind) throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${quoteInput(key)}', expected: ${kind}`);
   }
   const endpoint = given.endpoint ?? "client"; // QEMU's default endpoint
   if (endpoint !== "server" && endpoint !== "client") {
@@ -214,7 +215,7 @@ function readCredential(runtime: HostRuntime, dir: string, name: string, require
     return read(path, MAX_PEM_BYTES);
   } catch (error) {
     if (isMissing(error) && !required) return null;
-    throw new ChardevError("OPEN_FAILED", `Unable to access credentials ${path}: ${strerror(error)}`);
+    throw new ChardevError("OPEN_FAILED", `Unable to access credentials ${quoteInput(path)}: ${strerror(error)}`);
   }
 }
 

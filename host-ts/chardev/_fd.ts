@@ -3,6 +3,7 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import type { FileOpenMode, HostRuntime } from "../runtime/types.ts";
+import { quoteInput } from "../limits.ts";
 
 /**
  * Opens `path` or throws QEMU's "Could not open" error. A file it creates gets `createMode`
@@ -13,7 +14,7 @@ export function openOrThrow(runtime: HostRuntime, path: string, mode: FileOpenMo
     return runtime.openFile(path, mode, createMode);
   } catch (error) {
     if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
-    throw new ChardevError("OPEN_FAILED", `Could not open '${path}': ${strerror(error)}`);
+    throw new ChardevError("OPEN_FAILED", `Could not open '${quoteInput(path)}': ${strerror(error)}`);
   }
 }
 

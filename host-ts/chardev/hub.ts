@@ -11,6 +11,7 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
+import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
 
 registerOptionKeys("ring", "open", "primary", "input", "input-idle-ms", "policy.N", "lag-limit.N", "stall-ms.N", "replay.N", "mode.N");
@@ -695,13 +696,43 @@ const OPEN_POLICIES: readonly HubOpenPolicy[] = ["any", "all", "always", "primar
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
   if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
-  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be ${allowed.join(", ")}, not '${String(value)}'`);
+  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be ${allowed.join(", ")}, not '${quoteInput(String(value))}'`);
 }
 
 function count(what: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (Number.isSafeInteger(value) && (value as number) >= 0) return value as number;
-  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be a non-negative integer, not '${String(value)}'`);
+  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be a non-negative integer, not '${quoteInput(String(value))}'`);
+}
+
+/** A millisecond option: a count no larger than a timer can wait (limits.ts). */
+function milliseconds(what: string, value: unknown): number | undefined {
+  const ms = count(what, value);
+  return ms === undefined ? undefined : checkMilliseconds("hub", what, ms);
+}
+
+/** A byte count no larger than `max` (limits.ts). */
+function bytesUpTo(what: string, value: unknown, max: number): number | undefined {
+  const bytes = count(what, value);
+  return bytes === undefined ? undefined : checkSize("hub", what, bytes, max);
+}
+
+/**
+ * Checks per-backend options against the limits (limits.ts) wherever they come from: option
+ * strings, QMP `hub-attach`, the library's `Hub.attach`.
+ */
+export function checkHubBackendOptions(id: string, options: HubBackendOptions): HubBackendOptions {
+  milliseconds(`stall-ms of ${id}`, options.stallMs);
+  bytesUpTo(`replay of ${id}`, options.replay, MAX_RING_BYTES);
+  count(`lag-limit of ${id}`, options.lagLimit);
+  return options;
+}
+
+/** A numeric `KEY.N` option checked against its limit, named as the user wrote it (`stall-ms.1`). */
+function checkBackendNumber(key: string, name: string, value: number): number {
+  if (name === "stall-ms") return checkMilliseconds("hub", key, value);
+  if (name === "replay") return checkSize("hub", key, value, MAX_RING_BYTES);
+  return value;
 }
 
 /** Per-backend option keys as written in option strings and in QMP `options`. */
@@ -709,16 +740,16 @@ const BACKEND_KEYS = ["policy", "lag-limit", "stall-ms", "replay", "mode"] as co
 
 function backendOptions(id: string, raw: unknown): HubBackendOptions {
   if (raw === undefined) return {};
-  if (typeof raw !== "object" || raw === null) throw new ChardevError("INVALID_VALUE", `hub: options of '${id}' must be an object`);
+  if (typeof raw !== "object" || raw === null) throw new ChardevError("INVALID_VALUE", `hub: options of '${quoteInput(id)}' must be an object`);
   const fields = raw as Record<string, unknown>;
   for (const key of Object.keys(fields)) {
-    if (!(BACKEND_KEYS as readonly string[]).includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: unknown option '${key}' for chardev '${id}'`);
+    if (!(BACKEND_KEYS as readonly string[]).includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: unknown option '${quoteInput(key)}' for chardev '${quoteInput(id)}'`);
   }
   return {
     policy: oneOf(`policy of ${id}`, fields.policy, POLICIES),
     lagLimit: count(`lag-limit of ${id}`, fields["lag-limit"]),
-    stallMs: count(`stall-ms of ${id}`, fields["stall-ms"]),
-    replay: count(`replay of ${id}`, fields.replay),
+    stallMs: milliseconds(`stall-ms of ${id}`, fields["stall-ms"]),
+    replay: bytesUpTo(`replay of ${id}`, fields.replay, MAX_RING_BYTES),
     mode: oneOf(`mode of ${id}`, fields.mode, ["rw", "ro"] as const),
   };
 }
@@ -729,8 +760,8 @@ export const hubDriver: ChardevDriver = {
   fromOptions(options) {
     const chardevs = listOption(options, "chardevs");
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
-    if (options.has("ring")) data.ring = parseSize("ring", options.get("ring")!);
-    if (options.has("input-idle-ms")) data["input-idle-ms"] = parseSize("input-idle-ms", options.get("input-idle-ms")!);
+    if (options.has("ring")) data.ring = checkSize("hub", "ring", parseSize("ring", options.get("ring")!), MAX_RING_BYTES);
+    if (options.has("input-idle-ms")) data["input-idle-ms"] = checkMilliseconds("hub", "input-idle-ms", parseSize("input-idle-ms", options.get("input-idle-ms")!));
     for (const key of ["open", "primary", "input"]) if (options.has(key)) data[key] = options.get(key);
     // `policy.N=drop` belongs to the backend named by `chardevs.N`.
     const perBackend: Record<string, Record<string, unknown>> = {};
@@ -738,9 +769,9 @@ export const hubDriver: ChardevDriver = {
       const match = /^([a-z-]+)\.(\d+)$/.exec(key);
       if (!match || match[1] === "chardevs") continue;
       const id = chardevs[Number(match[2])];
-      if (id === undefined) throw new ChardevError("INVALID_PARAMETER", `hub: '${key}' has no matching 'chardevs.${match[2]}'`);
+      if (id === undefined) throw new ChardevError("INVALID_PARAMETER", `hub: '${quoteInput(key)}' has no matching 'chardevs.${quoteInput(match[2])}'`);
       const numeric = match[1] !== "policy" && match[1] !== "mode";
-      (perBackend[id] ??= {})[match[1]] = numeric ? parseSize(key, value) : value;
+      (perBackend[id] ??= {})[match[1]] = numeric ? checkBackendNumber(key, match[1], parseSize(key, value)) : value;
     }
     if (Object.keys(perBackend).length > 0) data.options = perBackend;
     return data;
@@ -748,15 +779,17 @@ export const hubDriver: ChardevDriver = {
   open(id, data, context) {
     const ids = (data.chardevs as string[] | undefined) ?? [];
     if (ids.length === 0 && context.qemuCompat) throw new ChardevError("HUB_NO_CHARDEVS", "hub: 'chardevs' list is not defined");
-    const ring = count("ring", data.ring) ?? 0;
+    const ring = bytesUpTo("ring", data.ring, MAX_RING_BYTES) ?? 0;
     if (ring !== 0 && !isPowerOfTwo(ring)) throw new ChardevError("INVALID_VALUE", `hub: 'ring' must be 0 or a power of two, not ${ring}`);
+    // The core's memory is one 4 GiB space per registry: refuse a ring it could not grow to hold.
+    if (ring !== 0) checkCoreRoom("hub", "ring", ring, context.core.view(0, 0).buffer.byteLength);
     const primary = data.primary as string | undefined;
     if (primary !== undefined && !ids.includes(primary)) {
-      throw new ChardevError("INVALID_VALUE", `hub: primary '${primary}' is not one of the hub's chardevs`);
+      throw new ChardevError("INVALID_VALUE", `hub: primary '${quoteInput(primary)}' is not one of the hub's chardevs`);
     }
     const perBackend = (data.options ?? {}) as Record<string, unknown>;
     for (const key of Object.keys(perBackend)) {
-      if (!ids.includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: options given for '${key}', which is not one of the hub's chardevs`);
+      if (!ids.includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: options given for '${quoteInput(key)}', which is not one of the hub's chardevs`);
     }
     const configured = ids.map((backendId) => backendOptions(backendId, perBackend[backendId]));
     const hub = new HubChardev(id, context, {
@@ -764,7 +797,7 @@ export const hubDriver: ChardevDriver = {
       open: oneOf("open", data.open, OPEN_POLICIES),
       primary,
       input: oneOf("input", data.input, ["shared", "exclusive"] as const),
-      inputIdleMs: count("input-idle-ms", data["input-idle-ms"]),
+      inputIdleMs: milliseconds("input-idle-ms", data["input-idle-ms"]),
     });
     if (hub.options.open === "primary" && primary === undefined) {
       void hub.destroy();
@@ -773,7 +806,7 @@ export const hubDriver: ChardevDriver = {
     try {
       ids.forEach((backendId, index) => {
         const chardev = context.find(backendId);
-        if (!chardev) throw new ChardevError("NOT_FOUND", `hub: chardev can't be found by id '${backendId}'`);
+        if (!chardev) throw new ChardevError("NOT_FOUND", `hub: chardev can't be found by id '${quoteInput(backendId)}'`);
         hub.attachBackend(chardev, configured[index]);
       });
     } catch (error) {

@@ -6,6 +6,7 @@
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
+import { quoteInput } from "../limits.ts";
 
 /** QEMU's MAX_MUX. */
 export const MAX_MUX = 4;
@@ -221,8 +222,8 @@ export const muxDriver: ChardevDriver = {
     const baseId = data.chardev as string | undefined;
     if (!baseId) throw new ChardevError("MISSING_PARAMETER", "Parameter 'chardev' is missing");
     const base = context.find(baseId);
-    if (!base) throw new ChardevError("NOT_FOUND", `Chardev '${baseId}' not found`);
-    if (base.isBusy()) throw new ChardevError("IN_USE", `chardev '${baseId}' is already in use`);
+    if (!base) throw new ChardevError("NOT_FOUND", `Chardev '${quoteInput(baseId)}' not found`);
+    if (base.isBusy()) throw new ChardevError("IN_USE", `chardev '${quoteInput(baseId)}' is already in use`);
     return new MuxChardev(id, context, base);
   },
 };

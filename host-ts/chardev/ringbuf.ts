@@ -4,12 +4,11 @@
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import { parseSize } from "../options.ts";
+import { checkCoreRoom, MAX_RINGBUF_BYTES } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 
 /** QEMU's default ring size. */
 const DEFAULT_RINGBUF_SIZE = 65536;
-/** Largest ring we allocate (the core's memory is 32-bit addressed). */
-const MAX_RINGBUF_SIZE = 2 ** 30;
 
 export class RingbufChardev extends Chardev {
   readonly kind = "ringbuf";
@@ -57,9 +56,14 @@ export const ringbufDriver: ChardevDriver = {
   fromOptions: (options) => (options.has("size") ? { size: parseSize("size", options.get("size")!) } : {}),
   open(id, data, context) {
     const size = (data.size as number | undefined) ?? DEFAULT_RINGBUF_SIZE;
-    if (size <= 0 || size > MAX_RINGBUF_SIZE || (size & (size - 1)) !== 0) {
+    // QEMU's text for a size that is not a power of two; ours for one past the core's limit.
+    if (!Number.isSafeInteger(size) || size <= 0 || size % 2 ** Math.floor(Math.log2(size)) !== 0) {
       throw new ChardevError("INVALID_VALUE", "size of ringbuf chardev must be power of two");
     }
+    if (size > MAX_RINGBUF_BYTES) {
+      throw new ChardevError("INVALID_VALUE", `ringbuf: 'size' must be at most ${MAX_RINGBUF_BYTES} bytes (512 MiB), not ${size}`);
+    }
+    checkCoreRoom("ringbuf", "size", size, context.core.view(0, 0).buffer.byteLength);
     return new RingbufChardev(id, context, size);
   },
 };

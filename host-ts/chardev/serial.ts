@@ -11,6 +11,7 @@ import { parseSize, registerOptionKeys } from "../options.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
+import { quoteInput } from "../limits.ts";
 
 registerOptionKeys("speed");
 
@@ -71,7 +72,7 @@ export class SerialChardev extends TerminalFdChardev {
       fd = context.runtime.openFile(path, "terminal");
     } catch (error) {
       if (error instanceof ChardevError) throw error;
-      throw new ChardevError("OPEN_FAILED", `Could not open '${path}': ${strerror(error)}`);
+      throw new ChardevError("OPEN_FAILED", `Could not open '${quoteInput(path)}': ${strerror(error)}`);
     }
     // Raw mode is what a serial console wants: every byte passes as it is, in both directions.
     // No runtime exposes termios; stty sets it on the device, which our fd shares.
@@ -82,7 +83,7 @@ export class SerialChardev extends TerminalFdChardev {
       // stty says "stty: PATH: REASON" (some runtimes pass its full path as its name): keep REASON.
       const said = result.output.trim().split("\n")[0].replace(/^\S*stty: /, "").replace(`${path}: `, "");
       const why = said || `stty ${describeFailure(result.exit)}`;
-      throw new ChardevError("OPEN_FAILED", `serial: cannot set up '${path}': ${why}`);
+      throw new ChardevError("OPEN_FAILED", `serial: cannot set up '${quoteInput(path)}': ${why}`);
     }
     return new SerialChardev(id, context, path, speed, fd);
   }

@@ -8,6 +8,7 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
+import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_TIMER_S, quoteInput } from "../limits.ts";
 import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
@@ -380,7 +381,7 @@ function checkStruct(value: unknown, where: string, members: Record<string, "str
   if (!isObject(value)) throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${where}', expected: object`);
   for (const [key, member] of Object.entries(value)) {
     const expected = members[key];
-    if (!expected) throw new ChardevError("INVALID_PARAMETER", `Parameter '${where}.${key}' is unexpected`);
+    if (!expected) throw new ChardevError("INVALID_PARAMETER", `Parameter '${where}.${quoteInput(key)}' is unexpected`);
     if (expected === "object" ? !isObject(member) : typeof member !== expected) {
       throw new ChardevError("INVALID_VALUE", `Invalid parameter type for '${where}.${key}', expected: ${expected}`);
     }
@@ -398,13 +399,14 @@ function addressFromQapi(addr: unknown): NetAddress {
   if (union.type === "unix") {
     const { path } = checkStruct(union.data, `${where}.data`, { path: "string" }, ["path"]) as { path: string };
     if (path === "") throw new ChardevError("INVALID_VALUE", "socket: empty UNIX socket path");
-    return { transport: "unix", path };
+    // QEMU's text; without it the kernel would cut the path and bind or reach another file.
+    return { transport: "unix", path: checkUnixPath(path) };
   }
   if (union.type === "inet") {
     const inet = checkStruct(union.data, `${where}.data`, { host: "string", port: "string" }, ["port"]) as { host?: string; port: string };
     const port = Number(inet.port);
     if (!/^\d+$/.test(inet.port) || port > 65535) {
-      throw new ChardevError("INVALID_VALUE", `socket: port '${inet.port}' is not a number from 0 to 65535`);
+      throw new ChardevError("INVALID_VALUE", `socket: port '${quoteInput(inet.port)}' is not a number from 0 to 65535`);
     }
     // No host: the loopback address, for a server (see DEFAULT_HOST) and a client alike.
     return { transport: "tcp", host: inet.host || DEFAULT_HOST, port };
@@ -412,7 +414,7 @@ function addressFromQapi(addr: unknown): NetAddress {
   if (union.type === "fd" || union.type === "vsock") {
     throw new ChardevError("UNSUPPORTED", `socket: address type '${union.type}' is not supported`);
   }
-  throw new ChardevError("INVALID_VALUE", `Parameter '${where}.type' does not accept value '${union.type}'`);
+  throw new ChardevError("INVALID_VALUE", `Parameter '${where}.type' does not accept value '${quoteInput(union.type)}'`);
 }
 
 /**
@@ -437,10 +439,14 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
   if (data.reconnect !== undefined && data["reconnect-ms"] !== undefined) {
     throw new ChardevError("INVALID_PARAMETER", "'reconnect' and 'reconnect-ms' are mutually exclusive");
   }
+  // A timer fires at once past 2^31-1 ms (limits.ts): `reconnect` (seconds) has the same bound.
+  if (data.reconnect !== undefined) checkRange("socket", "reconnect", data.reconnect as number, 0, MAX_TIMER_S, "s");
   const reconnectMs = data.reconnect !== undefined ? (data.reconnect as number) * 1000 : ((data["reconnect-ms"] as number | undefined) ?? 0);
   if (reconnectMs < 0) throw new ChardevError("INVALID_VALUE", "socket: 'reconnect-ms' must not be negative");
+  checkMilliseconds("socket", "reconnect-ms", reconnectMs);
   const highWaterMark = (data["high-water-mark"] as number | undefined) ?? DEFAULT_HIGH_WATER_MARK;
   if (highWaterMark < 1) throw new ChardevError("INVALID_VALUE", "socket: 'high-water-mark' must be at least 1");
+  checkSize("socket", "high-water-mark", highWaterMark, MAX_CLIENT_BUFFER_BYTES, 1);
   const address = addressFromQapi(data.addr);
   const tlsCreds = data["tls-creds"] as string | undefined;
   // QEMU speaks TLS over TCP only (qmp_chardev_validate_socket).

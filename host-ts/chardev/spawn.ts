@@ -11,6 +11,7 @@ import { listOption, parseSize, registerOptionKeys } from "../options.ts";
 import type { ProcessExit, ProcessPrimitives, PtyPrimitives, SpawnedProcess } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
+import { quoteInput } from "../limits.ts";
 
 registerOptionKeys("cmd", "args.N");
 
@@ -138,7 +139,7 @@ export class SpawnChardev extends TerminalFdChardev {
     // Found before anything is opened, so a typo fails the add instead of showing up as a
     // shell's complaint on every client.
     const found = await process.run("sh", ["-c", 'command -v "$1"', "sh", options.command]);
-    if (found.exit.code !== 0) throw new ChardevError("OPEN_FAILED", `spawn: cannot run '${options.command}': command not found`);
+    if (found.exit.code !== 0) throw new ChardevError("OPEN_FAILED", `spawn: cannot run '${quoteInput(options.command)}': command not found`);
     let pair;
     try {
       pair = pty.openpt();

@@ -17,6 +17,7 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseSize, registerOptionKeys } from "../options.ts";
+import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS, quoteInput } from "../limits.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
@@ -239,8 +240,9 @@ export class WebChardev extends Chardev {
     if (host === "") throw new ChardevError("INVALID_VALUE", "web: host must not be empty");
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ChardevError("INVALID_VALUE", "web: port must be between 0 and 65535");
     if (!Number.isSafeInteger(queueLimit) || queueLimit <= 0) throw new ChardevError("INVALID_VALUE", "web: queue-limit must be greater than zero");
-    if (!Number.isSafeInteger(maxClients) || maxClients < 1 || maxClients > 65535) {
-      throw new ChardevError("INVALID_VALUE", "web: max-clients must be between 1 and 65535");
+    checkSize("web", "queue-limit", queueLimit, MAX_CLIENT_BUFFER_BYTES, 1);
+    if (!Number.isSafeInteger(maxClients) || maxClients < MIN_CLIENTS || maxClients > MAX_CLIENTS) {
+      throw new ChardevError("INVALID_VALUE", `web: max-clients must be between ${MIN_CLIENTS} and ${MAX_CLIENTS}`);
     }
     const auth = options.auth ?? "token";
     if (auth === "none" && (options.token !== undefined || options.roToken !== undefined)) {
@@ -549,10 +551,10 @@ function readSecretFile(context: ChardevContext, key: string, path: string): str
   try {
     bytes = read(path, MAX_SECRET_LENGTH + 2);
   } catch (error) {
-    throw new ChardevError("OPEN_FAILED", `web: could not read '${key}' ${path.slice(0, 256)}: ${strerror(error)}`);
+    throw new ChardevError("OPEN_FAILED", `web: could not read '${key}' ${quoteInput(path)}: ${strerror(error)}`);
   }
   const text = new TextDecoder().decode(bytes).replace(/\r?\n$/, "");
-  if (text.includes("\n")) throw new ChardevError("INVALID_VALUE", `web: '${key}' ${path.slice(0, 256)} must hold one line, the secret`);
+  if (text.includes("\n")) throw new ChardevError("INVALID_VALUE", `web: '${key}' ${quoteInput(path)} must hold one line, the secret`);
   return checkSecret(key, text);
 }
 

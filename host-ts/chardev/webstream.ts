@@ -13,6 +13,7 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseSize, registerOptionKeys } from "../options.ts";
+import { checkSize, MAX_CLIENT_BUFFER_BYTES } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 
 registerOptionKeys("high-water-mark");
@@ -146,6 +147,7 @@ export const webStreamDriver: ChardevDriver = {
   open(id, data, context) {
     const highWaterMark = (data["high-water-mark"] as number | undefined) ?? DEFAULT_WEBSTREAM_HIGH_WATER_MARK;
     if (highWaterMark < 1) throw new ChardevError("INVALID_VALUE", "webstream: 'high-water-mark' must be at least 1");
+    checkSize("webstream", "high-water-mark", highWaterMark, MAX_CLIENT_BUFFER_BYTES, 1);
     return new WebStreamChardev(id, context, highWaterMark);
   },
 };
