@@ -179,7 +179,8 @@ export class Core {
 
   /** A view of core memory; valid until the next call that may allocate. */
   view(address: number, length: number): Uint8Array {
-    return new Uint8Array(this.#memory().buffer, address, length);
+    // `usize` comes back as a signed i32: an address past 2 GiB reads negative (>>> 0 mends it).
+    return new Uint8Array(this.#memory().buffer, address >>> 0, length);
   }
 
   /**
@@ -216,7 +217,7 @@ export class Core {
     const memory = this.#memory();
     if (data.buffer === memory.buffer) return data.byteOffset;
     const address = this.#scratch(slot, data.length);
-    this.#memory().set(data, address); // the scratch may have grown memory
+    this.#memory().set(data, address >>> 0); // the scratch may have grown memory; see view()
     return address;
   }
 

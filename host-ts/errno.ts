@@ -1,6 +1,8 @@
 // Errno names and numbers (Linux) for the data path: a write returns bytes taken or -errno,
 // and the frontend reports the name (`fe.lastError === "EAGAIN"`).
 
+import { quoteInput } from "./limits.ts";
+
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
@@ -36,6 +38,7 @@ export function negativeErrno(error: unknown): number {
 
 const STRERROR: Record<string, string> = {
   ENOENT: "No such file or directory",
+  ENAMETOOLONG: "File name too long",
   EACCES: "Permission denied",
   EPERM: "Operation not permitted",
   EISDIR: "Is a directory",
@@ -50,5 +53,6 @@ const STRERROR: Record<string, string> = {
 export function strerror(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && STRERROR[code]) return STRERROR[code];
-  return error instanceof Error ? error.message : String(error);
+  // The runtime's own message may quote a path of any length: cut it (limits.ts).
+  return quoteInput(error instanceof Error ? error.message : String(error));
 }

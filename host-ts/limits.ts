@@ -190,10 +190,12 @@ export function checkUnixPath(path: string): string {
 
 /**
  * Refuses a new ring of `bytes` when the core's memory could not grow to hold it (see
- * {@link MAX_CORE_MEMORY_BYTES}). `memoryBytes` is the core's memory size now.
+ * {@link MAX_CORE_MEMORY_BYTES}). `memoryBytes` is the core's memory size now. Memory freed by
+ * a removed ring is reused but never returned, so this errs on the side of refusing.
  */
 export function checkCoreRoom(subsystem: string, key: string, bytes: number, memoryBytes: number): void {
-  // A slack for the allocator's headers and the staging buffers that grow with writes.
+  // A slack for the allocator's headers and the staging buffers that grow with writes. (The
+  // allocator asks for double its memory first and, refused, for just what it needs.)
   const slack = 64 * 2 ** 20;
   if (memoryBytes + bytes + slack > MAX_CORE_MEMORY_BYTES) {
     throw new ChardevError(
