@@ -20,7 +20,7 @@
 //   ringbuf (RINGBUF_HEADER_SIZE = 24, then `size` bytes of data)
 //   +0  u64 produced   +8 u64 consumed   +16 u32 size (power of two)   +24 data...
 //
-//   broadcast ring (BC_HEADER_SIZE = 40)     reader slot (BC_SLOT_SIZE = 48), x capacity
+//   broadcast ring (BC_HEADER_SIZE = 40)     reader slot (BC_SLOT_SIZE = 64), x capacity
 //   +0  u64 head (bytes ever written)        +0  u64 cursor (next position it gets)
 //   +8  u64 tail (cached; oldest still       +8  u64 delivered
 //           needed by a blocking reader)     +16 u64 dropped (sum of its gaps)
@@ -29,6 +29,10 @@
 //   +24 u32 capacity                         +36 u32 policy (0 block, 1 drop, 2 evict)
 //   +28 u32 blockingReaders                  +40 u32 stalls
 //   +32 usize slots   +36 usize data         +44 u32 replay (history on open)
+//                                            +48 u32 joinState (parser state while it seeks
+//                                                a safe start; 0: not seeking)
+//                                            +52 u32 joinScanned (bytes of this seek)
+//                                            +56 u64 joinSkipped (bytes skipped at starts)
 //
 //   The writer's window: bcastReserve(ring) -> contiguous bytes free at the head;
 //   bcastHeadAddress(ring) -> where they start; the host copies writes there and books them
@@ -78,6 +82,7 @@ export {
   bcastDelivered,
   bcastDropped,
   bcastStalls,
+  bcastJoinSkipped,
   bcastBlocked,
 } from "./ring";
 

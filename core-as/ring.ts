@@ -115,7 +115,10 @@ const RD_FLAGS: usize = 32; // u32: FLAG_*
 const RD_POLICY: usize = 36; // u32: POLICY_*
 const RD_STALLS: usize = 40; // u32: times it refused bytes (EAGAIN, short or zero write)
 const RD_REPLAY: usize = 44; // u32: bytes of history it gets when it opens
-export const BC_SLOT_SIZE: usize = 48;
+const RD_JOIN_STATE: usize = 48; // u32: terminal parser state while it seeks a safe start (0: not seeking)
+const RD_JOIN_SCANNED: usize = 52; // u32: bytes skipped by the current seek
+const RD_JOIN_SKIPPED: usize = 56; // u64: bytes skipped at its starts, all told
+export const BC_SLOT_SIZE: usize = 64;
 
 const FLAG_ATTACHED: u32 = 1;
 const FLAG_OPEN: u32 = 2;
@@ -177,6 +180,80 @@ export function bcastSafeBoundary(ring: usize, from: u64, to: u64): u64 {
   return to;
 }
 
+// A reader that opens at the head joins a stream in motion: the last bytes written may be the
+// first half of a UTF-8 character or of an escape sequence, whose rest would reach it alone. It
+// seeks the next safe start instead: a tiny terminal parser (UTF-8 lengths; ESC, CSI, the string
+// sequences OSC/DCS/SOS/PM/APC ended by BEL or ST; CAN/SUB cancel) is run over the bytes just
+// before the head to learn the state there, then over the new bytes until it is back in the
+// ground state; those bytes are skipped (not a gap: the reader never had them).
+
+/** Bytes before the head read at a join to learn the parser state there. */
+const JOIN_LOOKBACK: u64 = 1024;
+/** A seek gives up on an escape sequence after this many bytes (an unterminated string) and
+ * starts at the next byte that does not continue a UTF-8 character. */
+const JOIN_SEEK_LIMIT: u32 = 4096;
+
+const TS_GROUND: u32 = 0;
+const TS_ESCAPE: u32 = 1;
+const TS_INTERMEDIATE: u32 = 2;
+const TS_CSI: u32 = 3;
+const TS_STRING: u32 = 4;
+const TS_STRING_ESC: u32 = 5;
+
+/**
+ * One byte through the terminal parser. `state` is the escape state in the low byte and the
+ * UTF-8 continuation bytes still expected above it; 0 means "a reader may start here".
+ */
+export function terminalStep(state: u32, byte: u32): u32 {
+  let escape = state & 0xff;
+  const pending = state >> 8;
+  if (pending > 0) {
+    if ((byte & 0xc0) == 0x80) return escape | ((pending - 1) << 8);
+    // A broken character ends where it breaks; this byte starts afresh.
+  }
+  if (byte == 0x18 || byte == 0x1a) return TS_GROUND; // CAN, SUB cancel any sequence
+  if (byte == <u32>ESC) return escape == TS_STRING ? TS_STRING_ESC : TS_ESCAPE;
+  if (escape == TS_STRING_ESC) {
+    if (byte == 0x5c) return TS_GROUND; // ESC \ (ST) ends the string
+    escape = TS_ESCAPE; // any other byte after ESC: a new escape sequence
+  }
+  if (escape == TS_STRING) return byte == 0x07 ? TS_GROUND : TS_STRING; // BEL ends an OSC too
+  if (escape != TS_GROUND && byte < 0x20) return escape; // C0 controls act inside a sequence
+  if (escape == TS_ESCAPE) {
+    if (byte == 0x5b) return TS_CSI; // [
+    if (byte == 0x5d || byte == 0x50 || byte == 0x58 || byte == 0x5e || byte == 0x5f) return TS_STRING; // ] P X ^ _
+    if (byte >= 0x20 && byte <= 0x2f) return TS_INTERMEDIATE;
+    if (byte <= 0x7e) return TS_GROUND;
+    if (byte == 0x7f) return escape;
+  } else if (escape == TS_INTERMEDIATE) {
+    if (byte <= 0x2f) return escape;
+    if (byte <= 0x7e) return TS_GROUND;
+    if (byte == 0x7f) return escape;
+  } else if (escape == TS_CSI) {
+    if (byte <= 0x3f) return escape;
+    if (byte <= 0x7e) return TS_GROUND;
+    if (byte == 0x7f) return escape;
+  }
+  // Ground, or a sequence broken by a byte of 0x80 and up: read it as text.
+  if (byte >= 0xc2 && byte <= 0xdf) return 1 << 8;
+  if (byte >= 0xe0 && byte <= 0xef) return 2 << 8;
+  if (byte >= 0xf0 && byte <= 0xf4) return 3 << 8;
+  return TS_GROUND;
+}
+
+/** The parser state at the head, read from up to JOIN_LOOKBACK bytes before it (from a line
+ * start or an ESC in them when there is one, where the parser is in a known state). */
+function stateAtHead(ring: usize): u32 {
+  const head = load<u64>(ring + BC_HEAD);
+  const first = oldest(ring);
+  const window = head - first > JOIN_LOOKBACK ? head - JOIN_LOOKBACK : first;
+  let from = bcastSafeBoundary(ring, window, head);
+  if (from == head) from = window;
+  let state: u32 = TS_GROUND;
+  for (let q = from; q < head; q++) state = terminalStep(state, <u32>byteAt(ring, q));
+  return state;
+}
+
 /** Adds a closed reader (reusing a removed slot) and returns its index. */
 export function bcastAddBackend(ring: usize, policy: u32, lagLimit: u64, replay: u32): u32 {
   let index: u32 = 0;
@@ -229,11 +306,16 @@ export function bcastSetOpen(ring: usize, index: u32, open: u32): void {
     const head = load<u64>(ring + BC_HEAD);
     const available = head - oldest(ring);
     const replay = min<u64>(<u64>load<u32>(slot + RD_REPLAY), available);
-    store<u64>(slot + RD_CURSOR, bcastSafeBoundary(ring, head - replay, head));
+    const start = bcastSafeBoundary(ring, head - replay, head);
+    store<u64>(slot + RD_CURSOR, start);
+    // No history to start from: start at the head unless it is inside a sequence.
+    store<u32>(slot + RD_JOIN_STATE, start == head && head != 0 ? stateAtHead(ring) : 0);
+    store<u32>(slot + RD_JOIN_SCANNED, 0);
     setFlags(ring, index, (flags | FLAG_OPEN) & ~FLAG_BLOCKED);
     // Replay may move the cursor behind the cached tail: the writer must not overwrite it.
     recomputeTail(ring);
   } else {
+    store<u32>(slot + RD_JOIN_STATE, 0);
     setFlags(ring, index, flags & ~(FLAG_OPEN | FLAG_BLOCKED));
   }
 }
@@ -339,9 +421,27 @@ export function bcastDrainBackend(ring: usize, index: u32): i32 {
         const resume = bcastSafeBoundary(ring, head - limit, head);
         store<u64>(slot + RD_CURSOR, resume);
         store<u64>(slot + RD_DROPPED, load<u64>(slot + RD_DROPPED) + (resume - cursor));
+        store<u32>(slot + RD_JOIN_STATE, 0); // a gap lands on a safe boundary: the seek is over
         backendGap(ring, index, <f64>(resume - cursor));
         continue;
       }
+    }
+    let joinState = load<u32>(slot + RD_JOIN_STATE);
+    if (joinState != 0) {
+      let scanned = load<u32>(slot + RD_JOIN_SCANNED);
+      let q = cursor;
+      while (q < head && joinState != 0) {
+        joinState = terminalStep(joinState, <u32>byteAt(ring, q));
+        q++;
+        scanned++;
+        // An escape sequence this long is not one a terminal would still be in.
+        if (scanned >= JOIN_SEEK_LIMIT && joinState >> 8 == 0) joinState = 0;
+      }
+      store<u32>(slot + RD_JOIN_STATE, joinState);
+      store<u32>(slot + RD_JOIN_SCANNED, scanned);
+      store<u64>(slot + RD_CURSOR, q);
+      store<u64>(slot + RD_JOIN_SKIPPED, load<u64>(slot + RD_JOIN_SKIPPED) + (q - cursor));
+      continue;
     }
     const at = <u32>(cursor & <u64>(size - 1));
     const run = <u32>min<u64>(head - cursor, <u64>(size - at));
@@ -383,6 +483,10 @@ export function bcastDelivered(ring: usize, index: u32): u64 {
 }
 export function bcastDropped(ring: usize, index: u32): u64 {
   return load<u64>(reader(ring, index) + RD_DROPPED);
+}
+/** Bytes reader `index` skipped to start at a safe boundary when it joined (all its joins). */
+export function bcastJoinSkipped(ring: usize, index: u32): u64 {
+  return load<u64>(reader(ring, index) + RD_JOIN_SKIPPED);
 }
 export function bcastStalls(ring: usize, index: u32): u32 {
   return load<u32>(reader(ring, index) + RD_STALLS);

@@ -79,6 +79,8 @@ interface CoreExports {
   bcastDropped(ring: number, index: number): bigint;
   /** bcastStalls(ring: usize, index: u32): u32 */
   bcastStalls(ring: number, index: number): number;
+  /** bcastJoinSkipped(ring: usize, index: u32): u64 */
+  bcastJoinSkipped(ring: number, index: number): bigint;
   /** bcastBlocked(ring: usize, index: u32): u32 */
   bcastBlocked(ring: number, index: number): number;
   /** ringbufNew(size: u32): usize */
@@ -330,6 +332,10 @@ export class Core {
   }
   bcastDropped(ring: number, index: number): number {
     return Number(BigInt.asUintN(64, this.#exports.bcastDropped(ring, index)));
+  }
+  /** Bytes reader `index` skipped to start at a safe boundary when it joined mid-sequence. */
+  bcastJoinSkipped(ring: number, index: number): number {
+    return Number(BigInt.asUintN(64, this.#exports.bcastJoinSkipped(ring, index)));
   }
   bcastStalls(ring: number, index: number): number {
     return this.#exports.bcastStalls(ring, index);

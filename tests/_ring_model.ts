@@ -42,6 +42,56 @@ export interface ModelReader {
   lagLimit: number;
   /** Bytes of history it asks for when it opens. */
   replay: number;
+  /** Set while it seeks a safe start after joining at the head mid-sequence. */
+  joining: TerminalState | null;
+  /** Bytes the current seek skipped. */
+  joinScanned: number;
+  /** Bytes skipped by all its seeks. */
+  joinSkipped: number;
+}
+
+/** Bytes before the head read at a join, and the longest seek before giving up on an escape. */
+export const JOIN_LOOKBACK = 1024;
+export const JOIN_SEEK_LIMIT = 4096;
+
+/** Where a terminal is in the byte stream: which escape sequence, and UTF-8 bytes still due. */
+export interface TerminalState {
+  escape: "ground" | "esc" | "intermediate" | "csi" | "string" | "stringEsc";
+  utf8Left: number;
+}
+
+/** Whether a reader may start right after a byte that left the terminal in `state`. */
+export const atSafeStart = (state: TerminalState) => state.escape === "ground" && state.utf8Left === 0;
+
+/**
+ * The terminal's next state after `byte` (ECMA-48 escapes, OSC/DCS/SOS/PM/APC strings ended by
+ * BEL or ESC \\, CAN/SUB cancelling, C0 controls acting inside a sequence; UTF-8 lead bytes).
+ */
+export function terminalNext(state: TerminalState, byte: number): TerminalState {
+  const text = (b: number): TerminalState => ({
+    escape: "ground",
+    utf8Left: b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0,
+  });
+  if (state.utf8Left > 0 && byte >= 0x80 && byte <= 0xbf) return { escape: state.escape, utf8Left: state.utf8Left - 1 };
+  let escape = state.escape;
+  if (byte === 0x18 || byte === 0x1a) return { escape: "ground", utf8Left: 0 };
+  if (byte === ESC) return { escape: escape === "string" ? "stringEsc" : "esc", utf8Left: 0 };
+  if (escape === "stringEsc") {
+    if (byte === 0x5c) return { escape: "ground", utf8Left: 0 };
+    escape = "esc";
+  }
+  const stay = { escape, utf8Left: 0 };
+  if (escape === "string") return byte === 0x07 ? { escape: "ground", utf8Left: 0 } : stay;
+  if (escape === "ground" || byte >= 0x80) return text(byte);
+  if (byte < 0x20 || byte === 0x7f) return stay;
+  if (escape === "esc") {
+    if (byte === 0x5b) return { escape: "csi", utf8Left: 0 };
+    if ([0x5d, 0x50, 0x58, 0x5e, 0x5f].includes(byte)) return { escape: "string", utf8Left: 0 };
+    if (byte <= 0x2f) return { escape: "intermediate", utf8Left: 0 };
+    return { escape: "ground", utf8Left: 0 };
+  }
+  const lastParameter = escape === "intermediate" ? 0x2f : 0x3f;
+  return byte <= lastParameter ? stay : { escape: "ground", utf8Left: 0 };
 }
 
 export class RingModel {
@@ -82,6 +132,16 @@ export class RingModel {
     return to;
   }
 
+  /** The terminal state after the last byte written, read from a known start in the last JOIN_LOOKBACK bytes. */
+  stateAtHead(): TerminalState {
+    const window = Math.max(this.oldest, this.head - JOIN_LOOKBACK);
+    let from = this.safeBoundary(window, this.head);
+    if (from === this.head) from = window;
+    let state: TerminalState = { escape: "ground", utf8Left: 0 };
+    for (let q = from; q < this.head; q++) state = terminalNext(state, this.byteAt(q));
+    return state;
+  }
+
   /** Whether reader `r` keeps the writer from overwriting what it has not had yet. */
   holdsWriter(r: ModelReader): boolean {
     return r.attached && r.open && r.policy !== DROP;
@@ -112,6 +172,9 @@ export class RingModel {
       policy,
       lagLimit,
       replay,
+      joining: null,
+      joinScanned: 0,
+      joinSkipped: 0,
     };
     const free = this.readers.findIndex((r) => !r.attached);
     if (free >= 0) {
@@ -140,8 +203,13 @@ export class RingModel {
       const history = Math.min(r.replay, this.head - this.oldest);
       r.cursor = this.safeBoundary(this.head - history, this.head);
       r.open = true;
+      // At the head with nothing to replay: it may have joined in the middle of a sequence.
+      const state = r.cursor === this.head && this.head !== 0 ? this.stateAtHead() : null;
+      r.joining = state && !atSafeStart(state) ? state : null;
+      r.joinScanned = 0;
     } else {
       r.open = false;
+      r.joining = null;
     }
     r.blocked = false;
   }
@@ -174,8 +242,21 @@ export class RingModel {
         const resume = this.safeBoundary(this.head - limit, this.head);
         const skipped = resume - r.cursor;
         r.dropped += skipped;
+        r.joining = null;
         gap(index, skipped);
         r.cursor = resume;
+        continue;
+      }
+      if (r.joining) {
+        // Seek the next safe start among the bytes written since it joined; they are skipped.
+        while (r.cursor < this.head && r.joining) {
+          const state = terminalNext(r.joining, this.byteAt(r.cursor));
+          r.cursor++;
+          r.joinSkipped++;
+          r.joinScanned++;
+          const givesUp = r.joinScanned >= JOIN_SEEK_LIMIT && state.utf8Left === 0;
+          r.joining = atSafeStart(state) || givesUp ? null : state;
+        }
         continue;
       }
       const length = Math.min(lag, this.size - (r.cursor % this.size));

@@ -90,11 +90,22 @@ class Side {
   readonly received: number[][] = [];
   /** Per slot: the stream position its reader should be offered next. */
   readonly position: number[] = [];
+  /** Per slot: the side's count of bytes skipped at safe starts, as last seen. */
+  readonly #joinSkipped: number[] = [];
 
   constructor(
     private readonly name: string,
     private readonly respond: (index: number, len: number) => number,
+    /** The side's own count of bytes reader `index` skipped to start at a safe boundary. */
+    private readonly joinSkippedOf: (index: number) => number,
   ) {}
+
+  /** A joining reader's skip to a safe start moves it on without a write or a gap: follow it. */
+  followJoinSkip(index: number): void {
+    const skipped = this.joinSkippedOf(index);
+    this.position[index] = this.position[index]! + (skipped - (this.#joinSkipped[index] ?? 0));
+    this.#joinSkipped[index] = skipped;
+  }
 
   /** The writer's `taken` first bytes of `data` joined the stream. */
   accepted(data: Uint8Array, taken: number): void {
@@ -104,11 +115,13 @@ class Side {
   /** Reader `index` (re)starts at stream position `cursor`: added, or opened. */
   seek(index: number, cursor: number): void {
     this.position[index] = cursor;
+    this.#joinSkipped[index] = this.joinSkippedOf(index);
   }
 
   /** The reader write hook: checks the offered bytes against the stream, then takes the prefix. */
   write(index: number, data: Uint8Array): number {
     const bytes = Array.from(data);
+    this.followJoinSkip(index);
     const at = this.position[index]!;
     if (bytes.length === 0) throw new Error(`${this.name}: reader ${index} was offered an empty write`);
     if (at + bytes.length > this.stream.length) {
@@ -135,6 +148,7 @@ class Side {
   /** The gap hook: the reader's next byte is `bytes` further on. */
   gap(index: number, bytes: number): void {
     this.gaps.push({ index, bytes });
+    this.followJoinSkip(index);
     this.position[index] = this.position[index]! + bytes;
   }
 }
@@ -158,6 +172,7 @@ function coreState(ring: number, slots: number) {
       core.bcastDropped(ring, i),
       core.bcastStalls(ring, i),
       core.bcastBlocked(ring, i),
+      core.bcastJoinSkipped(ring, i),
     ]);
   }
   return { head: core.bcastHead(ring), readers };
@@ -166,7 +181,7 @@ function coreState(ring: number, slots: number) {
 function modelState(model: RingModel) {
   return {
     head: model.head,
-    readers: model.readers.map((r) => [r.cursor, r.delivered, r.dropped, r.stalls, r.blocked]),
+    readers: model.readers.map((r) => [r.cursor, r.delivered, r.dropped, r.stalls, r.blocked, r.joinSkipped]),
   };
 }
 
@@ -215,9 +230,18 @@ const byteArb = fc.oneof(
   { weight: 14, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 255 }) },
 );
+/** Terminal output: UTF-8 characters and escape sequences, cut anywhere (a join may land inside one). */
+const TERMINAL_PIECES = ["a", "é", "€", "😀", "\n", "\x1b[1;31m", "\x1b[0m", "\x1b]0;tïtle\x07", "\x1b]2;t\x1b\\", "\x1bP1$r\x1b\\", "\x1b(B", "\x1b7", "\x1b[?25l", "\x1b[\x18x"];
+const terminalArb = fc
+  .tuple(fc.array(fc.constantFrom(...TERMINAL_PIECES), { maxLength: 40 }), fc.nat(8))
+  .map(([pieces, cut]) => {
+    const bytes = Array.from(new TextEncoder().encode(pieces.join("")));
+    return bytes.slice(0, Math.max(0, bytes.length - cut));
+  });
 const dataArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 3, arbitrary: fc.array(byteArb, { maxLength: 200, size: "max" }) },
   { weight: 1, arbitrary: fc.array(fc.integer({ min: 0x61, max: 0x7a }), { maxLength: 200, size: "max" }) },
+  { weight: 2, arbitrary: terminalArb },
 ).map((bytes) => Uint8Array.from(bytes));
 
 const readerArb = fc.nat(MAX_READERS - 1);
@@ -268,6 +292,7 @@ const coverage = {
   gapsToHead: 0, // a skip found no boundary and went to the head
   replays: 0, // an open started before the head
   reusedSlots: 0,
+  joinSeeks: 0, // a reader opened at the head inside a UTF-8 character or an escape sequence
   writablePeeks: 0,
 };
 
@@ -281,8 +306,8 @@ function runScenario({ size, readers, steps }: Scenario): void {
     /** Per slot: what its reader does now; both sides follow it. */
     const behaviour: Behaviour[] = [];
     const respond = (index: number, len: number) => resolve(behaviour[index]!, len);
-    const wasm = new Side("wasm", respond);
-    const mirror = new Side("model", respond);
+    const wasm = new Side("wasm", respond, (index) => core.bcastJoinSkipped(ring, index));
+    const mirror = new Side("model", respond, (index) => model.readers[index]!.joinSkipped);
     core.onBackendWrite = (h, index, data) => {
       if (h !== ring) throw new Error(`reader write for ring ${h}, expected ${ring}`);
       return wasm.write(index, data);
@@ -316,6 +341,7 @@ function runScenario({ size, readers, steps }: Scenario): void {
         // The one jump the readers cannot see: read where the model says the reader starts.
         const cursor = model.readers[index]!.cursor;
         if (cursor < model.head) coverage.replays++;
+        if (model.readers[index]!.joining) coverage.joinSeeks++;
         wasm.seek(index, cursor);
         mirror.seek(index, cursor);
       }
@@ -403,6 +429,8 @@ function runScenario({ size, readers, steps }: Scenario): void {
       // Both sides rebuilt each reader's position from the bytes it took and the gaps it was
       // told about; the core's cursor must be exactly there, so nothing went missing unreported.
       for (let i = 0; i < model.readers.length; i++) {
+        wasm.followJoinSkip(i);
+        mirror.followJoinSkip(i);
         agree(`${at}: reader ${i}'s rebuilt position and cursor`, [wasm.position[i], mirror.position[i]], [core.bcastCursor(ring, i), model.readers[i]!.cursor]);
         agree(`${at}: bytes taken by reader ${i}`, wasm.received[i]?.length ?? 0, mirror.received[i]?.length ?? 0);
       }
