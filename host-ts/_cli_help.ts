@@ -44,14 +44,16 @@ Chardev kinds and their keys (every kind also takes logfile=FILE and logappend=o
 mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${program}):
   hub        chardevs.N=ID      the backends, N = 0, 1, ... (0..3 with --qemu-compat)
              ring=BYTES         0: QEMU's unbuffered hub (the slowest backend sets the pace);
-                                a power of two: a broadcast ring each backend drains at its
-                                own pace (then policy.N=block|drop|evict, lag-limit.N=BYTES,
-                                stall-ms.N=MS, replay.N=BYTES apply per backend)
+                                a power of two up to 512M: a broadcast ring each backend
+                                drains at its own pace (then policy.N=block|drop|evict,
+                                lag-limit.N=BYTES, stall-ms.N=MS, replay.N=BYTES apply per
+                                backend)
              open=any|all|always|primary, primary=ID
                                 when the device sees OPENED/CLOSED (any: QEMU's)
              input=shared|exclusive, input-idle-ms=MS
                                 who may type; mode.N=rw|ro per backend
-  ringbuf    size=BYTES         (alias memory) a ring in memory, a power of two, 64K default;
+  ringbuf    size=BYTES         (alias memory) a ring in memory, a power of two up to 512M,
+                                64K default;
                                 read it with QMP ringbuf-read
   null                          takes everything, gives nothing
   file       path=FILE          writes to FILE (truncated, or append=on); input-path=FILE
@@ -64,7 +66,7 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 (tio LINK, screen LINK, socat -,raw,echo=0 LINK); a LINK
                                 to a live terminal is refused, a dangling one replaced
   socket     path=PATH          a UNIX socket (created mode 0600; a PATH something answers
-                                on is refused, a stale one replaced), or
+                                on is refused, a stale one replaced; at most 107 bytes), or
              host=HOST,port=PORT
                                 TCP (a server binds 127.0.0.1 unless host= says otherwise)
              server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off,
@@ -84,7 +86,7 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 the secret of view-only tabs (no typing, no resizing);
                                 default: random, printed as a second, view-only URL
              auth=token|none    none serves anyone who reaches the address (a warning says so)
-             max-clients=N      tabs at once (64); the next gets HTTP 503
+             max-clients=N      tabs at once (64, at most 65535); the next gets HTTP 503
              access=user|any    on loopback, only our own uid's connections (user, Linux)
              tls-creds=ID       HTTPS and WSS with the -object of that id (endpoint=server)
   spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
@@ -99,6 +101,11 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 a pair of Web Streams; for programs using the library, not
                                 useful from the command line
   mux        chardev=ID         what mux=on makes (ID-base behind mux ID); rarely written by hand
+
+Limits: every MS option (stall-ms.N, input-idle-ms, reconnect-ms) is at most 2147483647
+(2^31-1, about 24.8 days; reconnect= at most 2147483 s); ring= and ringbuf size= at most 512M
+(the rings of one run share the core's 4G); queue-limit= and high-water-mark= at most 1G.
+A value past a limit is refused, naming its key; error messages quote 256 characters of input.
 
 Default setup (no -chardev, or --default): your $SHELL (else /bin/sh) on a new pty, shared by
 this terminal (when stdin is one; Ctrl-C here ends ${program}), a UNIX socket run/hub.sock,
