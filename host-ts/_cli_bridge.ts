@@ -231,6 +231,14 @@ export class DeviceBridge {
     return { toHub: of(this.#toHub), toDevice: of(this.#toDevice) };
   }
 
+  /**
+   * Queues `data` for the hub after the device output already queued, with the same write
+   * contract: the command's own lines in the console stream (`[-- device closed --]`).
+   */
+  sendToHub(data: Uint8Array): void {
+    this.#toHub.push(data);
+  }
+
   /** Resolves once the device's output queued so far has all been written to the hub. */
   toHubDrained(): Promise<void> {
     return this.#toHub.drained();

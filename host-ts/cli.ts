@@ -10,10 +10,12 @@ import { helpText } from "./_cli_help.ts";
 import type { Chardev } from "./chardev/_chardev.ts";
 import { HubChardev } from "./chardev/hub.ts";
 import { PtyChardev } from "./chardev/pty.ts";
+import { SocketChardev } from "./chardev/socket.ts";
 import { describeExit, SpawnChardev } from "./chardev/spawn.ts";
 import { StdioChardev } from "./chardev/stdio.ts";
 import { WebChardev } from "./chardev/web.ts";
 import { ChardevError } from "./errors.ts";
+import { ChrEvent } from "./events.ts";
 import { startQmp, type QmpMonitor } from "./qmp.ts";
 import { ChardevRegistry, detectRuntime } from "./runtime/detect.ts";
 import type { HostRuntime, ProcessExit, ProcessPrimitives } from "./runtime/types.ts";
@@ -25,6 +27,11 @@ const VERSION = typeof CHARDEV_HUB_VERSION === "string" ? CHARDEV_HUB_VERSION : 
 const PROGRAM = "chardev-hub";
 const EXIT_SETUP_FAILED = 1;
 const EXIT_USAGE = 2;
+/** The device (not a spawned program) closed and nothing will bring it back. */
+const EXIT_DEVICE_CLOSED = 3;
+/** The lines the command puts in the console stream when the device goes and comes back (conserver's `[-- ... --]`). */
+const DEVICE_CLOSED_LINE = "\r\n[-- device closed --]\r\n";
+const DEVICE_BACK_LINE = "\r\n[-- device back --]\r\n";
 /** After the device has ended, its last output gets this long to reach slow backends before we close. */
 const FINAL_OUTPUT_GRACE_MS = 2000;
 /** Signal numbers for a shell-style exit status (128 + N) when the spawned program was killed. */
@@ -114,6 +121,58 @@ class CliRun {
     return this.#everyChardev().some((chardev) => chardev instanceof HubChardev && chardev.stats().some((backend) => backend.id === id && backend.mode === "ro"));
   }
 
+  #deviceOpened = false;
+  #deviceDown = false;
+
+  /**
+   * A device that closes (a VM's socket, a serial cable) is reported on stderr, to QMP clients
+   * (CHARDEV_DEVICE_CLOSED) and in the console stream (`[-- device closed --]`, to every backend,
+   * logs included, as conserver logs it). A device that can come back (a socket server, which
+   * waits for its next client, or a client with reconnect-ms) is waited for and reported back;
+   * any other ends the run with EXIT_DEVICE_CLOSED once its last output reached the hub. A
+   * spawned program is not reported here: its exit ends the run with its own status.
+   */
+  #deviceEvent(id: string, event: ChrEvent): void {
+    const device = this.reg?.find(id);
+    if (!device || device instanceof SpawnChardev || this.#ending) return;
+    if (event === ChrEvent.OPENED) {
+      const wasDown = this.#deviceDown;
+      this.#deviceOpened = true;
+      this.#deviceDown = false;
+      if (!wasDown) return;
+      this.#sayLine(`device '${id}' is back`);
+      this.#qmpEvent("CHARDEV_DEVICE_BACK", { id });
+      this.bridge?.sendToHub(new TextEncoder().encode(DEVICE_BACK_LINE));
+      return;
+    }
+    if (event !== ChrEvent.CLOSED || !this.#deviceOpened || this.#deviceDown) return;
+    this.#deviceDown = true;
+    const reconnecting = device instanceof SocketChardev && device.options.reconnectMs > 0;
+    const waitsForPeer = (device instanceof SocketChardev && device.options.server) || device instanceof PtyChardev;
+    const comesBack = reconnecting || waitsForPeer;
+    this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id, "comes-back": comesBack });
+    this.bridge?.sendToHub(new TextEncoder().encode(DEVICE_CLOSED_LINE));
+    if (comesBack) {
+      const how = reconnecting ? `reconnecting every ${(device as SocketChardev).options.reconnectMs} ms` : "waiting for it to connect again";
+      this.#sayLine(`device '${id}' closed (${how})`);
+      return;
+    }
+    void (async () => {
+      // Its last output and the marker reach the backends (logs first of all) before they close.
+      await Promise.race([this.bridge?.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
+      await this.end(EXIT_DEVICE_CLOSED, `device '${id}' closed`);
+    })();
+  }
+
+  /** A line on stderr; with a terminal in raw mode it needs its \r. */
+  #sayLine(text: string): void {
+    this.host.print("stderr", `${PROGRAM}: ${text}${this.#sharedTerminal ? "\r\n" : "\n"}`);
+  }
+
+  #qmpEvent(name: string, data: Record<string, unknown>): void {
+    for (const monitor of this.monitors) monitor.sendEvent(name, data);
+  }
+
   /** QEMU prints where each pty went; we add where each browser terminal is. */
   announceEndpoints(): void {
     for (const chardev of this.#everyChardev()) {
@@ -147,7 +206,7 @@ class CliRun {
       ({ device, hub } = options.frontend!);
     }
     for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address));
-    this.bridge = DeviceBridge.connect(this.reg, device, hub);
+    this.bridge = DeviceBridge.connect(this.reg, device, hub, { onDeviceEvent: (event) => this.#deviceEvent(device, event) });
     this.#sharedTerminal = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev);
     const deviceChardev = this.reg.get(device);
     if (deviceChardev instanceof SpawnChardev) {
