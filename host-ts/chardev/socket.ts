@@ -33,6 +33,12 @@ export const MAX_WAITING_CLIENTS = 8;
  * puts an unauthenticated console on the network; `host=0.0.0.0` still asks for that.
  */
 const DEFAULT_HOST = "127.0.0.1";
+/**
+ * How often a UNIX server looks for its socket file. A file deleted under a listener (a tmp
+ * cleaner, a careless `rm`) leaves it serving no one who can find it; there is no portable way
+ * to be told (inotify is Linux only, and not in every runtime), and one lstat a second is cheap.
+ */
+const SOCKET_FILE_CHECK_MS = 1000;
 
 registerOptionKeys("high-water-mark", "access");
 
@@ -105,6 +111,9 @@ export class SocketChardev extends Chardev {
   /** Resolves a `wait=on` open once the first client is served. */
   #firstClientServed: (() => void) | null = null;
   #refusedConnections = 0;
+  /** A UNIX server's check that its socket file is still there. */
+  #socketFileCheck: ReturnType<typeof setInterval> | null = null;
+  #relistening = false;
 
   /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
   readonly #releaseTlsCreds: (() => void) | null;
@@ -163,14 +172,11 @@ export class SocketChardev extends Chardev {
     const { address, server, wait, reconnectMs } = this.options;
     if (server) {
       try {
-        this.#listener = await this.net.listen(address, (connection) => this.#incoming(connection), {
-          tls: this.tlsCreds?.tls,
-          // One client's failed handshake (no certificate under verify-peer=on) closes that client only.
-          onTlsFailure: (peer, why) => this.context.warn(`socket: ${this.id}: refused ${peer}: TLS handshake failed: ${why}`),
-        });
+        this.#listener = await this.#listen();
       } catch (error) {
         throw new ChardevError("OPEN_FAILED", `socket: could not listen on ${describeAddress(address)}: ${reason(error)}`);
       }
+      this.#watchSocketFile();
       const bound = this.#listener.address;
       const exposed = bound.transport === "tcp" && plainNetworkListenerWarning("socket", this.id, bound, this.options.tlsCreds !== undefined);
       if (exposed) this.context.warn(exposed);
@@ -188,6 +194,51 @@ export class SocketChardev extends Chardev {
       throw new ChardevError("OPEN_FAILED", `socket: could not connect to ${describeAddress(address)}: ${reason(error)}`);
     }
     this.#serve(connection);
+  }
+
+  #listen(): Promise<NetListener> {
+    return this.net.listen(this.options.address, (connection) => this.#incoming(connection), {
+      tls: this.tlsCreds?.tls,
+      // One client's failed handshake (no certificate under verify-peer=on) closes that client only.
+      onTlsFailure: (peer, why) => this.context.warn(`socket: ${this.id}: refused ${peer}: TLS handshake failed: ${why}`),
+    });
+  }
+
+  /** A UNIX server whose socket file is deleted listens again at the same path (0600 again). */
+  #watchSocketFile(): void {
+    const host = this.context.runtime.process;
+    if (this.options.address.transport !== "unix" || !host) return;
+    const path = this.options.address.path;
+    this.#socketFileCheck = setInterval(() => {
+      if (!this.#relistening && this.#listener && !host.exists(path)) void this.#relisten(path);
+    }, SOCKET_FILE_CHECK_MS);
+    // The listener keeps a program alive, not this check.
+    (this.#socketFileCheck as { unref?: () => void }).unref?.();
+  }
+
+  async #relisten(path: string): Promise<void> {
+    this.#relistening = true;
+    // Closing removes nothing now (the file is gone); connected clients stay.
+    this.#listener?.close();
+    this.#listener = null;
+    try {
+      const listener = await this.#listen();
+      if (this.#destroyed) return listener.close();
+      this.#listener = listener;
+      this.context.warn(`socket: ${this.id}: socket file ${path} was deleted; listening there again`);
+    } catch (error) {
+      if (this.#destroyed) return;
+      // Someone else's file took the path: leave it be, and say we no longer listen.
+      this.#stopSocketFileCheck();
+      this.context.warn(`socket: ${this.id}: socket file ${path} was deleted and could not be made again: ${reason(error)}`);
+    } finally {
+      this.#relistening = false;
+    }
+  }
+
+  #stopSocketFileCheck(): void {
+    if (this.#socketFileCheck) clearInterval(this.#socketFileCheck);
+    this.#socketFileCheck = null;
   }
 
   #incoming(connection: NetConnection): void {
@@ -306,6 +357,7 @@ export class SocketChardev extends Chardev {
     const connection = this.#connection;
     this.#connection = null;
     connection?.close();
+    this.#stopSocketFileCheck();
     this.#listener?.close();
     this.#listener = null;
     // QEMU's finalize sends CLOSED; nobody holds us by now, but a stray holder learns it.
