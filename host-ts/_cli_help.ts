@@ -149,6 +149,7 @@ Examples:
 
 Exit status: the spawn device's status once it exits; 0 after Ctrl-C, SIGINT, SIGTERM or
 C-a x; 1 when a chardev cannot be set up (QEMU's message is printed); 2 for a command-line
-mistake.
+mistake; 3 when any other device closes for good (a socket client without reconnect-ms, a
+serial port unplugged), after "[-- device closed --]" went to every backend and the logs.
 `;
 }

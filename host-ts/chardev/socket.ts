@@ -228,7 +228,7 @@ export class SocketChardev extends Chardev {
       this.context.warn(`socket: ${this.id}: socket file ${path} was deleted; listening there again`);
     } catch (error) {
       if (this.#destroyed) return;
-      // Someone else's file took the path: leave it be, and say we no longer listen.
+      // The path cannot be bound (its directory is gone, or something else took it): say we no longer listen there.
       this.#stopSocketFileCheck();
       this.context.warn(`socket: ${this.id}: socket file ${path} was deleted and could not be made again: ${reason(error)}`);
     } finally {
