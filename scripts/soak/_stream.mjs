@@ -72,7 +72,10 @@ export class StreamChecker {
     this.offset = -1;
     /** Stream offset of the first byte received (known once the first line start is seen). */
     this.startOffset = -1;
-    /** Whether the connection's first byte was a line start (a safe boundary). */
+    /**
+     * Whether the connection started on a whole character (the hub's safe start for a reader
+     * that joins at the head: never inside a UTF-8 sequence; a start inside a line is fine).
+     */
     this.safeStart = true;
     this.received = 0;
     this.gaps = 0;
@@ -138,7 +141,7 @@ export class StreamChecker {
       if (this.offset < 0) {
         if (byte === MARK) this.#startNumber(-1);
         else {
-          this.safeStart = false;
+          if (this.#prefix.length === 0 && byte >= 0x80 && byte <= 0xbf) this.safeStart = false;
           if (this.#prefix.length >= LINE_BYTES) return this.#fail(`no line start in the first ${LINE_BYTES} bytes`);
           this.#prefix.push(byte);
         }
@@ -190,7 +193,11 @@ export class StreamChecker {
       // A start inside a line: what came first must be the end of line n - 1.
       for (let k = 0; k < this.#prefix.length; k++) {
         if (this.#prefix[k] === streamByte(this.startOffset + k)) continue;
-        if (this.policy === "drop") break; // a gap may have come first; it shows as an unsafe start
+        if (this.policy === "drop") {
+          // A gap came before the first line start: where it began is not known.
+          this.unplacedGaps++;
+          break;
+        }
         return this.#fail(`the bytes before line ${n} are not the end of line ${n - 1}`);
       }
       this.#prefix = [];

@@ -10,7 +10,7 @@
 //     and those connected at the end got it to the end line;
 //   - drop clients got the stream minus gaps that end at line starts, and those connected at
 //     the end saw exactly the bytes the hub reports dropped for them (QMP query-hub);
-//   - every client started at a line start (a safe boundary);
+//   - every client started on a whole character (the hub's safe start: never inside a UTF-8 sequence);
 //   - an evicted client's connection was closed;
 //   - the log holds the whole stream;
 //   - the command's RSS grew by at most the ring + 32 MiB;
