@@ -1,7 +1,7 @@
 // A backend for tests that opens, closes and stalls on command and records what it was sent,
 // to drive the hub the way a socket or pty would.
 
-import { Chardev, ChrEvent, type ChardevDriver } from "../host-ts/mod.ts";
+import { Chardev, ChrEvent, type ChardevDriver, type ChardevRegistry } from "../host-ts/mod.ts";
 
 const EAGAIN = -11;
 
@@ -74,3 +74,14 @@ export const switchDriver: ChardevDriver = {
   fromOptions: () => ({}),
   open: (id, _data, context) => new SwitchChardev(id, context),
 };
+
+/** Adds an open switch chardev to `reg` for each id (the registry must have `switchDriver`). */
+export async function openSwitches(reg: ChardevRegistry, ...ids: string[]): Promise<SwitchChardev[]> {
+  const made: SwitchChardev[] = [];
+  for (const id of ids) {
+    const chardev = (await reg.add(`switch,id=${id}`)) as SwitchChardev;
+    chardev.open();
+    made.push(chardev);
+  }
+  return made;
+}

@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, ChrEvent, HubChardev, type HubEvent } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
-import { SwitchChardev, switchDriver } from "./_switch_chardev.ts";
+import { SwitchChardev, switchDriver, openSwitches } from "./_switch_chardev.ts";
 
 let reg: ChardevRegistry;
 beforeEach(async () => {
@@ -15,15 +15,7 @@ afterEach(async () => {
   await reg.close();
 });
 
-async function switches(...ids: string[]): Promise<SwitchChardev[]> {
-  const made: SwitchChardev[] = [];
-  for (const id of ids) {
-    const chardev = (await reg.add(`switch,id=${id}`)) as SwitchChardev;
-    chardev.open();
-    made.push(chardev);
-  }
-  return made;
-}
+const switches = (...ids: string[]) => openSwitches(reg, ...ids);
 
 /** Lets queued microtasks (the ring's coalesced drain) run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));

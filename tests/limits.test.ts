@@ -23,7 +23,7 @@ import {
 } from "../host-ts/limits.ts";
 import type { SocketChardev } from "../host-ts/chardev/socket.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
-import { SwitchChardev, switchDriver } from "./_switch_chardev.ts";
+import { SwitchChardev, switchDriver, openSwitches } from "./_switch_chardev.ts";
 import { connectClient, type QmpTestClient, until } from "./qmp/_clients.ts";
 
 const MEGABYTE = "x".repeat(2 ** 20);
@@ -45,15 +45,7 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function switches(...ids: string[]): Promise<SwitchChardev[]> {
-  const made: SwitchChardev[] = [];
-  for (const id of ids) {
-    const chardev = (await reg.add(`switch,id=${id}`)) as SwitchChardev;
-    chardev.open();
-    made.push(chardev);
-  }
-  return made;
-}
+const switches = (...ids: string[]) => openSwitches(reg, ...ids);
 
 /** Lets queued microtasks and zero timers (the ring's drain) run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -12,6 +12,7 @@ import { ChardevError, ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { DEFAULT_HIGH_WATER_MARK, SocketChardev } from "../host-ts/chardev/socket.ts";
 import type { NetAddress } from "../host-ts/runtime/types.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { freePort } from "./_ports.ts";
 
 type Transport = "tcp" | "unix";
 const TRANSPORTS: Transport[] = ["tcp", "unix"];
@@ -52,15 +53,6 @@ async function addServer(transport: Transport, id: string, extra = ""): Promise<
 /** `tcp:127.0.0.1:4444` or `unix:/path`, as the filename spells an address. */
 function shown(address: NetAddress): string {
   return address.transport === "tcp" ? `tcp:${address.host}:${address.port}` : `unix:${address.path}`;
-}
-
-/** A TCP port nothing listens on (bound and released at once). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function connectOptions(address: NetAddress): net.NetConnectOpts {

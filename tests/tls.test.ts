@@ -14,6 +14,7 @@ import type { SocketChardev } from "../host-ts/chardev/socket.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { connectClient } from "./qmp/_clients.ts";
 import { makeTestPki, type TestPki } from "./_tls_certs.ts";
+import { freePort } from "./_ports.ts";
 
 const { OPENED, CLOSED } = ChrEvent;
 /** Only a bound on waiting for something that should happen; no test measures time. */
@@ -100,15 +101,6 @@ async function tlsServer(credsSpec: string): Promise<{ socket: SocketChardev; fe
 /** `openssl s_client` to 127.0.0.1:port, verifying the server against the test CA, quiet (only data on stdout). */
 function sClient(port: number, ...extra: string[]): Program {
   return new Program("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-CAfile", pki.caCert, "-verify_return_error", "-quiet", "-no_ign_eof", ...extra]);
-}
-
-/** A free loopback TCP port (bound and released at once). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port (socat forks, so a probe costs nothing). */

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "../_harness.ts";
 import { makeTestPki, type TestPki } from "../_tls_certs.ts";
 import { CliProcess, until } from "./_cli.ts";
+import { freePort } from "../_ports.ts";
 
 let pki: TestPki;
 let dir: string;
@@ -28,15 +29,6 @@ afterEach(async () => {
   await CliProcess.stopAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** A free loopback TCP port (bound and released at once). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** `socat - OPENSSL:127.0.0.1:PORT` verifying the server against the test CA, with `certificate` args if given. */
 function socatClient(port: number, certificate = ""): { child: ChildProcessWithoutNullStreams; output: () => string; exited: Promise<number | null> } {
