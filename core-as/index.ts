@@ -1,6 +1,10 @@
 // The WASM ABI of chardev-hub's core: every export the host calls and the one import it
 // supplies, with the layout of what they share in linear memory.
 //
+// ABI version: abiVersion() returns ABI_VERSION below. Raise it whenever an export, the import,
+// or the memory layout below changes in a way the host must know about; host-ts/core.ts holds
+// the number it was written for (CORE_ABI_VERSION) and refuses a core.wasm with another one.
+//
 // Import (module "host"):
 //   backendWrite(hub: usize, index: u32, data: usize, len: u32): i32
 //     write `len` bytes at `data` to backend `index`; bytes taken or -errno (-11 = EAGAIN).
@@ -85,6 +89,14 @@ export {
   bcastJoinSkipped,
   bcastBlocked,
 } from "./ring";
+
+/** The ABI this core implements (see the header); host-ts/core.ts CORE_ABI_VERSION must match. */
+const ABI_VERSION: u32 = 1;
+
+/** The ABI version of this core.wasm; the host checks it right after instantiation. */
+export function abiVersion(): u32 {
+  return ABI_VERSION;
+}
 
 const SCRATCH_SLOTS: i32 = 2;
 const scratchPointers = new StaticArray<usize>(SCRATCH_SLOTS);

@@ -13,8 +13,16 @@ export type BackendGapHook = (ring: number, index: number, bytes: number) => voi
 export const RingPolicy = { block: 0, drop: 1, evict: 2 } as const;
 export type RingPolicy = keyof typeof RingPolicy;
 
+/**
+ * The core ABI (exports, import, memory layout; core-as/index.ts) this host was written for.
+ * `Core.load` refuses a core.wasm whose `abiVersion()` differs.
+ */
+export const CORE_ABI_VERSION = 1;
+
 interface CoreExports {
   memory: WebAssembly.Memory;
+  /** abiVersion(): u32 */
+  abiVersion(): number;
   /** scratch(slot: i32, len: usize): usize */
   scratch(slot: number, len: number): number;
   /** hubNew(initialCapacity: u32): usize */
@@ -107,6 +115,19 @@ function decodeBase64(text: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * Throws unless the instance reports the ABI this host expects: a stale or foreign core.wasm
+ * would otherwise fail later with wrong offsets or missing exports, far from the cause.
+ */
+function checkAbiVersion(instance: WebAssembly.Instance): void {
+  const abiVersion = instance.exports["abiVersion"];
+  // A core built before the export existed has no version: it reads as ABI 0.
+  const found = typeof abiVersion === "function" ? Number((abiVersion as () => number)()) : 0;
+  if (found !== CORE_ABI_VERSION) {
+    throw new Error(`chardev-hub: core.wasm ABI ${found}, host expects ${CORE_ABI_VERSION}`);
+  }
+}
+
 let compiled: Promise<WebAssembly.Module> | undefined;
 
 /** The core's WASM bytes as embedded at build time (what `Core.load` compiles). */
@@ -175,8 +196,14 @@ export class Core {
       },
     };
     const instance = await WebAssembly.instantiate(module, imports);
+    checkAbiVersion(instance);
     core = new Core(instance);
     return core;
+  }
+
+  /** The ABI version the loaded core.wasm reports (equal to `CORE_ABI_VERSION`). */
+  get abiVersion(): number {
+    return this.#exports.abiVersion();
   }
 
   /** A view of core memory; valid until the next call that may allocate. */
