@@ -140,7 +140,7 @@ export class ChardevRegistry {
   /**
    * The backend kinds every registry of this class knows. Here those that need no host or only
    * its files (which the web runtime refuses with UNSUPPORTED); the main entry's registry
-   * (runtime/detect.ts) has every built-in kind (chardev/drivers.ts).
+   * (mod.ts) has every built-in kind (chardev/drivers.ts).
    */
   protected static readonly builtinDrivers: readonly ChardevDriver[] = [
     hubDriver,
@@ -155,7 +155,7 @@ export class ChardevRegistry {
   /**
    * The host primitives of a registry created without `runtime`. This class never imports a
    * runtime module (so edge bundles hold no Node API): it has the web runtime, with no files,
-   * sockets or terminals. The main entry's registry (runtime/detect.ts) detects Node, Deno or Bun.
+   * sockets or terminals. The main entry's registry (mod.ts) detects Node, Deno or Bun.
    */
   protected static defaultRuntime(): Promise<HostRuntime> {
     return Promise.resolve(webRuntime);

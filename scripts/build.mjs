@@ -58,9 +58,9 @@ await esbuild.build({
 });
 
 // The command-line tool: one executable file that Node, `deno run -A` and `bun` all run.
-step("host-ts/cli.ts -> dist/cli.js");
+step("host-ts/cli/main.ts -> dist/cli.js");
 await esbuild.build({
-  entryPoints: [join(root, "host-ts/cli.ts")],
+  entryPoints: [join(root, "host-ts/cli/main.ts")],
   outfile: join(root, "dist/cli.js"),
   bundle: true,
   format: "esm",

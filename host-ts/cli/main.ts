@@ -3,22 +3,23 @@
 // Bun; everything it needs from the host comes through the runtime's `process` primitives.
 // Built into dist/cli.js by scripts/build.mjs.
 
-import { parseArgs, UsageError, type CliOptions } from "./_cli_args.ts";
-import { DeviceBridge } from "./_cli_bridge.ts";
-import { addDefaultSetup } from "./_cli_default.ts";
-import { helpText } from "./_cli_help.ts";
-import type { Chardev } from "./chardev/_chardev.ts";
-import { HubChardev } from "./chardev/hub.ts";
-import { PtyChardev } from "./chardev/pty.ts";
-import { SocketChardev } from "./chardev/socket.ts";
-import { describeExit, SpawnChardev } from "./chardev/spawn.ts";
-import { StdioChardev } from "./chardev/stdio.ts";
-import { WebChardev } from "./chardev/web.ts";
-import { ChardevError } from "./errors.ts";
-import { ChrEvent } from "./events.ts";
-import { startQmp, type QmpMonitor } from "./qmp.ts";
-import { ChardevRegistry, detectRuntime } from "./runtime/detect.ts";
-import type { HostRuntime, ProcessExit, ProcessPrimitives } from "./runtime/types.ts";
+import { parseArgs, UsageError, type CliOptions } from "./args.ts";
+import { DeviceBridge } from "./bridge.ts";
+import { addDefaultSetup } from "./default_setup.ts";
+import { helpText } from "./help.ts";
+import type { Chardev } from "../chardev/_chardev.ts";
+import { HubChardev } from "../chardev/hub.ts";
+import { PtyChardev } from "../chardev/pty.ts";
+import { SocketChardev } from "../chardev/socket.ts";
+import { describeExit, SpawnChardev } from "../chardev/spawn.ts";
+import { StdioChardev } from "../chardev/stdio.ts";
+import { WebChardev } from "../chardev/web.ts";
+import { ChardevError } from "../errors.ts";
+import { ChrEvent } from "../events.ts";
+import { startQmp, type QmpMonitor } from "../qmp.ts";
+import { ChardevRegistry } from "../mod.ts";
+import { detectRuntime } from "../runtime/detect.ts";
+import type { HostRuntime, ProcessExit, ProcessPrimitives } from "../runtime/types.ts";
 
 /** Replaced by scripts/build.mjs with package.json's version. */
 declare const CHARDEV_HUB_VERSION: string | undefined;

@@ -3,12 +3,12 @@
 // ./run/. Every piece is an ordinary `-chardev` spec, so the printed setup can be copied and
 // changed by hand.
 
-import { ChardevError } from "./errors.ts";
-import type { ChardevRegistry } from "./registry.ts";
-import type { HostRuntime, ProcessPrimitives } from "./runtime/types.ts";
-import { DEFAULT_COLS, DEFAULT_ROWS } from "./chardev/spawn.ts";
-import type { WebChardev } from "./chardev/web.ts";
-import { quoteInput } from "./limits.ts";
+import { ChardevError } from "../errors.ts";
+import type { ChardevRegistry } from "../registry.ts";
+import type { HostRuntime, ProcessPrimitives } from "../runtime/types.ts";
+import { DEFAULT_COLS, DEFAULT_ROWS } from "../chardev/spawn.ts";
+import type { WebChardev } from "../chardev/web.ts";
+import { quoteInput } from "../limits.ts";
 
 /** Where the default setup puts its socket, link and log (relative to the working directory). */
 export const RUN_DIR = "run";

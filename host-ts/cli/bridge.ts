@@ -6,9 +6,9 @@
 // the receiving side's `canRead` answer 0, which holds the sender back instead of growing
 // memory.
 
-import type { ChardevRegistry } from "./registry.ts";
-import type { Frontend } from "./frontend.ts";
-import type { ChrEvent } from "./events.ts";
+import type { ChardevRegistry } from "../registry.ts";
+import type { Frontend } from "../frontend.ts";
+import type { ChrEvent } from "../events.ts";
 
 /**
  * Bytes each direction holds at most.
