@@ -403,6 +403,9 @@ const NO_WINDOW = new Uint8Array(0);
  *
  * @example Many small writes, one call into the core
  * ```ts
+ * const core = await Core.load();
+ * const ring = core.bcastNew(1 << 16);
+ * const lines = ["one\n", "two\n"].map((line) => new TextEncoder().encode(line));
  * const writer = core.bcastWriter(ring);
  * for (const line of lines) writer.write(line);
  * writer.settle(); // now bcastDrain(ring) serves them

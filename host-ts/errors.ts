@@ -30,6 +30,8 @@ export const MAX_ERROR_MESSAGE = 4096;
  *
  * @example Catch QEMU's message
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * try { await reg.remove("nope"); } catch (e) { if (e instanceof ChardevError) console.log(e.code, e.message); }
  * // NOT_FOUND Chardev 'nope' not found
  * ```

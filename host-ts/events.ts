@@ -3,7 +3,10 @@
  *
  * @example React to the first backend opening
  * ```ts
- * reg.attach("hub0", { canRead: () => 4096, read() {}, event: (ev) => { if (ev === ChrEvent.OPENED) console.log("up"); } });
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
+ * await reg.add("hub,id=hub0");
+ * reg.attach("hub0", { canRead: () => 4096, read() {}, event: (ev: ChrEvent) => { if (ev === ChrEvent.OPENED) console.log("up"); } });
  * ```
  */
 export const ChrEvent = {

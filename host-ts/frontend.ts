@@ -20,7 +20,12 @@ let nextWatchId = 1;
  *
  * @example Write until EAGAIN, then wait for the watch
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
+ * await reg.add("hub,id=hub0");
  * const fe = reg.attach("hub0", { canRead: () => 4096, read() {}, event() {} });
+ * const bytes = new TextEncoder().encode("hello\n");
+ * const retry = () => fe.write(bytes);
  * if (fe.write(bytes) === -1 && fe.lastError === "EAGAIN") fe.addWatch(() => retry());
  * ```
  */

@@ -41,6 +41,7 @@ export interface HubBackendHandle {
  * const hub = await Hub.create({ ring: 1 << 16 });
  * await hub.attach("ringbuf,id=a,size=1024");
  * await hub.attach("ringbuf,id=b,size=1024", { policy: "drop" });
+ * const someReadable = ReadableStream.from([new TextEncoder().encode("boot log\n")]);
  * await someReadable.pipeTo(hub.writable);
  * ```
  */

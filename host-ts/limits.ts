@@ -92,7 +92,7 @@ export const LIMITS: readonly Limit[] = [
  * User input as an error message may show it: at most {@link MAX_QUOTED_INPUT} characters,
  * then "...". Cuts between UTF-16 surrogates never happen.
  *
- * @example
+ * @example A long value is cut
  * ```ts
  * quoteInput("a".repeat(1000)).length; // 259
  * ```
@@ -125,7 +125,7 @@ export function utf8Length(text: string): number {
  * Checks that `value` is an integer from `min` to `max`; throws INVALID_VALUE naming `key`
  * (prefixed with `subsystem: ` when given) otherwise. Returns the value.
  *
- * @example
+ * @example A ring larger than the limit
  * ```ts
  * checkRange("hub", "ring", 2 ** 32, 0, MAX_RING_BYTES, "bytes");
  * // throws "hub: 'ring' must be at most 536870912 bytes (512 MiB), not 4294967296"
@@ -156,7 +156,7 @@ function readable(value: number, unit: string): string {
 /**
  * A millisecond option: 0 to {@link MAX_TIMER_MS}.
  *
- * @example
+ * @example A delay past the timer limit
  * ```ts
  * checkMilliseconds("socket", "reconnect-ms", 2 ** 31); // throws INVALID_VALUE
  * ```
@@ -168,7 +168,7 @@ export function checkMilliseconds(subsystem: string, key: string, value: number)
 /**
  * A size in bytes: `min` (default 0) to `max`.
  *
- * @example
+ * @example A queue limit past its maximum
  * ```ts
  * checkSize("web", "queue-limit", 2 ** 40, MAX_CLIENT_BUFFER_BYTES, 1); // throws INVALID_VALUE
  * ```

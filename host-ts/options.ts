@@ -68,7 +68,7 @@ function splitParams(text: string): string[] {
 /**
  * Parses a `-chardev` option string.
  *
- * @example
+ * @example A hub's member list
  * ```ts
  * parseChardevOptions("hub,id=hub0,chardevs.0=a,chardevs.1=b").options.get("chardevs.1"); // "b"
  * ```

@@ -48,6 +48,8 @@ const MAX_PEM_BYTES = 1024 * 1024;
  *
  * @example A server's credentials, then a TLS socket server that uses them
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * await reg.addObject("tls-creds-x509,id=tls0,endpoint=server,dir=/etc/pki/qemu,verify-peer=on");
  * await reg.add("socket,id=s0,host=0.0.0.0,port=4444,server=on,wait=off,tls-creds=tls0");
  * ```
@@ -99,8 +101,12 @@ export interface TlsCredsLookup {
  *
  * @example A listening chardev (socket server=on, web) asks for server credentials
  * ```ts
+ * import type { HostRuntime, WebServerOptions } from "./runtime/types.ts";
+ * declare const context: TlsCredsLookup; // the chardev's (its registry's objects)
+ * declare const runtime: HostRuntime;
+ * declare const options: WebServerOptions; // the web chardev's address and handlers
  * const creds = tlsCredsFor(context, "tls0", "server"); // throws "No TLS credentials with id 'tls0'" when absent
- * await runtime.web.listen({ ...options, tls: creds.tls });
+ * await runtime.web?.listen({ ...options, tls: creds.tls });
  * ```
  */
 export function tlsCredsFor(lookup: TlsCredsLookup, id: string, endpoint: TlsEndpoint): TlsCredsX509 {
@@ -133,7 +139,7 @@ function splitParams(text: string): string[] {
  * `-object TYPE,id=ID,key=value,...` to QMP `object-add` arguments, with QEMU's texts for
  * unknown types and keys. A bare `key` means `key=on` (QEMU still takes it, with a warning).
  *
- * @example
+ * @example An -object option string
  * ```ts
  * parseObjectOptions("tls-creds-x509,id=tls0,endpoint=server,dir=/etc/pki/qemu,verify-peer=off");
  * // { "qom-type": "tls-creds-x509", id: "tls0", endpoint: "server", dir: "/etc/pki/qemu", "verify-peer": false }
@@ -232,8 +238,10 @@ function describe(error: unknown): string {
  * result): reads `ca-cert.pem`, and the server's or the client's certificate and key, as QEMU
  * 10.0 does, failing with its texts. Does not register it (the registry does).
  *
- * @example
+ * @example Server credentials from object-add arguments
  * ```ts
+ * import type { HostRuntime } from "./runtime/types.ts";
+ * declare const runtime: HostRuntime;
  * const creds = await createTlsCredsX509({ "qom-type": "tls-creds-x509", id: "tls0", endpoint: "server", dir: "/etc/pki/qemu" }, runtime);
  * creds.tls.verifyPeer; // true: QEMU's default
  * ```

@@ -18,7 +18,7 @@ export const DEFAULT_PEER_ACCESS: PeerAccess = "user";
 /**
  * The `access` option, checked.
  *
- * @example
+ * @example The two values, and a typo
  * ```ts
  * parsePeerAccess("socket", "any"); // "any"
  * parsePeerAccess("socket", "all"); // throws ChardevError INVALID_VALUE "socket: 'access' must be 'user' or 'any', not 'all'"
@@ -50,8 +50,11 @@ function describeEndpoint(endpoint: TcpEndpoint): string {
  *
  * @example The check a listener makes before serving a connection
  * ```ts
- * const refusal = loopbackPeerRefusal(runtime, "socket", "c1", "user", local, remote);
- * if (refusal) { connection.close(); warn(refusal); }
+ * import type { HostRuntime, NetConnection } from "../runtime/types.ts";
+ * declare const runtime: HostRuntime; // the running Node's, Deno's or Bun's
+ * declare const connection: NetConnection; // just accepted
+ * const refusal = loopbackPeerRefusal(runtime, "socket", "c1", "user", connection.local, connection.remote);
+ * if (refusal) { connection.close(); console.warn(refusal); }
  * // "socket: c1: refused a connection from 127.0.0.1:51234: uid 1001 is not ours (uid 0); access=any allows it"
  * ```
  */
@@ -76,7 +79,7 @@ export function loopbackPeerRefusal(
  * The warning for a TCP listener bound to an address others can reach, without TLS; null for
  * a loopback address (or a UNIX socket, or with TLS).
  *
- * @example
+ * @example A plain TCP server on every interface
  * ```ts
  * plainNetworkListenerWarning("socket", "c1", { host: "0.0.0.0", port: 4444 }, false);
  * // "socket: c1: listening on 0.0.0.0:4444 without TLS: anyone on the network can type into this console"

@@ -130,7 +130,7 @@ const everyHubListeners = new Set<(hub: HubChardev, event: HubEvent) => void>();
  * function that stops it. For watchers that outlive the hubs they report on (a QMP monitor
  * forwards backend errors as events); check that a hub is yours with `registry.find(hub.id) === hub`.
  *
- * @example
+ * @example Log every backend error of every hub
  * ```ts
  * const stop = onEveryHubEvent((hub, event) => { if (event.type === "error") console.log(hub.id, event.backend, event.errno); });
  * ```
@@ -628,8 +628,9 @@ export class HubChardev extends Chardev {
   /**
    * Hub events as an async iterable; stop with `signal` or by breaking out of the loop.
    *
-   * @example
+   * @example Log the bytes each `drop` backend missed
    * ```ts
+   * declare const hub: HubChardev; // e.g. from reg.add("hub,id=hub0,chardevs.0=log0,ring=1M,policy.0=drop")
    * for await (const event of hub.events()) if (event.type === "gap") console.log(event.backend, event.bytes);
    * ```
    */

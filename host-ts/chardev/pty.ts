@@ -32,6 +32,8 @@ const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true }
  *
  * @example A pty behind a hub, for a terminal program to attach to
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * const pty = (await reg.add("pty,id=pty0,path=/tmp/console")) as PtyChardev;
  * await reg.add("ringbuf,id=log0,size=65536");
  * await reg.add("hub,id=hub0,chardevs.0=pty0,chardevs.1=log0");

@@ -26,6 +26,8 @@ export const SERIAL_SPEEDS: readonly number[] = [
  *
  * @example A USB serial console shared by a socket and a log
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * await reg.add("serial,id=ttyS0,path=/dev/ttyUSB0,speed=115200");
  * await reg.add("socket,id=s0,path=/tmp/console.sock,server=on,wait=off");
  * await reg.add("file,id=log,path=/tmp/console.log");

@@ -92,6 +92,8 @@ function reason(error: unknown): string {
  *
  * @example A UNIX server that a hub shares with a ringbuf
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * await reg.add("socket,id=s0,path=/run/user/1000/console.sock,server=on,wait=off");
  * await reg.add("ringbuf,id=log,size=4096");
  * await reg.add("hub,id=hub0,chardevs.0=s0,chardevs.1=log");
@@ -523,6 +525,10 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
  *
  * @example A registry without built-ins still gets sockets by registering it
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub/edge"; // the host-neutral registry: no sockets built in
+ * import type { HostRuntime } from "chardev-hub";
+ * declare const runtime: HostRuntime; // one with `net`: the running Node's, Deno's or Bun's
+ * const reg = await ChardevRegistry.create({ runtime });
  * reg.registerDriver(socketDriver);
  * await reg.add("socket,id=s0,host=127.0.0.1,port=0,server=on,wait=off");
  * ```

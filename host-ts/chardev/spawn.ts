@@ -60,6 +60,8 @@ export interface SpawnChardevOptions {
  *
  * @example A shell shared by a socket client and a log
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
  * const sh = (await reg.add("spawn,id=sh,cmd=sh")) as SpawnChardev;
  * await reg.add("socket,id=s0,path=/tmp/sh.sock,server=on,wait=off");
  * await reg.add("file,id=log,path=/tmp/sh.log");

@@ -184,6 +184,7 @@ function isResize(message: unknown): message is ControlMessage {
  *
  * @example A browser terminal behind a hub
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
  * const reg = await ChardevRegistry.create();
  * const web = (await reg.add("web,id=web0,port=0")) as WebChardev;
  * await reg.add("hub,id=hub0,chardevs.0=web0");

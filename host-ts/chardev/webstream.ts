@@ -26,6 +26,7 @@ export const DEFAULT_WEBSTREAM_HIGH_WATER_MARK = 64 * 1024;
  *
  * @example A hub fanning out to two web streams
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
  * const reg = await ChardevRegistry.create();
  * const a = (await reg.add("webstream,id=a")) as WebStreamChardev;
  * const b = (await reg.add("webstream,id=b,high-water-mark=4096")) as WebStreamChardev;

@@ -33,6 +33,8 @@ function fdAvailable(): boolean {
  *
  * @example Deno's runtime
  * ```ts
+ * import type { HostRuntime } from "./types.ts";
+ * import { nodeRuntime } from "./node.ts";
  * const denoRuntime: HostRuntime = { ...nodeRuntime, net: guardAccept(nodeRuntime.net!) };
  * ```
  */

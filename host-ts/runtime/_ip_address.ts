@@ -52,7 +52,7 @@ function ipv6Bytes(text: string): Uint8Array | null {
  * `::ffff:127.0.0.1`, which is how a dual-stack listener sees an IPv4 peer) or 16 bytes
  * (IPv6); null for anything else (a name, a zone index, garbage).
  *
- * @example
+ * @example Mapped IPv4, IPv6 and a name
  * ```ts
  * ipAddressBytes("::ffff:127.0.0.1"); // Uint8Array [127, 0, 0, 1]
  * ipAddressBytes("::1")?.length;      // 16
@@ -72,7 +72,7 @@ export function ipAddressBytes(host: string): Uint8Array | null {
  * Whether `host` is a loopback address: 127.0.0.0/8, `::1`, or 127.x.y.z mapped into IPv6.
  * Only this machine can connect from one.
  *
- * @example
+ * @example The whole of 127/8 and ::1 are loopback; the wildcard is not
  * ```ts
  * isLoopbackAddress("127.0.0.53");       // true
  * isLoopbackAddress("::ffff:127.0.0.1"); // true

@@ -94,6 +94,8 @@ function tcpPeerUid(local: TcpEndpoint, remote: TcpEndpoint): number | null {
  *
  * @example Who connected to a listener of ours
  * ```ts
+ * import type { NetConnection } from "./types.ts";
+ * declare const connection: NetConnection; // accepted from 127.0.0.1:51234 on 127.0.0.1:4444
  * const uid = nodePeers?.tcpPeerUid({ host: "127.0.0.1", port: 4444 }, { host: "127.0.0.1", port: 51234 });
  * if (uid !== nodePeers?.ownUid) connection.close();
  * ```

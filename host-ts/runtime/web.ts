@@ -20,6 +20,7 @@ function noFd(): never {
  *
  * @example The file backend on the web runtime
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
  * const reg = await ChardevRegistry.create({ runtime: webRuntime });
  * await reg.add("file,id=f,path=/tmp/out"); // throws ChardevError UNSUPPORTED
  * ```
