@@ -1,0 +1,66 @@
+// The hub's own QMP commands, beside the backend: hub-attach and hub-detach (QEMU has no
+// hot-plug for hubs, so these are ours) and query-hub, the hub's per-backend counters. The
+// monitor (qmp/monitor.ts) puts them in its table.
+
+import type { ChardevRegistry } from "../registry.ts";
+import { checkArguments, isInteger, isOneOf, isString, type QmpCommand } from "../qmp/args.ts";
+import { checkHubBackendOptions, type HubBackendOptions } from "./hub.ts";
+
+/** hub-attach, hub-detach and query-hub on the hubs of `reg`. */
+export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
+  return [
+    [
+      "hub-attach",
+      (args) => {
+        checkArguments(args, {
+          hub: { check: isString },
+          chardev: { check: isString },
+          policy: { check: isOneOf("block", "drop", "evict"), optional: true },
+          "lag-limit": { check: isInteger, optional: true },
+          "stall-ms": { check: isInteger, optional: true },
+          replay: { check: isInteger, optional: true },
+          mode: { check: isOneOf("rw", "ro"), optional: true },
+        });
+        // stall-ms and replay within limits.ts, checked before anything is attached.
+        reg.hubAttach(args.hub as string, args.chardev as string, checkHubBackendOptions(args.chardev as string, {
+          policy: args.policy as HubBackendOptions["policy"],
+          lagLimit: args["lag-limit"] as number | undefined,
+          stallMs: args["stall-ms"] as number | undefined,
+          replay: args.replay as number | undefined,
+          mode: args.mode as HubBackendOptions["mode"],
+        }));
+      },
+    ],
+    [
+      "hub-detach",
+      (args) => {
+        checkArguments(args, { hub: { check: isString }, chardev: { check: isString } });
+        reg.hubDetach(args.hub as string, args.chardev as string);
+      },
+    ],
+    [
+      "query-hub",
+      (args) => {
+        checkArguments(args, { id: { check: isString } });
+        const hub = reg.hub(args.id as string);
+        return {
+          ring: hub.options.ring,
+          evictions: hub.evictions,
+          backends: hub.stats().map((row) => ({
+            id: row.id,
+            open: row.open,
+            policy: row.policy,
+            mode: row.mode,
+            "bytes-in": row.bytesIn,
+            "bytes-out": row.bytesOut,
+            "bytes-dropped": row.bytesDropped,
+            "input-discarded": row.inputDiscarded,
+            "events-discarded": row.eventsDiscarded,
+            lag: row.lag,
+            stalls: row.stalls,
+          })),
+        };
+      },
+    ],
+  ];
+}
