@@ -165,6 +165,8 @@ export interface BridgeOptions {
  *
  * @example A spawned shell behind a hub with a socket and a log
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create({ qemuCompat: false });
  * await reg.add("spawn,id=sh,cmd=sh");
  * await reg.add("socket,id=s0,path=/tmp/sh.sock,server=on,wait=off");
  * await reg.add("file,id=log,path=/tmp/sh.log");

@@ -32,8 +32,11 @@ export interface DefaultSetup {
  * Adds the default chardevs to `reg` (which must not be in QEMU mode: its hub has 5
  * backends). Throws ChardevError as `add` does; what was added stays for `reg.close()`.
  *
- * @example
+ * @example Share a shell the way `npm start` does
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * import { detectRuntime } from "../runtime/detect.ts";
+ * import { DeviceBridge } from "./bridge.ts";
  * const runtime = await detectRuntime();
  * const reg = await ChardevRegistry.create({ qemuCompat: false, runtime });
  * const { device, hub, lines } = await addDefaultSetup(reg, runtime);

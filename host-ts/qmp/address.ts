@@ -61,6 +61,7 @@ export function qmpChardevSpec(address: string, id: string): string {
  *
  * @example QEMU's `-qmp unix:/tmp/qmp.sock,server=on,wait=off`
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
  * const reg = await ChardevRegistry.create();
  * const monitor = await startQmp(reg, "unix:/tmp/qmp.sock,server=on,wait=off");
  * // $ socat - UNIX-CONNECT:/tmp/qmp.sock

@@ -83,6 +83,7 @@ export function monitorOwnsChardev(monitor: QmpMonitor): void {
  *
  * @example A monitor on a ringbuf, driven as a client would drive a socket
  * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
  * const reg = await ChardevRegistry.create();
  * await reg.add("ringbuf,id=mon0,size=65536");
  * const monitor = QmpMonitor.attach(reg, "mon0");
@@ -136,6 +137,8 @@ export class QmpMonitor {
    *
    * @example Serve QMP on a socket chardev made by hand
    * ```ts
+   * import { ChardevRegistry } from "chardev-hub";
+   * const reg = await ChardevRegistry.create();
    * await reg.add("socket,id=qmp0,path=/tmp/qmp.sock,server=on,wait=off");
    * const monitor = QmpMonitor.attach(reg, "qmp0");
    * // socat - UNIX-CONNECT:/tmp/qmp.sock
@@ -169,6 +172,7 @@ export class QmpMonitor {
    *
    * @example Tell the client the machine is going away
    * ```ts
+   * declare const monitor: QmpMonitor;
    * monitor.sendEvent("SHUTDOWN", { guest: false, reason: "host-qmp-quit" });
    * // {"timestamp": {"seconds": 1732550400, "microseconds": 123456}, "event": "SHUTDOWN", "data": {...}}
    * ```
