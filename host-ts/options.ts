@@ -2,6 +2,7 @@
 // implied first key `backend`, `,,` as a literal comma, and a bare `key` meaning `key=on`.
 
 import { ChardevError } from "./errors.ts";
+import { expandBooleanShorthand } from "./legacy_booleans.ts";
 import { quoteInput } from "./limits.ts";
 
 /** A parsed `-chardev` string: every key as written, values unescaped. */
@@ -73,7 +74,7 @@ function splitParams(text: string): string[] {
  * parseChardevOptions("hub,id=hub0,chardevs.0=a,chardevs.1=b").options.get("chardevs.1"); // "b"
  * ```
  */
-export function parseChardevOptions(text: string, qemuCompat = true): ChardevOptions {
+export function parseChardevOptions(text: string, qemuCompat = true, onWarning?: (line: string) => void): ChardevOptions {
   if (typeof text !== "string" || text.trim() === "") {
     throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend' is missing");
   }
@@ -87,8 +88,8 @@ export function parseChardevOptions(text: string, qemuCompat = true): ChardevOpt
         key = "backend";
         value = param;
       } else {
-        key = param;
-        value = "on";
+        // QEMU's deprecated shorthand (`server`, `nowait`), with its warning: legacy_booleans.ts.
+        ({ key, value } = expandBooleanShorthand(param, onWarning));
       }
     } else {
       key = param.slice(0, eq);
