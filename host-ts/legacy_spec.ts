@@ -38,6 +38,12 @@ function escapeValue(value: string): string {
   return value.replaceAll(",", ",,");
 }
 
+/** Options back in `-chardev` syntax, every key written out. */
+function chardevString({ id, backend, options }: ChardevOptions): string {
+  const keys = [...options].map(([key, value]) => `${key}=${escapeValue(value)}`);
+  return [escapeValue(backend), ...keys, `id=${id}`].join(",");
+}
+
 /** The failure QEMU reports with no reason of its own (a malformed address). */
 function malformed(spec: string, form: string): ChardevError {
   return new ChardevError("INVALID_VALUE", `chardev: '${quoteInput(spec)}' is not of the form ${form}`);
@@ -101,8 +107,10 @@ export function parseLegacySpec(label: string, spec: string, options: LegacySpec
   const body = mapBody(spec, rest);
   // The label last: QEMU ignores an `id=` among the options of `tcp:…,id=x`.
   const text = [...body, ...params, `id=${label}`].join(",");
+  // Read here without QEMU's shorthand warning (QEMU gives none in this form), and handed on
+  // in full (`server=on`), so that the registry's parse has nothing left to warn about.
   const parsed = parseChardevOptions(text, qemuCompat, () => {});
-  return { kind: "new", spec: text, options: parsed };
+  return { kind: "new", spec: chardevString(parsed), options: parsed };
 }
 
 /** The backend and its keys for the spec without its `mon:` prefix, in `-chardev` syntax. */

@@ -49,6 +49,7 @@ describe("legacy chardev specs (qemu_chr_parse_compat)", () => {
     ["unix:/tmp/console.sock,server,nowait", { backend: "socket", id: "serial0", path: "/tmp/console.sock", server: "on", wait: "off" }],
     ["unix:path=/tmp/console.sock", { backend: "socket", id: "serial0", path: "/tmp/console.sock" }],
     ["unix:/tmp/a,,b.sock", { backend: "socket", id: "serial0", path: "/tmp/a,b.sock" }],
+    ["unix:/tmp/u.sock,noserver", { backend: "socket", id: "serial0", path: "/tmp/u.sock", server: "off" }],
     ["udp::4555", { backend: "udp", id: "serial0", host: "", port: "4555" }],
     ["udp:127.0.0.1:4555@:4556", { backend: "udp", id: "serial0", host: "127.0.0.1", port: "4555", localaddr: "", localport: "4556" }],
     ["udp:127.0.0.1:4555@127.0.0.1:4556", { backend: "udp", id: "serial0", host: "127.0.0.1", port: "4555", localaddr: "127.0.0.1", localport: "4556" }],
@@ -63,11 +64,13 @@ describe("legacy chardev specs (qemu_chr_parse_compat)", () => {
     });
   }
 
-  it("gives the spec back as a -chardev string the registry parses to the same options", () => {
+  it("gives the spec back as a -chardev string, written in full, that parses to the same options without a warning", () => {
     const result = parseLegacySpec("serial1", "telnet::4444,server,nowait");
     if (result.kind !== "new") throw new Error("expected a new chardev");
-    expect(result.spec).toBe("socket,host=,port=4444,server,nowait,telnet=on,id=serial1");
-    expect(parseChardevOptions(result.spec, true, () => {})).toEqual(result.options);
+    expect(result.spec).toBe("socket,host=,port=4444,server=on,wait=off,telnet=on,id=serial1");
+    const warnings: string[] = [];
+    expect(parseChardevOptions(result.spec, true, (line) => warnings.push(line))).toEqual(result.options);
+    expect(warnings).toEqual([]);
   });
 
   it("names an existing chardev for chardev:ID", () => {

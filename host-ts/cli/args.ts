@@ -10,6 +10,12 @@ export interface CliOptions {
   readonly objects: readonly string[];
   /** `-frontend DEVICE_ID,chardev=HUB_ID`: the chardev that plays the device, and the one it talks to. */
   readonly frontend: { readonly device: string; readonly hub: string } | null;
+  /**
+   * `-serial SPEC` in QEMU's legacy form (`tcp::4444,server,nowait`, `file:console.log`, `none`),
+   * in order. Without `-frontend`, the command makes one hub of them and bridges the one device
+   * chardev (`-chardev`) to it.
+   */
+  readonly serials: readonly string[];
   /** `-qmp ADDRESS` monitors, in order. */
   readonly qmp: readonly string[];
   /**
@@ -27,7 +33,7 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object"]);
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial"]);
 const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V"]);
 
 /** Splits QEMU-style `a,b=c` at single commas; `,,` is a literal comma. */
@@ -85,6 +91,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
   const chardevs: string[] = [];
   const objects: string[] = [];
   const qmp: string[] = [];
+  const serials: string[] = [];
   let frontend: { device: string; hub: string } | null = null;
   let qemuCompat = false;
   let wantDefault = false;
@@ -123,6 +130,8 @@ export function parseArgs(args: readonly string[]): CliOptions {
       objects.push(value);
     } else if (name === "qmp") {
       qmp.push(value);
+    } else if (name === "serial") {
+      serials.push(value);
     } else if (frontend) {
       mistake("only one -frontend can be given: a hub has one frontend");
     } else {
@@ -134,12 +143,17 @@ export function parseArgs(args: readonly string[]): CliOptions {
     }
   }
 
-  if (action !== "run") return { chardevs, objects, frontend, qmp, qemuCompat, useDefault: false, action };
+  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action };
   if (firstMistake) throw firstMistake;
-  if (wantDefault && (chardevs.length > 0 || frontend)) throw new UsageError("--default brings its own chardevs: give it no -chardev or -frontend");
+  if (wantDefault && (chardevs.length > 0 || frontend || serials.length > 0)) throw new UsageError("--default brings its own chardevs: give it no -chardev, -serial or -frontend");
+  if (serials.length > 0) {
+    if (frontend) throw new UsageError("-serial makes its own hub for the device: give no -frontend with it (or define the hub yourself with -chardev hub,...)");
+    if (chardevs.length === 0) throw new UsageError("-serial shares a device, but no -chardev defines one (e.g. -chardev spawn,id=sh,cmd=bash)");
+    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action };
+  }
   const useDefault = chardevs.length === 0 && frontend === null;
   if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
   if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
   if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
-  return { chardevs, objects, frontend, qmp, qemuCompat, useDefault, action };
+  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action };
 }

@@ -15,6 +15,8 @@ import { describeExit, SpawnChardev } from "../chardev/spawn.ts";
 import { StdioChardev } from "../chardev/stdio.ts";
 import { WebChardev } from "../chardev/web.ts";
 import { ChardevError } from "../errors.ts";
+import { parseLegacySpec, serialSpecFailure } from "../legacy_spec.ts";
+import { quoteInput } from "../limits.ts";
 import { ChrEvent } from "../events.ts";
 import { startQmp, type QmpMonitor } from "../qmp.ts";
 import { ChardevRegistry } from "../mod.ts";
@@ -26,6 +28,8 @@ declare const CHARDEV_HUB_VERSION: string | undefined;
 const VERSION = typeof CHARDEV_HUB_VERSION === "string" ? CHARDEV_HUB_VERSION : "0.0.0-dev";
 
 const PROGRAM = "chardev-hub";
+/** The hub `-serial` makes (QEMU names the `-serial` chardevs serial0, serial1, ... as we do). */
+const SERIAL_HUB_ID = "serial-hub";
 const EXIT_SETUP_FAILED = 1;
 const EXIT_USAGE = 2;
 /** The device (not a spawned program) closed and nothing will bring it back. */
@@ -185,6 +189,45 @@ class CliRun {
     }
   }
 
+  /**
+   * `-serial SPEC...`: each spec becomes a chardev (`serialN`, or the `-chardev` it names with
+   * `chardev:ID`), all of them one hub; the one `-chardev` no `-serial` names is the device.
+   * A spec that fails is reported as QEMU reports it: the reason, then QEMU's line.
+   */
+  async #addSerialHub(specs: readonly string[], defined: readonly string[]): Promise<{ device: string; hub: string }> {
+    const members: string[] = [];
+    for (const spec of specs) {
+      // QEMU's `-serial none`: no serial port here, and no number taken.
+      if (spec === "none") continue;
+      const label = `serial${members.length}`;
+      try {
+        const chardev = parseLegacySpec(label, spec, { qemuCompat: this.reg!.qemuCompat });
+        if (chardev.kind === "existing") {
+          if (!this.reg!.find(chardev.id)) throw new ChardevError("NOT_FOUND", serialSpecFailure(spec));
+          members.push(chardev.id);
+        } else {
+          members.push((await this.reg!.add(chardev.spec)).id);
+        }
+      } catch (error) {
+        if (!(error instanceof ChardevError)) throw error;
+        if (error.message !== serialSpecFailure(spec)) this.say(`-serial ${quoteInput(spec)}: ${error.message}`);
+        throw new ChardevError(error.code, `-serial ${quoteInput(spec)}: ${serialSpecFailure(spec)}`);
+      }
+    }
+    if (members.length === 0) throw new ChardevError("INVALID_VALUE", "-serial: every -serial is 'none': nothing to share the device with");
+    const devices = defined.filter((id) => !members.includes(id));
+    if (devices.length === 0) {
+      throw new ChardevError("INVALID_VALUE", "-serial: no device: every -chardev is named by a -serial chardev:ID; define the device with one more -chardev (e.g. spawn,id=sh,cmd=bash)");
+    }
+    if (devices.length > 1) {
+      const named = devices.slice(0, 4).map((id) => `'${id}'`).join(", ") + (devices.length > 4 ? ", ..." : "");
+      throw new ChardevError("INVALID_VALUE", `-serial: which chardev is the device? ${named} are not named by any -serial chardev:ID; give one device -chardev, name the others with -serial chardev:ID, or use -frontend`);
+    }
+    const list = members.map((id, index) => `chardevs.${index}=${id}`).join(",");
+    await this.reg!.add(`hub,id=${SERIAL_HUB_ID},${list}`);
+    return { device: devices[0], hub: SERIAL_HUB_ID };
+  }
+
   async start(options: CliOptions): Promise<void> {
     this.catchSignals();
     this.reg = await ChardevRegistry.create({
@@ -202,6 +245,10 @@ class CliRun {
     if (options.useDefault) {
       const setup = await addDefaultSetup(this.reg, this.runtime);
       ({ device, hub, lines: defaultLines } = setup);
+    } else if (options.serials.length > 0) {
+      const defined: string[] = [];
+      for (const spec of options.chardevs) defined.push((await this.reg.add(spec)).id);
+      ({ device, hub } = await this.#addSerialHub(options.serials, defined));
     } else {
       for (const spec of options.chardevs) await this.reg.add(spec);
       ({ device, hub } = options.frontend!);
