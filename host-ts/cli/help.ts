@@ -5,6 +5,7 @@
 export function helpText(program = "chardev-hub"): string {
   return `Usage:
   ${program} -chardev SPEC [-chardev SPEC ...] -frontend DEVICE_ID,chardev=HUB_ID [options]
+  ${program} -chardev DEVICE_SPEC -serial SPEC [-serial SPEC ...] [options]
   ${program} [--default] [-qmp ADDRESS]
 
 Shares one console (a shell, a VM's serial port, a serial cable) among many clients: a
@@ -26,6 +27,19 @@ Options (one dash or two; -opt=VALUE works too):
   -frontend DEVICE_ID,chardev=HUB_ID
                        bridge chardev DEVICE_ID (the device) to HUB_ID (usually a hub).
                        Writes both ways honour backpressure: nothing is lost or repeated.
+  -serial SPEC         QEMU's legacy form, repeatable: without -frontend the -serial
+                       chardevs (serial0, serial1, ...) become one hub (id serial-hub)
+                       and the one -chardev no -serial names is the device bridged to it.
+                       SPEC as QEMU's: null | none (skipped) | vc[:WxH|:COLSCxROWSC] (a web
+                       terminal) | pty | pty:LINK | stdio | file:PATH | pipe:PATH |
+                       tcp:[HOST]:PORT[,OPTS] | telnet:[HOST]:PORT[,OPTS] |
+                       websocket:[HOST]:PORT[,OPTS] | unix:PATH[,OPTS] |
+                       udp:[HOST]:PORT[@[LOCALADDR]:LOCALPORT] | /dev/TTY |
+                       mon:SPEC (a mux in front; our monitor is QMP, not HMP: mon: adds
+                       no monitor) | chardev:ID (a -chardev of that id). OPTS are -chardev
+                       keys (server,nowait works). e.g.
+                         -chardev spawn,id=sh,cmd=bash -serial tcp::4444,server,nowait
+                         -serial file:console.log
   -qmp ADDRESS         a QMP control socket, as QEMU's: unix:PATH,server=on,wait=off or
                        tcp:HOST:PORT,server=on,wait=off (only our own uid may connect
                        over TCP; access=any lets anyone). Commands: qmp_capabilities,

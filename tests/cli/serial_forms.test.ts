@@ -142,3 +142,14 @@ describe("-serial (QEMU's legacy forms, through the command)", () => {
     );
   });
 });
+
+describe("-serial in --help", () => {
+  it("--help lists -serial and every legacy form", async () => {
+    const { code, stdout } = await CliProcess.run(["--help"]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("-serial SPEC");
+    for (const form of ["null", "none", "vc[:WxH|:COLSCxROWSC]", "pty:LINK", "stdio", "file:PATH", "pipe:PATH", "tcp:[HOST]:PORT[,OPTS]", "telnet:[HOST]:PORT[,OPTS]", "websocket:[HOST]:PORT[,OPTS]", "unix:PATH[,OPTS]", "udp:[HOST]:PORT[@[LOCALADDR]:LOCALPORT]", "/dev/TTY", "mon:SPEC", "chardev:ID"]) {
+      expect(stdout, `--help names ${form}`).toContain(form);
+    }
+  });
+});
