@@ -38,8 +38,17 @@ function escapeValue(value: string): string {
   return value.replaceAll(",", ",,");
 }
 
-/** Options back in `-chardev` syntax, every key written out. */
-function chardevString({ id, backend, options }: ChardevOptions): string {
+/**
+ * Parsed options back in `-chardev` syntax, every key written out (`server=on`, not `server`),
+ * so that parsing the result again gives the same options and no shorthand warning.
+ *
+ * @example
+ * ```ts
+ * import { formatChardevOptions } from "./legacy_spec.ts";
+ * formatChardevOptions({ id: "c0", backend: "file", options: new Map([["path", "a,b.log"]]) }); // "file,path=a,,b.log,id=c0"
+ * ```
+ */
+export function formatChardevOptions({ id, backend, options }: ChardevOptions): string {
   const keys = [...options].map(([key, value]) => `${key}=${escapeValue(value)}`);
   return [escapeValue(backend), ...keys, `id=${id}`].join(",");
 }
@@ -110,7 +119,7 @@ export function parseLegacySpec(label: string, spec: string, options: LegacySpec
   // Read here without QEMU's shorthand warning (QEMU gives none in this form), and handed on
   // in full (`server=on`), so that the registry's parse has nothing left to warn about.
   const parsed = parseChardevOptions(text, qemuCompat, () => {});
-  return { kind: "new", spec: chardevString(parsed), options: parsed };
+  return { kind: "new", spec: formatChardevOptions(parsed), options: parsed };
 }
 
 /** The backend and its keys for the spec without its `mon:` prefix, in `-chardev` syntax. */

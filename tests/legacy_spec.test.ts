@@ -73,6 +73,13 @@ describe("legacy chardev specs (qemu_chr_parse_compat)", () => {
     expect(warnings).toEqual([]);
   });
 
+  it("writes a path with commas back with ,, so that it parses to the same path", () => {
+    const result = parseLegacySpec("serial0", "file:/tmp/a,b.log");
+    if (result.kind !== "new") throw new Error("expected a new chardev");
+    expect(result.spec).toBe("file,path=/tmp/a,,b.log,id=serial0");
+    expect(parseChardevOptions(result.spec).options.get("path")).toBe("/tmp/a,b.log");
+  });
+
   it("names an existing chardev for chardev:ID", () => {
     expect(parseLegacySpec("serial0", "chardev:console")).toEqual({ kind: "existing", id: "console" });
   });

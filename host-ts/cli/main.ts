@@ -15,7 +15,8 @@ import { describeExit, SpawnChardev } from "../chardev/spawn.ts";
 import { StdioChardev } from "../chardev/stdio.ts";
 import { WebChardev } from "../chardev/web.ts";
 import { ChardevError } from "../errors.ts";
-import { parseLegacySpec, serialSpecFailure } from "../legacy_spec.ts";
+import { formatChardevOptions, parseLegacySpec, serialSpecFailure } from "../legacy_spec.ts";
+import { parseChardevOptions } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import { ChrEvent } from "../events.ts";
 import { startQmp, type QmpMonitor } from "../qmp.ts";
@@ -190,6 +191,23 @@ class CliRun {
   }
 
   /**
+   * Adds a `-chardev`. QEMU's deprecated shorthand in it (`server`, `nowait`) gets QEMU's
+   * warning in QEMU's shape: `PROGRAM: -chardev SPEC: warning: ...`, then the advice on a line
+   * of its own. The registry is then handed the spec written in full: nothing left to warn about.
+   */
+  async #addChardev(spec: string): Promise<Chardev> {
+    const lines: string[] = [];
+    const parsed = parseChardevOptions(spec, this.reg!.qemuCompat, (line) => lines.push(line));
+    if (lines.length === 0) return this.reg!.add(spec);
+    // A stdio chardev added before this one has put the terminal in raw mode: a line needs its \r.
+    const eol = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev) ? "\r\n" : "\n";
+    for (const line of lines) {
+      this.host.print("stderr", line.startsWith("warning: ") ? `${PROGRAM}: -chardev ${quoteInput(spec)}: ${line}${eol}` : `${line}${eol}`);
+    }
+    return this.reg!.add(formatChardevOptions(parsed));
+  }
+
+  /**
    * `-serial SPEC...`: each spec becomes a chardev (`serialN`, or the `-chardev` it names with
    * `chardev:ID`), all of them one hub; the one `-chardev` no `-serial` names is the device.
    * A spec that fails is reported as QEMU reports it: the reason, then QEMU's line.
@@ -247,10 +265,10 @@ class CliRun {
       ({ device, hub, lines: defaultLines } = setup);
     } else if (options.serials.length > 0) {
       const defined: string[] = [];
-      for (const spec of options.chardevs) defined.push((await this.reg.add(spec)).id);
+      for (const spec of options.chardevs) defined.push((await this.#addChardev(spec)).id);
       ({ device, hub } = await this.#addSerialHub(options.serials, defined));
     } else {
-      for (const spec of options.chardevs) await this.reg.add(spec);
+      for (const spec of options.chardevs) await this.#addChardev(spec);
       ({ device, hub } = options.frontend!);
     }
     for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address));
