@@ -42,7 +42,7 @@ function escapeValue(value: string): string {
  * Parsed options back in `-chardev` syntax, every key written out (`server=on`, not `server`),
  * so that parsing the result again gives the same options and no shorthand warning.
  *
- * @example
+ * @example A path with a comma, escaped
  * ```ts
  * import { formatChardevOptions } from "./legacy_spec.ts";
  * formatChardevOptions({ id: "c0", backend: "file", options: new Map([["path", "a,b.log"]]) }); // "file,path=a,,b.log,id=c0"
@@ -173,7 +173,13 @@ function mapBody(spec: string, rest: string): string[] {
 }
 
 /**
- * QEMU's line after any failure of a `-serial` spec.
+ * QEMU's line after any failure of a `-serial` spec (vl.c prints it after the reason).
+ *
+ * @example The line for a driver QEMU does not know
+ * ```ts
+ * import { serialSpecFailure } from "./legacy_spec.ts";
+ * serialSpecFailure("bogus"); // "could not connect serial device to character backend 'bogus'"
+ * ```
  */
 export function serialSpecFailure(spec: string): string {
   return `could not connect serial device to character backend '${quoteInput(spec)}'`;
