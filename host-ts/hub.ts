@@ -6,10 +6,9 @@ import type { Chardev } from "./chardev/_chardev.ts";
 import { checkHubBackendOptions, HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import type { Frontend } from "./frontend.ts";
+import { OutputQueue } from "./output_queue.ts";
 import { ChardevRegistry, type RegistryOptions } from "./registry.ts";
 
-/** How long a writer waits before retrying when a blocked backend offers no watch. */
-const RETRY_WITHOUT_WATCH_MS = 5;
 /** Bytes a writer may queue on `writable` before `ready` waits. */
 const WRITABLE_HIGH_WATER_MARK = 64 * 1024;
 /** Input a reader may leave unread before backends are paused. */
@@ -51,6 +50,8 @@ export class Hub {
   /** Input from every backend, merged (a chunk is never interleaved with another's). */
   readonly readable: ReadableStream<Uint8Array>;
   readonly #frontend: Frontend;
+  /** The writable's chunks on their way to the hub (one at a time: the stream serialises writes). */
+  readonly #output: OutputQueue;
   readonly #ownsRegistry: boolean;
 
   protected constructor(
@@ -74,9 +75,13 @@ export class Hub {
       read: (data) => input.enqueue(data.slice()),
       event: () => {},
     });
+    this.#output = new OutputQueue(this.#frontend, {
+      errorFor: (errno) => new ChardevError("OPEN_FAILED", `hub '${chardev.id}': write failed with ${errno}`),
+    });
     this.writable = new WritableStream<Uint8Array>(
-      // Taken at once: no promise. Queue by bytes so small writes don't wait one at a time.
-      { write: (chunk) => this.#write(chunk) },
+      // Taken at once: no promise; only a remainder makes the stream wait (for the hub's watch).
+      // Queue by bytes so small writes don't wait one at a time.
+      { write: (chunk) => this.#output.write(chunk) },
       { highWaterMark: WRITABLE_HIGH_WATER_MARK, size: (chunk) => chunk.length },
     );
   }
@@ -102,30 +107,6 @@ export class Hub {
   /** Drives an existing hub chardev of `registry` (becoming its frontend). */
   static open(registry: ChardevRegistry, id: string): Hub {
     return new this(registry, registry.hub(id), false);
-  }
-
-  /** Writes what the hub takes now; only a remainder makes the stream wait. */
-  #write(chunk: Uint8Array): Promise<void> | undefined {
-    const taken = this.#frontend.write(chunk);
-    if (taken === chunk.length) return undefined;
-    return this.#writeAll(taken > 0 ? chunk.subarray(taken) : chunk);
-  }
-
-  async #writeAll(chunk: Uint8Array): Promise<void> {
-    let rest = chunk;
-    while (rest.length > 0) {
-      const taken = this.#frontend.write(rest);
-      if (taken > 0) {
-        rest = rest.subarray(taken);
-        continue;
-      }
-      if (taken === -1 && this.#frontend.lastError !== "EAGAIN") {
-        throw new ChardevError("OPEN_FAILED", `hub '${this.chardev.id}': write failed with ${this.#frontend.lastError}`);
-      }
-      await new Promise<void>((resolve) => {
-        if (this.#frontend.addWatch(resolve) === 0) setTimeout(resolve, RETRY_WITHOUT_WATCH_MS);
-      });
-    }
   }
 
   /**

@@ -1,52 +1,65 @@
 // The `-frontend DEVICE_ID,chardev=HUB_ID` of the command-line tool: a frontend on the device
 // chardev and one on the hub, and a bounded queue each way between them. Each direction keeps
 // the write contract of `Frontend.write`: a short write leaves the rest at the head of the
-// queue, -1/EAGAIN waits for the watch (or, when there is no watch to wait for, a short timer)
-// and the same bytes are offered again, so nothing is lost or sent twice. A full queue makes
+// queue, -1/EAGAIN waits for the watch and the same bytes are offered again, so nothing is lost
+// or sent twice (../output_queue.ts does this for all writers). A full queue makes
 // the receiving side's `canRead` answer 0, which holds the sender back instead of growing
 // memory.
 
 import type { ChardevRegistry } from "../registry.ts";
 import type { Frontend } from "../frontend.ts";
 import type { ChrEvent } from "../events.ts";
+import { OutputQueue } from "../output_queue.ts";
 
 /**
  * Bytes each direction holds at most.
  * @default 64 KiB
  */
 export const DEFAULT_BRIDGE_QUEUE_BYTES = 64 * 1024;
-/** A target that refused bytes without offering a watch is tried again after this long. */
-const RETRY_WITHOUT_WATCH_MS = 5;
 
-/** One direction: bytes read from `from`, waiting to be written to `to`. */
+/** One direction: bytes read from `from`, waiting in an `OutputQueue` to be written to `to`. */
 class Direction {
-  readonly #chunks: Uint8Array[] = [];
-  #queued = 0;
+  readonly #output: OutputQueue;
   #throttled = false;
-  #waitingForWatch = 0;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #pumping = false;
-  #pumpAgain = false;
   #stopped = false;
-  #drainedWaiters: (() => void)[] = [];
-  /** Bytes written to the target. */
-  delivered = 0;
   /** Bytes the target refused with an error other than EAGAIN (it is gone): dropped, as QEMU's devices drop them. */
   dropped = 0;
   /** Set once both frontends are attached. */
   from: Frontend | null = null;
-  to: Frontend | null = null;
 
-  constructor(readonly capacity: number) {}
+  constructor(readonly capacity: number) {
+    this.#output = new OutputQueue(null, {
+      onFlushed: () => this.#resumeSourceIfRoom(),
+      onFailed: (_errno, dropped) => {
+        this.dropped += dropped;
+      },
+    });
+  }
+
+  /** Bytes written to the target. */
+  get delivered(): number {
+    return this.#output.writtenBytes;
+  }
 
   /** Bytes waiting. */
   get queued(): number {
-    return this.#queued;
+    return this.#output.queuedBytes;
+  }
+
+  /** Both ends are attached; `pump` then writes what the source delivered meanwhile. */
+  connect(from: Frontend, to: Frontend): void {
+    this.from = from;
+    this.#output.target = to;
+  }
+
+  /** Writes queued bytes until the target blocks or the queue is empty. */
+  pump(): void {
+    this.#output.flush();
   }
 
   /** The source's `canRead`: free room. Answering 0 is remembered, to tell the source when room is back. */
   room(): number {
-    const room = Math.max(0, this.capacity - this.#queued);
+    const room = Math.max(0, this.capacity - this.#output.queuedBytes);
     if (room === 0) this.#throttled = true;
     return room;
   }
@@ -54,97 +67,24 @@ class Direction {
   /** The source's `read`: kept (copied: the bytes may be a view valid only during the call), then written on. */
   push(data: Uint8Array): void {
     if (this.#stopped || data.length === 0) return;
-    this.#chunks.push(data.slice());
-    this.#queued += data.length;
-    this.pump();
+    this.#output.push(data.slice());
   }
 
-  /** Writes queued bytes until the target blocks or the queue is empty. Re-entry (a write that
-   * leads back here) only asks for one more round. */
-  pump = (): void => {
-    if (this.#stopped || !this.to || !this.from) return;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    if (this.#waitingForWatch !== 0 || this.#retryTimer !== undefined) return;
-    this.#pumping = true;
-    try {
-      do {
-        this.#pumpAgain = false;
-        this.#writeQueued();
-      } while (this.#pumpAgain && !this.#stopped && this.#waitingForWatch === 0 && this.#retryTimer === undefined);
-    } finally {
-      this.#pumping = false;
-    }
-  };
-
-  #writeQueued(): void {
-    const to = this.to!;
-    while (this.#chunks.length > 0 && !this.#stopped) {
-      const head = this.#chunks[0];
-      const written = to.write(head);
-      if (written > 0) {
-        this.#consume(written);
-        continue; // a short write: the next write of the rest tells whether the target is full
-      }
-      if (written === 0 || to.lastError === "EAGAIN") {
-        this.#waitForRoom(to);
-        break;
-      }
-      // The target failed for good (EIO: a socket with no peer, a program that ended).
-      this.dropped += this.#queued;
-      this.#chunks.length = 0;
-      this.#queued = 0;
-    }
-    if (this.#throttled && this.#queued < this.capacity) {
-      this.#throttled = false;
-      // Input the source kept while we were full (and paused reading for) comes now.
-      this.from?.acceptInput();
-    }
-    if (this.#queued === 0) {
-      for (const resolve of this.#drainedWaiters.splice(0)) resolve();
-    }
-  }
-
-  #consume(count: number): void {
-    this.delivered += count;
-    this.#queued -= count;
-    const head = this.#chunks[0];
-    if (count >= head.length) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(count);
-  }
-
-  #waitForRoom(to: Frontend): void {
-    const id = to.addWatch(() => {
-      this.#waitingForWatch = 0;
-      this.pump();
-    });
-    if (id !== 0) {
-      this.#waitingForWatch = id;
-      return;
-    }
-    // Nothing is blocked as far as the target knows (a hub whose blocked backend just closed):
-    // try again shortly rather than wait for a watch that will never fire.
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.pump();
-    }, RETRY_WITHOUT_WATCH_MS);
+  #resumeSourceIfRoom(): void {
+    if (this.#stopped || !this.from || !this.#throttled || this.#output.queuedBytes >= this.capacity) return;
+    this.#throttled = false;
+    // Input the source kept while we were full (and paused reading for) comes now.
+    this.from.acceptInput();
   }
 
   /** Resolves once nothing is queued (at once if nothing is). */
   drained(): Promise<void> {
-    if (this.#queued === 0 || this.#stopped) return Promise.resolve();
-    return new Promise((resolve) => this.#drainedWaiters.push(resolve));
+    return this.#output.drained();
   }
 
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
-    if (this.#waitingForWatch !== 0) this.to?.removeWatch(this.#waitingForWatch);
-    this.#waitingForWatch = 0;
-    for (const resolve of this.#drainedWaiters.splice(0)) resolve();
+    this.#output.close();
   }
 }
 
@@ -217,10 +157,8 @@ export class DeviceBridge {
       hubFe.detach();
       throw error;
     }
-    toHub.from = deviceFe;
-    toHub.to = hubFe;
-    toDevice.from = hubFe;
-    toDevice.to = deviceFe;
+    toHub.connect(deviceFe, hubFe);
+    toDevice.connect(hubFe, deviceFe);
     // Anything either side delivered while the other was not attached yet goes now.
     toHub.pump();
     toDevice.pump();

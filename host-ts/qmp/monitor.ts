@@ -13,6 +13,7 @@ import { hubCommands } from "../chardev/hub_qmp.ts";
 import { ringbufCommands } from "../chardev/ringbuf_qmp.ts";
 import { ChrEvent } from "../events.ts";
 import type { Frontend } from "../frontend.ts";
+import { OutputQueue } from "../output_queue.ts";
 import type { ChardevRegistry } from "../registry.ts";
 import { checkArguments, genericError, isListOf, isObject, isOneOf, QmpError, type QmpArguments, type QmpCommand, type QmpErrorClass } from "./args.ts";
 import { chardevCommands, chardevEventCommands, objectCommands } from "./commands_chardev.ts";
@@ -40,11 +41,6 @@ const MAX_QUEUED_REQUESTS = 8;
 const MAX_OUTPUT_BACKLOG = 1024 * 1024;
 /** What `canRead` offers while the monitor takes input. */
 const INPUT_CHUNK = 4096;
-/**
- * A chardev that refuses a write but has no watch to offer (it returned 0, or EAGAIN without
- * a blocked channel) is tried again after this long: the only way left not to lose the bytes.
- */
-const WRITE_RETRY_MS = 10;
 
 interface QueuedInput {
   /** The client session the input came from; its answer is dropped if that client left. */
@@ -111,12 +107,8 @@ export class QmpMonitor {
   /** canRead said 0: input waits in the chardev until we ask for it again. */
   #inputPaused = false;
 
-  #output: Uint8Array[] = [];
-  #outputBytes = 0;
-  #flushing = false;
-  #flushAgain = false;
-  #watchId = 0;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Answers and events on their way to the chardev; the rounds a watch starts resume input too. */
+  readonly #output = new OutputQueue(null, { onFlushed: () => this.#resumeInputIfRoom() });
 
   private constructor(
     reg: ChardevRegistry,
@@ -153,7 +145,8 @@ export class QmpMonitor {
       read: (data) => monitor.#read(data),
       event: (event) => monitor.#event(event),
     });
-    monitor.#flush();
+    monitor.#output.target = monitor.#frontend;
+    monitor.#output.flush();
     // Our own event (QEMU has no hub errors): a backend of one of this registry's hubs failed.
     monitor.#stopHubEvents = onEveryHubEvent((hub, event) => {
       if (event.type === "error" && reg.find(hub.id) === hub) monitor.sendEvent("HUB_BACKEND_ERROR", { hub: hub.id, chardev: event.backend, errno: event.errno });
@@ -192,6 +185,7 @@ export class QmpMonitor {
     this.#forgetClient();
     this.#frontend?.detach();
     this.#frontend = null;
+    this.#output.target = null;
   }
 
   /** Detaches, and removes the chardev too when `startQmp` made it. */
@@ -203,7 +197,7 @@ export class QmpMonitor {
   // ---- input ----
 
   #canRead(): number {
-    const full = this.#queue.length >= MAX_QUEUED_REQUESTS || this.#outputBytes >= MAX_OUTPUT_BACKLOG;
+    const full = this.#queue.length >= MAX_QUEUED_REQUESTS || this.#output.queuedBytes >= MAX_OUTPUT_BACKLOG;
     if (full) this.#inputPaused = true;
     return full ? 0 : INPUT_CHUNK;
   }
@@ -368,79 +362,13 @@ export class QmpMonitor {
   // ---- output ----
 
   #send(message: Response): void {
-    const bytes = new TextEncoder().encode(`${encodeQmpJson(message)}\r\n`);
-    this.#output.push(bytes);
-    this.#outputBytes += bytes.length;
-    this.#flush();
-  }
-
-  /**
-   * Writes queued output until the chardev refuses. Re-entry (a write that makes the chardev
-   * report an event that queues more output) only asks the running flush to go round again.
-   */
-  #flush(): void {
-    if (this.#flushing) {
-      this.#flushAgain = true;
-      return;
-    }
-    this.#flushing = true;
-    try {
-      do {
-        this.#flushAgain = false;
-        this.#writeQueued();
-      } while (this.#flushAgain);
-    } finally {
-      this.#flushing = false;
-    }
-    this.#resumeInputIfRoom();
-  }
-
-  #writeQueued(): void {
-    const frontend = this.#frontend;
-    while (frontend && this.#output.length > 0 && this.#watchId === 0 && this.#retryTimer === undefined) {
-      const queue = this.#output;
-      const head = queue[0];
-      const written = frontend.write(head);
-      // The write made the chardev report OPENED or CLOSED, which replaced the queue.
-      if (queue !== this.#output) continue;
-      if (written > 0) {
-        this.#outputBytes -= written;
-        if (written >= head.length) queue.shift();
-        else queue[0] = head.subarray(written);
-        continue;
-      }
-      if (written === 0 || frontend.lastError === "EAGAIN") return this.#waitForRoom(frontend);
-      // EIO, EPIPE, EBADF...: nobody will read this (QEMU's monitor drops its buffer too).
-      return this.#dropOutput();
-    }
-  }
-
-  #waitForRoom(frontend: Frontend): void {
-    let firedAtOnce = false;
-    const id = frontend.addWatch(() => {
-      firedAtOnce = this.#watchId === 0;
-      this.#watchId = 0;
-      this.#flush();
-    });
-    // Fired inside addWatch: its flush asked the running one to go round again.
-    if (firedAtOnce) return;
-    if (id !== 0) {
-      this.#watchId = id;
-      return;
-    }
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#flush();
-    }, WRITE_RETRY_MS);
+    // A write that makes the chardev report OPENED or CLOSED clears the queue (#forgetClient);
+    // the new client's greeting, queued by that event, goes next.
+    this.#output.push(new TextEncoder().encode(`${encodeQmpJson(message)}\r\n`));
   }
 
   #dropOutput(): void {
-    this.#output = [];
-    this.#outputBytes = 0;
-    if (this.#watchId !== 0) this.#frontend?.removeWatch(this.#watchId);
-    this.#watchId = 0;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.#output.clear();
   }
 }
 

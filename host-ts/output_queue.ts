@@ -1,0 +1,283 @@
+// One output queue: bytes on their way to a chardev through its frontend, written as fast as
+// the chardev takes them. A short write leaves the rest at the head; a refusal (0, or -1 with
+// EAGAIN) waits for the chardev's watch and then offers the same bytes again, so nothing is
+// lost, sent twice or reordered. The streams `Hub`'s writable, the CLI's device bridge and the
+// QMP monitor's output all go through it.
+
+import { ChardevError } from "./errors.ts";
+
+/**
+ * A target that refused bytes yet offered no watch (`addWatch` returned 0: as far as it knows
+ * nothing is blocked, e.g. a hub whose blocked backend just left) is tried again after this
+ * long. A rare fallback so the bytes are not stranded, not a poll: every other wait is on a watch.
+ */
+const RETRY_WITHOUT_WATCH_MS = 5;
+
+/**
+ * What an `OutputQueue` writes to: the shape of `Frontend` (QEMU's qemu_chr_fe_write and
+ * qemu_chr_fe_add_watch).
+ */
+export interface OutputTarget {
+  /** Bytes taken (0 counts as a refusal), or -1 with `lastError` set (`"EAGAIN"`: wait for the watch). */
+  write(data: Uint8Array): number;
+  /** Errno name of the last failed write. */
+  readonly lastError: string | null;
+  /** Calls `callback` once when a blocked write may go through; 0 when nothing is blocked, else an id. */
+  addWatch(callback: () => void): number;
+  /** Cancels a watch `addWatch` returned. */
+  removeWatch(id: number): void;
+}
+
+/** Options of an `OutputQueue`. */
+export interface OutputQueueOptions {
+  /**
+   * Called after every round of writing (one the owner asked for, or one a watch or the
+   * fallback timer started): the place to let a held-back source read again.
+   */
+  onFlushed?: () => void;
+  /**
+   * The target failed with an error other than EAGAIN (its peer is gone): everything queued
+   * (`dropped` bytes) was discarded, as QEMU's devices drop output nobody will read.
+   */
+  onFailed?: (errno: string, dropped: number) => void;
+  /**
+   * The reason a pending `write` promise rejects with when the target fails.
+   * @default a ChardevError `OPEN_FAILED`, "chardev: write failed with ERRNO"
+   */
+  errorFor?: (errno: string) => Error;
+}
+
+interface QueuedChunk {
+  bytes: Uint8Array;
+  /** Settles the promise `write` made; undefined for `push`. */
+  settle?: (error?: Error) => void;
+}
+
+/**
+ * Bytes queued toward one chardev frontend, in order, written as the chardev takes them and
+ * otherwise held until its watch fires. Re-entry (a write that makes the chardev report an
+ * event whose handler queues more) only asks the running round to go on.
+ *
+ * @example Queue output for a hub whose only backend is a ringbuf
+ * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create({ qemuCompat: false });
+ * await reg.add("ringbuf,id=log,size=1024");
+ * await reg.add("hub,id=hub0,chardevs.0=log");
+ * const fe = reg.attach("hub0", { canRead: () => 0, read() {}, event() {} });
+ * const queue = new OutputQueue(fe);
+ * queue.push(new TextEncoder().encode("boot log\n"));
+ * await queue.drained();
+ * reg.ringbufRead("log", 1024); // "boot log\n"
+ * ```
+ */
+export class OutputQueue {
+  #target: OutputTarget | null;
+  readonly #options: OutputQueueOptions;
+  readonly #chunks: QueuedChunk[] = [];
+  #queuedBytes = 0;
+  #writtenBytes = 0;
+  #watchId = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #flushing = false;
+  #flushAgain = false;
+  #closed = false;
+  /** Bumped by `clear`: a write in progress then belonged to output that is gone. */
+  #generation = 0;
+  #drainedWaiters: (() => void)[] = [];
+
+  /** `target` may be null until the frontend exists; set it with `target` and call `flush`. */
+  constructor(target: OutputTarget | null = null, options: OutputQueueOptions = {}) {
+    this.#target = target;
+    this.#options = options;
+  }
+
+  /** Where the bytes go; null writes nothing (they wait). */
+  get target(): OutputTarget | null {
+    return this.#target;
+  }
+
+  set target(target: OutputTarget | null) {
+    this.#target = target;
+  }
+
+  /** Bytes waiting to be written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Bytes the target has taken since the queue was made. */
+  get writtenBytes(): number {
+    return this.#writtenBytes;
+  }
+
+  /** The target refused and the queue waits for its watch (or the rare fallback timer). */
+  get waiting(): boolean {
+    return this.#watchId !== 0 || this.#retryTimer !== undefined;
+  }
+
+  /**
+   * Queues `bytes` after what is queued and writes what the target takes now. The bytes are
+   * kept, not copied: a caller whose view is valid only during the call passes a copy.
+   */
+  push(bytes: Uint8Array): void {
+    if (this.#closed || bytes.length === 0) return;
+    this.#chunks.push({ bytes });
+    this.#queuedBytes += bytes.length;
+    this.flush();
+  }
+
+  /**
+   * `push` that tells when `bytes` are all written: undefined when the target took them at
+   * once, else a promise that resolves once it has, or rejects (see `errorFor`) when the
+   * target fails or the queue is cleared first.
+   */
+  write(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(new ChardevError("OPEN_FAILED", "chardev: output queue is closed"));
+    if (bytes.length === 0) return undefined;
+    let outcome: Error | null | undefined; // undefined: still queued; null: written
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<void>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const settle = (error?: Error) => {
+      outcome = error ?? null;
+      if (error) reject(error);
+      else resolve();
+    };
+    this.#chunks.push({ bytes, settle });
+    this.#queuedBytes += bytes.length;
+    this.flush();
+    return outcome === null ? undefined : done;
+  }
+
+  /** Writes queued bytes until the target refuses or nothing is left; then `onFlushed`. */
+  flush(): void {
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushing = true;
+    try {
+      do {
+        this.#flushAgain = false;
+        this.#writeQueued();
+      } while (this.#flushAgain);
+    } finally {
+      this.#flushing = false;
+    }
+    this.#options.onFlushed?.();
+  }
+
+  /** Resolves once nothing is queued (at once if nothing is, or the queue is closed). */
+  drained(): Promise<void> {
+    if (this.#queuedBytes === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainedWaiters.push(resolve));
+  }
+
+  /**
+   * Drops what is queued and stops waiting (a client left: its output goes with it). Pending
+   * `write` promises reject; `drained` waiters resolve. The queue stays usable.
+   */
+  clear(): void {
+    this.#generation++;
+    this.#stopWaiting();
+    const dropped = this.#chunks.splice(0);
+    this.#queuedBytes = 0;
+    for (const chunk of dropped) chunk.settle?.(this.#errorFor("ECANCELED"));
+    this.#resolveDrained();
+  }
+
+  /** `clear`, and every later `push` is ignored (`write` rejects). */
+  close(): void {
+    this.#closed = true;
+    this.clear();
+  }
+
+  #writeQueued(): void {
+    const target = this.#target;
+    while (target && !this.#closed && this.#chunks.length > 0 && !this.waiting) {
+      const generation = this.#generation;
+      const head = this.#chunks[0];
+      const taken = target.write(head.bytes);
+      // The write made the chardev report an event whose handler cleared the queue.
+      if (generation !== this.#generation) continue;
+      if (taken > 0) {
+        this.#consume(taken);
+        continue; // a short write: writing the rest tells whether the target is full
+      }
+      if (taken === 0 || target.lastError === "EAGAIN") {
+        this.#waitForRoom(target);
+        break;
+      }
+      this.#fail(target.lastError ?? "EIO");
+    }
+    if (this.#queuedBytes === 0) this.#resolveDrained();
+  }
+
+  #consume(count: number): void {
+    this.#writtenBytes += count;
+    this.#queuedBytes -= count;
+    const head = this.#chunks[0];
+    if (count < head.bytes.length) {
+      head.bytes = head.bytes.subarray(count);
+      return;
+    }
+    this.#chunks.shift();
+    head.settle?.();
+  }
+
+  /** Always called from inside a round of `flush`. */
+  #waitForRoom(target: OutputTarget): void {
+    let registering = true;
+    let firedAtOnce = false;
+    const id = target.addWatch(() => {
+      if (registering) {
+        firedAtOnce = true;
+        return;
+      }
+      this.#watchId = 0;
+      this.flush();
+    });
+    registering = false;
+    if (firedAtOnce) {
+      // Room came back while we asked: go round again rather than keep a stale id.
+      this.#flushAgain = true;
+      return;
+    }
+    if (id !== 0) {
+      this.#watchId = id;
+      return;
+    }
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.flush();
+    }, RETRY_WITHOUT_WATCH_MS);
+  }
+
+  /** The target failed for good (EIO: a socket with no peer, EBADF: detached). */
+  #fail(errno: string): void {
+    const dropped = this.#queuedBytes;
+    const chunks = this.#chunks.splice(0);
+    this.#queuedBytes = 0;
+    for (const chunk of chunks) chunk.settle?.(this.#errorFor(errno));
+    this.#options.onFailed?.(errno, dropped);
+  }
+
+  #stopWaiting(): void {
+    if (this.#watchId !== 0) this.#target?.removeWatch(this.#watchId);
+    this.#watchId = 0;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  #errorFor(errno: string): Error {
+    return this.#options.errorFor?.(errno) ?? new ChardevError("OPEN_FAILED", `chardev: write failed with ${errno}`);
+  }
+
+  #resolveDrained(): void {
+    for (const resolve of this.#drainedWaiters.splice(0)) resolve();
+  }
+}
