@@ -91,6 +91,26 @@ describe("-serial (QEMU's legacy forms, through the command)", () => {
     expect((await cli.stop("SIGTERM")).code).toBe(0);
   });
 
+  it("puts a mux in front of -serial mon:unix:…, whose client reaches the shell, and says where -serial pty went as QEMU does", async () => {
+    const socketPath = at("mon.sock");
+    const cli = new CliProcess(["-chardev", SHELL, "-serial", `mon:unix:${socketPath},server,nowait`, "-serial", "pty"]);
+    await cli.waitForStderr(/char device redirected to (\/dev\/pts\/\d+) \(label serial1\)/);
+    const ptyPath = /char device redirected to (\/dev\/pts\/\d+)/.exec(cli.stderr)![1];
+    const onPty = client("socat", ["-", `${ptyPath},raw,echo=0`]);
+    const socat = client("socat", ["-", `UNIX-CONNECT:${socketPath},retry=400,interval=0.05`]);
+    socat.type("echo mux$((4*4))\n");
+    await socat.waitFor("mux16");
+    // The pty counts as open once the hub has seen its peer (it polls for it), and output before
+    // that is not its to get: ask again until an answer reaches it too.
+    const asking = setInterval(() => socat.type("echo pty$((5*5))\n"), 300);
+    try {
+      await onPty.waitFor("pty25");
+    } finally {
+      clearInterval(asking);
+    }
+    expect((await cli.stop("SIGTERM")).code).toBe(0);
+  });
+
   it("puts a -chardev named by -serial chardev:ID in the hub, and says QEMU's deprecation lines for its shorthand", async () => {
     const socketPath = at("shorthand.sock");
     const log = at("shorthand.log");
