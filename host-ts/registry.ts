@@ -10,7 +10,7 @@ import { pipeDriver } from "./chardev/pipe.ts";
 import { ringbufDriver, RingbufChardev } from "./chardev/ringbuf.ts";
 import { webStreamDriver } from "./chardev/webstream.ts";
 import { Core } from "./core.ts";
-import { ChardevError } from "./errors.ts";
+import { ChardevError, type ChardevErrorCode } from "./errors.ts";
 import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
 import { parseBool, parseChardevOptions, validateId } from "./options.ts";
@@ -18,6 +18,8 @@ import type { HostRuntime, LogSink } from "./runtime/types.ts";
 import { createTlsCredsX509, parseObjectOptions, type ObjectAddArgs, type TlsCredsX509 } from "./tls_creds.ts";
 import { webRuntime } from "./runtime/web.ts";
 import { quoteInput } from "./limits.ts";
+import { qapiMembers, type OptionType } from "./option_schema.ts";
+import { checkArguments, isOneOf, isString, isStruct, QapiArgumentError, type Member, type MemberCheck, type QapiMistake, type QmpArguments } from "./qmp/args.ts";
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
 export interface ChardevAddArgs {
@@ -66,23 +68,25 @@ export interface RegistryOptions {
 
 export type RingbufFormat = "utf8" | "base64";
 
-const QAPI_TYPE_NAMES: Record<FieldType, string> = { string: "string", bool: "boolean", integer: "integer", stringList: "array", object: "object" };
-const COMMON_FIELDS: Record<string, FieldType> = { logfile: "string", logappend: "bool" };
-
-function fieldMatches(type: FieldType, value: unknown): boolean {
-  switch (type) {
-    case "string":
-      return typeof value === "string";
-    case "bool":
-      return typeof value === "boolean";
-    case "integer":
-      return Number.isSafeInteger(value);
-    case "stringList":
-      return Array.isArray(value) && value.every((item) => typeof item === "string");
-    case "object":
-      return isPlainObject(value);
-  }
+/** A driver without an option schema: its `fields`, all optional, after the common members. */
+function membersOfFields(fields: Readonly<Record<string, FieldType>>): Record<string, Member> {
+  const types: Record<FieldType, OptionType> = { string: "string", bool: "bool", integer: "integer", stringList: "list", object: "object" };
+  return qapiMembers(Object.entries(fields).map(([member, type]) => ({ member, type: types[type], help: "" })));
 }
+
+/** QAPI's `str` member `id`, then QEMU's id_wellformed() (its own text). */
+const isChardevId: MemberCheck = (value, name) => {
+  isString(value, name);
+  validateId(value as string);
+};
+
+/** The registry's error code for each kind of QAPI mistake (`backend.type`'s value: an unknown kind). */
+const QAPI_MISTAKE_CODES: Record<QapiMistake, (text: string) => ChardevErrorCode> = {
+  missing: () => "MISSING_PARAMETER",
+  unexpected: () => "INVALID_PARAMETER",
+  type: () => "INVALID_VALUE",
+  value: (text) => (text.startsWith("Parameter 'type' ") ? "UNKNOWN_BACKEND" : "INVALID_VALUE"),
+};
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -222,35 +226,25 @@ export class ChardevRegistry {
     return new ChardevError("DUPLICATE_ID", `Chardev with id '${quoteInput(id)}' already exists`);
   }
 
-  /** QAPI's checks of `chardev-add` arguments, with its error texts. */
+  /**
+   * QAPI's checks of `chardev-add` arguments, with its error texts and in its order (members
+   * in schema order, then any the schema lacks), by qmp/args.ts's checker; a kind's `data`
+   * members come from its option schema. Failures become ChardevErrors with our codes.
+   */
   #checkQmpArgs(args: unknown): { id: string; driver: ChardevDriver; data: BackendData } {
     if (!isPlainObject(args)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'arguments', expected: object");
-    for (const key of Object.keys(args)) {
-      if (key !== "id" && key !== "backend") throw new ChardevError("INVALID_PARAMETER", `Parameter '${quoteInput(key)}' is unexpected`);
+    try {
+      checkArguments(args, { id: { check: isChardevId }, backend: { check: isStruct } });
+      const backend = args.backend as QmpArguments;
+      checkArguments(backend, { type: { check: isOneOf(...this.#drivers.keys()) }, data: { check: isStruct, optional: true } }, "backend.");
+      const driver = this.#drivers.get(backend.type as string)!;
+      const data = (backend.data ?? {}) as QmpArguments;
+      checkArguments(data, driver.options ? qapiMembers(driver.options) : membersOfFields(driver.fields), "backend.data.");
+      return { id: args.id as string, driver, data: { ...data } };
+    } catch (error) {
+      if (!(error instanceof QapiArgumentError)) throw error;
+      throw new ChardevError(QAPI_MISTAKE_CODES[error.mistake](error.message), error.message);
     }
-    if (args.id === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'id' is missing");
-    if (typeof args.id !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'id', expected: string");
-    validateId(args.id);
-    const backend = args.backend;
-    if (backend === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend' is missing");
-    if (!isPlainObject(backend)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend', expected: object");
-    if (backend.type === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'backend.type' is missing");
-    if (typeof backend.type !== "string") throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.type', expected: string");
-    const driver = this.#drivers.get(backend.type);
-    if (!driver) throw new ChardevError("UNKNOWN_BACKEND", `Parameter 'backend.type' does not accept value '${quoteInput(backend.type)}'`);
-    for (const key of Object.keys(backend)) {
-      if (key !== "type" && key !== "data") throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.${quoteInput(key)}' is unexpected`);
-    }
-    const data = backend.data ?? {};
-    if (!isPlainObject(data)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'backend.data', expected: object");
-    for (const [key, value] of Object.entries(data)) {
-      const type = driver.fields[key] ?? COMMON_FIELDS[key];
-      if (!type) throw new ChardevError("INVALID_PARAMETER", `Parameter 'backend.data.${quoteInput(key)}' is unexpected`);
-      if (!fieldMatches(type, value)) {
-        throw new ChardevError("INVALID_VALUE", `Invalid parameter type for 'backend.data.${quoteInput(key)}', expected: ${QAPI_TYPE_NAMES[type]}`);
-      }
-    }
-    return { id: args.id, driver, data: { ...data } };
   }
 
   async #open(id: string, driver: ChardevDriver, data: BackendData): Promise<Chardev> {

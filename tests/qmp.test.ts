@@ -238,7 +238,7 @@ describe("QMP chardev commands", () => {
     const cases: [unknown, string][] = [
       [{ id: "chr1", backend: { type: "null" } }, "Chardev with id 'chr1' already exists"],
       [{ backend: { type: "null" } }, "Parameter 'id' is missing"],
-      [{ id: "n", backend: { type: "warp" } }, "Parameter 'backend.type' does not accept value 'warp'"],
+      [{ id: "n", backend: { type: "warp" } }, "Parameter 'type' does not accept value 'warp'"],
       [{ id: "n", backend: { type: "null", data: { colour: 1 } } }, "Parameter 'backend.data.colour' is unexpected"],
       [{ id: "r", backend: { type: "ringbuf", data: { size: "8" } } }, "Invalid parameter type for 'backend.data.size', expected: integer"],
       [{ id: "r", backend: { type: "ringbuf", data: { size: 3 } } }, "Failed to add chardev 'r': size of ringbuf chardev must be power of two"],
@@ -281,7 +281,7 @@ describe("QMP chardev commands", () => {
     expect(await client.execute("chardev-change", { id: "ghost", backend: { type: "null" } })).toEqual(genericError("Chardev 'ghost' does not exist"));
     // A bad backend type is caught before anything is removed.
     expect(await client.execute("chardev-change", { id: "idle", backend: { type: "warp" } })).toEqual(
-      genericError("Parameter 'backend.type' does not accept value 'warp'"),
+      genericError("Parameter 'type' does not accept value 'warp'"),
     );
     expect(await client.execute("chardev-change", { id: "idle", backend: { type: "ringbuf", colour: 1 } })).toEqual(
       genericError("Parameter 'backend.colour' is unexpected"),

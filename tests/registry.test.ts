@@ -89,7 +89,7 @@ describe("QMP chardev-add objects", () => {
     [{ id: 7, backend: { type: "null" } }, "Invalid parameter type for 'id', expected: string"],
     [{ id: "n" }, "Parameter 'backend' is missing"],
     [{ id: "n", backend: {} }, "Parameter 'backend.type' is missing"],
-    [{ id: "n", backend: { type: "warp" } }, "Parameter 'backend.type' does not accept value 'warp'"],
+    [{ id: "n", backend: { type: "warp" } }, "Parameter 'type' does not accept value 'warp'"],
     [{ id: "n", backend: { type: "null", data: { colour: 1 } } }, "Parameter 'backend.data.colour' is unexpected"],
     [{ id: "r", backend: { type: "ringbuf", data: { size: "8" } } }, "Invalid parameter type for 'backend.data.size', expected: integer"],
     [{ id: "h", backend: { type: "hub", data: { chardevs: "a" } } }, "Invalid parameter type for 'backend.data.chardevs', expected: array"],

@@ -7,6 +7,7 @@ import { ChardevError } from "../errors.ts";
 import { errnoName, negativeErrno } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import type { TlsCredsX509 } from "../tls_creds.ts";
 import { LossNotes } from "./_fd.ts";
 
@@ -55,9 +56,15 @@ export interface ChardevDriver {
   /** QAPI type name (`ringbuf`) and its aliases (`memory`). */
   readonly type: string;
   readonly aliases?: readonly string[];
-  /** The QAPI members of its `data` (besides the common `logfile`, `logappend`). */
+  /** The QAPI members of its `data` (besides the common `logfile`, `logappend`); `qapiFields(options)` where it has a schema. */
   readonly fields: Readonly<Record<string, FieldType>>;
-  /** Turns `-chardev` keys into the QAPI `data` object (QEMU's `parse` hook). */
+  /**
+   * Its options, each declared once (option_schema.ts): the `-chardev` keys it adds, QMP's
+   * checks of `data` (required members, QAPI's order), --help and the docs' tables. Without
+   * one, QMP checks `fields` only.
+   */
+  readonly options?: OptionSchema;
+  /** Turns `-chardev` keys into the QAPI `data` object (QEMU's `parse` hook; `dataFromOptions(options, ...)` where that is all). */
   fromOptions(options: Map<string, string>): BackendData;
   /** Opens the chardev from checked QAPI data. May throw ChardevError; must leave nothing behind when it does. */
   open(id: string, data: BackendData, context: ChardevContext): Chardev | Promise<Chardev>;

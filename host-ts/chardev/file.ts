@@ -4,7 +4,8 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { parseBool, registerOptionKeys } from "../options.ts";
+import { registerOptionKeys } from "../options.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { InputSource } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { LossNotes, openOrThrow, writeAvailable } from "./_fd.ts";
@@ -49,7 +50,14 @@ export class FileChardev extends Chardev {
 }
 
 
-registerOptionKeys("mode");
+/** `file`'s options (QEMU's ChardevFile, plus `mode`). */
+export const fileOptions: OptionSchema = [
+  { key: "input-path", member: "in", type: "string", help: "read input from this file" },
+  { key: "path", member: "out", type: "string", required: true, missing: "chardev: file: no filename given", help: "write output to this file (created 0600)" },
+  { key: "append", type: "bool", default: "off", help: "append to the file instead of truncating it" },
+  { key: "mode", type: "string", default: "0600", help: "permissions of a file it creates (octal, less the umask); an existing file keeps its own" },
+];
+registerOptionKeys(...optionKeys(fileOptions));
 
 /**
  * `mode=` as octal permission bits (`0640`, `600`): owner, group and others only, since a
@@ -70,16 +78,9 @@ function parseFileMode(text: string): number {
  */
 export const fileDriver: ChardevDriver = {
   type: "file",
-  fields: { out: "string", in: "string", append: "bool", mode: "string" },
-  fromOptions(options) {
-    const path = options.get("path");
-    if (!path) throw new ChardevError("MISSING_PARAMETER", "chardev: file: no filename given");
-    const data: Record<string, unknown> = { out: path };
-    if (options.has("input-path")) data.in = options.get("input-path");
-    if (options.has("append")) data.append = parseBool("append", options.get("append")!);
-    if (options.has("mode")) data.mode = options.get("mode");
-    return data;
-  },
+  options: fileOptions,
+  fields: qapiFields(fileOptions),
+  fromOptions: (options) => dataFromOptions(fileOptions, options),
   open(id, data, context) {
     const out = data.out as string | undefined;
     if (!out) throw new ChardevError("MISSING_PARAMETER", "Parameter 'out' is missing");

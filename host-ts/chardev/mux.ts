@@ -6,6 +6,7 @@
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
+import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { quoteInput } from "../limits.ts";
 
 /** QEMU's MAX_MUX. */
@@ -212,12 +213,16 @@ export class MuxChardev extends Chardev {
   }
 }
 
+/** `mux`'s options (QEMU's ChardevMux). */
+export const muxOptions: OptionSchema = [
+  { key: "chardev", type: "string", required: true, help: "the chardev behind the mux (what mux=on makes: ID-base behind mux ID)" },
+];
+
 export const muxDriver: ChardevDriver = {
   type: "mux",
-  fields: { chardev: "string" },
-  fromOptions(options) {
-    return { chardev: options.get("chardev") };
-  },
+  options: muxOptions,
+  fields: qapiFields(muxOptions),
+  fromOptions: (options) => dataFromOptions(muxOptions, options),
   open(id, data, context) {
     const baseId = data.chardev as string | undefined;
     if (!baseId) throw new ChardevError("MISSING_PARAMETER", "Parameter 'chardev' is missing");

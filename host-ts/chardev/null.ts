@@ -12,6 +12,7 @@ export class NullChardev extends Chardev {
 
 export const nullDriver: ChardevDriver = {
   type: "null",
+  options: [],
   fields: {},
   fromOptions: () => ({}),
   open: (id: string, _data, context: ChardevContext) => new NullChardev(id, context),

@@ -5,6 +5,7 @@ import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import type { InputSource } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { openOrThrow, writeAvailable } from "./_fd.ts";
 
 export class PipeChardev extends Chardev {
@@ -50,14 +51,16 @@ function tryOpen(context: ChardevContext, path: string): number | null {
   }
 }
 
+/** `pipe`'s options (QEMU's ChardevHostdev). */
+export const pipeOptions: OptionSchema = [
+  { key: "path", member: "device", type: "string", required: true, missing: "chardev: pipe: no filename given", help: "FIFOs PATH.in and PATH.out, else PATH both ways" },
+];
+
 export const pipeDriver: ChardevDriver = {
   type: "pipe",
-  fields: { device: "string" },
-  fromOptions(options) {
-    const path = options.get("path");
-    if (!path) throw new ChardevError("MISSING_PARAMETER", "chardev: pipe: no filename given");
-    return { device: path };
-  },
+  options: pipeOptions,
+  fields: qapiFields(pipeOptions),
+  fromOptions: (options) => dataFromOptions(pipeOptions, options),
   open(id, data, context) {
     const device = data.device as string | undefined;
     if (!device) throw new ChardevError("MISSING_PARAMETER", "Parameter 'device' is missing");

@@ -9,6 +9,7 @@ import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { PtyPair, PtyPrimitives, PtyReadiness } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { writeUntilRefused } from "./_fd.ts";
 
 /**
@@ -228,6 +229,11 @@ function linkToSlave(pty: PtyPrimitives, slavePath: string, linkPath: string): v
   }
 }
 
+/** `pty`'s options (QEMU's ChardevPty). */
+export const ptyOptions: OptionSchema = [
+  { key: "path", type: "string", help: "a symlink to the new pty's slave; a link to a live terminal is refused, a dangling one replaced" },
+];
+
 /**
  * `-chardev pty,id=ID[,path=LINK]`, QMP `{ type: "pty", data: { path? } }`.
  * With `path`, LINK becomes a symlink to the slave; a stale link there is replaced, a live
@@ -235,11 +241,9 @@ function linkToSlave(pty: PtyPrimitives, slavePath: string, linkPath: string): v
  */
 export const ptyDriver: ChardevDriver = {
   type: "pty",
-  fields: { path: "string" },
-  fromOptions(options) {
-    const path = options.get("path");
-    return path === undefined ? {} : { path };
-  },
+  options: ptyOptions,
+  fields: qapiFields(ptyOptions),
+  fromOptions: (options) => dataFromOptions(ptyOptions, options),
   open(id, data, context) {
     const pty = context.runtime.pty;
     if (!pty) throw new ChardevError("UNSUPPORTED", `chardev: pty: this runtime (${context.runtime.name}) has no ptys`);

@@ -3,7 +3,7 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { parseSize } from "../options.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { checkCoreRoom, MAX_RINGBUF_BYTES } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 
@@ -49,11 +49,17 @@ export class RingbufChardev extends Chardev {
   }
 }
 
+/** `ringbuf`'s options (QEMU's ChardevRingbuf). */
+export const ringbufOptions: OptionSchema = [
+  { key: "size", type: "size", default: "64K", min: 1, max: MAX_RINGBUF_BYTES, help: "the ring's size in bytes, a power of two; read it with QMP ringbuf-read" },
+];
+
 export const ringbufDriver: ChardevDriver = {
   type: "ringbuf",
   aliases: ["memory"],
-  fields: { size: "integer" },
-  fromOptions: (options) => (options.has("size") ? { size: parseSize("size", options.get("size")!) } : {}),
+  options: ringbufOptions,
+  fields: qapiFields(ringbufOptions),
+  fromOptions: (options) => dataFromOptions(ringbufOptions, options),
   open(id, data, context) {
     const size = (data.size as number | undefined) ?? DEFAULT_RINGBUF_SIZE;
     // QEMU's text for a size that is not a power of two; ours for one past the core's limit.

@@ -7,13 +7,19 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { parseSize, registerOptionKeys } from "../options.ts";
+import { registerOptionKeys } from "../options.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
-registerOptionKeys("speed");
+/** `serial`'s options (QEMU's ChardevHostdev, plus `speed`). */
+export const serialOptions: OptionSchema = [
+  { key: "path", member: "device", type: "string", required: true, missing: "chardev: serial/tty: no device path given", help: "the tty, e.g. /dev/ttyUSB0 (set raw, non-blocking)" },
+  { key: "speed", type: "integer", unit: "bit/s", default: "left as it is", help: "line speed in bit/s, one termios can set (50 ... 4000000)" },
+];
+registerOptionKeys(...optionKeys(serialOptions));
 
 /** The line speeds termios can express (POSIX's, then Linux's extensions), in bits per second. */
 export const SERIAL_SPEEDS: readonly number[] = [
@@ -118,14 +124,9 @@ function describeFailure(exit: { code: number | null; signal: string | null }): 
 export const serialDriver: ChardevDriver = {
   type: "serial",
   aliases: ["tty"],
-  fields: { device: "string", speed: "integer" },
-  fromOptions(options) {
-    const path = options.get("path");
-    if (!path) throw new ChardevError("MISSING_PARAMETER", "chardev: serial/tty: no device path given");
-    const data: BackendData = { device: path };
-    if (options.has("speed")) data.speed = parseSize("speed", options.get("speed")!);
-    return data;
-  },
+  options: serialOptions,
+  fields: qapiFields(serialOptions),
+  fromOptions: (options) => dataFromOptions(serialOptions, options),
   open(id, data, context) {
     const path = data.device as string | undefined;
     if (path === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'device' is missing");

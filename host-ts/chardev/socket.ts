@@ -8,7 +8,8 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
-import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_TIMER_S, quoteInput } from "../limits.ts";
+import { optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_TIMER_MS, MAX_TIMER_S, quoteInput } from "../limits.ts";
 import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
@@ -40,7 +41,6 @@ const DEFAULT_HOST = "127.0.0.1";
  */
 const SOCKET_FILE_CHECK_MS = 1000;
 
-registerOptionKeys("high-water-mark", "access");
 
 /** A socket chardev's settings, checked. */
 export interface SocketOptions {
@@ -521,6 +521,27 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
 }
 
 /**
+ * `socket`'s options (QEMU's ChardevSocket, plus `high-water-mark` and `access`). `path`,
+ * `host` and `port` make QMP's `addr` (socketDataFromOptions), so they have no member of their own.
+ */
+export const socketOptions: OptionSchema = [
+  { key: "path", member: null, via: "addr", type: "string", help: "a UNIX socket (created 0600; a path something answers on is refused, a stale one replaced; at most 107 bytes)" },
+  { key: "host", member: null, via: "addr", type: "string", default: "127.0.0.1", help: "TCP: the address (a server binds the loopback address unless told otherwise)" },
+  { key: "port", member: null, via: "addr", type: "string", help: "TCP: the port" },
+  { member: "addr", type: "object", required: true, help: "QMP's SocketAddressLegacy: `{type: \"unix\", data: {path}}` or `{type: \"inet\", data: {host, port}}`" },
+  { key: "server", type: "bool", default: "off (QMP: on)", help: "listen instead of connecting" },
+  { key: "wait", type: "bool", default: "on for a server (QMP: off)", help: "a server's add waits for the first client" },
+  { key: "delay", member: null, via: "nodelay", type: "bool", default: "on", help: "the opposite of `nodelay`" },
+  { key: "nodelay", type: "bool", default: "off", help: "TCP_NODELAY" },
+  { key: "reconnect", type: "integer", unit: "s", min: 0, max: MAX_TIMER_S, help: "a client reconnects after this many seconds" },
+  { key: "reconnect-ms", type: "integer", unit: "ms", min: 0, max: MAX_TIMER_MS, help: "a client reconnects after this many ms (0: never)" },
+  { key: "high-water-mark", type: "size", default: "64K", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held for a slow client before writes answer EAGAIN" },
+  { key: "access", type: "string", values: ["user", "any"], default: "user", help: "a TCP server serves only connections our own uid made on this machine (Linux), or anyone" },
+  { key: "tls-creds", type: "string", help: "TLS over TCP with the tls-creds-x509 object of that id" },
+];
+registerOptionKeys(...optionKeys(socketOptions));
+
+/**
  * The `socket` backend kind (built in; see docs/socket.md).
  *
  * @example A registry without built-ins still gets sockets by registering it
@@ -535,17 +556,9 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
  */
 export const socketDriver: ChardevDriver = {
   type: "socket",
-  fields: {
-    addr: "object",
-    server: "bool",
-    wait: "bool",
-    nodelay: "bool",
-    reconnect: "integer",
-    "reconnect-ms": "integer",
-    "high-water-mark": "integer",
-    access: "string",
-    "tls-creds": "string",
-  },
+  options: socketOptions,
+  fields: qapiFields(socketOptions),
+  // The address keys make one QMP `addr` and QEMU's -chardev defaults differ from QAPI's: a hook.
   fromOptions: socketDataFromOptions,
   async open(id, data, context) {
     const options = socketOptionsFromData(data);

@@ -7,13 +7,21 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { listOption, parseSize, registerOptionKeys } from "../options.ts";
+import { registerOptionKeys } from "../options.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { ProcessExit, ProcessPrimitives, PtyPrimitives, SpawnedProcess } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
-registerOptionKeys("cmd", "args.N");
+/** `spawn`'s options (ours). */
+export const spawnOptions: OptionSchema = [
+  { key: "cmd", type: "string", required: true, missing: "chardev: spawn: no program given (cmd=PROGRAM)", help: "the program, a path or a name in `PATH`; one that cannot be found fails the add (`spawn: cannot run 'X': command not found`)" },
+  { key: "args", type: "list", help: "its arguments, N = 0, 1, ... (stops at the first gap)" },
+  { key: "cols", type: "integer", default: "80", min: 1, max: 65535, help: "window size: columns (follows a web tab's size and, with a stdio chardev, the terminal's)" },
+  { key: "rows", type: "integer", default: "24", min: 1, max: 65535, help: "window size: rows" },
+];
+registerOptionKeys(...optionKeys(spawnOptions));
 
 /** Columns of a terminal when nobody says otherwise, as a VT100's. */
 export const DEFAULT_COLS = 80;
@@ -285,16 +293,9 @@ function dimension(key: string, value: unknown, fallback: number): number {
  */
 export const spawnDriver: ChardevDriver = {
   type: "spawn",
-  fields: { cmd: "string", args: "stringList", cols: "integer", rows: "integer" },
-  fromOptions(options) {
-    const command = options.get("cmd");
-    if (!command) throw new ChardevError("MISSING_PARAMETER", "chardev: spawn: no program given (cmd=PROGRAM)");
-    const data: BackendData = { cmd: command };
-    const args = listOption(options, "args");
-    if (args.length > 0) data.args = args;
-    for (const key of ["cols", "rows"]) if (options.has(key)) data[key] = parseSize(key, options.get(key)!);
-    return data;
-  },
+  options: spawnOptions,
+  fields: qapiFields(spawnOptions),
+  fromOptions: (options) => dataFromOptions(spawnOptions, options),
   open(id, data, context) {
     const command = data.cmd as string | undefined;
     if (command === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'cmd' is missing");

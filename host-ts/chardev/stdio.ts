@@ -3,7 +3,7 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { parseBool } from "../options.ts";
+import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { InputSource, StdioPrimitives } from "../runtime/types.ts";
 import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 
@@ -58,10 +58,16 @@ export class StdioChardev extends Chardev {
   }
 }
 
+/** `stdio`'s options (QEMU's ChardevStdio). */
+export const stdioOptions: OptionSchema = [
+  { key: "signal", type: "bool", default: "on", help: "Ctrl-C ends the program (off: it is passed on as a byte)" },
+];
+
 export const stdioDriver: ChardevDriver = {
   type: "stdio",
-  fields: { signal: "bool" },
-  fromOptions: (options) => (options.has("signal") ? { signal: parseBool("signal", options.get("signal")!) } : {}),
+  options: stdioOptions,
+  fields: qapiFields(stdioOptions),
+  fromOptions: (options) => dataFromOptions(stdioOptions, options),
   open(id, data, context) {
     const stdio = context.runtime.stdio;
     if (!stdio) throw new ChardevError("UNSUPPORTED", `chardev: stdio: this runtime (${context.runtime.name}) has no terminal`);

@@ -16,7 +16,8 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { parseSize, registerOptionKeys } from "../options.ts";
+import { registerOptionKeys } from "../options.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS, quoteInput } from "../limits.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
@@ -27,7 +28,6 @@ import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSe
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
 
-registerOptionKeys("queue-limit", "auth", "token", "token-file", "ro-token", "ro-token-file", "max-clients", "access", "tls-creds");
 
 /**
  * Where the server listens unless `host=` says otherwise: this machine only, since whoever
@@ -567,7 +567,21 @@ function secretOption(context: ChardevContext, data: BackendData, key: string): 
   return file !== undefined ? readSecretFile(context, `${key}-file`, file) : given;
 }
 
-const WEB_STRING_KEYS = ["host", "auth", "token", "token-file", "ro-token", "ro-token-file", "access", "tls-creds"] as const;
+/** `web`'s options (ours). */
+export const webOptions: OptionSchema = [
+  { key: "host", type: "string", default: "127.0.0.1", help: "the address to listen on" },
+  { key: "port", type: "integer", min: 0, max: 65535, default: "0", parse: parsePort, help: "the TCP port; 0 picks a free one" },
+  { key: "queue-limit", type: "size", default: "1M", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held per tab" },
+  { key: "auth", type: "string", values: ["token", "none"], default: "token", help: "none serves anyone who reaches the address (a warning says so)" },
+  { key: "token", type: "string", default: "256 random bits", help: "the secret a tab must show (?token=, a Bearer header or the page's cookie)" },
+  { key: "token-file", type: "string", help: "read `token` from this file's first line" },
+  { key: "ro-token", type: "string", default: "random", help: "the secret of view-only tabs (no typing, no resizing)" },
+  { key: "ro-token-file", type: "string", help: "read `ro-token` from this file's first line" },
+  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503" },
+  { key: "access", type: "string", values: ["user", "any"], default: "user", help: "on loopback, only our own uid's connections (Linux), or anyone" },
+  { key: "tls-creds", type: "string", help: "HTTPS and WSS with the tls-creds-x509 object of that id (endpoint=server)" },
+];
+registerOptionKeys(...optionKeys(webOptions));
 
 /**
  * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
@@ -576,27 +590,9 @@ const WEB_STRING_KEYS = ["host", "auth", "token", "token-file", "ro-token", "ro-
  */
 export const webDriver: ChardevDriver = {
   type: "web",
-  fields: {
-    host: "string",
-    port: "integer",
-    "queue-limit": "integer",
-    auth: "string",
-    token: "string",
-    "token-file": "string",
-    "ro-token": "string",
-    "ro-token-file": "string",
-    "max-clients": "integer",
-    access: "string",
-    "tls-creds": "string",
-  },
-  fromOptions(options) {
-    const data: BackendData = {};
-    for (const key of WEB_STRING_KEYS) if (options.has(key)) data[key] = options.get(key);
-    if (options.has("port")) data.port = parsePort(options.get("port")!);
-    if (options.has("queue-limit")) data["queue-limit"] = parseSize("queue-limit", options.get("queue-limit")!);
-    if (options.has("max-clients")) data["max-clients"] = parseCount("max-clients", options.get("max-clients")!);
-    return data;
-  },
+  options: webOptions,
+  fields: qapiFields(webOptions),
+  fromOptions: (options) => dataFromOptions(webOptions, options),
   open: (id, data, context) =>
     WebChardev.open(id, context, {
       host: data.host as string | undefined,

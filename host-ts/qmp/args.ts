@@ -1,7 +1,9 @@
 // QMP command failures and QAPI's argument checks (qapi/qobject-input-visitor.c): the error
 // classes a command answers with, and the checks with QEMU's texts (missing, unexpected, wrong
-// type, bad enum value). A leaf: it imports nothing, so each backend kind's command file
-// (chardev/*_qmp.ts) and the monitor can share it.
+// type, bad enum value). Near a leaf (it imports only limits.ts's quoting), so each backend kind's command
+// file (chardev/*_qmp.ts), the monitor and the registry's `chardev-add` checks share it.
+
+import { quoteInput } from "../limits.ts";
 
 /** QMP error classes we answer with (QEMU's QapiErrorClass). */
 export type QmpErrorClass = "GenericError" | "CommandNotFound";
@@ -19,6 +21,24 @@ export class QmpError extends Error {
 /** A GenericError with QEMU's text `desc`. */
 export const genericError = (desc: string) => new QmpError("GenericError", desc);
 
+/** What a QAPI argument check found wrong. */
+export type QapiMistake = "missing" | "unexpected" | "type" | "value";
+
+/**
+ * A failed QAPI argument check: a GenericError with QEMU's text, plus what was wrong, so that a
+ * library caller (the registry's `add`) can turn it into its own error code.
+ */
+export class QapiArgumentError extends QmpError {
+  constructor(
+    readonly mistake: QapiMistake,
+    desc: string,
+  ) {
+    super("GenericError", desc);
+  }
+}
+
+const wrongType = (name: string, expected: string) => new QapiArgumentError("type", `Invalid parameter type for '${name}', expected: ${expected}`);
+
 /** A command's `arguments` (or a nested struct of them). */
 export type QmpArguments = Record<string, unknown>;
 
@@ -30,32 +50,41 @@ export type MemberCheck = (value: unknown, name: string) => void;
 
 /** QAPI `str`. */
 export const isString: MemberCheck = (value, name) => {
-  if (typeof value !== "string") throw genericError(`Invalid parameter type for '${name}', expected: string`);
+  if (typeof value !== "string") throw wrongType(name, "string");
+};
+
+/** QAPI `bool`. */
+export const isBoolean: MemberCheck = (value, name) => {
+  if (typeof value !== "boolean") throw wrongType(name, "boolean");
 };
 
 /** QAPI `int`. */
 export const isInteger: MemberCheck = (value, name) => {
-  if (!Number.isInteger(value)) throw genericError(`Invalid parameter type for '${name}', expected: integer`);
+  if (!Number.isInteger(value)) throw wrongType(name, "integer");
 };
 
 /** A nested struct (checked further by its own `checkArguments`). */
 export const isStruct: MemberCheck = (value, name) => {
-  if (!isObject(value)) throw genericError(`Invalid parameter type for '${name}', expected: object`);
+  if (!isObject(value)) throw wrongType(name, "object");
 };
 
-/** An enum: a string, and one of `values`. */
+/**
+ * An enum: a string, and one of `values`. QEMU's text names the member alone, not its path
+ * (`Parameter 'type' does not accept value 'warp'` for `backend.type`).
+ */
 export const isOneOf =
   (...values: string[]): MemberCheck =>
   (value, name) => {
     isString(value, name);
-    if (!values.includes(value as string)) throw genericError(`Parameter '${name}' does not accept value '${value}'`);
+    const member = name.slice(name.lastIndexOf(".") + 1);
+    if (!values.includes(value as string)) throw new QapiArgumentError("value", `Parameter '${member}' does not accept value '${quoteInput(value as string)}'`);
   };
 
 /** A list whose every element passes `item`. */
 export const isListOf =
   (item: MemberCheck): MemberCheck =>
   (value, name) => {
-    if (!Array.isArray(value)) throw genericError(`Invalid parameter type for '${name}', expected: array`);
+    if (!Array.isArray(value)) throw wrongType(name, "array");
     value.forEach((element, i) => item(element, `${name}[${i}]`));
   };
 
@@ -76,10 +105,10 @@ export function checkArguments(args: QmpArguments, members: Record<string, Membe
   for (const [name, { check, optional }] of Object.entries(members)) {
     const value = Object.hasOwn(args, name) ? args[name] : undefined;
     if (value !== undefined) check(value, prefix + name);
-    else if (!optional) throw genericError(`Parameter '${prefix}${name}' is missing`);
+    else if (!optional) throw new QapiArgumentError("missing", `Parameter '${prefix}${name}' is missing`);
   }
   for (const name of Object.keys(args)) {
-    if (!Object.hasOwn(members, name)) throw genericError(`Parameter '${prefix}${name}' is unexpected`);
+    if (!Object.hasOwn(members, name)) throw new QapiArgumentError("unexpected", `Parameter '${prefix}${quoteInput(name)}' is unexpected`);
   }
 }
 

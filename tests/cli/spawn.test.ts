@@ -133,7 +133,7 @@ describe("spawn chardev", () => {
     );
     expect(await errorOf(() => reg.add("spawn,id=x"))).toEqual(expect.objectContaining({ code: "MISSING_PARAMETER", message: "chardev: spawn: no program given (cmd=PROGRAM)" }));
     expect(await errorOf(() => reg.add("spawn,id=x,cmd=sh,cols=0"))).toEqual(expect.objectContaining({ code: "INVALID_VALUE", message: "spawn: 'cols' must be between 1 and 65535" }));
-    expect(await errorOf(() => reg.add({ id: "x", backend: { type: "spawn", data: {} } }))).toEqual(expect.objectContaining({ message: "Parameter 'cmd' is missing" }));
+    expect(await errorOf(() => reg.add({ id: "x", backend: { type: "spawn", data: {} } }))).toEqual(expect.objectContaining({ message: "Parameter 'backend.data.cmd' is missing" }));
     expect(reg.query()).toEqual([]);
   });
 });
