@@ -9,6 +9,7 @@ import { BUILTIN_DRIVERS } from "../host-ts/chardev/drivers.ts";
 import type { ChardevDriver } from "../host-ts/chardev/_chardev.ts";
 import { memberOf, optionKeys, qapiFields, qapiMembers, renderOptionTables, type OptionSchema, type OptionSpec } from "../host-ts/option_schema.ts";
 import { checkArguments } from "../host-ts/qmp/args.ts";
+import { helpText } from "../host-ts/cli/help.ts";
 import { errorOf } from "./_fe_handler.ts";
 
 const docsDir = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "docs");
@@ -56,6 +57,15 @@ describe("option schemas", () => {
 
   it("a table marker naming no kind is refused, so a renamed kind cannot leave a stale table", () => {
     expect(() => renderOptionTables("<!-- options:teleport -->\n<!-- /options -->", BUILTIN_DRIVERS)).toThrow("no chardev kind 'teleport'");
+  });
+
+  it("--help names every key of every kind's schema as key=...", () => {
+    const text = helpText();
+    for (const driver of withSchema) {
+      for (const key of optionKeys(driver.options)) {
+        expect(new RegExp(`(^|[\\s,(|])${key.replace(/\./g, "\\.")}=`, "m").test(text), `--help names ${driver.type} ${key}=`).toBe(true);
+      }
+    }
   });
 
   it("every kind's fields are its schema's QMP members", () => {

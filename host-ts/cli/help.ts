@@ -1,5 +1,7 @@
-// `chardev-hub --help`: every option, every chardev kind with its keys, and examples. A test
-// checks that every kind the registry knows is named here.
+// `chardev-hub --help`: every option, every chardev kind with its keys, and examples. Tests
+// check that every kind the registry knows is named here (tests/cli.test.ts) and every key of
+// every kind's option schema (tests/option_schema.test.ts); the prose stays written by hand
+// because it groups keys and says what they are for better than one line per key could.
 
 /** The help text, for a program called `program`. */
 export function helpText(program = "chardev-hub"): string {
@@ -83,7 +85,7 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 on is refused, a stale one replaced; at most 107 bytes), or
              host=HOST,port=PORT
                                 TCP (a server binds 127.0.0.1 unless host= says otherwise)
-             server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off,
+             server=on|off, wait=on|off, reconnect-ms=MS, nodelay=on|off (or delay=off),
              high-water-mark=BYTES (output held for a slow client before EAGAIN, 64K)
              tls-creds=ID       TLS over TCP with the -object of that id (server
                                 credentials for server=on, client ones for server=off)
