@@ -12,7 +12,8 @@ import { serialDriver } from "./serial.ts";
 import { socketDriver } from "./socket.ts";
 import { spawnDriver } from "./spawn.ts";
 import { stdioDriver } from "./stdio.ts";
+import { udpDriver } from "./udp.ts";
 import { webDriver } from "./web.ts";
 import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver];

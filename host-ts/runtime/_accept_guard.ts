@@ -42,6 +42,8 @@ export function guardAccept(inner: HostNet): HostNet {
   return {
     ...inner,
     async listen(address, onConnection, options) {
+      // An inherited socket (fd=, systemd) cannot be made again once closed: it cannot step aside.
+      if (address.transport === "fd") return inner.listen(address, onConnection, options);
       let current: NetListener | null = await inner.listen(address, onConnection, options);
       // The same port again, when port 0 picked one.
       const bound = current.address;

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import { negativeErrno } from "../errno.ts";
 import { nodeNet } from "./node_net.ts";
+import { nodeUdp } from "./node_udp.ts";
 import { nodeStdio } from "./node_stdio.ts";
 import { nodePty } from "./node_pty.ts";
 import { nodeProcess } from "./node_process.ts";
@@ -128,4 +129,5 @@ export const nodeRuntime: HostRuntime = {
   pty: nodePty,
   process: nodeProcess,
   peers: nodePeers,
+  udp: nodeUdp,
 };

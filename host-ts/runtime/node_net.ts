@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
 import * as tls from "node:tls";
-import type { HostNet, NetAddress, NetConnectOptions, NetListenOptions, TlsOptions } from "./types.ts";
+import type { HostNet, InheritedSocket, NetAddress, NetConnectOptions, NetListenOptions, TlsOptions } from "./types.ts";
 import type { NetConnection, NetConnectionHandlers, NetListener, TcpEndpoint } from "./types.ts";
 
 /**
@@ -217,7 +217,7 @@ function createServer(onConnection: (connection: NetConnection) => void, options
   return server;
 }
 
-function listen(address: NetAddress, onConnection: (connection: NetConnection) => void, options: NetListenOptions = {}): Promise<NetListener> {
+function listen(address: NetAddress | InheritedSocket, onConnection: (connection: NetConnection) => void, options: NetListenOptions = {}): Promise<NetListener> {
   const server = createServer(onConnection, options);
   return new Promise<NetListener>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => {
@@ -232,10 +232,12 @@ function listen(address: NetAddress, onConnection: (connection: NetConnection) =
       // and takes the reserve back, so node neither spins nor stops listening
       // (tests/emfile.test.ts). Deno's and Bun's node:net report nothing: _accept_guard.ts.
       server.on("error", () => {});
-      resolve(address.transport === "unix" ? unixListener(server, address) : tcpListener(server));
+      resolve(address.transport === "fd" ? inheritedListener(server) : address.transport === "unix" ? unixListener(server, address) : tcpListener(server));
     });
     try {
-      if (address.transport === "unix") {
+      if (address.transport === "fd") {
+        server.listen({ fd: address.fd, backlog: LISTEN_BACKLOG });
+      } else if (address.transport === "unix") {
         removeStaleSocket(address.path).then(() => listenUnixOwnerOnly(server, address.path)).catch(failed);
       } else {
         server.listen({ host: address.host, port: address.port, backlog: LISTEN_BACKLOG });
@@ -252,6 +254,16 @@ function tcpListener(server: net.Server): NetListener {
     address: { transport: "tcp", host: bound.address, port: bound.port },
     close: () => server.close(),
   };
+}
+
+/**
+ * A listener on a socket someone else made (a parent, systemd): its address as bound (TCP or
+ * UNIX), and closing leaves a UNIX socket file alone, since it was never ours to remove.
+ */
+function inheritedListener(server: net.Server): NetListener {
+  const bound = server.address();
+  const address: NetAddress = typeof bound === "string" ? { transport: "unix", path: bound } : bound ? { transport: "tcp", host: bound.address, port: bound.port } : { transport: "unix", path: "" };
+  return { address, close: () => server.close() };
 }
 
 function unixListener(server: net.Server, address: NetAddress & { transport: "unix" }): NetListener {
@@ -288,7 +300,27 @@ function connectTls(address: NetAddress, credentials: TlsOptions): tls.TLSSocket
   });
 }
 
-function connect(address: NetAddress, options: NetConnectOptions = {}): Promise<NetConnection> {
+/**
+ * Takes over a connected socket fd (QEMU's `fd=` for a client). A TLS client over one is
+ * refused before this (QEMU does too).
+ */
+function adoptConnected(fd: number): Promise<NetConnection> {
+  return new Promise<NetConnection>((resolve, reject) => {
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({ fd, readable: true, writable: true });
+    } catch (error) {
+      reject(error);
+      return;
+    }
+    // Paused until the chardev starts it, like a connection we made.
+    socket.pause();
+    resolve(wrapSocket(socket));
+  });
+}
+
+function connect(address: NetAddress | InheritedSocket, options: NetConnectOptions = {}): Promise<NetConnection> {
+  if (address.transport === "fd") return adoptConnected(address.fd);
   return new Promise<NetConnection>((resolve, reject) => {
     const socket = options.tls
       ? connectTls(address, options.tls)

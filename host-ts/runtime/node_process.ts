@@ -83,6 +83,7 @@ function drained(stream: NodeJS.WriteStream): Promise<void> {
 export const nodeProcess: ProcessPrimitives = {
   spawn: startChild,
   run,
+  pid: process.pid,
   args: process.argv.slice(2),
   env: (name) => process.env[name],
   get stdinIsTerminal() {

@@ -247,6 +247,46 @@ export interface HostRuntime {
   process?: ProcessPrimitives;
   /** Who is at the other end of a loopback TCP connection (Linux: /proc/net/tcp{,6}); absent where unknown. */
   peers?: PeerIdentity;
+  /** UDP sockets for the `udp` chardev; absent where there are none (edge). */
+  udp?: HostDatagram;
+}
+
+// ---- datagram sockets (the `udp` chardev) ----
+
+/** How a UDP socket is made: bound locally, and sending to (and hearing only from) one remote. */
+export interface DatagramOptions {
+  /** Where datagrams go; a host name is looked up once, when the socket is made. */
+  readonly remote: { readonly host: string; readonly port: number };
+  /** Where to bind; "" is any address, port 0 a free port. */
+  readonly local: { readonly host: string; readonly port: number };
+  /** The address family: by the remote host's form when null (a name means IPv4 unless `family` is 6). */
+  readonly family: 4 | 6 | null;
+}
+
+/** What a UDP socket's user does with what arrives. */
+export interface DatagramHandlers {
+  /** One datagram's payload from the remote (datagrams from anyone else are dropped before this). */
+  message(data: Uint8Array): void;
+}
+
+/** A bound UDP socket with a fixed remote. */
+export interface DatagramSocket {
+  /** Our bound end, numeric. */
+  readonly local: TcpEndpoint;
+  /** The remote, its name looked up. */
+  readonly remote: TcpEndpoint;
+  /** Bytes handed to `send` that the kernel has not taken yet. */
+  readonly bufferedBytes: number;
+  /** Queues `data` as one datagram to the remote; keeps a reference: pass bytes nobody changes. */
+  send(data: Uint8Array): void;
+  /** Calls `callback` once what is queued has gone to the kernel; returns a cancel function. */
+  onDrain(callback: () => void): () => void;
+  close(): void;
+}
+
+/** Datagram sockets. Failures reject with the runtime's error, whose `code` is the errno name. */
+export interface HostDatagram {
+  open(options: DatagramOptions, handlers: DatagramHandlers): Promise<DatagramSocket>;
 }
 
 /** Who owns the other end of a TCP connection made on this machine. */
@@ -263,6 +303,16 @@ export interface PeerIdentity {
 export type NetAddress =
   | { readonly transport: "tcp"; readonly host: string; readonly port: number }
   | { readonly transport: "unix"; readonly path: string };
+
+/**
+ * A socket already open in this process (QEMU's `fd=`, systemd socket activation): a
+ * listening one for `listen`, a connected one for `connect`. Closed with the listener or
+ * connection made of it.
+ */
+export interface InheritedSocket {
+  readonly transport: "fd";
+  readonly fd: number;
+}
 
 /** Callbacks of one connection, given once to `NetConnection.start`. */
 export interface NetConnectionHandlers {
@@ -350,9 +400,9 @@ export interface HostNet {
    * (one that refuses connections; never another kind of file). A socket file something still
    * answers on is refused with an EADDRINUSE error.
    */
-  listen(address: NetAddress, onConnection: (connection: NetConnection) => void, options?: NetListenOptions): Promise<NetListener>;
-  /** Connects to `address`; the connection is unstarted. */
-  connect(address: NetAddress, options?: NetConnectOptions): Promise<NetConnection>;
+  listen(address: NetAddress | InheritedSocket, onConnection: (connection: NetConnection) => void, options?: NetListenOptions): Promise<NetListener>;
+  /** Connects to `address` (or takes over a connected socket); the connection is unstarted. */
+  connect(address: NetAddress | InheritedSocket, options?: NetConnectOptions): Promise<NetConnection>;
   /**
    * Checks that TLS material can be used (PEM parses, the key matches the certificate);
    * throws an Error whose message says what is wrong. Absent where TLS is not available.
@@ -411,6 +461,8 @@ export interface ProcessPrimitives {
   /** Runs `command` to its end: how it ended and what it wrote (stdout, then stderr). */
   run(command: string, args: readonly string[]): Promise<{ readonly exit: ProcessExit; readonly output: string }>;
 
+  /** Our process id (systemd's LISTEN_PID names the process its sockets are for); absent where unknown. */
+  readonly pid?: number;
   /** Our command-line arguments, after the runtime and the script. */
   readonly args: readonly string[];
   /** An environment variable of ours. */
