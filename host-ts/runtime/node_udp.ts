@@ -41,6 +41,21 @@ function wrap(socket: dgram.Socket, handlers: DatagramHandlers): DatagramSocket 
   let buffered = 0;
   let closed = false;
   const drainWaiters = new Set<() => void>();
+  // One send at a time: Deno's node:dgram runs overlapping sends in any order, and datagrams
+  // of a console stream must leave in the order written.
+  const queue: Uint8Array[] = [];
+  const sendHead = () => {
+    const head = queue[0];
+    socket.send(head, () => {
+      queue.shift();
+      buffered -= head.length;
+      if (closed) return;
+      if (queue.length > 0) return sendHead();
+      const waiters = [...drainWaiters];
+      drainWaiters.clear();
+      for (const waiter of waiters) waiter();
+    });
+  };
   // A failed send (ECONNREFUSED after an ICMP port unreachable, EMSGSIZE) loses that datagram,
   // as a UDP send does; the socket goes on.
   socket.on("error", () => {});
@@ -56,13 +71,8 @@ function wrap(socket: dgram.Socket, handlers: DatagramHandlers): DatagramSocket 
     },
     send(data) {
       buffered += data.length;
-      socket.send(data, () => {
-        buffered -= data.length;
-        if (buffered > 0) return;
-        const waiters = [...drainWaiters];
-        drainWaiters.clear();
-        for (const waiter of waiters) waiter();
-      });
+      queue.push(data);
+      if (queue.length === 1) sendHead();
     },
     onDrain(callback) {
       drainWaiters.add(callback);
