@@ -5,15 +5,23 @@
 // frontend's bytes are copied once into the core's broadcast ring and every backend drains
 // from it at its own pace under its policy (block, drop, evict). Input from any backend
 // reaches the frontend; which OPENED/CLOSED the frontend sees is the open policy's call.
+//
+// The two ways of output are two strategies behind one interface (_hub_output.ts), chosen once
+// when the hub is made: _hub_write_all.ts and _hub_ring.ts. This file keeps what both share:
+// the backends and their options, input, events, open policy, failures and resumption.
 
-import type { BcastWriter, Core, RingPolicy } from "../core.ts";
+import type { Core, RingPolicy } from "../core.ts";
 import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
-import { optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
-import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
+import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
+import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
+import { RingOutput } from "./_hub_ring.ts";
+import { WriteAllOutput } from "./_hub_write_all.ts";
+
+registerOptionKeys("ring", "open", "primary", "input", "input-idle-ms", "policy.N", "lag-limit.N", "stall-ms.N", "replay.N", "mode.N");
 
 /** How a backend of a ring hub is treated when it cannot keep up. */
 export type HubPolicy = RingPolicy;
@@ -81,30 +89,12 @@ const DEFAULT_STALL_MS = 5000;
 const DEFAULT_INPUT_IDLE_MS = 1000;
 /** Input kept for a frontend that cannot take it yet, beyond which backends are paused. */
 const INPUT_QUEUE_LIMIT = 64 * 1024;
-/** A backend with no watch of its own is retried after this long. */
-const RETRY_WITHOUT_WATCH_MS = 5;
 /** A failed backend that can come back (`resumeAfterLoss`) is asked first after this long... */
 const FIRST_RESUME_MS = 100;
 /** ...then after twice as long each time, up to this. */
 const MAX_RESUME_MS = 5000;
 
-interface Entry {
-  readonly chardev: Chardev;
-  readonly slot: number;
-  readonly user: ChardevUser;
-  readonly policy: HubPolicy;
-  readonly stallMs: number;
-  readonly mode: "rw" | "ro";
-  open: boolean;
-  bytesIn: number;
-  inputDiscarded: number;
-  eventsDiscarded: number;
-  cancelWatch: (() => void) | null;
-  evictTimer: ReturnType<typeof setTimeout> | null;
-  /** Set while a hard write error keeps it out: why, and the stream position it got up to. */
-  failure: { errno: string; position: number } | null;
-  resumeTimer: ReturnType<typeof setTimeout> | null;
-}
+type Entry = HubEntry;
 
 /** Hubs by their core address, per core: the core names the hub when it writes a backend. */
 const hubsByCore = new WeakMap<Core, Map<number, HubChardev>>();
@@ -157,19 +147,11 @@ function isPowerOfTwo(value: number): boolean {
 export class HubChardev extends Chardev {
   readonly kind = "hub";
   readonly options: Required<Omit<HubOptions, "primary">> & { primary?: string };
-  /** Core address: the QEMU hub's books, or the broadcast ring. */
-  readonly #handle: number;
-  /** A ring hub's writer (null in QEMU mode); settled before any other call on the ring. */
-  readonly #writer: BcastWriter | null;
-  readonly #drainNow = () => this.flush();
+  /** QEMU's write-to-all or the broadcast ring, chosen once here: all that differs between them. */
+  readonly #output: HubOutput;
   readonly #entries = new Map<number, Entry>();
   readonly #listeners = new Set<(event: HubEvent) => void>();
   #evictions = 0;
-  #drainScheduled = false;
-  #blockedNow: Entry[] = [];
-  /** Backends whose write failed for good during the current drain, with the errno. */
-  #failedNow: [Entry, number][] = [];
-  readonly #writerWatches = new Set<() => void>();
   readonly #inputQueue: Uint8Array[] = [];
   #inputQueued = 0;
   #typist: Entry | null = null;
@@ -185,9 +167,14 @@ export class HubChardev extends Chardev {
       inputIdleMs: options.inputIdleMs ?? DEFAULT_INPUT_IDLE_MS,
     };
     const core = context.core;
-    this.#handle = this.isRing ? core.bcastNew(this.options.ring) : core.hubNew(QEMU_MAX_HUB);
-    this.#writer = this.isRing ? core.bcastWriter(this.#handle) : null;
-    hubsOf(core).set(this.#handle, this);
+    const host: HubOutputHost = {
+      core,
+      entryAt: (slot) => this.#entries.get(slot),
+      fail: (entry, result) => this.#fail(entry, result),
+      evict: (entry) => this.#evict(entry),
+    };
+    this.#output = this.isRing ? new RingOutput(host, this.options.ring) : new WriteAllOutput(host);
+    hubsOf(core).set(this.#output.address, this);
     if (this.options.open === "always") this.beOpen = true;
   }
 
@@ -198,18 +185,12 @@ export class HubChardev extends Chardev {
 
   /** QEMU's own event counting decides what the frontend sees (ring=0, open=any). */
   get #countsEvents(): boolean {
-    return !this.isRing && this.options.open === "any";
+    return this.#output.countsOpenEvents && this.options.open === "any";
   }
 
   /** Core address of this hub's books (for stats and tests); a ring's pending writes are booked first. */
   get handle(): number {
-    return this.#ring();
-  }
-
-  /** The handle, once the writer has booked what it copied: for every ring call but the write. */
-  #ring(): number {
-    this.#writer?.settle();
-    return this.#handle;
+    return this.#output.handle;
   }
 
   /** Backends in attach order. */
@@ -245,13 +226,8 @@ export class HubChardev extends Chardev {
       throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
     }
     const policy = options.policy ?? "block";
-    if (policy !== "block" && !this.isRing) {
-      throw new ChardevError("INVALID_VALUE", `hub: policy '${policy}' of chardev '${chardev.id}' needs a ring (ring=BYTES)`);
-    }
-    const core = this.context.core;
-    const slot = this.isRing
-      ? core.bcastAddBackend(this.#ring(), policy, options.lagLimit ?? this.options.ring, options.replay ?? 0)
-      : core.hubAddBackend(this.#handle);
+    // QEMU's write-to-all refuses any policy but `block`.
+    const slot = this.#output.addBackend(chardev.id, { policy, lagLimit: options.lagLimit, replay: options.replay });
     const entry: Entry = {
       chardev,
       slot,
@@ -277,7 +253,7 @@ export class HubChardev extends Chardev {
       chardev.attachUser(entry.user); // an open backend reports OPENED from inside
     } catch (error) {
       this.#entries.delete(slot);
-      if (this.isRing) core.bcastRemoveBackend(this.#ring(), slot);
+      this.#output.removeBackend(slot);
       throw error;
     }
     this.#emit({ type: "attach", backend: chardev.id });
@@ -287,24 +263,19 @@ export class HubChardev extends Chardev {
   detachBackend(id: string): void {
     const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
-    // What was written while it was attached is still owed to it: serve it before letting go.
-    if (this.isRing) this.context.core.bcastDrainBackend(this.#ring(), entry.slot);
-    this.#failedNow = this.#failedNow.filter(([failed]) => failed !== entry); // leaving anyway
+    this.#output.beforeDetach(entry); // what it is still owed, served before letting go
     this.#release(entry);
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#entries.delete(entry.slot);
-    if (this.isRing) this.context.core.bcastRemoveBackend(this.#ring(), entry.slot);
+    this.#output.removeBackend(entry.slot);
     if (this.#typist === entry) this.#typist = null;
     this.#emit({ type: "detach", backend: id });
-    this.#spaceFreed();
+    this.#output.spaceFreed(); // a waiting writer hears of it (a left backend's watch never fires)
   }
 
   #release(entry: Entry): void {
     entry.chardev.detachUser(entry.user);
-    entry.cancelWatch?.();
-    entry.cancelWatch = null;
-    if (entry.evictTimer) clearTimeout(entry.evictTimer);
-    entry.evictTimer = null;
+    this.#output.stopWaiting(entry);
     if (entry.resumeTimer) clearTimeout(entry.resumeTimer);
     entry.resumeTimer = null;
   }
@@ -317,13 +288,7 @@ export class HubChardev extends Chardev {
   // ---- output ----
 
   protected writeOut(data: Uint8Array): number {
-    const writer = this.#writer;
-    if (!writer) return this.context.core.hubWrite(this.#handle, data);
-    // Most writes are only a copy into the ring: no call into the core, no allocation.
-    const taken = writer.write(data);
-    if (taken === 0 && data.length > 0) return -ERRNO.EAGAIN;
-    if (!this.#drainScheduled) this.#scheduleDrain();
-    return taken;
+    return this.#output.write(data);
   }
 
   /** The core writes backend `slot` through here; a refusal is remembered for its watch. */
@@ -332,24 +297,7 @@ export class HubChardev extends Chardev {
     if (!entry) return data.length; // detached during this write: nothing owed to it
     const result = entry.chardev.write(data);
     const hardError = result < 0 && result !== -ERRNO.EAGAIN && !this.context.qemuCompat;
-    if (!this.isRing) {
-      if (!hardError) return result;
-      // Out of the books at once: the core skips a backend closed during its write, so the
-      // others take this write as if it had never been there.
-      this.#fail(entry, result);
-      return 0;
-    }
-    if (hardError) {
-      // Not from inside the core's drain: taken out once the drain is done (see flush).
-      this.#failedNow.push([entry, result]);
-      return result;
-    }
-    if (result > 0 && entry.evictTimer) {
-      clearTimeout(entry.evictTimer);
-      entry.evictTimer = null;
-    }
-    if (result < data.length) this.#blockedNow.push(entry);
-    return result;
+    return this.#output.backendWrote(entry, data.length, result, hardError);
   }
 
   /** The core skipped `bytes` for a `drop` backend that fell behind. */
@@ -358,48 +306,9 @@ export class HubChardev extends Chardev {
     if (entry) this.#emit({ type: "gap", backend: entry.chardev.id, bytes });
   }
 
-  #scheduleDrain(): void {
-    if (this.#drainScheduled) return;
-    this.#drainScheduled = true;
-    // Coalesce: every write of this turn reaches each backend as one large slice.
-    queueMicrotask(this.#drainNow);
-  }
-
   /** Serves every backend of a ring hub now, instead of at the end of this turn. */
   flush(): void {
-    this.#drainScheduled = false;
-    if (!this.isRing) return;
-    this.context.core.bcastDrain(this.#ring());
-    const blocked = this.#blockedNow;
-    this.#blockedNow = [];
-    const failed = this.#failedNow;
-    this.#failedNow = [];
-    for (const [entry, errno] of failed) this.#fail(entry, errno);
-    for (const entry of blocked) if (!entry.failure) this.#waitForBackend(entry);
-    if (this.#writerWatches.size > 0 && this.context.core.bcastWritable(this.#ring()) > 0) this.#wakeWriters();
-  }
-
-  /** Calls every waiting writer's watch once (each asks again if it is still blocked). */
-  #wakeWriters(): void {
-    const watches = [...this.#writerWatches];
-    this.#writerWatches.clear();
-    for (const watch of watches) watch();
-  }
-
-  /**
-   * A backend left, closed or failed: space it held may be free now, and a writer waiting on a
-   * watch must hear of it (the watch of a backend that left would never fire). Not from inside
-   * the caller: a woken writer writes at once.
-   */
-  #spaceFreed(): void {
-    if (this.isRing) this.#scheduleDrain(); // flush wakes the writers once there is room
-    else if (this.#writerWatches.size > 0) queueMicrotask(() => this.#wakeWriters());
-  }
-
-  /** The stream position every backend is measured against: bytes the frontend has written. */
-  #streamPosition(): number {
-    const core = this.context.core;
-    return this.isRing ? core.bcastHead(this.#ring()) : Number(core.hubMinWritten(this.#handle));
+    this.#output.flush();
   }
 
   /**
@@ -409,20 +318,15 @@ export class HubChardev extends Chardev {
    */
   #fail(entry: Entry, result: number): void {
     if (!this.#entries.has(entry.slot) || entry.failure) return;
-    const core = this.context.core;
     const errno = errnoName(result);
-    const position = this.isRing ? core.bcastCursor(this.#ring(), entry.slot) : Number(core.hubBackendWritten(this.#handle, entry.slot));
-    entry.failure = { errno, position };
-    entry.cancelWatch?.();
-    entry.cancelWatch = null;
-    if (entry.evictTimer) clearTimeout(entry.evictTimer);
-    entry.evictTimer = null;
+    entry.failure = { errno, position: this.#output.backendPosition(entry.slot) };
+    this.#output.stopWaiting(entry);
     const id = entry.chardev.id;
     this.context.warn(`hub: chardev '${id}' failed with ${errno}: hub '${this.id}' goes on without it`);
     this.#emit({ type: "error", backend: id, errno });
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#scheduleResume(entry, FIRST_RESUME_MS);
-    this.#spaceFreed();
+    this.#output.spaceFreed();
   }
 
   /** Asks a failed backend after `delayMs` to take output again; it rejoins at the head. */
@@ -433,7 +337,7 @@ export class HubChardev extends Chardev {
       const failure = entry.failure;
       if (!failure || !this.#entries.has(entry.slot)) return;
       // Counted and noted with nothing written in between: the note holds the exact hole.
-      const lost = this.#streamPosition() - failure.position;
+      const lost = this.#output.streamPosition() - failure.position;
       if (entry.chardev.resumeAfterLoss!(lost, failure.errno)) {
         entry.failure = null;
         this.#backendEvent(entry, ChrEvent.OPENED);
@@ -443,26 +347,8 @@ export class HubChardev extends Chardev {
     }, delayMs);
   }
 
-  #waitForBackend(entry: Entry): void {
-    if (!this.#entries.has(entry.slot) || entry.cancelWatch) return;
-    const wake = () => {
-      entry.cancelWatch = null;
-      this.context.core.bcastUnblock(this.#ring(), entry.slot);
-      this.#scheduleDrain();
-    };
-    const cancel = entry.chardev.addWatch(wake);
-    if (cancel) entry.cancelWatch = cancel;
-    else {
-      const timer = setTimeout(wake, RETRY_WITHOUT_WATCH_MS);
-      entry.cancelWatch = () => clearTimeout(timer);
-    }
-    if (entry.policy === "evict" && !entry.evictTimer) {
-      entry.evictTimer = setTimeout(() => this.#evict(entry), entry.stallMs);
-    }
-  }
-
+  /** An `evict` backend stalled past its `stallMs` (the ring's timer): let go of it, told why. */
   #evict(entry: Entry): void {
-    entry.evictTimer = null;
     if (!this.#entries.has(entry.slot)) return;
     this.#evictions++;
     const reason = `stalled for more than ${entry.stallMs} ms`;
@@ -471,34 +357,9 @@ export class HubChardev extends Chardev {
     this.#emit({ type: "evict", backend: entry.chardev.id, reason });
   }
 
-  /** QEMU returns no watch when no backend is blocked; else the blocked backend's. */
+  /** QEMU returns no watch when no backend is blocked; else the blocked backend's (ring: room). */
   override addWatch(callback: () => void): (() => void) | null {
-    const core = this.context.core;
-    if (this.isRing) {
-      if (core.bcastWritable(this.#ring()) > 0) return null;
-      this.#writerWatches.add(callback);
-      return () => this.#writerWatches.delete(callback);
-    }
-    const blocked = core.hubBlockedBackend(this.#handle);
-    const entry = blocked < 0 ? undefined : this.#entries.get(blocked);
-    if (!entry) return null;
-    // The blocked backend's watch, or the hub's own wake-up should that backend leave first.
-    let cancelBackendWatch: (() => void) | null = null;
-    let fired = false;
-    const fire = () => {
-      if (fired) return;
-      fired = true;
-      this.#writerWatches.delete(fire);
-      cancelBackendWatch?.();
-      callback();
-    };
-    cancelBackendWatch = entry.chardev.addWatch(fire);
-    if (!cancelBackendWatch) return null;
-    this.#writerWatches.add(fire);
-    return () => {
-      this.#writerWatches.delete(fire);
-      cancelBackendWatch?.();
-    };
+    return this.#output.addWatch(callback);
   }
 
   // ---- input ----
@@ -577,17 +438,14 @@ export class HubChardev extends Chardev {
       entry.resumeTimer = null;
     }
     entry.open = opened;
-    const core = this.context.core;
-    if (this.isRing) {
-      core.bcastSetOpen(this.#ring(), entry.slot, opened);
-      if (opened) this.#scheduleDrain(); // replay, if it asked for history
-      else if (this.#typist === entry) this.#typist = null;
-    }
-    if (!opened) this.#spaceFreed();
+    // The core's books first: QEMU's counting (and catch-up on reopen), or the ring's open flag.
+    const counted = this.#output.backendOpenChanged(entry, event);
+    // As before the strategies split: only a ring hub frees the floor when its typist closes.
+    if (!opened && this.isRing && this.#typist === entry) this.#typist = null;
+    if (!opened) this.#output.spaceFreed();
     if (this.#countsEvents) {
-      if (core.hubEvent(this.#handle, entry.slot, event)) this.emitEvent(event);
+      if (counted) this.emitEvent(event);
     } else {
-      if (!this.isRing) core.hubEvent(this.#handle, entry.slot, event); // catch-up on reopen
       this.#followOpenPolicy();
     }
     this.#emit({ type: opened ? "open" : "close", backend: entry.chardev.id });
@@ -656,23 +514,20 @@ export class HubChardev extends Chardev {
 
   /** Counters of every backend, in attach order. */
   stats(): HubBackendStats[] {
-    const core = this.context.core;
-    this.#writer?.settle();
     return [...this.#entries.values()].map((entry) => {
-      const ring = this.isRing;
-      const open = entry.open;
+      const counters = this.#output.counters(entry.slot, entry.open);
       return {
         id: entry.chardev.id,
-        open,
+        open: entry.open,
         policy: entry.policy,
         mode: entry.mode,
         bytesIn: entry.bytesIn,
-        bytesOut: ring ? core.bcastDelivered(this.#handle, entry.slot) : core.hubBackendDelivered(this.#handle, entry.slot),
-        bytesDropped: ring ? core.bcastDropped(this.#handle, entry.slot) : 0,
+        bytesOut: counters.bytesOut,
+        bytesDropped: counters.bytesDropped,
         inputDiscarded: entry.inputDiscarded,
         eventsDiscarded: entry.eventsDiscarded,
-        lag: ring && open ? core.bcastHead(this.#handle) - core.bcastCursor(this.#handle, entry.slot) : 0,
-        stalls: ring ? core.bcastStalls(this.#handle, entry.slot) : core.hubBackendStalls(this.#handle, entry.slot),
+        lag: counters.lag,
+        stalls: counters.stalls,
       };
     });
   }
@@ -681,9 +536,8 @@ export class HubChardev extends Chardev {
     for (const entry of this.#entries.values()) this.#release(entry);
     this.#entries.clear();
     if (this.#typistTimer) clearTimeout(this.#typistTimer);
-    hubsOf(this.context.core).delete(this.#handle);
-    if (this.isRing) this.context.core.bcastFree(this.#ring());
-    else this.context.core.hubFree(this.#handle);
+    hubsOf(this.context.core).delete(this.#output.address);
+    this.#output.free();
     await super.destroy();
   }
 }
@@ -754,30 +608,9 @@ function backendOptions(id: string, raw: unknown): HubBackendOptions {
   };
 }
 
-/**
- * `hub`'s options (QEMU 10.0's ChardevHub, plus ours). The per-backend keys (`policy.N`) are
- * QMP's `options` object keyed by chardev id; the driver's hook pairs them with `chardevs.N`.
- */
-export const hubOptions: OptionSchema = [
-  { key: "chardevs", type: "list", help: "the backends, N = 0, 1, ... (0..3 with --qemu-compat); chardevs defined before the hub" },
-  { key: "ring", type: "size", default: "0", max: MAX_RING_BYTES, help: "0: QEMU's unbuffered hub (the slowest backend sets the pace); a power of two: a broadcast ring each backend drains at its own pace" },
-  { key: "open", type: "string", values: OPEN_POLICIES, default: "any", help: "when the frontend sees OPENED/CLOSED: first open/last close (QEMU), all open, from the start, or as the `primary` backend" },
-  { key: "primary", type: "string", help: "a chardev id of the hub; implies `open=primary`" },
-  { key: "input", type: "string", values: ["shared", "exclusive"], default: "shared", help: "`exclusive`: the first backend to type holds the floor; others' input is discarded (counted) until it is idle for `input-idle-ms`, closes or is detached" },
-  { key: "input-idle-ms", type: "integer", unit: "ms", default: "1000", max: MAX_TIMER_MS, help: "how long an exclusive typist may be idle before another may type" },
-  { key: "policy.N", via: "options.ID.policy", type: "string", values: POLICIES, default: "block", help: "`block` holds the writer back (QEMU); `drop` never does: a backend more than `lag-limit` behind skips ahead to a safe boundary (a line start or an ESC, never inside a UTF-8 or ANSI escape sequence) and a `gap` event reports the exact bytes it missed; `evict` blocks, but is detached once stalled `stall-ms`" },
-  { key: "lag-limit.N", via: "options.ID.lag-limit", type: "size", default: "ring size", help: "how far behind a `drop` backend may fall" },
-  { key: "stall-ms.N", via: "options.ID.stall-ms", type: "integer", unit: "ms", default: "5000", max: MAX_TIMER_MS, help: "how long an `evict` backend may stay stalled" },
-  { key: "replay.N", via: "options.ID.replay", type: "size", default: "0", max: MAX_RING_BYTES, help: "recent output a backend gets when it opens (from a safe boundary)" },
-  { key: "mode.N", via: "options.ID.mode", type: "string", values: ["rw", "ro"], default: "rw", help: "a read-only backend only watches: its input and its BREAKs are discarded and counted (`inputDiscarded`, `eventsDiscarded`), and the command takes no window size from it" },
-  { member: "options", type: "object", help: "QMP: the per-backend keys by chardev id, `{ID: {policy, lag-limit, stall-ms, replay, mode}}`" },
-];
-registerOptionKeys(...optionKeys(hubOptions));
-
 export const hubDriver: ChardevDriver = {
   type: "hub",
-  options: hubOptions,
-  fields: qapiFields(hubOptions),
+  fields: { chardevs: "stringList", ring: "integer", open: "string", primary: "string", input: "string", "input-idle-ms": "integer", options: "object" },
   fromOptions(options) {
     const chardevs = listOption(options, "chardevs");
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};

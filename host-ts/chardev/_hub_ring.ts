@@ -1,0 +1,174 @@
+// The broadcast ring (`ring=BYTES`): the frontend's bytes are copied once into the core's ring
+// and every backend drains from it at its own pace under its policy (block, drop, evict).
+//
+// The ring's writer copies into a window of the ring without telling the core; the core sees
+// those bytes only once the writer settles. So every core call on the ring but the write goes
+// through `#ring()`, which settles first: nobody outside this file can forget it.
+
+import type { BcastWriter } from "../core.ts";
+import { ERRNO } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost, wakeWatches } from "./_hub_output.ts";
+
+/** A backend with no watch of its own is retried after this long. */
+const RETRY_WITHOUT_WATCH_MS = 5;
+
+/** The hub's output through the core's broadcast ring. */
+export class RingOutput implements HubOutput {
+  readonly isRing = true;
+  readonly countsOpenEvents = false;
+  readonly address: number;
+  readonly #writer: BcastWriter;
+  readonly #drainNow = () => this.flush();
+  #drainScheduled = false;
+  /** Backends that took less than offered during the current drain: they wait on their watch. */
+  #blockedNow: HubEntry[] = [];
+  /** Backends whose write failed for good during the current drain, with the errno. */
+  #failedNow: [HubEntry, number][] = [];
+  /** Writers waiting for room in the ring. */
+  readonly #writerWatches = new Set<() => void>();
+
+  constructor(
+    private readonly host: HubOutputHost,
+    private readonly size: number,
+  ) {
+    this.address = host.core.bcastNew(size);
+    this.#writer = host.core.bcastWriter(this.address);
+  }
+
+  /** The address, once the writer has booked what it copied: for every ring call but the write. */
+  #ring(): number {
+    this.#writer.settle();
+    return this.address;
+  }
+
+  get handle(): number {
+    return this.#ring();
+  }
+
+  addBackend(_id: string, options: HubOutputBackendOptions): number {
+    return this.host.core.bcastAddBackend(this.#ring(), options.policy, options.lagLimit ?? this.size, options.replay ?? 0);
+  }
+
+  /** What was written while it was attached is still owed to it: served before letting go. */
+  beforeDetach(entry: HubEntry): void {
+    this.host.core.bcastDrainBackend(this.#ring(), entry.slot);
+    this.#failedNow = this.#failedNow.filter(([failed]) => failed !== entry); // leaving anyway
+  }
+
+  removeBackend(slot: number): void {
+    this.host.core.bcastRemoveBackend(this.#ring(), slot);
+  }
+
+  write(data: Uint8Array): number {
+    // Most writes are only a copy into the ring: no call into the core, no allocation.
+    const taken = this.#writer.write(data);
+    if (taken === 0 && data.length > 0) return -ERRNO.EAGAIN;
+    if (!this.#drainScheduled) this.#scheduleDrain();
+    return taken;
+  }
+
+  backendWrote(entry: HubEntry, length: number, result: number, hardError: boolean): number {
+    if (hardError) {
+      // Not from inside the core's drain: taken out once the drain is done (see flush).
+      this.#failedNow.push([entry, result]);
+      return result;
+    }
+    if (result > 0 && entry.evictTimer) {
+      clearTimeout(entry.evictTimer);
+      entry.evictTimer = null;
+    }
+    if (result < length) this.#blockedNow.push(entry);
+    return result;
+  }
+
+  /** The ring counts nothing for the frontend (the hub's open policy decides). */
+  backendOpenChanged(entry: HubEntry, event: ChrEvent): boolean {
+    const opened = event === ChrEvent.OPENED;
+    this.host.core.bcastSetOpen(this.#ring(), entry.slot, opened);
+    if (opened) this.#scheduleDrain(); // replay, if it asked for history
+    return false;
+  }
+
+  stopWaiting(entry: HubEntry): void {
+    entry.cancelWatch?.();
+    entry.cancelWatch = null;
+    if (entry.evictTimer) clearTimeout(entry.evictTimer);
+    entry.evictTimer = null;
+  }
+
+  spaceFreed(): void {
+    this.#scheduleDrain(); // flush wakes the writers once there is room
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    // Coalesce: every write of this turn reaches each backend as one large slice.
+    queueMicrotask(this.#drainNow);
+  }
+
+  flush(): void {
+    this.#drainScheduled = false;
+    const core = this.host.core;
+    core.bcastDrain(this.#ring());
+    const blocked = this.#blockedNow;
+    this.#blockedNow = [];
+    const failed = this.#failedNow;
+    this.#failedNow = [];
+    for (const [entry, errno] of failed) this.host.fail(entry, errno);
+    for (const entry of blocked) if (!entry.failure) this.#waitForBackend(entry);
+    if (this.#writerWatches.size > 0 && core.bcastWritable(this.#ring()) > 0) wakeWatches(this.#writerWatches);
+  }
+
+  #waitForBackend(entry: HubEntry): void {
+    if (!this.host.entryAt(entry.slot) || entry.cancelWatch) return;
+    const wake = () => {
+      entry.cancelWatch = null;
+      this.host.core.bcastUnblock(this.#ring(), entry.slot);
+      this.#scheduleDrain();
+    };
+    const cancel = entry.chardev.addWatch(wake);
+    if (cancel) entry.cancelWatch = cancel;
+    else {
+      const timer = setTimeout(wake, RETRY_WITHOUT_WATCH_MS);
+      entry.cancelWatch = () => clearTimeout(timer);
+    }
+    if (entry.policy === "evict" && !entry.evictTimer) {
+      entry.evictTimer = setTimeout(() => {
+        entry.evictTimer = null;
+        this.host.evict(entry);
+      }, entry.stallMs);
+    }
+  }
+
+  /** No watch while the ring has room; else one woken by the drain that makes room. */
+  addWatch(callback: () => void): (() => void) | null {
+    if (this.host.core.bcastWritable(this.#ring()) > 0) return null;
+    this.#writerWatches.add(callback);
+    return () => this.#writerWatches.delete(callback);
+  }
+
+  streamPosition(): number {
+    return this.host.core.bcastHead(this.#ring());
+  }
+
+  backendPosition(slot: number): number {
+    return this.host.core.bcastCursor(this.#ring(), slot);
+  }
+
+  counters(slot: number, open: boolean): HubOutputCounters {
+    const core = this.host.core;
+    const ring = this.#ring();
+    return {
+      bytesOut: core.bcastDelivered(ring, slot),
+      bytesDropped: core.bcastDropped(ring, slot),
+      lag: open ? core.bcastHead(ring) - core.bcastCursor(ring, slot) : 0,
+      stalls: core.bcastStalls(ring, slot),
+    };
+  }
+
+  free(): void {
+    this.host.core.bcastFree(this.#ring());
+  }
+}

@@ -1,0 +1,107 @@
+// QEMU's write-to-all (`ring=0`, char-hub.c): the core writes each open backend in turn and the
+// slowest sets the pace; the hub's watch is the blocked backend's own.
+
+import { ChardevError } from "../errors.ts";
+import type { ChrEvent } from "../events.ts";
+import { QEMU_MAX_HUB } from "../options.ts";
+import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost, wakeWatches } from "./_hub_output.ts";
+
+/** The hub's output through the core's write-to-all loop, exactly as QEMU. */
+export class WriteAllOutput implements HubOutput {
+  readonly isRing = false;
+  readonly countsOpenEvents = true;
+  readonly address: number;
+  /** The watches writers wait on, so the hub can wake them if the blocked backend leaves first. */
+  readonly #writerWatches = new Set<() => void>();
+
+  constructor(private readonly host: HubOutputHost) {
+    this.address = host.core.hubNew(QEMU_MAX_HUB);
+  }
+
+  get handle(): number {
+    return this.address;
+  }
+
+  addBackend(id: string, options: HubOutputBackendOptions): number {
+    if (options.policy !== "block") {
+      throw new ChardevError("INVALID_VALUE", `hub: policy '${options.policy}' of chardev '${id}' needs a ring (ring=BYTES)`);
+    }
+    return this.host.core.hubAddBackend(this.address);
+  }
+
+  /** Nothing is owed: QEMU's loop writes every backend within the frontend's write. */
+  beforeDetach(_entry: HubEntry): void {}
+
+  /** The core's table keeps the slot (QEMU's never shrinks either); the hub forgets the entry. */
+  removeBackend(_slot: number): void {}
+
+  write(data: Uint8Array): number {
+    return this.host.core.hubWrite(this.address, data);
+  }
+
+  backendWrote(entry: HubEntry, _length: number, result: number, hardError: boolean): number {
+    if (!hardError) return result;
+    // Out of the books at once: the core skips a backend closed during its write, so the
+    // others take this write as if it had never been there.
+    this.host.fail(entry, result);
+    return 0;
+  }
+
+  /** The core counts (QEMU: first OPENED, last CLOSED) and catches a reopened backend up. */
+  backendOpenChanged(entry: HubEntry, event: ChrEvent): boolean {
+    return this.host.core.hubEvent(this.address, entry.slot, event);
+  }
+
+  /** A writer waits on the blocked backend's watch, which the hub does not hold. */
+  stopWaiting(_entry: HubEntry): void {}
+
+  spaceFreed(): void {
+    // Not from inside the caller: a woken writer writes at once.
+    if (this.#writerWatches.size > 0) queueMicrotask(() => wakeWatches(this.#writerWatches));
+  }
+
+  /** Every write is done by the time it returns: nothing to flush. */
+  flush(): void {}
+
+  /** QEMU returns no watch when no backend is blocked; else the blocked backend's. */
+  addWatch(callback: () => void): (() => void) | null {
+    const blocked = this.host.core.hubBlockedBackend(this.address);
+    const entry = blocked < 0 ? undefined : this.host.entryAt(blocked);
+    if (!entry) return null;
+    // The blocked backend's watch, or the hub's own wake-up should that backend leave first.
+    let cancelBackendWatch: (() => void) | null = null;
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      this.#writerWatches.delete(fire);
+      cancelBackendWatch?.();
+      callback();
+    };
+    cancelBackendWatch = entry.chardev.addWatch(fire);
+    if (!cancelBackendWatch) return null;
+    this.#writerWatches.add(fire);
+    return () => {
+      this.#writerWatches.delete(fire);
+      cancelBackendWatch?.();
+    };
+  }
+
+  streamPosition(): number {
+    return Number(this.host.core.hubMinWritten(this.address));
+  }
+
+  backendPosition(slot: number): number {
+    return Number(this.host.core.hubBackendWritten(this.address, slot));
+  }
+
+  /** QEMU's loop drops nothing and keeps no lag: a backend behind holds the writer back. */
+  counters(slot: number, _open: boolean): HubOutputCounters {
+    const core = this.host.core;
+    return { bytesOut: core.hubBackendDelivered(this.address, slot), bytesDropped: 0, lag: 0, stalls: core.hubBackendStalls(this.address, slot) };
+  }
+
+  free(): void {
+    this.host.core.hubFree(this.address);
+  }
+}
