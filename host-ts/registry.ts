@@ -11,6 +11,7 @@ import { ringbufDriver, RingbufChardev } from "./chardev/ringbuf.ts";
 import { webStreamDriver } from "./chardev/webstream.ts";
 import { Core } from "./core.ts";
 import { ChardevError, type ChardevErrorCode } from "./errors.ts";
+import { activatedSocketLookup } from "./socket_activation.ts";
 import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
 import { parseBool, parseChardevOptions, validateId } from "./options.ts";
@@ -131,7 +132,7 @@ export class ChardevRegistry {
 
   protected constructor(core: Core, runtime: HostRuntime, readonly qemuCompat: boolean, onExitRequest: () => void, onWarning: (line: string) => void) {
     for (const driver of (new.target as typeof ChardevRegistry).builtinDrivers) this.registerDriver(driver);
-    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest, warn: onWarning, tlsCreds: (id) => this.#objects.get(id) };
+    this.#context = { core, runtime, qemuCompat, find: (id) => this.#chardevs.get(id), requestExit: onExitRequest, warn: onWarning, tlsCreds: (id) => this.#objects.get(id), activatedSocket: activatedSocketLookup(runtime.process) };
   }
 
   /** Loads the WASM core and the runtime's primitives. */

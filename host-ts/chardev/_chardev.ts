@@ -39,6 +39,11 @@ export interface ChardevContext {
   warn(line: string): void;
   /** TLS credentials by object id (`tls-creds=ID`); see tlsCredsFor in tls_creds.ts for QEMU's checks. */
   tlsCreds(id: string): TlsCredsX509 | undefined;
+  /**
+   * The fd of a listening socket passed to us by systemd (socket activation) under the name
+   * `id`, handed out once; undefined when there is none (socket_activation.ts).
+   */
+  activatedSocket?(id: string): number | undefined;
 }
 
 /**

@@ -10,7 +10,7 @@ import { ChrEvent } from "../events.ts";
 import { parseBool, parseSize, registerOptionKeys } from "../options.ts";
 import { optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_TIMER_MS, MAX_TIMER_S, quoteInput } from "../limits.ts";
-import type { HostNet, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
+import type { HostNet, InheritedSocket, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
 import { DEFAULT_PEER_ACCESS, loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
@@ -44,7 +44,8 @@ const SOCKET_FILE_CHECK_MS = 1000;
 
 /** A socket chardev's settings, checked. */
 export interface SocketOptions {
-  readonly address: NetAddress;
+  /** Where to listen or connect, or a socket already open (`fd=`, systemd socket activation). */
+  readonly address: NetAddress | InheritedSocket;
   /** Listen (true) or connect (false). */
   readonly server: boolean;
   /** A server's `open` waits for the first client. */
@@ -66,7 +67,8 @@ export interface SocketOptions {
 }
 
 /** `tcp:HOST:PORT` or `unix:PATH`, as QEMU names an address in `filename`. */
-function describeAddress(address: NetAddress): string {
+function describeAddress(address: NetAddress | InheritedSocket): string {
+  if (address.transport === "fd") return `fd:${address.fd}`;
   return address.transport === "unix" ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`;
 }
 
@@ -149,7 +151,9 @@ export class SocketChardev extends Chardev {
 
   /** Where a server listens (with the port it got when asked for port 0), else where a client connects. */
   get address(): NetAddress {
-    return this.#listener?.address ?? this.options.address;
+    const address = this.#listener?.address ?? this.options.address;
+    // Only a client's connected fd= has no address of its own; `filename` says `fd:N` for it.
+    return address.transport === "fd" ? { transport: "unix", path: "" } : address;
   }
 
   /**
@@ -159,8 +163,9 @@ export class SocketChardev extends Chardev {
   override get filename(): string {
     const serverMark = this.options.server ? ",server=on" : "";
     const connection = this.#connection;
-    const address = this.address;
+    const address = this.#listener?.address ?? this.options.address;
     if (!connection) return `disconnected:${describeAddress(address)}${serverMark}`;
+    if (address.transport === "fd") return `${describeAddress(address)}${serverMark}`;
     if (address.transport === "unix") return `unix:${address.path}${serverMark}`;
     return `tcp:${connection.localAddress}${serverMark} <-> ${connection.remoteAddress}`;
   }
@@ -372,7 +377,7 @@ export class SocketChardev extends Chardev {
 // ---- options: `-chardev` keys and QAPI ChardevSocket ----
 
 /** QEMU `-chardev socket` keys we do not implement (yet); refused rather than ignored. */
-const UNSUPPORTED_KEYS = ["fd", "to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-authz", "abstract"];
+const UNSUPPORTED_KEYS = ["to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-authz", "abstract"];
 /** Of those, the booleans: `=off` asks for nothing, so it passes. */
 const UNSUPPORTED_SWITCHES = new Set(["ipv4", "ipv6", "telnet", "tn3270", "websocket", "abstract"]);
 
@@ -396,8 +401,11 @@ function socketDataFromOptions(options: Map<string, string>): BackendData {
     throw new ChardevError("UNSUPPORTED", `socket: option '${key}' is not supported`);
   }
   let addr: BackendData;
+  const fd = options.get("fd");
   if (path !== undefined) {
     addr = { type: "unix", data: { path } };
+  } else if (fd !== undefined && host === undefined) {
+    addr = { type: "fd", data: { str: fd } };
   } else if (port !== undefined) {
     // `host` may be empty or absent: the loopback address then (see DEFAULT_HOST).
     addr = { type: "inet", data: { host: host ?? "", port } };
@@ -447,7 +455,7 @@ function checkStruct(value: unknown, where: string, members: Record<string, "str
 }
 
 /** QAPI SocketAddressLegacy (`{type: "inet"|"unix", data}`) to our address. */
-function addressFromQapi(addr: unknown): NetAddress {
+function addressFromQapi(addr: unknown): NetAddress | InheritedSocket {
   const where = "backend.data.addr";
   const union = checkStruct(addr, where, { type: "string", data: "object" }, ["type"]) as { type: string; data?: unknown };
   if (union.type === "unix") {
@@ -465,7 +473,13 @@ function addressFromQapi(addr: unknown): NetAddress {
     // No host: the loopback address, for a server (see DEFAULT_HOST) and a client alike.
     return { transport: "tcp", host: inet.host || DEFAULT_HOST, port };
   }
-  if (union.type === "fd" || union.type === "vsock") {
+  if (union.type === "fd") {
+    const { str } = checkStruct(union.data, `${where}.data`, { str: "string" }, ["str"]) as { str: string };
+    // QEMU's socket_get_fd outside a monitor: a number (we have no getfd names).
+    if (!/^\d+$/.test(str) || !Number.isSafeInteger(Number(str))) throw new ChardevError("INVALID_VALUE", `Unable to parse FD number ${quoteInput(str)}`);
+    return { transport: "fd", fd: Number(str) };
+  }
+  if (union.type === "vsock") {
     throw new ChardevError("UNSUPPORTED", `socket: address type '${union.type}' is not supported`);
   }
   throw new ChardevError("INVALID_VALUE", `Parameter '${where}.type' does not accept value '${quoteInput(union.type)}'`);
@@ -504,6 +518,9 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
   const address = addressFromQapi(data.addr);
   const tlsCreds = data["tls-creds"] as string | undefined;
   // QEMU speaks TLS over TCP only (qmp_chardev_validate_socket).
+  if (tlsCreds !== undefined && address.transport === "fd" && !server) {
+    throw new ChardevError("INVALID_PARAMETER", "'tls_creds' option is incompatible with 'fd' address type as client");
+  }
   if (tlsCreds !== undefined && address.transport === "unix") {
     throw new ChardevError("INVALID_PARAMETER", "'tls_creds' option is incompatible with 'unix' address type");
   }
@@ -561,7 +578,10 @@ export const socketDriver: ChardevDriver = {
   // The address keys make one QMP `addr` and QEMU's -chardev defaults differ from QAPI's: a hook.
   fromOptions: socketDataFromOptions,
   async open(id, data, context) {
-    const options = socketOptionsFromData(data);
+    const given = socketOptionsFromData(data);
+    // systemd socket activation: a server whose id names a passed socket serves on it instead of binding.
+    const activated = given.server ? context.activatedSocket?.(id) : undefined;
+    const options: SocketOptions = activated === undefined ? given : { ...given, address: { transport: "fd", fd: activated } };
     const net = context.runtime.net;
     if (!net) throw new ChardevError("UNSUPPORTED", `socket: the ${context.runtime.name} runtime has no sockets`);
     // QEMU's texts: "No TLS credentials with id 'X'", "Expected TLS credentials for a server endpoint".
