@@ -15,13 +15,12 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
-import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, quoteInput } from "../limits.ts";
+import { optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
 import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
-
-registerOptionKeys("ring", "open", "primary", "input", "input-idle-ms", "policy.N", "lag-limit.N", "stall-ms.N", "replay.N", "mode.N");
 
 /** How a backend of a ring hub is treated when it cannot keep up. */
 export type HubPolicy = RingPolicy;
@@ -608,9 +607,30 @@ function backendOptions(id: string, raw: unknown): HubBackendOptions {
   };
 }
 
+/**
+ * `hub`'s options (QEMU 10.0's ChardevHub, plus ours). The per-backend keys (`policy.N`) are
+ * QMP's `options` object keyed by chardev id; the driver's hook pairs them with `chardevs.N`.
+ */
+export const hubOptions: OptionSchema = [
+  { key: "chardevs", type: "list", help: "the backends, N = 0, 1, ... (0..3 with --qemu-compat); chardevs defined before the hub" },
+  { key: "ring", type: "size", default: "0", max: MAX_RING_BYTES, help: "0: QEMU's unbuffered hub (the slowest backend sets the pace); a power of two: a broadcast ring each backend drains at its own pace" },
+  { key: "open", type: "string", values: OPEN_POLICIES, default: "any", help: "when the frontend sees OPENED/CLOSED: first open/last close (QEMU), all open, from the start, or as the `primary` backend" },
+  { key: "primary", type: "string", help: "a chardev id of the hub; implies `open=primary`" },
+  { key: "input", type: "string", values: ["shared", "exclusive"], default: "shared", help: "`exclusive`: the first backend to type holds the floor; others' input is discarded (counted) until it is idle for `input-idle-ms`, closes or is detached" },
+  { key: "input-idle-ms", type: "integer", unit: "ms", default: "1000", max: MAX_TIMER_MS, help: "how long an exclusive typist may be idle before another may type" },
+  { key: "policy.N", via: "options.ID.policy", type: "string", values: POLICIES, default: "block", help: "`block` holds the writer back (QEMU); `drop` never does: a backend more than `lag-limit` behind skips ahead to a safe boundary (a line start or an ESC, never inside a UTF-8 or ANSI escape sequence) and a `gap` event reports the exact bytes it missed; `evict` blocks, but is detached once stalled `stall-ms`" },
+  { key: "lag-limit.N", via: "options.ID.lag-limit", type: "size", default: "ring size", help: "how far behind a `drop` backend may fall" },
+  { key: "stall-ms.N", via: "options.ID.stall-ms", type: "integer", unit: "ms", default: "5000", max: MAX_TIMER_MS, help: "how long an `evict` backend may stay stalled" },
+  { key: "replay.N", via: "options.ID.replay", type: "size", default: "0", max: MAX_RING_BYTES, help: "recent output a backend gets when it opens (from a safe boundary)" },
+  { key: "mode.N", via: "options.ID.mode", type: "string", values: ["rw", "ro"], default: "rw", help: "a read-only backend only watches: its input and its BREAKs are discarded and counted (`inputDiscarded`, `eventsDiscarded`), and the command takes no window size from it" },
+  { member: "options", type: "object", help: "QMP: the per-backend keys by chardev id, `{ID: {policy, lag-limit, stall-ms, replay, mode}}`" },
+];
+registerOptionKeys(...optionKeys(hubOptions));
+
 export const hubDriver: ChardevDriver = {
   type: "hub",
-  fields: { chardevs: "stringList", ring: "integer", open: "string", primary: "string", input: "string", "input-idle-ms": "integer", options: "object" },
+  options: hubOptions,
+  fields: qapiFields(hubOptions),
   fromOptions(options) {
     const chardevs = listOption(options, "chardevs");
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
