@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, testRuntime } from "./_harness.ts";
 import { activatedSockets } from "../host-ts/socket_activation.ts";
 import { freePort } from "./_ports.ts";
 
-const CLI = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "dist", "cli.js");
+const CLI = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "dist", "cli.js");
 /** The runtime running this suite, started so that it is the process systemd-socket-activate execs (LISTEN_PID). */
 const RUNTIME_COMMAND: string[] = testRuntime === "deno" ? [process.execPath, "run", "-A", CLI] : [process.execPath, CLI];
 
