@@ -91,6 +91,13 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 credentials for server=on, client ones for server=off)
              access=user|any    a TCP server serves only connections our own uid made
                                 on this machine (user, the default; Linux), or anyone
+             fd=N               a socket already open: listening (server=on) or connected
+                                (server=on absent); systemd socket activation: a server whose
+                                id is a LISTEN_FDNAMES name serves on that socket
+  udp        host=HOST,port=PORT
+                                each write one datagram to HOST:PORT (HOST: localhost);
+                                datagrams from there are input. localaddr=ADDR,
+                                localport=PORT bind our end; ipv4=on|ipv6=on
   web        host=ADDR,port=PORT
                                 a terminal in the browser (xterm.js) at http://ADDR:PORT/;
                                 port=0 picks a free port. queue-limit=BYTES per tab (1M).
