@@ -3,6 +3,8 @@
 // with the real command under the runtime running the suite and socat as the client.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { afterEach, describe, expect, it, testRuntime } from "./_harness.ts";
@@ -75,5 +77,30 @@ describe("socket activation and fd=", () => {
     // No name matches the chardev's id: only fd=3 makes it use the socket.
     activate(port, ["--fdname=other"], ["-chardev", TICKER, "-serial", "chardev:console", "-chardev", "socket,id=console,fd=3,server=on,wait=off"]);
     expect(await readFrom(port, 10)).toBe("tick\r\ntick");
+  });
+
+  it("fd=3 without server=on talks over a connected socket its parent passed (Bun refuses it by name)", async () => {
+    const port = await freePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-fd-test-"));
+    try {
+      // socat accepts the TCP client and starts the command with the connection's other end
+      // (a connected socketpair) on fd 3; commas would end socat's EXEC address, so a script.
+      const script = path.join(dir, "child.sh");
+      const quoted = [...RUNTIME_COMMAND, "-chardev", TICKER, "-serial", "chardev:console", "-chardev", "socket,id=console,fd=3"].map((arg) => `'${arg}'`).join(" ");
+      fs.writeFileSync(script, `#!/bin/sh\nexec ${quoted} 2>${path.join(dir, "stderr")}\n`, { mode: 0o700 });
+      const socat = spawn("socat", [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `EXEC:${script},fdin=3,fdout=3`], { stdio: "ignore" });
+      children.push(socat);
+      if (testRuntime === "bun") {
+        const client = spawn("socat", ["-u", `TCP:127.0.0.1:${port},retry=100,interval=0.05`, "-"], { stdio: "ignore" });
+        children.push(client);
+        const stderr = path.join(dir, "stderr");
+        while (!(fs.existsSync(stderr) && fs.readFileSync(stderr, "utf8").includes("\n"))) await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(fs.readFileSync(stderr, "utf8")).toContain("socket: could not connect to fd:3: the bun runtime cannot take over a connected socket fd");
+      } else {
+        expect(await readFrom(port, 10)).toBe("tick\r\ntick");
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
