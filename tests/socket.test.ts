@@ -503,7 +503,7 @@ describe("socket options", () => {
       ["socket,id=s0,host=localhost,port=1,server=on,reconnect=1", "'reconnect' option is incompatible with socket in server listen mode"],
       ["socket,id=s0,host=localhost,port=1,reconnect=1,reconnect-ms=5", "'reconnect' and 'reconnect-ms' are mutually exclusive"],
       ["socket,id=s0,host=localhost,port=1,delay=off,nodelay=on", "'delay' and 'nodelay' are mutually exclusive"],
-      ["socket,id=s0,host=localhost,port=1,telnet=on", "socket: option 'telnet' is not supported"],
+      ["socket,id=s0,host=localhost,port=1,websocket=on", "Websocket client is not implemented"],
       ["socket,id=s0,host=localhost,port=http", "socket: port 'http' is not a number from 0 to 65535"],
     ];
     for (const [spec, message] of cases) {

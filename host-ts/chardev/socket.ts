@@ -13,6 +13,8 @@ import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUF
 import type { HostNet, InheritedSocket, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
+import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
 import { DEFAULT_PEER_ACCESS, loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 
 /**
@@ -64,7 +66,20 @@ export interface SocketOptions {
   readonly access: PeerAccess;
   /** The `tls-creds` object's id when the connection is TLS; absent for plain TCP. */
   readonly tlsCreds?: string;
+  /**
+   * Telnet (`telnet=on`): a server negotiates on each connect and takes telnet commands out of
+   * the input (IAC BREAK becomes a BREAK). As in QEMU, a client only names itself `telnet:`.
+   * @default false
+   */
+  readonly telnet: boolean;
+  /** TN3270 (`tn3270=on`): as `telnet`, with RFC 1576's negotiation and the record marks kept. @default false */
+  readonly tn3270: boolean;
+  /** WebSocket (`websocket=on`, servers only): an HTTP upgrade, then binary frames. @default false */
+  readonly websocket: boolean;
 }
+
+/** A server's give-up time for a refused upgrade's answer to leave before it closes anyway. */
+const REFUSAL_FLUSH_MS = 1000;
 
 /** `tcp:HOST:PORT` or `unix:PATH`, as QEMU names an address in `filename`. */
 function describeAddress(address: NetAddress | InheritedSocket): string {
@@ -118,6 +133,16 @@ export class SocketChardev extends Chardev {
   /** A UNIX server's check that its socket file is still there. */
   #socketFileCheck: ReturnType<typeof setInterval> | null = null;
   #relistening = false;
+  /**
+   * The connection has finished its handshakes (WebSocket upgrade, telnet negotiation) and is
+   * open: QEMU's CONNECTED state. Before, writes fail with EIO and no OPENED has been sent.
+   */
+  #linkOpen = false;
+  /** The current connection's WebSocket upgrade, until it is read; then its frame reader. */
+  #upgrade: UpgradeRequestReader | null = null;
+  #frames: WebSocketFrameDecoder | null = null;
+  /** The current connection's telnet command stripper (telnet and tn3270 servers). */
+  #telnetInput: TelnetInputParser | null = null;
 
   /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
   readonly #releaseTlsCreds: (() => void) | null;
@@ -162,12 +187,15 @@ export class SocketChardev extends Chardev {
    */
   override get filename(): string {
     const serverMark = this.options.server ? ",server=on" : "";
-    const connection = this.#connection;
+    const connection = this.#linkOpen ? this.#connection : null;
     const address = this.#listener?.address ?? this.options.address;
-    if (!connection) return `disconnected:${describeAddress(address)}${serverMark}`;
-    if (address.transport === "fd") return `${describeAddress(address)}${serverMark}`;
+    // QEMU names a TCP address by its protocol (qemu_chr_socket_protocol): telnet before websocket.
+    const protocol = this.options.telnet ? "telnet" : this.options.websocket ? "websocket" : "tcp";
+    const described = describeAddress(address).replace(/^tcp:/, `${protocol}:`);
+    if (!connection) return `disconnected:${described}${serverMark}`;
+    if (address.transport === "fd") return `${described}${serverMark}`;
     if (address.transport === "unix") return `unix:${address.path}${serverMark}`;
-    return `tcp:${connection.localAddress}${serverMark} <-> ${connection.remoteAddress}`;
+    return `${protocol}:${connection.localAddress}${serverMark} <-> ${connection.remoteAddress}`;
   }
 
   /**
@@ -187,7 +215,11 @@ export class SocketChardev extends Chardev {
       const bound = this.#listener.address;
       const exposed = bound.transport === "tcp" && plainNetworkListenerWarning("socket", this.id, bound, this.options.tlsCreds !== undefined);
       if (exposed) this.context.warn(exposed);
-      if (wait && !this.#connection) await new Promise<void>((resolve) => (this.#firstClientServed = resolve));
+      if (wait && !this.#connection) {
+        // QEMU's info_report, so whoever started us knows what it waits for.
+        this.context.warn(`info: QEMU waiting for connection on: ${this.filename}`);
+        await new Promise<void>((resolve) => (this.#firstClientServed = resolve));
+      }
       return;
     }
     if (reconnectMs > 0) {
@@ -263,13 +295,23 @@ export class SocketChardev extends Chardev {
     else this.#serve(connection);
   }
 
-  /** Makes `connection` the peer: OPENED first, so the holder hears of it before any input. */
+  /**
+   * Makes `connection` the peer. A plain one opens at once: OPENED first, so the holder hears
+   * of it before any input. A WebSocket one opens once its upgrade is answered, a telnet one
+   * once its negotiation is queued (QEMU's tcp_chr_new_client: TLS, websocket, telnet, connect).
+   */
   #serve(connection: NetConnection): void {
     this.#connection = connection;
+    this.#linkOpen = false;
+    const { server, telnet, tn3270, websocket } = this.options;
+    // QEMU speaks telnet as a server only (do_telnetopt); a client merely calls itself telnet.
+    this.#telnetInput = server && (telnet || tn3270) ? new TelnetInputParser(tn3270) : null;
+    this.#upgrade = websocket ? new UpgradeRequestReader() : null;
+    this.#frames = null;
     if (this.options.nodelay) connection.setNoDelay(true);
-    this.emitEvent(ChrEvent.OPENED);
+    if (!websocket) this.#openLink(connection);
     connection.start({
-      data: (chunk) => this.deliverInput(chunk),
+      data: (chunk) => this.#received(connection, chunk),
       drain: () => this.#fireWatches(),
       closed: () => this.#disconnected(connection),
     });
@@ -277,10 +319,99 @@ export class SocketChardev extends Chardev {
     this.#firstClientServed = null;
   }
 
+  /** The handshakes are done: telnet's negotiation goes out first, then the holder hears OPENED. */
+  #openLink(connection: NetConnection): void {
+    if (this.#telnetInput) this.#send(connection, this.options.tn3270 ? TN3270_NEGOTIATION : TELNET_NEGOTIATION);
+    this.#linkOpen = true;
+    this.emitEvent(ChrEvent.OPENED);
+  }
+
+  /** Queues bytes of ours (not the holder's), framed when the link is a WebSocket. */
+  #send(connection: NetConnection, data: Uint8Array): void {
+    connection.write(this.options.websocket ? binaryFrame(data) : data.slice());
+  }
+
+  /** Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading. */
+  #received(connection: NetConnection, chunk: Uint8Array): boolean {
+    if (this.#upgrade) {
+      const request = this.#upgrade.feed(chunk);
+      if (request === null) return true;
+      this.#upgrade = null;
+      if (!request.ok) {
+        this.context.warn(`socket: ${this.id}: refused a WebSocket upgrade: ${request.reason}`);
+        connection.write(request.response);
+        this.#closeAfterFlush(connection);
+        return false;
+      }
+      // The accept key's SHA-1 is asynchronous: reading waits, the bytes after the request with it.
+      void upgradeResponse(request.key).then((response) => {
+        if (this.#connection !== connection) return;
+        connection.write(response);
+        this.#frames = new WebSocketFrameDecoder();
+        this.#openLink(connection);
+        if (this.#received(connection, request.rest)) connection.resume();
+      });
+      return false;
+    }
+    let data = chunk;
+    if (this.#frames) {
+      const decoded = this.#frames.feed(chunk);
+      for (const reply of decoded.replies) connection.write(reply);
+      if (decoded.error) this.context.warn(`socket: ${this.id}: WebSocket client broke the protocol: ${decoded.error}`);
+      if (decoded.closed) {
+        this.#closeAfterFlush(connection);
+        // Its data came before its close: the holder still gets it.
+        this.#deliver(decoded.data);
+        return false;
+      }
+      data = decoded.data;
+    }
+    return this.#deliver(data);
+  }
+
+  /** Hands input to the holder, with a telnet client's commands taken out. */
+  #deliver(data: Uint8Array): boolean {
+    if (!this.#telnetInput) return data.length === 0 || this.deliverInput(data);
+    let keepReading = true;
+    for (const piece of this.#telnetInput.feed(data)) {
+      // QEMU sends the BREAK while it scans; here it keeps its place among the bytes.
+      if (piece === TELNET_BREAK) this.emitEvent(ChrEvent.BREAK);
+      else keepReading = this.deliverInput(piece) && keepReading;
+    }
+    return keepReading;
+  }
+
+  /**
+   * Ends a connection once what we queued (a refusal, a CLOSE frame) has left, or after
+   * REFUSAL_FLUSH_MS for a peer that does not read; the chardev is free for the next client now.
+   */
+  #closeAfterFlush(connection: NetConnection): void {
+    const timer = setTimeout(() => connection.close(), REFUSAL_FLUSH_MS);
+    connection.start({
+      data: () => false,
+      drain: () => {
+        clearTimeout(timer);
+        connection.close();
+      },
+      closed: () => clearTimeout(timer),
+    });
+    if (connection.bufferedBytes === 0) {
+      clearTimeout(timer);
+      connection.close();
+    }
+    this.#disconnected(connection);
+  }
+
   #disconnected(connection: NetConnection): void {
     if (this.#connection !== connection) return;
     this.#connection = null;
-    this.emitEvent(ChrEvent.CLOSED);
+    this.#upgrade = null;
+    this.#frames = null;
+    this.#telnetInput = null;
+    const wasOpen = this.#linkOpen;
+    this.#linkOpen = false;
+    // QEMU sends CLOSED only for a connection that got as far as OPENED.
+    if (wasOpen) this.emitEvent(ChrEvent.CLOSED);
     // Writes no longer wait for this peer: a blocked hub goes on with its other backends.
     this.#fireWatches();
     if (this.options.server) {
@@ -309,6 +440,8 @@ export class SocketChardev extends Chardev {
   }
 
   protected override resumeInput(): void {
+    // A WebSocket whose upgrade is being answered reads again only once it is (see #received).
+    if (this.options.websocket && !this.#linkOpen) return;
     this.#connection?.resume();
   }
 
@@ -318,13 +451,15 @@ export class SocketChardev extends Chardev {
    */
   protected writeOut(data: Uint8Array): number {
     const connection = this.#connection;
-    if (!connection) return -ERRNO.EIO;
+    // Still in its handshakes: QEMU's tcp_chr_write answers EIO until CONNECTED.
+    if (!connection || !this.#linkOpen) return -ERRNO.EIO;
     const room = this.options.highWaterMark - connection.bufferedBytes;
     if (room <= 0) return -ERRNO.EAGAIN;
     const taken = Math.min(room, data.length);
     // `data` views WASM memory that the next write reuses, and the runtime keeps what it is
-    // given until the kernel takes it: hand it a copy.
-    connection.write(data.slice(0, taken));
+    // given until the kernel takes it: hand it a copy (#send copies, or frames a copy).
+    // Telnet output goes as is: QEMU doubles no 0xFF either.
+    this.#send(connection, data.subarray(0, taken));
     return taken;
   }
 
@@ -334,7 +469,7 @@ export class SocketChardev extends Chardev {
    */
   override addWatch(callback: () => void): (() => void) | null {
     const connection = this.#connection;
-    if (!connection) return null;
+    if (!connection || !this.#linkOpen) return null;
     if (connection.bufferedBytes === 0) {
       const timer = setTimeout(callback, 0);
       return () => clearTimeout(timer);
@@ -377,9 +512,9 @@ export class SocketChardev extends Chardev {
 // ---- options: `-chardev` keys and QAPI ChardevSocket ----
 
 /** QEMU `-chardev socket` keys we do not implement (yet); refused rather than ignored. */
-const UNSUPPORTED_KEYS = ["to", "ipv4", "ipv6", "telnet", "tn3270", "websocket", "tls-authz", "abstract"];
+const UNSUPPORTED_KEYS = ["to", "ipv4", "ipv6", "tls-authz", "abstract"];
 /** Of those, the booleans: `=off` asks for nothing, so it passes. */
-const UNSUPPORTED_SWITCHES = new Set(["ipv4", "ipv6", "telnet", "tn3270", "websocket", "abstract"]);
+const UNSUPPORTED_SWITCHES = new Set(["ipv4", "ipv6", "abstract"]);
 
 /** A QemuOpts number (no size suffix). */
 function parseNumber(key: string, value: string): number {
@@ -431,6 +566,9 @@ function socketDataFromOptions(options: Map<string, string>): BackendData {
   if (options.has("high-water-mark")) data["high-water-mark"] = parseSize("high-water-mark", options.get("high-water-mark")!);
   if (options.has("access")) data.access = parsePeerAccess("socket", options.get("access")!);
   if (options.has("tls-creds")) data["tls-creds"] = options.get("tls-creds");
+  for (const key of ["telnet", "tn3270", "websocket"]) {
+    if (options.has(key)) data[key] = parseBool(key, options.get(key)!);
+  }
   return data;
 }
 
@@ -501,6 +639,9 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
   if (server && data.reconnect !== undefined) {
     throw new ChardevError("INVALID_PARAMETER", "'reconnect' option is incompatible with socket in server listen mode");
   }
+  if (!server && data.websocket === true) {
+    throw new ChardevError("UNSUPPORTED", "Websocket client is not implemented");
+  }
   if (!server && data.wait !== undefined) {
     throw new ChardevError("INVALID_PARAMETER", "'wait' option is incompatible with socket in client connect mode");
   }
@@ -534,6 +675,9 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
     highWaterMark,
     access: data.access === undefined ? DEFAULT_PEER_ACCESS : parsePeerAccess("socket", data.access as string),
     ...(tlsCreds === undefined ? {} : { tlsCreds }),
+    telnet: (data.telnet as boolean | undefined) ?? false,
+    tn3270: (data.tn3270 as boolean | undefined) ?? false,
+    websocket: (data.websocket as boolean | undefined) ?? false,
   };
 }
 
@@ -555,6 +699,9 @@ export const socketOptions: OptionSchema = [
   { key: "high-water-mark", type: "size", default: "64K", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held for a slow client before writes answer EAGAIN" },
   { key: "access", type: "string", values: ["user", "any"], default: "user", help: "a TCP server serves only connections our own uid made on this machine (Linux), or anyone" },
   { key: "tls-creds", type: "string", help: "TLS over TCP with the tls-creds-x509 object of that id" },
+  { key: "telnet", type: "bool", default: "off", help: "a server speaks telnet: QEMU's negotiation on connect, commands taken out of the input, IAC BREAK a BREAK" },
+  { key: "tn3270", type: "bool", default: "off", help: "a server speaks TN3270 (RFC 1576's negotiation; record marks kept in the input)" },
+  { key: "websocket", type: "bool", default: "off", help: "a server takes a WebSocket upgrade (subprotocol `binary`), then binary frames both ways" },
 ];
 registerOptionKeys(...optionKeys(socketOptions));
 
