@@ -75,12 +75,6 @@ function membersOfFields(fields: Readonly<Record<string, FieldType>>): Record<st
   return qapiMembers(Object.entries(fields).map(([member, type]) => ({ member, type: types[type], help: "" })));
 }
 
-/** QAPI's `str` member `id`, then QEMU's id_wellformed() (its own text). */
-const isChardevId: MemberCheck = (value, name) => {
-  isString(value, name);
-  validateId(value as string);
-};
-
 /** The registry's error code for each kind of QAPI mistake (`backend.type`'s value: an unknown kind). */
 const QAPI_MISTAKE_CODES: Record<QapiMistake, (text: string) => ChardevErrorCode> = {
   missing: () => "MISSING_PARAMETER",
@@ -99,13 +93,39 @@ function encodeBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+/** Base64's alphabet, each character's value (glib's `mime_base64_rank`, `=` counting 0). */
+const BASE64_RANK = new Map([..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].map((ch, rank) => [ch, rank]));
+BASE64_RANK.set("=", 0);
+
+/**
+ * Base64 as QEMU's `qbase64_decode` takes it: only the alphabet, `=` and whitespace, else
+ * QEMU's error; then glib's g_base64_decode: whitespace skipped, each group of four characters
+ * gives three bytes less one for each `=` among its last two, and an unfinished group is
+ * dropped (so unpadded `AAECAw` is the 3 bytes of `AAEC`, as in QEMU).
+ */
 function decodeBase64(text: string): Uint8Array {
-  const compact = text.replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) {
-    throw new ChardevError("INVALID_VALUE", "Base 64 data contains invalid characters");
+  if (!/^[A-Za-z0-9+/=\s]*$/.test(text)) {
+    throw new ChardevError("INVALID_VALUE", "Base64 data contains invalid characters");
   }
-  const binary = atob(compact);
-  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+  const out: number[] = [];
+  let value = 0;
+  let count = 0;
+  let last = "";
+  let beforeLast = "";
+  for (const ch of text) {
+    const rank = BASE64_RANK.get(ch);
+    if (rank === undefined) continue; // whitespace
+    value = (value << 6) | rank;
+    beforeLast = last;
+    last = ch;
+    if (++count < 4) continue;
+    out.push((value >> 16) & 0xff);
+    if (beforeLast !== "=") out.push((value >> 8) & 0xff);
+    if (last !== "=") out.push(value & 0xff);
+    value = 0;
+    count = 0;
+  }
+  return Uint8Array.from(out);
 }
 
 /**
@@ -194,21 +214,21 @@ export class ChardevRegistry {
    */
   async add(spec: string | ChardevAddArgs): Promise<Chardev> {
     if (typeof spec === "string") return this.#addFromOptions(spec);
-    const { id, driver, data } = this.#checkQmpArgs(spec);
-    return this.#open(id, driver, data);
+    const { id, driver, data, type } = this.#checkQmpArgs(spec);
+    return this.#open(id, driver, data, type);
   }
 
   async #addFromOptions(text: string): Promise<Chardev> {
-    const { id, backend, options } = parseChardevOptions(text, this.qemuCompat);
+    const { id, backend, options } = parseChardevOptions(text, this.qemuCompat, this.#context.warn);
     const driver = this.#driver(backend);
     const mux = options.has("mux") ? parseBool("mux", options.get("mux")!) : false;
     const data = driver.fromOptions(options);
     if (options.has("logfile")) data.logfile = options.get("logfile");
     if (options.has("logappend")) data.logappend = parseBool("logappend", options.get("logappend")!);
-    if (!mux) return this.#open(id, driver, data);
+    if (!mux) return this.#open(id, driver, data, backend);
     // QEMU's `mux=on`: the backend becomes ID-base and a mux named ID sits in front of it.
     if (this.#chardevs.has(id)) throw this.#duplicate(id);
-    const base = await this.#open(`${id}-base`, driver, data);
+    const base = await this.#open(`${id}-base`, driver, data, backend);
     try {
       return await this.#open(id, this.#driver("mux"), { chardev: base.id });
     } catch (error) {
@@ -232,23 +252,25 @@ export class ChardevRegistry {
    * in schema order, then any the schema lacks), by qmp/args.ts's checker; a kind's `data`
    * members come from its option schema. Failures become ChardevErrors with our codes.
    */
-  #checkQmpArgs(args: unknown): { id: string; driver: ChardevDriver; data: BackendData } {
+  #checkQmpArgs(args: unknown): { id: string; driver: ChardevDriver; data: BackendData; type: string } {
     if (!isPlainObject(args)) throw new ChardevError("INVALID_VALUE", "Invalid parameter type for 'arguments', expected: object");
     try {
-      checkArguments(args, { id: { check: isChardevId }, backend: { check: isStruct } });
+      // QAPI's `str`: QEMU's chardev-add checks no more (`-chardev` checks id_wellformed).
+      checkArguments(args, { id: { check: isString }, backend: { check: isStruct } });
       const backend = args.backend as QmpArguments;
       checkArguments(backend, { type: { check: isOneOf(...this.#drivers.keys()) }, data: { check: isStruct, optional: true } }, "backend.");
       const driver = this.#drivers.get(backend.type as string)!;
       const data = (backend.data ?? {}) as QmpArguments;
       checkArguments(data, driver.options ? qapiMembers(driver.options) : membersOfFields(driver.fields), "backend.data.");
-      return { id: args.id as string, driver, data: { ...data } };
+      return { id: args.id as string, driver, data: { ...data }, type: backend.type as string };
     } catch (error) {
       if (!(error instanceof QapiArgumentError)) throw error;
       throw new ChardevError(QAPI_MISTAKE_CODES[error.mistake](error.message), error.message);
     }
   }
 
-  async #open(id: string, driver: ChardevDriver, data: BackendData): Promise<Chardev> {
+  /** `typeName`: the kind as the caller named it, an alias (`memory`) or the driver's type. */
+  async #open(id: string, driver: ChardevDriver, data: BackendData, typeName = driver.type): Promise<Chardev> {
     if (this.#chardevs.has(id)) throw this.#duplicate(id);
     let log: LogSink | null = null;
     if (typeof data.logfile === "string") {
@@ -261,7 +283,7 @@ export class ChardevRegistry {
     }
     let chardev: Chardev;
     try {
-      chardev = await driver.open(id, data, this.#context);
+      chardev = await driver.open(id, data, this.#context, typeName);
     } catch (error) {
       log?.close();
       throw error;

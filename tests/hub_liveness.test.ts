@@ -293,12 +293,15 @@ describe("a backend whose write fails for good is taken out alone (outside qemuC
     expect(warnings).toEqual([]);
   });
 
-  it("a QMP client that negotiated gets a HUB_BACKEND_ERROR event with the errno", async () => {
+  it("a QMP client that asked for our events gets a HUB_BACKEND_ERROR event with the errno", async () => {
     await reg.add("ringbuf,id=mon0,size=65536");
     const monitor = QmpMonitor.attach(reg, "mon0");
     reg.ringbufRead("mon0", 65536); // greeting
     reg.backendWrite("mon0", new TextEncoder().encode('{"execute": "qmp_capabilities"}'));
     await until(() => reg.ringbufRead("mon0", 65536).includes('"return"'), "qmp_capabilities");
+    // HUB_BACKEND_ERROR is ours: a client gets it once it asks.
+    reg.backendWrite("mon0", new TextEncoder().encode('{"execute": "hub-events", "arguments": {"enable": true, "events": ["HUB_BACKEND_ERROR"]}}'));
+    await until(() => reg.ringbufRead("mon0", 65536).includes('"return"'), "hub-events");
     await backend<SwitchChardev>("switch,id=a");
     const failing = await backend<FailingSwitch>("failing,id=bad");
     await reg.add("hub,id=hub0,chardevs.0=a,chardevs.1=bad,ring=4096");

@@ -33,6 +33,9 @@ const COMMANDS = [
   "hub-attach",
   "hub-detach",
   "query-hub",
+  "hub-events",
+  "query-status",
+  "quit",
 ];
 
 const genericError = (desc: string, id?: unknown) => ({ error: { class: "GenericError", desc }, ...(id !== undefined ? { id } : {}) });
@@ -207,7 +210,7 @@ describe("QMP chardev commands", () => {
     ];
     for (const [args, desc] of cases) expect(await client.execute("ringbuf-read", args), JSON.stringify(args)).toEqual(genericError(desc));
     expect(await client.execute("ringbuf-write", { device: "chr1", data: "!!", format: "base64" })).toEqual(
-      genericError("Base 64 data contains invalid characters"),
+      genericError("Base64 data contains invalid characters"),
     );
   });
 
@@ -218,7 +221,7 @@ describe("QMP chardev commands", () => {
     client.send('{"execute": "query-chardev"}');
     expect(await client.nextLine()).toBe(
       `{"return": [{"label": "compat_monitor0", "filename": "unix:${socketPath},server=on", "frontend-open": true}, ` +
-        `{"label": "chr1", "filename": "memory", "frontend-open": true}, {"label": "hub0", "filename": "hub", "frontend-open": false}]}`,
+        `{"label": "chr1", "filename": "ringbuf", "frontend-open": true}, {"label": "hub0", "filename": "hub", "frontend-open": false}]}`,
     );
   });
 
@@ -466,7 +469,7 @@ describe("-qmp addresses and startQmp", () => {
     const monitor = QmpMonitor.attach(reg, "mon");
     expect(reg.ringbufRead("mon", 4096)).toBe(`${GREETING}\r\n`);
     await monitor.close();
-    expect(reg.query()).toEqual([{ label: "mon", filename: "memory", frontendOpen: false }]);
+    expect(reg.query()).toEqual([{ label: "mon", filename: "ringbuf", frontendOpen: false }]);
     expect((await errorOf(() => QmpMonitor.attach(reg, "ghost"))).message).toBe("Chardev 'ghost' not found");
   });
 });

@@ -61,7 +61,7 @@ describe("-chardev option strings", () => {
     const error = await errorOf(() => reg.add("null,id=r"));
     expect(error.message).toBe("Chardev with id 'r' already exists");
     expect(error.code).toBe("DUPLICATE_ID");
-    expect(reg.query()).toEqual([{ label: "r", filename: "memory", frontendOpen: false }]);
+    expect(reg.query()).toEqual([{ label: "r", filename: "ringbuf", frontendOpen: false }]);
   });
 
   it("random option strings either add a chardev or throw a ChardevError, never anything else", async () => {

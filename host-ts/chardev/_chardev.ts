@@ -4,10 +4,11 @@
 
 import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
-import { errnoName, negativeErrno } from "../errno.ts";
+import { ERRNO, errnoName, negativeErrno } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
 import type { OptionSchema } from "../option_schema.ts";
+import { quoteInput } from "../limits.ts";
 import type { TlsCredsX509 } from "../tls_creds.ts";
 import { LossNotes } from "./_fd.ts";
 
@@ -72,7 +73,7 @@ export interface ChardevDriver {
   /** Turns `-chardev` keys into the QAPI `data` object (QEMU's `parse` hook; `dataFromOptions(options, ...)` where that is all). */
   fromOptions(options: Map<string, string>): BackendData;
   /** Opens the chardev from checked QAPI data. May throw ChardevError; must leave nothing behind when it does. */
-  open(id: string, data: BackendData, context: ChardevContext): Chardev | Promise<Chardev>;
+  open(id: string, data: BackendData, context: ChardevContext, typeName?: string): Chardev | Promise<Chardev>;
 }
 
 /**
@@ -80,10 +81,12 @@ export interface ChardevDriver {
  * defaults are those of a chardev that accepts all output and has no input.
  */
 export abstract class Chardev {
-  /** QEMU's `be_open`: the backend side is connected. */
-  beOpen = false;
-  /** The single holder of this chardev (hub and mux override attach to allow theirs). */
-  user: ChardevUser | null = null;
+  #beOpen = false;
+  #user: ChardevUser | null = null;
+  /** Watches waiting for a write to succeed again, each with what ends its own wait (a poll timer). */
+  readonly #watches = new Set<{ readonly callback: () => void; readonly stopWaiting?: () => void }>();
+  /** A hook threw once already: later throws are still -EIO but not reported again. */
+  #hookThrew = false;
   #log: LogSink | null = null;
   /** While `logfile=` cannot write: output it missed since, why, and the next try. */
   #logLoss: { lost: number; errno: string; delayMs: number; timer: ReturnType<typeof setTimeout> } | null = null;
@@ -94,6 +97,21 @@ export abstract class Chardev {
     readonly id: string,
     protected readonly context: ChardevContext,
   ) {}
+
+  /** QEMU's `be_open`: the backend side is connected. Only the chardev itself changes it (`emitEvent`). */
+  get beOpen(): boolean {
+    return this.#beOpen;
+  }
+
+  /** Stacking kinds (hub, mux) that track openness themselves set it here. */
+  protected set beOpen(open: boolean) {
+    this.#beOpen = open;
+  }
+
+  /** The single holder of this chardev, set by `attachUser` (hub and mux override attach to allow theirs). */
+  get user(): ChardevUser | null {
+    return this.#user;
+  }
 
   /** QAPI backend type, e.g. "ringbuf". */
   abstract readonly kind: string;
@@ -106,11 +124,30 @@ export abstract class Chardev {
   /** Writes the frontend's bytes out; returns bytes taken or -errno. Never throws. */
   protected abstract writeOut(data: Uint8Array): number;
 
-  /** QEMU's qemu_chr_write: write, then log what was taken. */
+  /**
+   * QEMU's qemu_chr_write: write, then log what was taken. Never throws: a `writeOut` that
+   * throws (a bug, or a runtime call failing in a way the backend did not expect) answers -EIO,
+   * so nothing throws through the WASM core that called it; the hub then takes this backend
+   * out as after any hard error.
+   */
   write(data: Uint8Array): number {
-    const taken = this.writeOut(data);
+    let taken: number;
+    try {
+      taken = this.writeOut(data);
+    } catch (error) {
+      this.#reportHookError("write", error);
+      return -ERRNO.EIO;
+    }
     if (taken > 0 && this.#log) this.#logOutput(data.subarray(0, taken));
     return taken;
+  }
+
+  /** Tells the operator once that a hook threw (its message cut to a sane length). */
+  #reportHookError(hook: string, error: unknown): void {
+    if (this.#hookThrew) return;
+    this.#hookThrew = true;
+    const message = error instanceof Error ? error.message : String(error);
+    this.context.warn(`chardev '${this.id}': ${hook} failed: ${quoteInput(message)} (answered EIO; further failures are not reported)`);
   }
 
   /**
@@ -163,6 +200,44 @@ export abstract class Chardev {
     return null;
   }
 
+  // ---- the watch list (QEMU's per-chardev GSource list): one for every backend that blocks ----
+
+  /**
+   * Puts `callback` on this chardev's watch list until `fireWatches` calls it or the returned
+   * function cancels it; `stopWaiting` (a poll timer's clearTimeout) runs either way. The cancel
+   * function returns whether the watch was still waiting, so `if (cancel()) callback()` fires
+   * one watch alone.
+   */
+  protected addToWatchList(callback: () => void, stopWaiting?: () => void): () => boolean {
+    // One entry per call: the same callback added twice waits twice, as with two GSources.
+    const watch = { callback, stopWaiting };
+    this.#watches.add(watch);
+    return () => this.#removeWatch(watch);
+  }
+
+  #removeWatch(watch: { readonly callback: () => void; readonly stopWaiting?: () => void }): boolean {
+    if (!this.#watches.delete(watch)) return false;
+    watch.stopWaiting?.();
+    return true;
+  }
+
+  /** Calls every waiting watch once and forgets them all (a writer still blocked asks again). */
+  protected fireWatches(): void {
+    for (const watch of [...this.#watches]) {
+      if (this.#removeWatch(watch)) watch.callback();
+    }
+  }
+
+  /** Forgets every waiting watch without calling it (the chardev is going away). */
+  protected cancelWatches(): void {
+    for (const watch of [...this.#watches]) this.#removeWatch(watch);
+  }
+
+  /** Whether some writer waits on this chardev's watch list. */
+  protected get watchesWaiting(): boolean {
+    return this.#watches.size > 0;
+  }
+
   /**
    * A hub evicted this backend (it stalled too long) and let go of it: one with a peer tells it
    * why and closes that connection. By default nothing happens.
@@ -189,15 +264,15 @@ export abstract class Chardev {
 
   /** Makes `user` the holder; throws QEMU's error when someone holds it already. */
   attachUser(user: ChardevUser): void {
-    if (this.user) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
-    this.user = user;
+    if (this.#user) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
+    this.#user = user;
     // QEMU tells a frontend that connects to an already open chardev (sync_state).
     if (this.beOpen) user.event(ChrEvent.OPENED);
     this.flushInput();
   }
 
   detachUser(user: ChardevUser): void {
-    if (this.user === user) this.user = null;
+    if (this.#user === user) this.#user = null;
   }
 
   /** Whether a user is attached (QEMU's `fe_is_open`, shown by `query-chardev`). */
@@ -254,13 +329,14 @@ export abstract class Chardev {
 
   /** QEMU's qemu_chr_be_event: tracks `beOpen` and tells the holder. */
   emitEvent(event: ChrEvent): void {
-    if (event === ChrEvent.OPENED) this.beOpen = true;
-    else if (event === ChrEvent.CLOSED) this.beOpen = false;
+    if (event === ChrEvent.OPENED) this.#beOpen = true;
+    else if (event === ChrEvent.CLOSED) this.#beOpen = false;
     this.user?.event(event);
   }
 
   /** Releases what the chardev holds (fds, sockets, core memory). */
   async destroy(): Promise<void> {
+    this.cancelWatches();
     if (this.#logLoss) clearTimeout(this.#logLoss.timer);
     this.#logLoss = null;
     try {

@@ -4,7 +4,45 @@
 
 import type { ChardevRegistry } from "../registry.ts";
 import { checkArguments, isInteger, isOneOf, isString, type QmpCommand } from "../qmp/args.ts";
-import { checkHubBackendOptions, type HubBackendOptions } from "./hub.ts";
+import { checkHubBackendOptions, type HubBackendOptions, type HubEvent } from "./hub.ts";
+
+/**
+ * Our QMP events for what a hub reports (QEMU has none of these): the event's name and data.
+ * A monitor sends them only to a client that asked (`hub-events`), so a QEMU client sees
+ * QEMU's wire protocol unchanged.
+ */
+export function hubEventToQmp(hubId: string, event: HubEvent): [string, Record<string, unknown>] {
+  const data: Record<string, unknown> = { hub: hubId, chardev: event.backend };
+  switch (event.type) {
+    case "attach":
+      return ["HUB_BACKEND_ATTACHED", data];
+    case "detach":
+      return ["HUB_BACKEND_DETACHED", data];
+    case "open":
+      return ["HUB_BACKEND_OPENED", data];
+    case "close":
+      return ["HUB_BACKEND_CLOSED", data];
+    case "gap":
+      return ["HUB_BACKEND_GAP", { ...data, bytes: event.bytes }];
+    case "evict":
+      return ["HUB_BACKEND_EVICTED", { ...data, reason: event.reason }];
+    case "error":
+      return ["HUB_BACKEND_ERROR", { ...data, errno: event.errno }];
+  }
+}
+
+/** Every event name `hubEventToQmp` gives, and the command-line tool's device events. */
+export const OWN_QMP_EVENTS = [
+  "HUB_BACKEND_ATTACHED",
+  "HUB_BACKEND_DETACHED",
+  "HUB_BACKEND_OPENED",
+  "HUB_BACKEND_CLOSED",
+  "HUB_BACKEND_GAP",
+  "HUB_BACKEND_EVICTED",
+  "HUB_BACKEND_ERROR",
+  "CHARDEV_DEVICE_CLOSED",
+  "CHARDEV_DEVICE_BACK",
+] as const;
 
 /** hub-attach, hub-detach and query-hub on the hubs of `reg`. */
 export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {

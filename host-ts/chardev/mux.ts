@@ -227,7 +227,8 @@ export const muxDriver: ChardevDriver = {
     const baseId = data.chardev as string | undefined;
     if (!baseId) throw new ChardevError("MISSING_PARAMETER", "Parameter 'chardev' is missing");
     const base = context.find(baseId);
-    if (!base) throw new ChardevError("NOT_FOUND", `Chardev '${quoteInput(baseId)}' not found`);
+    // QEMU's char-mux.c text, without quotes.
+    if (!base) throw new ChardevError("NOT_FOUND", `mux: base chardev ${quoteInput(baseId)} not found`);
     if (base.isBusy()) throw new ChardevError("IN_USE", `chardev '${quoteInput(baseId)}' is already in use`);
     return new MuxChardev(id, context, base);
   },

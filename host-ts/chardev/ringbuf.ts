@@ -14,14 +14,20 @@ export class RingbufChardev extends Chardev {
   readonly kind = "ringbuf";
   readonly #ring: number;
 
-  constructor(id: string, context: ChardevContext, readonly size: number) {
+  constructor(
+    id: string,
+    context: ChardevContext,
+    readonly size: number,
+    /** `ringbuf` or its alias `memory`: QEMU's query-chardev shows the one it was made as. */
+    readonly typeName: "ringbuf" | "memory" = "ringbuf",
+  ) {
     super(id, context);
     this.#ring = context.core.ringbufNew(size);
     this.emitEvent(ChrEvent.OPENED);
   }
 
   override get filename(): string {
-    return "memory";
+    return this.typeName;
   }
 
   protected writeOut(data: Uint8Array): number {
@@ -60,7 +66,7 @@ export const ringbufDriver: ChardevDriver = {
   options: ringbufOptions,
   fields: qapiFields(ringbufOptions),
   fromOptions: (options) => dataFromOptions(ringbufOptions, options),
-  open(id, data, context) {
+  open(id, data, context, typeName) {
     const size = (data.size as number | undefined) ?? DEFAULT_RINGBUF_SIZE;
     // QEMU's text for a size that is not a power of two; ours for one past the core's limit.
     if (!Number.isSafeInteger(size) || size <= 0 || size % 2 ** Math.floor(Math.log2(size)) !== 0) {
@@ -70,6 +76,6 @@ export const ringbufDriver: ChardevDriver = {
       throw new ChardevError("INVALID_VALUE", `ringbuf: 'size' must be at most ${MAX_RINGBUF_BYTES} bytes (512 MiB), not ${size}`);
     }
     checkCoreRoom("ringbuf", "size", size, context.core.view(0, 0).buffer.byteLength);
-    return new RingbufChardev(id, context, size);
+    return new RingbufChardev(id, context, size, typeName === "memory" ? "memory" : "ringbuf");
   },
 };

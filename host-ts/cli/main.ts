@@ -176,7 +176,7 @@ class CliRun {
   }
 
   #qmpEvent(name: string, data: Record<string, unknown>): void {
-    for (const monitor of this.monitors) monitor.sendEvent(name, data);
+    for (const monitor of this.monitors) monitor.sendOwnEvent(name, data);
   }
 
   /** QEMU prints where each pty went; we add where each browser terminal is. */
@@ -271,7 +271,9 @@ class CliRun {
       for (const spec of options.chardevs) await this.#addChardev(spec);
       ({ device, hub } = options.frontend!);
     }
-    for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address));
+    // QMP `quit`: its answer goes out first, then we leave as on SIGTERM (logs flushed), status 0.
+    const onQuit = (monitor: QmpMonitor) => void monitor.drained().then(() => this.end(0, "terminating on QMP quit"));
+    for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address, { onQuit }));
     this.bridge = DeviceBridge.connect(this.reg, device, hub, { onDeviceEvent: (event) => this.#deviceEvent(device, event) });
     this.#sharedTerminal = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev);
     const deviceChardev = this.reg.get(device);

@@ -9,13 +9,15 @@
 // without an I/O thread.
 
 import { onEveryHubEvent } from "../chardev/hub.ts";
+import { hubEventToQmp, OWN_QMP_EVENTS } from "../chardev/hub_qmp.ts";
+import { QUIT_SHUTDOWN_DATA, runStateCommands } from "./commands_run_state.ts";
 import { hubCommands } from "../chardev/hub_qmp.ts";
 import { ringbufCommands } from "../chardev/ringbuf_qmp.ts";
 import { ChrEvent } from "../events.ts";
 import type { Frontend } from "../frontend.ts";
 import { OutputQueue } from "../output_queue.ts";
 import type { ChardevRegistry } from "../registry.ts";
-import { checkArguments, genericError, isListOf, isObject, isOneOf, QmpError, type QmpArguments, type QmpCommand, type QmpErrorClass } from "./args.ts";
+import { checkArguments, genericError, isBoolean, isListOf, isObject, isOneOf, QmpError, type QmpArguments, type QmpCommand, type QmpErrorClass } from "./args.ts";
 import { chardevCommands, chardevEventCommands, objectCommands } from "./commands_chardev.ts";
 import { encodeQmpJson } from "./encoder.ts";
 import { QmpJsonStreamer, type QmpInput } from "./json_streamer.ts";
@@ -30,6 +32,12 @@ export interface QmpMonitorOptions {
    * @default "chardev-hub"
    */
   package?: string;
+  /**
+   * Called after a client's `quit` was answered (QEMU's order: the SHUTDOWN event, then `{}`).
+   * The command-line tool flushes its logs and exits 0; a library decides for itself.
+   * @default nothing happens beyond the answer
+   */
+  onQuit?: (monitor: QmpMonitor) => void;
 }
 
 /**
@@ -71,7 +79,11 @@ export function monitorOwnsChardev(monitor: QmpMonitor): void {
  * for a chardev nobody holds (the old one goes, the new one is added in its place; as in QEMU
  * the old one is gone even if adding the new one fails). A held chardev is refused with
  * QEMU's `Chardev user does not support chardev hotswap`: our frontends cannot move to a new
- * chardev. A hub or mux is refused as in QEMU.
+ * chardev. A hub or mux is refused as in QEMU. `query-status` answers QEMU's "running";
+ * `quit` answers as QEMU (SHUTDOWN, then `{}`) and calls the `onQuit` option.
+ *
+ * Ours: `hub-attach`, `hub-detach`, `query-hub`, and `hub-events`, with which a client asks
+ * for our own events (OWN_QMP_EVENTS); a client that does not ask gets QEMU's events only.
  *
  * Output goes through `Frontend.write`: a short write or EAGAIN keeps the rest queued until
  * the chardev's watch fires. A write that fails otherwise (the peer is gone) drops what was
@@ -94,8 +106,11 @@ export class QmpMonitor {
   readonly #package: string;
   #frontend: Frontend | null = null;
   #detached = false;
-  /** Stops forwarding hub backend errors (HUB_BACKEND_ERROR events). */
+  /** Stops forwarding the hubs' events (ours, sent to a client that asked with `hub-events`). */
   #stopHubEvents: () => void = () => {};
+  /** The events of ours this client asked for (`hub-events`); none until it asks. */
+  #ownEvents = new Set<string>();
+  readonly #onQuit: ((monitor: QmpMonitor) => void) | undefined;
   readonly #streamer: QmpJsonStreamer;
   readonly #commands: Map<string, QmpCommand>;
 
@@ -118,6 +133,7 @@ export class QmpMonitor {
   ) {
     this.#reg = reg;
     this.#package = options.package ?? "chardev-hub";
+    this.#onQuit = options.onQuit;
     this.#streamer = new QmpJsonStreamer((input) => this.#queue.push({ session: this.#session, input }));
     this.#commands = this.#commandTable();
   }
@@ -147,9 +163,9 @@ export class QmpMonitor {
     });
     monitor.#output.target = monitor.#frontend;
     monitor.#output.flush();
-    // Our own event (QEMU has no hub errors): a backend of one of this registry's hubs failed.
+    // Our own events (QEMU's hub has none), for the hubs of this registry.
     monitor.#stopHubEvents = onEveryHubEvent((hub, event) => {
-      if (event.type === "error" && reg.find(hub.id) === hub) monitor.sendEvent("HUB_BACKEND_ERROR", { hub: hub.id, chardev: event.backend, errno: event.errno });
+      if (reg.find(hub.id) === hub) monitor.sendOwnEvent(...hubEventToQmp(hub.id, event));
     });
     return monitor;
   }
@@ -175,6 +191,21 @@ export class QmpMonitor {
     const micros = Math.round((performance.timeOrigin + performance.now()) * 1000);
     this.#send({ timestamp: { seconds: Math.floor(micros / 1e6), microseconds: micros % 1e6 }, event, data });
     return true;
+  }
+
+  /**
+   * Sends one of our own events (OWN_QMP_EVENTS: a hub's backend attached, left, lost bytes,
+   * was evicted or failed; the command-line tool's device went away or came back) to a client
+   * that asked for it with `hub-events`. QEMU has none of these, so a client that does not ask
+   * sees QEMU's protocol unchanged. Returns whether it was sent.
+   */
+  sendOwnEvent(event: string, data?: Record<string, unknown>): boolean {
+    return this.#ownEvents.has(event) && this.sendEvent(event, data);
+  }
+
+  /** Resolves once every answer and event queued so far has been written to the chardev. */
+  drained(): Promise<void> {
+    return this.#output.drained();
   }
 
   /** Lets go of the chardev (it stays registered); queued commands and output are dropped. */
@@ -237,6 +268,7 @@ export class QmpMonitor {
   #forgetClient(): void {
     this.#session++;
     this.#negotiated = false;
+    this.#ownEvents.clear();
     this.#queue = [];
     this.#streamer.reset();
     this.#dropOutput();
@@ -356,6 +388,21 @@ export class QmpMonitor {
       ...chardevEventCommands(reg),
       ...objectCommands(reg),
       ...hubCommands(reg),
+      [
+        "hub-events",
+        (args) => {
+          checkArguments(args, { enable: { check: isBoolean }, events: { check: isListOf(isOneOf(...OWN_QMP_EVENTS)), optional: true } });
+          const names = (args.events as string[] | undefined) ?? OWN_QMP_EVENTS;
+          for (const name of names) {
+            if (args.enable) this.#ownEvents.add(name);
+            else this.#ownEvents.delete(name);
+          }
+        },
+      ],
+      ...runStateCommands({
+        announceShutdown: () => this.sendEvent("SHUTDOWN", { ...QUIT_SHUTDOWN_DATA }),
+        quit: () => this.#onQuit?.(this),
+      }),
     ]);
   }
 

@@ -54,6 +54,9 @@ async function qmpClient(socketPath: string): Promise<SocketClient> {
   await qmp.waitFor('"QMP"');
   qmp.send('{"execute": "qmp_capabilities"}\n');
   await qmp.waitFor('"return"');
+  // CHARDEV_DEVICE_CLOSED and _BACK are ours: a client gets them once it asks.
+  qmp.send('{"execute": "hub-events", "arguments": {"enable": true}}\n');
+  await until(() => qmp.text.split('"return"').length === 3, "hub-events to be answered");
   return qmp;
 }
 
