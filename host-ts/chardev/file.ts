@@ -3,52 +3,24 @@
 // otherwise (QEMU creates 0666 less the umask: a console log is nobody else's business).
 
 import { ChardevError } from "../errors.ts";
-import { ChrEvent } from "../events.ts";
 import { registerOptionKeys } from "../options.ts";
 import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
-import type { InputSource } from "../runtime/types.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { LossNotes, openOrThrow, writeAvailable } from "./_fd.ts";
+import type { ChardevDriver } from "./_chardev.ts";
+import { openOrThrow } from "./_fd.ts";
+import { FdChardev } from "./_fd_chardev.ts";
 
-export class FileChardev extends Chardev {
+/** A `file` chardev: output to a file (blocking writes), input from `input-path` if given. */
+export class FileChardev extends FdChardev {
   readonly kind = "file";
-  #input: InputSource | null = null;
-
-  constructor(id: string, context: ChardevContext, readonly path: string, readonly outFd: number, inFd: number | null) {
-    super(id, context);
-    if (inFd !== null) {
-      this.#input = context.runtime.readFd(inFd, {
-        data: (chunk) => this.deliverInput(chunk),
-        end: () => {},
-      });
-    }
-    this.emitEvent(ChrEvent.OPENED);
-  }
-
-  protected override resumeInput(): void {
-    this.#input?.resume();
-  }
-
-  protected writeOut(data: Uint8Array): number {
-    return writeAvailable(this.context.runtime, this.outFd, data);
-  }
 
   /**
    * Back after a hard error took it out of a hub (a full disk): the line
    * `[-- N bytes lost: ENOSPC --]` first, so a reader of the file knows where the hole is.
    */
   override resumeAfterLoss(lost: number, errno: string): boolean {
-    return this.#notes.resume(lost, errno, (line) => writeAvailable(this.context.runtime, this.outFd, line));
-  }
-  readonly #notes = new LossNotes();
-
-  override async destroy(): Promise<void> {
-    this.#input?.close();
-    this.context.runtime.closeFd(this.outFd);
-    await super.destroy();
+    return this.writeLossNotes(lost, errno);
   }
 }
-
 
 /** `file`'s options (QEMU's ChardevFile, plus `mode`). */
 export const fileOptions: OptionSchema = [

@@ -2,44 +2,18 @@
 // non-blocking so a full pipe answers EAGAIN and the hub's watch waits for it.
 
 import { ChardevError } from "../errors.ts";
-import { ChrEvent } from "../events.ts";
-import type { InputSource } from "../runtime/types.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import type { ChardevContext, ChardevDriver } from "./_chardev.ts";
 import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
-import { openOrThrow, writeAvailable } from "./_fd.ts";
+import { openOrThrow } from "./_fd.ts";
+import { FdChardev } from "./_fd_chardev.ts";
 
-export class PipeChardev extends Chardev {
+/** A `pipe` chardev: a FIFO pair (or one FIFO both ways), non-blocking. */
+export class PipeChardev extends FdChardev {
   readonly kind = "pipe";
-  readonly #input: InputSource;
-  /** One FIFO both ways: the input source owns the fd, so it is closed once. */
-  readonly #sharedFd: boolean;
 
-  constructor(id: string, context: ChardevContext, readonly path: string, readonly outFd: number, inFd: number) {
-    super(id, context);
-    this.#sharedFd = inFd === outFd;
-    this.#input = context.runtime.readFd(inFd, {
-      data: (chunk) => this.deliverInput(chunk),
-      end: () => {},
-    });
-    this.emitEvent(ChrEvent.OPENED);
-  }
-
-  protected override resumeInput(): void {
-    this.#input.resume();
-  }
-
-  protected writeOut(data: Uint8Array): number {
-    return writeAvailable(this.context.runtime, this.outFd, data);
-  }
-
+  /** Non-blocking: a full pipe answered EAGAIN, and the runtime says when it drains. */
   override addWatch(callback: () => void): () => void {
     return this.context.runtime.watchWritable(this.outFd, callback);
-  }
-
-  override async destroy(): Promise<void> {
-    this.#input.close();
-    if (!this.#sharedFd) this.context.runtime.closeFd(this.outFd);
-    await super.destroy();
   }
 }
 

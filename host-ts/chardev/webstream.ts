@@ -51,7 +51,6 @@ export class WebStreamChardev extends Chardev {
   #input!: WritableStreamDefaultController;
   /** `readable` was cancelled or ended: output goes nowhere. */
   #outputGone = false;
-  readonly #watches = new Set<() => void>();
   /** Settles the write into `writable` whose chunk the holder has not fully taken yet. */
   #inputTaken: { resolve(): void; reject(reason: unknown): void } | null = null;
 
@@ -67,10 +66,10 @@ export class WebStreamChardev extends Chardev {
           this.#output = controller;
         },
         // Called once the consumer has read from a full queue (or waits on an empty one).
-        pull: () => this.#wake(),
+        pull: () => this.fireWatches(),
         cancel: () => {
           this.#outputGone = true;
-          this.#wake();
+          this.fireWatches();
           this.emitEvent(ChrEvent.CLOSED);
         },
       },
@@ -101,19 +100,10 @@ export class WebStreamChardev extends Chardev {
   }
 
   override addWatch(callback: () => void): () => void {
-    const watch = () => callback();
-    this.#watches.add(watch);
+    const cancel = this.addToWatchList(callback);
     // The consumer may have pulled between the EAGAIN and this call: then no pull is coming.
-    if (this.#room > 0) queueMicrotask(() => this.#fire(watch));
-    return () => this.#watches.delete(watch);
-  }
-
-  #fire(watch: () => void): void {
-    if (this.#watches.delete(watch)) watch();
-  }
-
-  #wake(): void {
-    for (const watch of [...this.#watches]) this.#fire(watch);
+    if (this.#room > 0) queueMicrotask(() => cancel() && callback());
+    return cancel;
   }
 
   #take(chunk: Uint8Array): Promise<void> | void {
@@ -133,7 +123,7 @@ export class WebStreamChardev extends Chardev {
 
   override async destroy(): Promise<void> {
     const removed = new ChardevError("NOT_FOUND", `Chardev '${this.id}' was removed`);
-    this.#watches.clear();
+    this.cancelWatches();
     if (!this.#outputGone) {
       this.#outputGone = true;
       this.#output.close();
