@@ -94,6 +94,11 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
              fd=N               a socket already open: listening (server=on) or connected
                                 (server=on absent); systemd socket activation: a server whose
                                 id is a LISTEN_FDNAMES name serves on that socket
+             telnet=on|off      a server speaks telnet: QEMU's negotiation on connect (no
+                                double echo, one Enter), commands taken out of the input,
+                                IAC BREAK a BREAK (tn3270=on|off: RFC 1576's, for 3270)
+             websocket=on|off   a server takes a WebSocket upgrade (subprotocol binary, as
+                                QEMU), then binary frames both ways
   udp        host=HOST,port=PORT
                                 each write one datagram to HOST:PORT (HOST: localhost);
                                 datagrams from there are input. localaddr=ADDR,
