@@ -32,6 +32,23 @@ function streamBytes(length: number, seed = 1): Uint8Array {
 }
 
 describe("broadcast ring", () => {
+  it("keys only a ring gives meaning are refused on a hub without one, and nothing is left behind", async () => {
+    await switches("a", "b");
+    for (const [key, value, text] of [
+      ["policy", "drop", "hub: policy 'drop' of chardev 'b' needs a ring (ring=BYTES)"],
+      ["lag-limit", "1024", "hub: lag-limit of chardev 'b' needs a ring (ring=BYTES)"],
+      ["stall-ms", "100", "hub: stall-ms of chardev 'b' needs a ring (ring=BYTES)"],
+      ["replay", "4096", "hub: replay of chardev 'b' needs a ring (ring=BYTES)"],
+    ]) {
+      const error = await errorOf(() => reg.add(`hub,id=hub0,chardevs.0=a,chardevs.1=b,${key}.1=${value}`));
+      expect(error.message).toBe(text);
+      expect(reg.find("hub0")).toBeUndefined();
+      expect(reg.get("a").isBusy()).toBe(false);
+    }
+    // The same hub with a ring takes them.
+    await reg.add("hub,id=hub0,chardevs.0=a,chardevs.1=b,ring=8192,policy.1=evict,stall-ms.1=100,replay.1=4096");
+  });
+
   it("many small writes reach each backend as few large writes, in order", async () => {
     const [a, b] = await switches("a", "b");
     await reg.add("hub,id=hub0,chardevs.0=a,chardevs.1=b,ring=65536");

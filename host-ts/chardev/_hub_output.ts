@@ -53,6 +53,7 @@ export interface HubOutputBackendOptions {
   policy: RingPolicy;
   lagLimit?: number;
   replay?: number;
+  stallMs?: number;
 }
 
 /**

@@ -26,6 +26,12 @@ export class WriteAllOutput implements HubOutput {
     if (options.policy !== "block") {
       throw new ChardevError("INVALID_VALUE", `hub: policy '${options.policy}' of chardev '${id}' needs a ring (ring=BYTES)`);
     }
+    // Without a ring there is nothing to replay, nobody lags and nobody is evicted: a key that
+    // would silently do nothing is refused like a policy.
+    const ringOnly = ([["lag-limit", options.lagLimit], ["stall-ms", options.stallMs], ["replay", options.replay]] as const).find(([, value]) => value !== undefined);
+    if (ringOnly) {
+      throw new ChardevError("INVALID_VALUE", `hub: ${ringOnly[0]} of chardev '${id}' needs a ring (ring=BYTES)`);
+    }
     return this.host.core.hubAddBackend(this.address);
   }
 

@@ -225,8 +225,8 @@ export class HubChardev extends Chardev {
       throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
     }
     const policy = options.policy ?? "block";
-    // QEMU's write-to-all refuses any policy but `block`.
-    const slot = this.#output.addBackend(chardev.id, { policy, lagLimit: options.lagLimit, replay: options.replay });
+    // QEMU's write-to-all refuses any policy but `block`, and the keys only a ring gives meaning.
+    const slot = this.#output.addBackend(chardev.id, { policy, lagLimit: options.lagLimit, replay: options.replay, stallMs: options.stallMs });
     const entry: Entry = {
       chardev,
       slot,

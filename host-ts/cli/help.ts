@@ -48,8 +48,10 @@ Options (one dash or two; -opt=VALUE works too):
                        chardev-add, chardev-remove, chardev-change, query-chardev,
                        query-chardev-backends, ringbuf-write, ringbuf-read,
                        chardev-send-break, object-add, object-del, query-commands,
-                       query-version, and ours:
-                       hub-attach, hub-detach, query-hub (backends of a running hub).
+                       query-version, query-status, quit (exits 0), and ours:
+                       hub-attach, hub-detach, query-hub (backends of a running hub),
+                       hub-events (our events: backends attached, gaps, evictions,
+                       errors, the device closed/back; off until a client asks).
   --qemu-compat        QEMU 10.0's rules exactly: a hub takes at most 4 chardevs
                        (chardevs.0..3) and no mux or hub under a hub. Off by default.
   --default            the default setup (also what no -chardev means), see below.
