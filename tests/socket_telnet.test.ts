@@ -301,6 +301,39 @@ describe("telnet input parser", () => {
 });
 
 describe("telnet (Debian's client) sharing a shell through chardev-hub", () => {
+  it("telnet's `send brk` reaches the frontend as a BREAK, and typed keys arrive one by one with CR alone", async () => {
+    const { port } = await telnetServer("t0", ",telnet=on");
+    const h = new OrderedHandler();
+    reg.attach("t0", h);
+    const server = `chardev-hub-telnet-brk-${process.pid}-${Date.now()}`;
+    const tmux = (...args: string[]) => spawnSync("tmux", ["-L", server, ...args], { encoding: "utf8" });
+    try {
+      expect(tmux("new-session", "-d", "-x", "100", "-y", "20", `telnet 127.0.0.1 ${port}`).status).toBe(0);
+      await untilOrGiveUp(() => h.isOpen, "telnet to connect");
+      tmux("send-keys", "-l", "ab");
+      await untilOrGiveUp(() => h.readCount === 2, "the keys to arrive");
+      // Ctrl-] is telnet's escape to its command prompt; after one command it goes back to the session.
+      tmux("send-keys", "C-]");
+      await untilOrGiveUp(() => /telnet> *$/m.test(tmux("capture-pane", "-p").stdout ?? ""), "telnet's prompt");
+      tmux("send-keys", "-l", "send brk");
+      tmux("send-keys", "Enter");
+      await untilOrGiveUp(() => h.log.includes(BREAK), "the BREAK");
+      tmux("send-keys", "-l", "c");
+      tmux("send-keys", "Enter");
+      await untilOrGiveUp(() => h.readCount === 4, "the keys after the BREAK");
+      // Binary mode both ways: Enter is CR alone (no CR LF, no CR NUL), so one Enter is one Enter.
+      // (Neighbouring reads joined: how keys are cut into reads is not what is tested.)
+      const joined = h.log.filter((entry) => entry !== OPENED).reduce<(string | ChrEvent)[]>((out, entry) => {
+        if (typeof entry === "string" && typeof out[out.length - 1] === "string") out[out.length - 1] += entry;
+        else out.push(entry);
+        return out;
+      }, []);
+      expect(joined).toEqual(["ab", BREAK, "c\r"]);
+    } finally {
+      tmux("kill-server");
+    }
+  });
+
   it("typing `echo` shows the command once and its output once, with no extra Enter (no second prompt)", async () => {
     const port = await freePort();
     const cli = new CliProcess(

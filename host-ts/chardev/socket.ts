@@ -143,6 +143,8 @@ export class SocketChardev extends Chardev {
   #frames: WebSocketFrameDecoder | null = null;
   /** The current connection's telnet command stripper (telnet and tn3270 servers). */
   #telnetInput: TelnetInputParser | null = null;
+  /** Connections let go that still send their last bytes (a refusal, a CLOSE frame), with their give-up timers. */
+  readonly #closing = new Map<NetConnection, ReturnType<typeof setTimeout>>();
 
   /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
   readonly #releaseTlsCreds: (() => void) | null;
@@ -312,7 +314,7 @@ export class SocketChardev extends Chardev {
     if (!websocket) this.#openLink(connection);
     connection.start({
       data: (chunk) => this.#received(connection, chunk),
-      drain: () => this.#fireWatches(),
+      drain: () => this.#drained(connection),
       closed: () => this.#disconnected(connection),
     });
     this.#firstClientServed?.();
@@ -333,6 +335,8 @@ export class SocketChardev extends Chardev {
 
   /** Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading. */
   #received(connection: NetConnection, chunk: Uint8Array): boolean {
+    // A connection being let go (its refusal still leaving) reads nothing more.
+    if (connection !== this.#connection) return false;
     if (this.#upgrade) {
       const request = this.#upgrade.feed(chunk);
       if (request === null) return true;
@@ -350,6 +354,12 @@ export class SocketChardev extends Chardev {
         this.#frames = new WebSocketFrameDecoder();
         this.#openLink(connection);
         if (this.#received(connection, request.rest)) connection.resume();
+      }, (error: unknown) => {
+        // No SHA-1 in this runtime's Web Crypto: QEMU answers a failed hash 500 and closes.
+        if (this.#connection !== connection) return;
+        this.context.warn(`socket: ${this.id}: cannot answer a WebSocket upgrade: ${String(error).slice(0, 200)}`);
+        connection.write(new TextEncoder().encode("HTTP/1.1 500 Internal Server Error\r\nServer: QEMU VNC\r\nConnection: close\r\n\r\n"));
+        this.#closeAfterFlush(connection);
       });
       return false;
     }
@@ -359,9 +369,9 @@ export class SocketChardev extends Chardev {
       for (const reply of decoded.replies) connection.write(reply);
       if (decoded.error) this.context.warn(`socket: ${this.id}: WebSocket client broke the protocol: ${decoded.error}`);
       if (decoded.closed) {
-        this.#closeAfterFlush(connection);
-        // Its data came before its close: the holder still gets it.
+        // Its data came before its close: the holder gets it before CLOSED.
         this.#deliver(decoded.data);
+        this.#closeAfterFlush(connection);
         return false;
       }
       data = decoded.data;
@@ -386,23 +396,27 @@ export class SocketChardev extends Chardev {
    * REFUSAL_FLUSH_MS for a peer that does not read; the chardev is free for the next client now.
    */
   #closeAfterFlush(connection: NetConnection): void {
-    const timer = setTimeout(() => connection.close(), REFUSAL_FLUSH_MS);
-    connection.start({
-      data: () => false,
-      drain: () => {
-        clearTimeout(timer);
-        connection.close();
-      },
-      closed: () => clearTimeout(timer),
-    });
-    if (connection.bufferedBytes === 0) {
-      clearTimeout(timer);
-      connection.close();
-    }
     this.#disconnected(connection);
+    if (connection.bufferedBytes === 0) return connection.close();
+    connection.pause();
+    this.#closing.set(connection, setTimeout(() => this.#finishClosing(connection), REFUSAL_FLUSH_MS));
+  }
+
+  #finishClosing(connection: NetConnection): void {
+    clearTimeout(this.#closing.get(connection));
+    this.#closing.delete(connection);
+    connection.close();
+  }
+
+  /** Output reached the kernel: a closing connection may go, the current one's watches fire. */
+  #drained(connection: NetConnection): void {
+    if (this.#closing.has(connection)) this.#finishClosing(connection);
+    else if (connection === this.#connection) this.#fireWatches();
   }
 
   #disconnected(connection: NetConnection): void {
+    // A connection closing after its last bytes: the peer went first, nothing is left to send.
+    if (this.#closing.has(connection)) this.#finishClosing(connection);
     if (this.#connection !== connection) return;
     this.#connection = null;
     this.#upgrade = null;
@@ -496,6 +510,7 @@ export class SocketChardev extends Chardev {
     this.#reconnectTimer = null;
     this.#watches.clear();
     for (const waiting of this.#waiting.splice(0)) waiting.close();
+    for (const closing of [...this.#closing.keys()]) this.#finishClosing(closing);
     const connection = this.#connection;
     this.#connection = null;
     connection?.close();
