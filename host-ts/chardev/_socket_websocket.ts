@@ -46,11 +46,10 @@ const badRequest = (reason: string) => refusal("400 Bad Request", reason, "Sec-W
  * 24-character key, `Host`, `Connection: Upgrade` and `Upgrade: websocket`; at most 4096 bytes
  * (else 403). The reasons are QEMU's texts.
  *
- * @example
+ * @example A request that has not ended yet
  * ```ts
  * const reader = new UpgradeRequestReader();
- * const request = reader.feed(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n..."));
- * // null until the blank line has come
+ * reader.feed(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")); // null: no blank line yet
  * ```
  */
 export class UpgradeRequestReader {

@@ -645,7 +645,7 @@ function addressFromQapi(addr: unknown): NetAddress | InheritedSocket {
  * @example QAPI defaults
  * ```ts
  * socketOptionsFromData({ addr: { type: "unix", data: { path: "/tmp/vm.sock" } } });
- * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536, access: "user" }
+ * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536, access: "user", telnet: false, tn3270: false, websocket: false }
  * ```
  */
 export function socketOptionsFromData(data: BackendData): SocketOptions {
