@@ -9,6 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import type { SocketChardev } from "../host-ts/chardev/socket.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { makeTestPki } from "./_tls_certs.ts";
+import * as fs from "node:fs";
 
 const { OPENED, CLOSED } = ChrEvent;
 
@@ -47,8 +49,8 @@ class Client {
     socket.on("error", () => {});
     cleanups.push(() => socket.terminate());
   }
-  static open(url: string, protocols: string[] = ["binary"]): Promise<Client> {
-    const socket = new WebSocket(url, protocols);
+  static open(url: string, protocols: string[] = ["binary"], options: WebSocket.ClientOptions = {}): Promise<Client> {
+    const socket = new WebSocket(url, protocols, options);
     const client = new Client(socket);
     return new Promise((resolve, reject) => {
       socket.once("open", () => resolve(client));
@@ -227,6 +229,23 @@ describe("socket websocket=on", () => {
     client.socket.send(Buffer.from([0x61, 0xff, 0xfd, 0x01, 0x62]));
     await until(() => h.readCount === 2);
     expect(h.take()).toBe("ab");
+  });
+
+  it("with tls-creds the upgrade and the frames go over TLS (wss), as QEMU layers them", async () => {
+    const pki = makeTestPki();
+    cleanups.push(() => pki.remove());
+    await reg.addObject(`tls-creds-x509,id=tls0,endpoint=server,dir=${pki.serverDir},verify-peer=off`);
+    const { port } = await websocketServer("w0", ",tls-creds=tls0");
+    const h = new FeHandler();
+    const fe = reg.attach("w0", h);
+    const client = await Client.open(`wss://127.0.0.1:${port}/`, ["binary"], { ca: fs.readFileSync(pki.caCert) });
+    await until(() => h.isOpen);
+    client.socket.send(Buffer.from("secret"));
+    await until(() => h.readCount === 6);
+    expect(h.take()).toBe("secret");
+    expect(fe.write(bytes("answer"))).toBe(6);
+    await until(() => client.messages.length === 1);
+    expect(client.messages[0]).toEqual({ data: Buffer.from("answer"), binary: true });
   });
 
   it("a websocket client is refused with QEMU's text, from -chardev and from QMP", async () => {
