@@ -1,15 +1,23 @@
-// Reading and writing one terminal fd (the master of a pty we spawned a program on, a serial
-// tty) through the runtime's pty primitives, which are plain non-blocking poll(2), read(2)
-// and write(2) and work on any terminal. As the pty chardev does (and QEMU's char-pty), we poll
-// on a timer: no runtime gives us readiness events for an arbitrary fd.
+// Reading and writing one terminal fd (a pty master, a serial tty) through the runtime's pty
+// primitives, which are plain non-blocking poll(2), read(2) and write(2) and work on any
+// terminal. As QEMU's char-pty does, we poll on a timer: no runtime gives us readiness events
+// for an arbitrary fd. One loop serves two kinds of terminal, told apart by the `peer` hook:
+// for a spawned program's pty or a tty, a hang-up is the end; for a bare pty (the `pty`
+// chardev), it only means nobody has the slave open now, and a peer may come (again) later.
 
 import { ERRNO } from "../errno.ts";
-import type { PtyPrimitives } from "../runtime/types.ts";
+import type { PtyPrimitives, PtyReadiness } from "../runtime/types.ts";
 import { Chardev } from "./_chardev.ts";
 import { writeUntilRefused } from "./_fd.ts";
 
-/** Polling pace while the fd is quiet. */
+/** Polling pace while the fd is quiet (and, for a peer terminal, while a peer is there). */
 const IDLE_POLL_MS = 10;
+/**
+ * How often a peer terminal without a peer looks for one. QEMU looks once a second; output to
+ * a peer that arrived is dropped until the poll sees it, and a poll(2) costs next to nothing,
+ * so we look four times a second.
+ */
+const ABSENT_PEER_POLL_MS = 250;
 /**
  * After a write a terminal usually answers at once (a shell echoes what was typed), so the
  * next poll comes sooner than the idle pace.
@@ -20,22 +28,35 @@ const WATCH_POLL_MS = 5;
 /** One read(2) takes at most this; a poll reads up to `READS_PER_POLL` times, then lets the event loop run. */
 const READ_CHUNK_BYTES = 4096;
 const READS_PER_POLL = 16;
+/** What a stopped terminal reads as: nobody there, nothing to read or write. */
+const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true };
+
+/** How a round of reads ended. */
+type ReadOutcome = "drained" | "ended" | "paused" | "more" | "stopped";
 
 /** What a `TerminalFd` tells its owner. */
 export interface TerminalFdHandlers {
   /** Bytes read; false when the holder is full, which pauses reading until `resume`. */
   input(data: Uint8Array): boolean;
   /**
-   * Nothing will come any more: read(2) answered end of file or an error other than EAGAIN
-   * (a pty master whose slave everyone closed answers EIO; so does a tty that was unplugged).
-   * Called once; polling has stopped.
+   * Without `peer`: nothing will come any more: read(2) answered end of file or an error other
+   * than EAGAIN (a pty master whose slave everyone closed answers EIO; so does a tty that was
+   * unplugged). Called once; polling has stopped.
    */
-  ended(): void;
+  ended?(): void;
   /**
    * A poll found nothing to read (EAGAIN), with nothing held back by a pause. The spawn chardev
    * uses it to tell that a finished program's output has all been read.
    */
   idle?(): void;
+  /**
+   * Present for a terminal whose other side comes and goes (a bare pty's slave): a hang-up
+   * then means "no peer now" (`left`, QEMU's CLOSED of patch 1/4), a poll without one a peer
+   * that arrived (`arrived`); polling never ends by itself, goes on while input is paused
+   * (to see a peer come and go), and reads whatever is there, peer or not (a peer that writes
+   * and leaves between two polls, `echo cmd > /dev/pts/N`, still reaches the holder).
+   */
+  peer?: { arrived(): void; left(): void };
 }
 
 /**
@@ -46,8 +67,8 @@ export class TerminalFd {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #paused = false;
   #stopped = false;
-  /** Pending watches: each one's cancel function and its callback. */
-  readonly #watches = new Map<() => void, () => void>();
+  /** With a `peer` hook: QEMU's `connected`, a peer has the slave open as of the last poll. */
+  #peerPresent = false;
 
   constructor(
     readonly pty: PtyPrimitives,
@@ -62,6 +83,11 @@ export class TerminalFd {
     return this.#stopped;
   }
 
+  /** With a `peer` hook: whether a peer has the terminal open, as of the last poll. */
+  get peerPresent(): boolean {
+    return this.#peerPresent;
+  }
+
   #schedule(delay: number): void {
     if (this.#stopped) return;
     clearTimeout(this.#timer);
@@ -70,49 +96,83 @@ export class TerminalFd {
 
   #poll = (): void => {
     this.#timer = undefined;
-    if (this.#stopped || this.#paused) return;
-    const state = this.pty.poll(this.fd);
-    // A hangup with nothing readable still reads once: that read reports the end (EIO or 0).
-    if (!state.readable && !state.hangup) {
-      this.handlers.idle?.();
-      this.#schedule(IDLE_POLL_MS);
+    if (this.#stopped) return;
+    if (this.handlers.peer) {
+      const state = this.#refreshPeer();
+      if (this.#stopped) return;
+      // Input still waiting after a full round of reads: come back at once, not after a pause.
+      this.#schedule(!this.#peerPresent ? ABSENT_PEER_POLL_MS : state.readable && !this.#paused ? 0 : IDLE_POLL_MS);
       return;
     }
-    for (let round = 0; round < READS_PER_POLL; round++) {
-      const got = this.pty.read(this.fd, READ_CHUNK_BYTES);
-      if (this.#stopped) return;
-      if (got === -ERRNO.EAGAIN) {
-        this.handlers.idle?.();
-        this.#schedule(IDLE_POLL_MS);
-        return;
-      }
-      if (typeof got === "number" || got.length === 0) {
-        this.#end();
-        return;
-      }
-      const more = this.handlers.input(got);
-      if (this.#stopped) return;
-      if (!more) {
-        this.#paused = true;
-        return;
-      }
+    if (this.#paused) return;
+    const state = this.pty.poll(this.fd);
+    // A hangup with nothing readable still reads once: that read reports the end (EIO or 0).
+    const outcome = state.readable || state.hangup ? this.#readRound() : "drained";
+    if (outcome === "drained") {
+      this.handlers.idle?.();
+      this.#schedule(IDLE_POLL_MS);
+    } else if (outcome === "ended") {
+      this.#end();
+    } else if (outcome === "more") {
+      // A full round of reads and still more: come back at once, after the event loop had a turn.
+      this.#schedule(0);
     }
-    // A full round of reads and still more: come back at once, after the event loop had a turn.
-    this.#schedule(0);
   };
 
+  /**
+   * One poll of a peer terminal, in the order things happened: a new peer is announced before
+   * its input, so a frontend answering that input reaches it through a hub; a peer that left
+   * is reported only after what it wrote is taken.
+   */
+  #refreshPeer(): PtyReadiness {
+    const peer = this.handlers.peer!;
+    let state = this.pty.poll(this.fd);
+    if (!state.hangup && !this.#peerPresent) {
+      this.#peerPresent = true;
+      peer.arrived();
+      // The holder may stop us from its event handler: the fd is closed (and maybe reused).
+      if (this.#stopped) return HUNG_UP;
+    }
+    if (state.readable && !this.#paused) {
+      // Whatever the outcome: here EIO or 0 only mean that the peer left and nothing is buffered.
+      this.#readRound();
+      if (this.#stopped) return HUNG_UP;
+      state = this.pty.poll(this.fd);
+    }
+    if (state.hangup && this.#peerPresent) {
+      this.#peerPresent = false;
+      peer.left();
+    }
+    return state;
+  }
+
+  /** Up to `READS_PER_POLL` reads, each handed to the holder. */
+  #readRound(): ReadOutcome {
+    for (let round = 0; round < READS_PER_POLL; round++) {
+      const got = this.pty.read(this.fd, READ_CHUNK_BYTES);
+      if (this.#stopped) return "stopped";
+      if (got === -ERRNO.EAGAIN) return "drained";
+      if (typeof got === "number" || got.length === 0) return "ended";
+      const more = this.handlers.input(got);
+      if (this.#stopped) return "stopped";
+      if (!more) {
+        this.#paused = true;
+        return "paused";
+      }
+    }
+    return "more";
+  }
+
   #end(): void {
-    const waiting = [...this.#watches.values()];
     this.stop();
-    this.handlers.ended();
-    // A writer waiting for room learns from its next write that there is none to wait for.
-    for (const callback of waiting) callback();
+    this.handlers.ended?.();
   }
 
   /** The holder can take input again. */
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    // Read what waited in the terminal now rather than at the next (possibly slow) poll.
     this.#schedule(0);
   }
 
@@ -123,45 +183,53 @@ export class TerminalFd {
   write(data: Uint8Array): number {
     if (this.#stopped) return -ERRNO.EIO;
     const done = writeUntilRefused((chunk) => this.pty.write(this.fd, chunk), data);
-    if (done > 0 && !this.#paused) this.#schedule(AFTER_WRITE_POLL_MS);
+    // A peer terminal keeps its own pace: its peer (a person at a terminal) is not a program
+    // that answers every write at once.
+    if (done > 0 && !this.#paused && !this.handlers.peer) this.#schedule(AFTER_WRITE_POLL_MS);
     return done;
   }
 
-  /** Calls `callback` once the terminal has room (POLLOUT) or has ended; returns a cancel function. */
-  addWatch(callback: () => void): () => void {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const cancel = (): void => {
-      clearTimeout(timer);
-      this.#watches.delete(cancel);
-    };
-    const check = (): void => {
-      if (this.pty.poll(this.fd).writable) {
-        cancel();
-        callback();
-      } else {
-        timer = setTimeout(check, WATCH_POLL_MS);
-      }
-    };
-    timer = setTimeout(check, 0);
-    this.#watches.set(cancel, callback);
-    return cancel;
+  /**
+   * For a watch: whether a write may go on now (POLLOUT). A peer terminal is refreshed first,
+   * so a peer that left is reported before the writer retries, and a hang-up counts as room
+   * (a write then drops its bytes, so it no longer waits).
+   */
+  writeMayProceed(): boolean {
+    if (!this.handlers.peer) return this.pty.poll(this.fd).writable;
+    const state = this.#refreshPeer();
+    return state.writable || state.hangup;
   }
 
-  /** Stops polling and cancels watches; the fd stays open. */
+  /** Stops polling (a peer terminal forgets its peer); the fd stays open. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#peerPresent = false;
     clearTimeout(this.#timer);
-    for (const cancel of [...this.#watches.keys()]) cancel();
   }
 }
 
 /**
- * A chardev whose I/O is one `TerminalFd` (spawn, serial): output is written to it, input
- * resumes through it, and a watch waits on it. Subclasses set `io` in their constructor.
+ * A chardev whose I/O is one `TerminalFd` (pty, spawn, serial): output is written to it, input
+ * resumes through it, and a watch polls it for room on the chardev's watch list. Subclasses
+ * set `io` in their constructor with `openTerminal`.
  */
 export abstract class TerminalFdChardev extends Chardev {
   protected abstract readonly io: TerminalFd;
+
+  /**
+   * A `TerminalFd` on `fd` whose end also wakes every writer waiting on a watch, after the
+   * owner heard of it: the writer learns from its next write that there is no room to wait for.
+   */
+  protected openTerminal(pty: PtyPrimitives, fd: number, handlers: TerminalFdHandlers): TerminalFd {
+    return new TerminalFd(pty, fd, {
+      ...handlers,
+      ended: () => {
+        handlers.ended?.();
+        this.fireWatches();
+      },
+    });
+  }
 
   protected override resumeInput(): void {
     this.io.resume();
@@ -172,7 +240,22 @@ export abstract class TerminalFdChardev extends Chardev {
     return this.io.write(data);
   }
 
+  /**
+   * Calls `callback` once the terminal has room or has ended. A terminal that was stopped
+   * (removed, or its program finished) leaves its watches waiting, silent, until the chardev
+   * is destroyed.
+   */
   override addWatch(callback: () => void): () => void {
-    return this.io.addWatch(callback);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cancel = this.addToWatchList(callback, () => clearTimeout(timer));
+    const check = (): void => {
+      if (this.io.stopped) return;
+      const room = this.io.writeMayProceed();
+      if (this.io.stopped) return;
+      if (!room) timer = setTimeout(check, WATCH_POLL_MS);
+      else if (cancel()) callback();
+    };
+    timer = setTimeout(check, 0);
+    return cancel;
   }
 }

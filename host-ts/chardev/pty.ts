@@ -7,26 +7,10 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import type { PtyPair, PtyPrimitives, PtyReadiness } from "../runtime/types.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import type { PtyPair, PtyPrimitives } from "../runtime/types.ts";
+import type { ChardevContext, ChardevDriver } from "./_chardev.ts";
 import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
-import { writeUntilRefused } from "./_fd.ts";
-
-/**
- * How often a pty without a peer looks for one. QEMU looks once a second; output to a peer
- * that arrived is dropped until the poll sees it, and a poll(2) costs next to nothing, so we
- * look four times a second.
- */
-const DISCONNECTED_POLL_MS = 250;
-/** With a peer, the poll is also how input arrives, so it runs often. */
-const CONNECTED_POLL_MS = 10;
-/** A watch waits for room in the pty (POLLOUT) at this pace. */
-const WATCH_POLL_MS = 5;
-/** One read(2) takes at most this; a poll reads up to `READS_PER_POLL` times, then lets the event loop run. */
-const READ_CHUNK_BYTES = 4096;
-const READS_PER_POLL = 16;
-/** What a destroyed pty reads as: nobody there, nothing to read or write. */
-const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true };
+import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 
 /**
  * A `pty` chardev: the master side of a pty pair.
@@ -42,7 +26,7 @@ const HUNG_UP: PtyReadiness = { readable: false, writable: false, hangup: true }
  * // in a shell: socat - /tmp/console,raw,echo=0
  * ```
  */
-export class PtyChardev extends Chardev {
+export class PtyChardev extends TerminalFdChardev {
   readonly kind = "pty";
   /** The slave's device path (`/dev/pts/N`): what a peer opens. QMP's `chardev-add` returns it as `pty`. */
   readonly slavePath: string;
@@ -50,12 +34,7 @@ export class PtyChardev extends Chardev {
   readonly linkPath: string | undefined;
   readonly #pty: PtyPrimitives;
   readonly #fd: number;
-  /** QEMU's `connected`: a peer has the slave open, as of the last poll. */
-  #connected = false;
-  /** The holder is full: input stays in the pty until `resumeInput`. */
-  #inputPaused = false;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #watchCancels = new Set<() => void>();
+  protected readonly io: TerminalFd;
   #destroyed = false;
 
   constructor(id: string, context: ChardevContext, pty: PtyPrimitives, pair: PtyPair, linkPath?: string) {
@@ -64,7 +43,14 @@ export class PtyChardev extends Chardev {
     this.#fd = pair.fd;
     this.slavePath = pair.slavePath;
     this.linkPath = linkPath;
-    this.#pollAndReschedule();
+    // A hang-up is no peer, not the end: OPENED when one arrives, CLOSED when it leaves.
+    this.io = this.openTerminal(pty, pair.fd, {
+      input: (data) => this.deliverInput(data),
+      peer: {
+        arrived: () => this.emitEvent(ChrEvent.OPENED),
+        left: () => this.emitEvent(ChrEvent.CLOSED),
+      },
+    });
   }
 
   /** QEMU's `query-chardev` filename: `pty:/dev/pts/N`. */
@@ -74,66 +60,7 @@ export class PtyChardev extends Chardev {
 
   /** Whether a peer has the slave open, as of the last poll. */
   get connected(): boolean {
-    return this.#connected;
-  }
-
-  #pollAndReschedule = (): void => {
-    this.#pollTimer = undefined;
-    if (this.#destroyed) return;
-    const readMore = this.#refresh().readable && !this.#inputPaused;
-    if (this.#destroyed) return; // the holder removed us while hearing an event
-    // Input still waiting after a full round of reads: come back at once, not after a pause.
-    this.#schedulePoll(!this.#connected ? DISCONNECTED_POLL_MS : readMore ? 0 : CONNECTED_POLL_MS);
-  };
-
-  /** One poll timer at most: a holder's handler may ask for an early poll in the middle of one. */
-  #schedulePoll(delayMs: number): void {
-    clearTimeout(this.#pollTimer);
-    this.#pollTimer = setTimeout(this.#pollAndReschedule, delayMs);
-  }
-
-  /**
-   * One poll, in the order things happened: a new peer is announced (OPENED) before its input,
-   * so a frontend answering that input reaches it through a hub; a peer that left is reported
-   * (CLOSED) only after what it wrote is taken.
-   */
-  #refresh(): PtyReadiness {
-    let state = this.#pty.poll(this.#fd);
-    if (!state.hangup && !this.#connected) {
-      this.#connected = true;
-      this.emitEvent(ChrEvent.OPENED);
-      // A holder may destroy us from its event handler: the fd is closed (and maybe reused).
-      if (this.#destroyed) return HUNG_UP;
-    }
-    // Input is taken whenever it is there, connected or not: a peer that writes and leaves
-    // between two polls (`echo cmd > /dev/pts/N`) still reaches the frontend.
-    if (state.readable && !this.#inputPaused) {
-      this.#readAvailable();
-      if (this.#destroyed) return HUNG_UP;
-      state = this.#pty.poll(this.#fd);
-    }
-    if (state.hangup && this.#connected) {
-      this.#connected = false;
-      this.emitEvent(ChrEvent.CLOSED);
-    }
-    return state;
-  }
-
-  #readAvailable(): void {
-    for (let round = 0; round < READS_PER_POLL && !this.#inputPaused && !this.#destroyed; round++) {
-      const got = this.#pty.read(this.#fd, READ_CHUNK_BYTES);
-      // -EAGAIN: nothing left; -EIO: the peer left and nothing is buffered; 0: the same on some systems.
-      if (typeof got === "number" || got.length === 0) return;
-      if (!this.deliverInput(got)) this.#inputPaused = true;
-    }
-  }
-
-  protected override resumeInput(): void {
-    if (!this.#inputPaused) return;
-    this.#inputPaused = false;
-    if (this.#destroyed) return;
-    // Read what waited in the pty now rather than at the next (possibly slow) poll.
-    this.#schedulePoll(0);
+    return this.io.peerPresent;
   }
 
   /**
@@ -141,56 +68,22 @@ export class PtyChardev extends Chardev {
    * -EAGAIN when none were). Without one, as in QEMU, the bytes are reported written and
    * dropped, unless a peer arrived since the last poll: QEMU checks first, and so do we.
    */
-  protected writeOut(data: Uint8Array): number {
-    if (!this.#connected) {
+  protected override writeOut(data: Uint8Array): number {
+    if (!this.io.peerPresent) {
       const state = this.#pty.poll(this.#fd);
-      if (!state.hangup && state.writable) this.#writeSome(data);
+      if (!state.hangup && state.writable) this.io.write(data);
       return data.length;
     }
-    return this.#writeSome(data);
-  }
-
-  #writeSome(data: Uint8Array): number {
-    return writeUntilRefused((chunk) => this.#pty.write(this.#fd, chunk), data);
-  }
-
-  /**
-   * Calls `callback` once the pty has room again (POLLOUT) or the peer left (a write then
-   * drops its bytes, so it no longer waits).
-   */
-  override addWatch(callback: () => void): () => void {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const cancel = (): void => {
-      clearTimeout(timer);
-      this.#watchCancels.delete(cancel);
-    };
-    const check = (): void => {
-      // A full refresh, so a peer that left is reported CLOSED before the writer retries.
-      if (this.#destroyed) return;
-      const state = this.#refresh();
-      if (this.#destroyed) return;
-      if (state.writable || state.hangup) {
-        cancel();
-        callback();
-      } else {
-        timer = setTimeout(check, WATCH_POLL_MS);
-      }
-    };
-    timer = setTimeout(check, 0);
-    this.#watchCancels.add(cancel);
-    return cancel;
+    return this.io.write(data);
   }
 
   /** Stops polling and closes the master; a connected peer is reported gone (QEMU's finalize). */
   override async destroy(): Promise<void> {
     if (!this.#destroyed) {
       this.#destroyed = true;
-      clearTimeout(this.#pollTimer);
-      for (const cancel of [...this.#watchCancels]) cancel();
-      if (this.#connected) {
-        this.#connected = false;
-        this.emitEvent(ChrEvent.CLOSED);
-      }
+      const hadPeer = this.io.peerPresent;
+      this.io.stop();
+      if (hadPeer) this.emitEvent(ChrEvent.CLOSED);
       this.#pty.close(this.#fd);
       // Only a link that still leads to our slave: another chardev-hub may own the path now.
       const link = this.linkPath === undefined ? undefined : this.#pty.inspectLink(this.linkPath);

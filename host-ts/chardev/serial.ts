@@ -11,7 +11,7 @@ import { registerOptionKeys } from "../options.ts";
 import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
+import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
 /** `serial`'s options (QEMU's ChardevHostdev, plus `speed`). */
@@ -60,7 +60,7 @@ export class SerialChardev extends TerminalFdChardev {
     super(id, context);
     this.#pty = context.runtime.pty!;
     this.#fd = fd;
-    this.io = new TerminalFd(this.#pty, fd, {
+    this.io = this.openTerminal(this.#pty, fd, {
       input: (data) => this.deliverInput(data),
       ended: () => this.#release(),
     });

@@ -11,7 +11,7 @@ import { registerOptionKeys } from "../options.ts";
 import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
 import type { ProcessExit, ProcessPrimitives, PtyPrimitives, SpawnedProcess } from "../runtime/types.ts";
 import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
-import { TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
+import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
 /** `spawn`'s options (ours). */
@@ -127,7 +127,7 @@ export class SpawnChardev extends TerminalFdChardev {
       env: context.runtime.process!.env("TERM") ? {} : { TERM: DEFAULT_TERM },
     });
     this.pid = this.#child.pid;
-    this.io = new TerminalFd(this.#pty, masterFd, {
+    this.io = this.openTerminal(this.#pty, masterFd, {
       input: (data) => this.deliverInput(data),
       ended: () => this.#finish(),
       idle: () => {
