@@ -13,7 +13,11 @@ export class PipeChardev extends FdChardev {
 
   /** Non-blocking: a full pipe answered EAGAIN, and the runtime says when it drains. */
   override addWatch(callback: () => void): () => void {
-    return this.context.runtime.watchWritable(this.outFd, callback);
+    let stopWatching: (() => void) | undefined;
+    // On the watch list, so removing the pipe also ends the runtime's wait on its fd.
+    const cancel = this.addToWatchList(callback, () => stopWatching?.());
+    stopWatching = this.context.runtime.watchWritable(this.outFd, () => cancel() && callback());
+    return cancel;
   }
 }
 
