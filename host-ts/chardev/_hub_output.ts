@@ -38,6 +38,12 @@ export interface HubOutputHost {
   fail(entry: HubEntry, result: number): void;
   /** An `evict` backend stalled past its `stallMs`: detach it and tell it why. */
   evict(entry: HubEntry): void;
+  /** Puts a writer's watch on the hub's watch list (the Chardev base's); the cancel says whether it was still waiting. */
+  addWriterWatch(callback: () => void): () => boolean;
+  /** Calls every writer's watch once and forgets them (each asks again if still blocked). */
+  wakeWriters(): void;
+  /** Whether any writer waits. */
+  readonly writersWaiting: boolean;
 }
 
 /** A backend's output counters, as `HubBackendStats` reports them. */
@@ -100,11 +106,4 @@ export interface HubOutput {
   counters(slot: number, open: boolean): HubOutputCounters;
   /** Frees the core's books; nothing may be called after. */
   free(): void;
-}
-
-/** Calls every watch once and forgets them all (each asks again if still blocked). */
-export function wakeWatches(watches: Set<() => void>): void {
-  const waiting = [...watches];
-  watches.clear();
-  for (const watch of waiting) watch();
 }

@@ -8,7 +8,7 @@
 import type { BcastWriter } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost, wakeWatches } from "./_hub_output.ts";
+import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
 
 /** A backend with no watch of its own is retried after this long. */
 const RETRY_WITHOUT_WATCH_MS = 5;
@@ -25,8 +25,6 @@ export class RingOutput implements HubOutput {
   #blockedNow: HubEntry[] = [];
   /** Backends whose write failed for good during the current drain, with the errno. */
   #failedNow: [HubEntry, number][] = [];
-  /** Writers waiting for room in the ring. */
-  readonly #writerWatches = new Set<() => void>();
 
   constructor(
     private readonly host: HubOutputHost,
@@ -118,7 +116,7 @@ export class RingOutput implements HubOutput {
     this.#failedNow = [];
     for (const [entry, errno] of failed) this.host.fail(entry, errno);
     for (const entry of blocked) if (!entry.failure) this.#waitForBackend(entry);
-    if (this.#writerWatches.size > 0 && core.bcastWritable(this.#ring()) > 0) wakeWatches(this.#writerWatches);
+    if (this.host.writersWaiting && core.bcastWritable(this.#ring()) > 0) this.host.wakeWriters();
   }
 
   #waitForBackend(entry: HubEntry): void {
@@ -145,8 +143,7 @@ export class RingOutput implements HubOutput {
   /** No watch while the ring has room; else one woken by the drain that makes room. */
   addWatch(callback: () => void): (() => void) | null {
     if (this.host.core.bcastWritable(this.#ring()) > 0) return null;
-    this.#writerWatches.add(callback);
-    return () => this.#writerWatches.delete(callback);
+    return this.host.addWriterWatch(callback);
   }
 
   streamPosition(): number {

@@ -4,15 +4,13 @@
 import { ChardevError } from "../errors.ts";
 import type { ChrEvent } from "../events.ts";
 import { QEMU_MAX_HUB } from "../options.ts";
-import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost, wakeWatches } from "./_hub_output.ts";
+import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
 
 /** The hub's output through the core's write-to-all loop, exactly as QEMU. */
 export class WriteAllOutput implements HubOutput {
   readonly isRing = false;
   readonly countsOpenEvents = true;
   readonly address: number;
-  /** The watches writers wait on, so the hub can wake them if the blocked backend leaves first. */
-  readonly #writerWatches = new Set<() => void>();
 
   constructor(private readonly host: HubOutputHost) {
     this.address = host.core.hubNew(QEMU_MAX_HUB);
@@ -63,7 +61,7 @@ export class WriteAllOutput implements HubOutput {
 
   spaceFreed(): void {
     // Not from inside the caller: a woken writer writes at once.
-    if (this.#writerWatches.size > 0) queueMicrotask(() => wakeWatches(this.#writerWatches));
+    if (this.host.writersWaiting) queueMicrotask(() => this.host.wakeWriters());
   }
 
   /** Every write is done by the time it returns: nothing to flush. */
@@ -76,19 +74,20 @@ export class WriteAllOutput implements HubOutput {
     if (!entry) return null;
     // The blocked backend's watch, or the hub's own wake-up should that backend leave first.
     let cancelBackendWatch: (() => void) | null = null;
+    let cancelHubWatch: (() => boolean) | null = null;
     let fired = false;
     const fire = () => {
       if (fired) return;
       fired = true;
-      this.#writerWatches.delete(fire);
+      cancelHubWatch?.();
       cancelBackendWatch?.();
       callback();
     };
     cancelBackendWatch = entry.chardev.addWatch(fire);
     if (!cancelBackendWatch) return null;
-    this.#writerWatches.add(fire);
+    cancelHubWatch = this.host.addWriterWatch(fire);
     return () => {
-      this.#writerWatches.delete(fire);
+      cancelHubWatch?.();
       cancelBackendWatch?.();
     };
   }

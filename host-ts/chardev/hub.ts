@@ -166,11 +166,18 @@ export class HubChardev extends Chardev {
       inputIdleMs: options.inputIdleMs ?? DEFAULT_INPUT_IDLE_MS,
     };
     const core = context.core;
+    const hub = this;
     const host: HubOutputHost = {
       core,
       entryAt: (slot) => this.#entries.get(slot),
       fail: (entry, result) => this.#fail(entry, result),
       evict: (entry) => this.#evict(entry),
+      // Writers wait on the one watch list every chardev has (the base's).
+      addWriterWatch: (callback) => this.addToWatchList(callback),
+      wakeWriters: () => this.fireWatches(),
+      get writersWaiting() {
+        return hub.watchesWaiting;
+      },
     };
     this.#output = this.isRing ? new RingOutput(host, this.options.ring) : new WriteAllOutput(host);
     hubsOf(core).set(this.#output.address, this);
