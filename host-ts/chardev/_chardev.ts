@@ -7,7 +7,8 @@ import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName, negativeErrno } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostRuntime, LogSink } from "../runtime/types.ts";
-import type { OptionSchema } from "../option_schema.ts";
+import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { registerOptionKeys } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import type { TlsCredsX509 } from "../tls_creds.ts";
 import { LossNotes } from "./_fd.ts";
@@ -74,6 +75,27 @@ export interface ChardevDriver {
   fromOptions(options: Map<string, string>): BackendData;
   /** Opens the chardev from checked QAPI data. May throw ChardevError; must leave nothing behind when it does. */
   open(id: string, data: BackendData, context: ChardevContext, typeName?: string): Chardev | Promise<Chardev>;
+}
+
+/** What a kind declares: its driver less what its option schema gives. */
+export type DriverDeclaration = Omit<ChardevDriver, "options" | "fields" | "fromOptions"> & {
+  readonly options: OptionSchema;
+  /** Its own parse hook, for rules across keys; by default the schema's (`dataFromOptions`). */
+  fromOptions?: ChardevDriver["fromOptions"];
+};
+
+/**
+ * A kind's driver from its declaration: its keys become valid on the command line, its QAPI
+ * `fields` and (unless it has its own) its parse hook come from its option schema, so a new key
+ * is written once, in the schema.
+ */
+export function defineDriver(declaration: DriverDeclaration): ChardevDriver {
+  registerOptionKeys(...optionKeys(declaration.options));
+  return {
+    fromOptions: (options) => dataFromOptions(declaration.options, options),
+    ...declaration,
+    fields: qapiFields(declaration.options),
+  };
 }
 
 /**

@@ -3,9 +3,8 @@
 // otherwise (QEMU creates 0666 less the umask: a console log is nobody else's business).
 
 import { ChardevError } from "../errors.ts";
-import { registerOptionKeys } from "../options.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
-import type { ChardevDriver } from "./_chardev.ts";
+import type { OptionSchema } from "../option_schema.ts";
+import { defineDriver } from "./_chardev.ts";
 import { openOrThrow } from "./_fd.ts";
 import { FdChardev } from "./_fd_chardev.ts";
 
@@ -29,7 +28,6 @@ export const fileOptions: OptionSchema = [
   { key: "append", type: "bool", default: "off", help: "append to the file instead of truncating it" },
   { key: "mode", type: "string", default: "0600", help: "permissions of a file it creates (octal, less the umask); an existing file keeps its own" },
 ];
-registerOptionKeys(...optionKeys(fileOptions));
 
 /**
  * `mode=` as octal permission bits (`0640`, `600`): owner, group and others only, since a
@@ -48,11 +46,9 @@ function parseFileMode(text: string): number {
  * on the command line). `mode` is open(2)'s: the umask still applies, and a file that exists
  * already keeps its permissions.
  */
-export const fileDriver: ChardevDriver = {
+export const fileDriver = defineDriver({
   type: "file",
   options: fileOptions,
-  fields: qapiFields(fileOptions),
-  fromOptions: (options) => dataFromOptions(fileOptions, options),
   open(id, data, context) {
     const out = data.out as string | undefined;
     if (!out) throw new ChardevError("MISSING_PARAMETER", "Parameter 'out' is missing");
@@ -69,4 +65,4 @@ export const fileDriver: ChardevDriver = {
     }
     return new FileChardev(id, context, out, outFd, inFd);
   },
-};
+});

@@ -14,10 +14,10 @@ import type { Core, RingPolicy } from "../core.ts";
 import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { listOption, parseSize, QEMU_MAX_HUB, registerOptionKeys } from "../options.ts";
-import { optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { listOption, parseSize, QEMU_MAX_HUB } from "../options.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
-import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
+import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
@@ -632,12 +632,10 @@ export const hubOptions: OptionSchema = [
   { key: "mode.N", via: "options.ID.mode", type: "string", values: ["rw", "ro"], default: "rw", help: "a read-only backend only watches: its input and its BREAKs are discarded and counted (`inputDiscarded`, `eventsDiscarded`), and the command takes no window size from it" },
   { member: "options", type: "object", help: "QMP: the per-backend keys by chardev id, `{ID: {policy, lag-limit, stall-ms, replay, mode}}`" },
 ];
-registerOptionKeys(...optionKeys(hubOptions));
 
-export const hubDriver: ChardevDriver = {
+export const hubDriver = defineDriver({
   type: "hub",
   options: hubOptions,
-  fields: qapiFields(hubOptions),
   fromOptions(options) {
     const chardevs = listOption(options, "chardevs");
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
@@ -696,4 +694,4 @@ export const hubDriver: ChardevDriver = {
     }
     return hub;
   },
-};
+});

@@ -5,8 +5,8 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { Chardev, type ChardevContext, type ChardevDriver, type ChardevUser } from "./_chardev.ts";
-import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { quoteInput } from "../limits.ts";
 
 /** QEMU's MAX_MUX. */
@@ -218,11 +218,9 @@ export const muxOptions: OptionSchema = [
   { key: "chardev", type: "string", required: true, help: "the chardev behind the mux (what mux=on makes: ID-base behind mux ID)" },
 ];
 
-export const muxDriver: ChardevDriver = {
+export const muxDriver = defineDriver({
   type: "mux",
   options: muxOptions,
-  fields: qapiFields(muxOptions),
-  fromOptions: (options) => dataFromOptions(muxOptions, options),
   open(id, data, context) {
     const baseId = data.chardev as string | undefined;
     if (!baseId) throw new ChardevError("MISSING_PARAMETER", "Parameter 'chardev' is missing");
@@ -232,4 +230,4 @@ export const muxDriver: ChardevDriver = {
     if (base.isBusy()) throw new ChardevError("IN_USE", `chardev '${quoteInput(baseId)}' is already in use`);
     return new MuxChardev(id, context, base);
   },
-};
+});

@@ -2,8 +2,8 @@
 // non-blocking so a full pipe answers EAGAIN and the hub's watch waits for it.
 
 import { ChardevError } from "../errors.ts";
-import type { ChardevContext, ChardevDriver } from "./_chardev.ts";
-import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { type ChardevContext, defineDriver } from "./_chardev.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { openOrThrow } from "./_fd.ts";
 import { FdChardev } from "./_fd_chardev.ts";
 
@@ -34,11 +34,9 @@ export const pipeOptions: OptionSchema = [
   { key: "path", member: "device", type: "string", required: true, missing: "chardev: pipe: no filename given", help: "FIFOs PATH.in and PATH.out, else PATH both ways" },
 ];
 
-export const pipeDriver: ChardevDriver = {
+export const pipeDriver = defineDriver({
   type: "pipe",
   options: pipeOptions,
-  fields: qapiFields(pipeOptions),
-  fromOptions: (options) => dataFromOptions(pipeOptions, options),
   open(id, data, context) {
     const device = data.device as string | undefined;
     if (!device) throw new ChardevError("MISSING_PARAMETER", "Parameter 'device' is missing");
@@ -51,4 +49,4 @@ export const pipeDriver: ChardevDriver = {
     }
     return new PipeChardev(id, context, device, outFd, inFd);
   },
-};
+});

@@ -8,8 +8,8 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { PtyPair, PtyPrimitives } from "../runtime/types.ts";
-import type { ChardevContext, ChardevDriver } from "./_chardev.ts";
-import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
+import { type ChardevContext, defineDriver } from "./_chardev.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 
 /**
@@ -132,11 +132,9 @@ export const ptyOptions: OptionSchema = [
  * With `path`, LINK becomes a symlink to the slave; a stale link there is replaced, a live
  * one or any other file refused (see `linkToSlave`).
  */
-export const ptyDriver: ChardevDriver = {
+export const ptyDriver = defineDriver({
   type: "pty",
   options: ptyOptions,
-  fields: qapiFields(ptyOptions),
-  fromOptions: (options) => dataFromOptions(ptyOptions, options),
   open(id, data, context) {
     const pty = context.runtime.pty;
     if (!pty) throw new ChardevError("UNSUPPORTED", `chardev: pty: this runtime (${context.runtime.name}) has no ptys`);
@@ -158,4 +156,4 @@ export const ptyDriver: ChardevDriver = {
     }
     return new PtyChardev(id, context, pty, pair, linkPath);
   },
-};
+});

@@ -3,9 +3,9 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { checkCoreRoom, MAX_RINGBUF_BYTES } from "../limits.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
 
 /** QEMU's default ring size. */
 const DEFAULT_RINGBUF_SIZE = 65536;
@@ -60,12 +60,10 @@ export const ringbufOptions: OptionSchema = [
   { key: "size", type: "size", default: "64K", min: 1, max: MAX_RINGBUF_BYTES, help: "the ring's size in bytes, a power of two; read it with QMP ringbuf-read" },
 ];
 
-export const ringbufDriver: ChardevDriver = {
+export const ringbufDriver = defineDriver({
   type: "ringbuf",
   aliases: ["memory"],
   options: ringbufOptions,
-  fields: qapiFields(ringbufOptions),
-  fromOptions: (options) => dataFromOptions(ringbufOptions, options),
   open(id, data, context, typeName) {
     const size = (data.size as number | undefined) ?? DEFAULT_RINGBUF_SIZE;
     // QEMU's text for a size that is not a power of two; ours for one past the core's limit.
@@ -78,4 +76,4 @@ export const ringbufDriver: ChardevDriver = {
     checkCoreRoom("ringbuf", "size", size, context.core.view(0, 0).buffer.byteLength);
     return new RingbufChardev(id, context, size, typeName === "memory" ? "memory" : "ringbuf");
   },
-};
+});

@@ -7,10 +7,9 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { registerOptionKeys } from "../options.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import type { PtyPrimitives } from "../runtime/types.ts";
-import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { type ChardevContext, defineDriver } from "./_chardev.ts";
 import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
@@ -19,7 +18,6 @@ export const serialOptions: OptionSchema = [
   { key: "path", member: "device", type: "string", required: true, missing: "chardev: serial/tty: no device path given", help: "the tty, e.g. /dev/ttyUSB0 (set raw, non-blocking)" },
   { key: "speed", type: "integer", unit: "bit/s", default: "left as it is", help: "line speed in bit/s, one termios can set (50 ... 4000000)" },
 ];
-registerOptionKeys(...optionKeys(serialOptions));
 
 /** The line speeds termios can express (POSIX's, then Linux's extensions), in bits per second. */
 export const SERIAL_SPEEDS: readonly number[] = [
@@ -121,12 +119,10 @@ function describeFailure(exit: { code: number | null; signal: string | null }): 
 }
 
 /** `-chardev serial,id=ID,path=DEVICE[,speed=BPS]`; QMP `{ type: "serial", data: { device, speed? } }` (QEMU's ChardevHostdev, plus `speed`). */
-export const serialDriver: ChardevDriver = {
+export const serialDriver = defineDriver({
   type: "serial",
   aliases: ["tty"],
   options: serialOptions,
-  fields: qapiFields(serialOptions),
-  fromOptions: (options) => dataFromOptions(serialOptions, options),
   open(id, data, context) {
     const path = data.device as string | undefined;
     if (path === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'device' is missing");
@@ -136,4 +132,4 @@ export const serialDriver: ChardevDriver = {
     }
     return SerialChardev.open(id, context, path, speed ?? null);
   },
-};
+});

@@ -7,10 +7,9 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { registerOptionKeys } from "../options.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import type { ProcessExit, ProcessPrimitives, PtyPrimitives, SpawnedProcess } from "../runtime/types.ts";
-import { type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { type ChardevContext, defineDriver } from "./_chardev.ts";
 import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 import { quoteInput } from "../limits.ts";
 
@@ -21,7 +20,6 @@ export const spawnOptions: OptionSchema = [
   { key: "cols", type: "integer", default: "80", min: 1, max: 65535, help: "window size: columns (follows a web tab's size and, with a stdio chardev, the terminal's)" },
   { key: "rows", type: "integer", default: "24", min: 1, max: 65535, help: "window size: rows" },
 ];
-registerOptionKeys(...optionKeys(spawnOptions));
 
 /** Columns of a terminal when nobody says otherwise, as a VT100's. */
 export const DEFAULT_COLS = 80;
@@ -291,11 +289,9 @@ function dimension(key: string, value: unknown, fallback: number): number {
  * `-chardev spawn,id=ID,cmd=PROGRAM[,args.0=ARG,...][,cols=N][,rows=N]`, QMP
  * `{ type: "spawn", data: { cmd, args?, cols?, rows? } }`.
  */
-export const spawnDriver: ChardevDriver = {
+export const spawnDriver = defineDriver({
   type: "spawn",
   options: spawnOptions,
-  fields: qapiFields(spawnOptions),
-  fromOptions: (options) => dataFromOptions(spawnOptions, options),
   open(id, data, context) {
     const command = data.cmd as string | undefined;
     if (command === undefined) throw new ChardevError("MISSING_PARAMETER", "Parameter 'cmd' is missing");
@@ -307,4 +303,4 @@ export const spawnDriver: ChardevDriver = {
       rows: dimension("rows", data.rows, DEFAULT_ROWS),
     });
   },
-};
+});

@@ -3,9 +3,9 @@
 
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import { dataFromOptions, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import type { InputSource, StdioPrimitives } from "../runtime/types.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
 
 const CTRL_C = 0x03;
 
@@ -63,11 +63,9 @@ export const stdioOptions: OptionSchema = [
   { key: "signal", type: "bool", default: "on", help: "Ctrl-C ends the program (off: it is passed on as a byte)" },
 ];
 
-export const stdioDriver: ChardevDriver = {
+export const stdioDriver = defineDriver({
   type: "stdio",
   options: stdioOptions,
-  fields: qapiFields(stdioOptions),
-  fromOptions: (options) => dataFromOptions(stdioOptions, options),
   open(id, data, context) {
     const stdio = context.runtime.stdio;
     if (!stdio) throw new ChardevError("UNSUPPORTED", `chardev: stdio: this runtime (${context.runtime.name}) has no terminal`);
@@ -75,4 +73,4 @@ export const stdioDriver: ChardevDriver = {
     stdioInUse = true;
     return new StdioChardev(id, context, stdio, (data.signal as boolean | undefined) ?? true);
   },
-};
+});

@@ -16,18 +16,16 @@
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { registerOptionKeys } from "../options.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS, quoteInput } from "../limits.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { Chardev, type BackendData, type ChardevContext, defineDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
 import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
-
 
 /**
  * Where the server listens unless `host=` says otherwise: this machine only, since whoever
@@ -581,18 +579,15 @@ export const webOptions: OptionSchema = [
   { key: "access", type: "string", values: ["user", "any"], default: "user", help: "on loopback, only our own uid's connections (Linux), or anyone" },
   { key: "tls-creds", type: "string", help: "HTTPS and WSS with the tls-creds-x509 object of that id (endpoint=server)" },
 ];
-registerOptionKeys(...optionKeys(webOptions));
 
 /**
  * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
  * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]
  * [,tls-creds=ID]`.
  */
-export const webDriver: ChardevDriver = {
+export const webDriver = defineDriver({
   type: "web",
   options: webOptions,
-  fields: qapiFields(webOptions),
-  fromOptions: (options) => dataFromOptions(webOptions, options),
   open: (id, data, context) =>
     WebChardev.open(id, context, {
       host: data.host as string | undefined,
@@ -605,4 +600,4 @@ export const webDriver: ChardevDriver = {
       access: data.access === undefined ? undefined : parsePeerAccess("web", data.access as string),
       tlsCreds: data["tls-creds"] as string | undefined,
     }),
-};
+});

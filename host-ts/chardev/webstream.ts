@@ -12,16 +12,14 @@
 import { ChardevError } from "../errors.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { registerOptionKeys } from "../options.ts";
-import { dataFromOptions, optionKeys, qapiFields, type OptionSchema } from "../option_schema.ts";
+import type { OptionSchema } from "../option_schema.ts";
 import { checkSize, MAX_CLIENT_BUFFER_BYTES } from "../limits.ts";
-import { Chardev, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
 
 /** `webstream`'s options (ours). */
 export const webStreamOptions: OptionSchema = [
   { key: "high-water-mark", type: "size", default: "64K", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held for a slow reader before writes answer EAGAIN" },
 ];
-registerOptionKeys(...optionKeys(webStreamOptions));
 
 /** Output bytes queued for `readable` before writes answer EAGAIN: a Linux pipe's capacity. */
 export const DEFAULT_WEBSTREAM_HIGH_WATER_MARK = 64 * 1024;
@@ -135,15 +133,13 @@ export class WebStreamChardev extends Chardev {
   }
 }
 
-export const webStreamDriver: ChardevDriver = {
+export const webStreamDriver = defineDriver({
   type: "webstream",
   options: webStreamOptions,
-  fields: qapiFields(webStreamOptions),
-  fromOptions: (options) => dataFromOptions(webStreamOptions, options),
   open(id, data, context) {
     const highWaterMark = (data["high-water-mark"] as number | undefined) ?? DEFAULT_WEBSTREAM_HIGH_WATER_MARK;
     if (highWaterMark < 1) throw new ChardevError("INVALID_VALUE", "webstream: 'high-water-mark' must be at least 1");
     checkSize("webstream", "high-water-mark", highWaterMark, MAX_CLIENT_BUFFER_BYTES, 1);
     return new WebStreamChardev(id, context, highWaterMark);
   },
-};
+});
