@@ -11,6 +11,8 @@ import type { SocketChardev } from "../host-ts/chardev/socket.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { makeTestPki } from "./_tls_certs.ts";
 import * as fs from "node:fs";
+import fc from "fast-check";
+import { UpgradeRequestReader, WebSocketFrameDecoder } from "../host-ts/chardev/_socket_websocket.ts";
 
 const { OPENED, CLOSED } = ChrEvent;
 
@@ -253,5 +255,93 @@ describe("socket websocket=on", () => {
     const qmp = { id: "c1", backend: { type: "socket", data: { addr: { type: "inet", data: { host: "127.0.0.1", port: "1" } }, server: false, websocket: true } } };
     expect((await errorOf(() => reg.add(qmp))).message).toBe("Websocket client is not implemented");
     expect(reg.query()).toEqual([]);
+  });
+});
+
+/** A client frame as RFC 6455 writes it: masked with `mask`, FIN as given. */
+function clientFrame(opcode: number, payload: Uint8Array, mask: number[], fin = true): Uint8Array {
+  const length = payload.length;
+  const lengthBytes = length < 126 ? [0x80 | length] : length < 65536 ? [0x80 | 126, length >> 8, length & 0xff] : [0x80 | 127, 0, 0, 0, 0, (length >>> 24) & 0xff, (length >> 16) & 0xff, (length >> 8) & 0xff, length & 0xff];
+  const header = [(fin ? 0x80 : 0) | opcode, ...lengthBytes, ...mask];
+  const out = new Uint8Array(header.length + length);
+  out.set(header);
+  for (let i = 0; i < length; i++) out[header.length + i] = payload[i] ^ mask[i % 4];
+  return out;
+}
+
+function cutInto(stream: Uint8Array, cutPoints: number[]): Uint8Array[] {
+  const cuts = [...new Set(cutPoints.map((cut) => cut % (stream.length + 1)))].sort((a, b) => a - b);
+  const chunks: Uint8Array[] = [];
+  let from = 0;
+  for (const cut of [...cuts, stream.length]) {
+    chunks.push(stream.subarray(from, cut));
+    from = cut;
+  }
+  return chunks;
+}
+
+describe("websocket frame decoder", () => {
+  it("gives back every binary payload, fragmented or not, with a PONG per PING, however the stream is cut into reads", () => {
+    const messageArb = fc.record({
+      payload: fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ minLength: 126, maxLength: 70_000, size: "medium" })),
+      fragments: fc.integer({ min: 1, max: 3 }),
+      pingBefore: fc.boolean(),
+      mask: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 4, maxLength: 4 }),
+    });
+    fc.assert(
+      fc.property(fc.array(messageArb, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), (messages, cutPoints) => {
+        const frames: Uint8Array[] = [];
+        let pings = 0;
+        for (const message of messages) {
+          if (message.pingBefore) {
+            frames.push(clientFrame(0x9, Uint8Array.of(pings), message.mask));
+            pings++;
+          }
+          const size = Math.ceil(message.payload.length / message.fragments);
+          for (let k = 0; k < message.fragments; k++) {
+            const part = message.payload.subarray(k * size, (k + 1) * size);
+            frames.push(clientFrame(k === 0 ? 0x2 : 0x0, part, message.mask, k === message.fragments - 1));
+          }
+        }
+        const stream = new Uint8Array(frames.reduce((sum, frame) => sum + frame.length, 0));
+        let at = 0;
+        for (const frame of frames) (stream.set(frame, at), (at += frame.length));
+        const decoder = new WebSocketFrameDecoder();
+        const data: number[] = [];
+        const replies: Uint8Array[] = [];
+        for (const chunk of cutInto(stream, cutPoints)) {
+          const decoded = decoder.feed(chunk);
+          expect(decoded.error).toBe(null);
+          expect(decoded.closed).toBe(false);
+          data.push(...decoded.data);
+          replies.push(...decoded.replies);
+        }
+        expect(Buffer.from(data).equals(Buffer.concat(messages.map((message) => message.payload)))).toBe(true);
+        // Each PONG: FIN + opcode 0xA, length 1, the PING's byte.
+        expect(replies.map((reply) => [...reply])).toEqual(Array.from({ length: pings }, (_, i) => [0x8a, 1, i]));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("never throws on bytes that are not frames, and a broken stream ends with an error", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 8 }), (stream, cutPoints) => {
+        const decoder = new WebSocketFrameDecoder();
+        for (const chunk of cutInto(stream, cutPoints)) {
+          const decoded = decoder.feed(chunk);
+          if (decoded.closed) break;
+        }
+        const reader = new UpgradeRequestReader();
+        for (const chunk of cutInto(stream, cutPoints)) if (reader.feed(chunk) !== null) break;
+      }),
+      { numRuns: 300 },
+    );
+    const unmasked = new WebSocketFrameDecoder().feed(Uint8Array.of(0x82, 0x01, 0x41));
+    expect(unmasked).toMatchObject({ closed: true, error: "client websocket frames must be masked" });
+    const bigPing = new WebSocketFrameDecoder().feed(Uint8Array.of(0x89, 0x80 | 126, 0, 200, 1, 2, 3, 4));
+    expect(bigPing).toMatchObject({ closed: true, error: "websocket control frame is too large" });
+    const fragmentedText = new WebSocketFrameDecoder().feed(Uint8Array.of(0x01, 0x80, 1, 2, 3, 4));
+    expect(fragmentedText).toMatchObject({ closed: true, error: "only binary websocket frames may be fragmented" });
   });
 });
