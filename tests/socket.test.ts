@@ -391,9 +391,10 @@ for (const transport of TRANSPORTS) {
       const error = await errorOf(() => reg.add(`socket,id=c0,${keys}`));
       expect(error).toBeInstanceOf(ChardevError);
       expect(error.code).toBe("OPEN_FAILED");
-      const target = transport === "tcp" ? keys.replace("host=", "tcp:").replace(",port=", ":") : `unix:${path.join(dir, "nobody.sock")}`;
+      // QEMU's texts (util/qemu-sockets.c), as tests/qmp_qemu_table.test.ts compares them.
+      const target = transport === "tcp" ? keys.replace("host=", "").replace(",port=", ":") : path.join(dir, "nobody.sock");
       const why = transport === "tcp" ? "Connection refused" : "No such file or directory";
-      expect(error.message).toBe(`socket: could not connect to ${target}: ${why}`);
+      expect(error.message).toBe(`Failed to connect to '${target}': ${why}`);
       expect(reg.find("c0")).toBeUndefined();
     });
 
@@ -458,7 +459,7 @@ describe("socket security defaults and failures", () => {
     fs.writeFileSync(filePath, "keep me");
     const error = await errorOf(() => reg.add(`socket,id=s1,path=${filePath},server=on,wait=off`));
     expect(error.code).toBe("OPEN_FAILED");
-    expect(error.message).toBe(`socket: could not listen on unix:${filePath}: Address already in use`);
+    expect(error.message).toBe(`Failed to bind socket to ${filePath}: Address already in use`);
     expect(fs.readFileSync(filePath, "utf8")).toBe("keep me");
     expect(reg.find("s1")).toBeUndefined();
   });
@@ -475,7 +476,7 @@ describe("socket security defaults and failures", () => {
     const error = await errorOf(() => reg.add(`socket,id=s1,host=127.0.0.1,port=${port},server=on,wait=off`));
     expect(error).toBeInstanceOf(ChardevError);
     expect(error.code).toBe("OPEN_FAILED");
-    expect(error.message).toBe(`socket: could not listen on tcp:127.0.0.1:${port}: Address already in use`);
+    expect(error.message).toBe(`Failed to find an available port: Address already in use`);
     expect(reg.find("s1")).toBeUndefined();
 
     // Once the owner goes, the port is free again: the failed attempt kept nothing on it.
@@ -488,7 +489,7 @@ describe("socket security defaults and failures", () => {
     const error = await errorOf(() => reg.add(`socket,id=s0,path=${badPath},server=on,wait=off`));
     expect(error).toBeInstanceOf(ChardevError);
     expect(error.code).toBe("OPEN_FAILED");
-    expect(error.message).toBe(`socket: could not listen on unix:${badPath}: No such file or directory`);
+    expect(error.message).toBe(`Failed to bind socket to ${badPath}: No such file or directory`);
     expect(reg.find("s0")).toBeUndefined();
     expect(fs.readdirSync(dir)).toEqual([]);
   });

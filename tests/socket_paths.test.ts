@@ -76,7 +76,7 @@ describe("a live UNIX socket path is refused", () => {
     const error = await errorOf(() => reg.add(`socket,id=s0,path=${socketPath},server=on,wait=off`));
     expect(error).toBeInstanceOf(ChardevError);
     expect(error.code).toBe("OPEN_FAILED");
-    expect(error.message).toBe(`socket: could not listen on unix:${socketPath}: Address already in use`);
+    expect(error.message).toBe(`Failed to bind socket to ${socketPath}: Address already in use`);
     expect(reg.find("s0")).toBeUndefined();
 
     expect(fs.statSync(socketPath).ino).toBe(inode);
@@ -95,7 +95,7 @@ describe("a live UNIX socket path is refused", () => {
 
     const error = await errorOf(() => second.add(`socket,id=s0,path=${socketPath},server=on,wait=off`));
     expect(error.code).toBe("OPEN_FAILED");
-    expect(error.message).toBe(`socket: could not listen on unix:${socketPath}: Address already in use`);
+    expect(error.message).toBe(`Failed to bind socket to ${socketPath}: Address already in use`);
     await second.close();
 
     expect(fs.statSync(socketPath).ino).toBe(inode);
@@ -208,7 +208,7 @@ describe("chardev-hub on a path another chardev-hub uses", () => {
     const inode = fs.statSync(socketPath).ino;
 
     const second = await CliProcess.run(shellOnSocket(socketPath));
-    expect(second.stderr).toBe(`chardev-hub: socket: could not listen on unix:${socketPath}: Address already in use\n`);
+    expect(second.stderr).toBe(`chardev-hub: Failed to bind socket to ${socketPath}: Address already in use\n`);
     expect(second.code).toBe(1);
 
     expect(fs.statSync(socketPath).ino).toBe(inode);

@@ -307,7 +307,7 @@ describe("a TLS socket client", () => {
     await listening(port);
     await reg.addObject(`tls-creds-x509,id=tls0,endpoint=client,dir=${pki.clientDir}`);
     const error = await errorOf(() => reg.add(`socket,id=c0,host=127.0.0.1,port=${port},server=off,tls-creds=tls0`));
-    expect(error.message.startsWith(`socket: could not connect to tcp:127.0.0.1:${port}: `)).toBe(true);
+    expect(error.message.startsWith(`Failed to connect to '127.0.0.1:${port}': `)).toBe(true);
     expect(reg.find("c0")).toBeUndefined();
     // With verify-peer=off the same server is accepted: the refusal above was the verification.
     await reg.addObject(`tls-creds-x509,id=lax,endpoint=client,dir=${pki.clientDir},verify-peer=off`);
