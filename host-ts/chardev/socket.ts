@@ -97,8 +97,6 @@ export class SocketChardev extends Chardev {
   #connection: NetConnection | null = null;
   /** Accepted clients waiting for the current one to leave, oldest first. */
   readonly #waiting: NetConnection[] = [];
-  /** Watch callbacks waiting for the connection's queue to drain. */
-  readonly #watches = new Set<() => void>();
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #destroyed = false;
   /** Resolves a `wait=on` open once the first client is served. */
@@ -385,7 +383,7 @@ export class SocketChardev extends Chardev {
   /** Output reached the kernel: a closing connection may go, the current one's watches fire. */
   #drained(connection: NetConnection): void {
     if (this.#closing.has(connection)) this.#finishClosing(connection);
-    else if (connection === this.#connection) this.#fireWatches();
+    else if (connection === this.#connection) this.fireWatches();
   }
 
   #disconnected(connection: NetConnection): void {
@@ -401,7 +399,7 @@ export class SocketChardev extends Chardev {
     // QEMU sends CLOSED only for a connection that got as far as OPENED.
     if (wasOpen) this.emitEvent(ChrEvent.CLOSED);
     // Writes no longer wait for this peer: a blocked hub goes on with its other backends.
-    this.#fireWatches();
+    this.fireWatches();
     if (this.options.server) {
       const next = this.#waiting.shift();
       if (next) this.#serve(next);
@@ -462,9 +460,9 @@ export class SocketChardev extends Chardev {
       const timer = setTimeout(callback, 0);
       return () => clearTimeout(timer);
     }
-    const once = () => callback();
-    this.#watches.add(once);
-    return () => this.#watches.delete(once);
+    // On the base's watch list, fired when the connection drains or goes away.
+    const cancel = this.addToWatchList(callback);
+    return () => void cancel();
   }
 
   /** A hub evicted us for stalling: the stalled peer is let go (the next waiting client, if any, is served). */
@@ -472,17 +470,11 @@ export class SocketChardev extends Chardev {
     this.#connection?.close();
   }
 
-  #fireWatches(): void {
-    const callbacks = [...this.#watches];
-    this.#watches.clear();
-    for (const callback of callbacks) callback();
-  }
-
   override async destroy(): Promise<void> {
     this.#destroyed = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
-    this.#watches.clear();
+    this.cancelWatches();
     for (const waiting of this.#waiting.splice(0)) waiting.close();
     for (const closing of [...this.#closing.keys()]) this.#finishClosing(closing);
     const connection = this.#connection;

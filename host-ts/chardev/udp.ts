@@ -8,7 +8,8 @@ import { ChrEvent } from "../events.ts";
 import { parseBool } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import type { DatagramSocket, HostDatagram } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, type ChardevDriver } from "./_chardev.ts";
+import type { OptionSchema } from "../option_schema.ts";
+import { Chardev, type BackendData, type ChardevContext, defineDriver } from "./_chardev.ts";
 
 /**
  * Largest datagram one write sends: the most an IPv4 UDP datagram can carry. A longer write
@@ -228,9 +229,25 @@ export function udpOptionsFromData(data: BackendData): UdpOptions {
  * await reg.add("udp,id=b,host=127.0.0.1,port=4555,localaddr=127.0.0.1,localport=4556");
  * ```
  */
-export const udpDriver: ChardevDriver = {
+/**
+ * `udp`'s options (QEMU's ChardevUdp). The keys make QMP's `remote` and `local` addresses
+ * (udpDataFromOptions), so they have no member of their own.
+ */
+export const udpOptions: OptionSchema = [
+  { key: "host", member: null, via: "remote", type: "string", default: "localhost", help: "where each write goes as one datagram, and the only sender whose datagrams are taken" },
+  { key: "port", member: null, via: "remote", type: "string", help: "the remote port (required)" },
+  { key: "localaddr", member: null, via: "local", type: "string", help: "the local address to bind" },
+  { key: "localport", member: null, via: "local", type: "string", default: "any", help: "the local port to bind" },
+  { key: "ipv4", member: null, via: "remote", type: "bool", help: "IPv4 only" },
+  { key: "ipv6", member: null, via: "remote", type: "bool", help: "IPv6 only" },
+  { member: "remote", type: "object", required: true, help: "QMP's SocketAddressLegacy of type `inet`: `{type: \"inet\", data: {host, port}}`" },
+  { member: "local", type: "object", help: "QMP: the local address, the same shape" },
+];
+
+export const udpDriver = defineDriver({
   type: "udp",
-  fields: { remote: "object", local: "object" },
+  options: udpOptions,
+  // The keys make QMP's two addresses, as QEMU's qemu_chr_parse_udp: a hook.
   fromOptions: udpDataFromOptions,
   async open(id, data, context) {
     const options = udpOptionsFromData(data);
@@ -245,4 +262,4 @@ export const udpDriver: ChardevDriver = {
     }
     return chardev;
   },
-};
+});
