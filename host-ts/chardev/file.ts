@@ -50,8 +50,8 @@ export const fileDriver = defineDriver({
   type: "file",
   options: fileOptions,
   open(id, data, context) {
-    const out = data.out as string | undefined;
-    if (!out) throw new ChardevError("MISSING_PARAMETER", "Parameter 'out' is missing");
+    // `out` is required by the schema (QMP's check, `-chardev`'s "no filename given").
+    const out = data.out as string;
     // Checked before anything is opened, so a bad mode leaves nothing behind.
     const createMode = data.mode === undefined ? undefined : parseFileMode(data.mode as string);
     const inPath = data.in as string | undefined;

@@ -1,7 +1,6 @@
 // `pipe`: FIFOs `PATH.in` (input) and `PATH.out` (output), else `PATH` both ways, opened
 // non-blocking so a full pipe answers EAGAIN and the hub's watch waits for it.
 
-import { ChardevError } from "../errors.ts";
 import { type ChardevContext, defineDriver } from "./_chardev.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { openOrThrow } from "./_fd.ts";
@@ -38,8 +37,8 @@ export const pipeDriver = defineDriver({
   type: "pipe",
   options: pipeOptions,
   open(id, data, context) {
-    const device = data.device as string | undefined;
-    if (!device) throw new ChardevError("MISSING_PARAMETER", "Parameter 'device' is missing");
+    // `device` is required by the schema (QMP's check, `-chardev`'s "no filename given").
+    const device = data.device as string;
     let inFd = tryOpen(context, `${device}.in`);
     let outFd = tryOpen(context, `${device}.out`);
     if (inFd === null || outFd === null) {
