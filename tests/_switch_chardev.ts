@@ -76,6 +76,14 @@ export const switchDriver: ChardevDriver = {
 };
 
 /** Adds an open switch chardev to `reg` for each id (the registry must have `switchDriver`). */
+/** A driver of kind `type` whose chardevs `make` builds: a SwitchChardev subclass of a test's own. */
+export const switchSubclassDriver = (type: string, make: (id: string, context: never) => SwitchChardev): ChardevDriver => ({
+  type,
+  fields: {},
+  fromOptions: () => ({}),
+  open: (id, _data, context) => make(id, context as never),
+});
+
 export async function openSwitches(reg: ChardevRegistry, ...ids: string[]): Promise<SwitchChardev[]> {
   const made: SwitchChardev[] = [];
   for (const id of ids) {

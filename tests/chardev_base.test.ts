@@ -3,9 +3,9 @@
 // frontend; `beOpen` and `user` change only from inside the chardev.
 
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
-import { ChardevRegistry, ChrEvent, type ChardevDriver } from "../host-ts/mod.ts";
+import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { FeHandler } from "./_fe_handler.ts";
-import { SwitchChardev } from "./_switch_chardev.ts";
+import { SwitchChardev, switchSubclassDriver as driver } from "./_switch_chardev.ts";
 
 /** A switch whose writeOut throws (a backend bug, a runtime call failing unexpectedly) while `throwing` is set. */
 class ThrowingSwitch extends SwitchChardev {
@@ -20,12 +20,6 @@ class ThrowingSwitch extends SwitchChardev {
   }
 }
 
-const driver = (type: string, make: (id: string, context: never) => SwitchChardev): ChardevDriver => ({
-  type,
-  fields: {},
-  fromOptions: () => ({}),
-  open: (id, _data, context) => make(id, context as never),
-});
 
 let reg: ChardevRegistry;
 let warnings: string[];

@@ -4,10 +4,10 @@
 // out alone (outside qemuCompat); the others get every byte.
 
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
-import { ChardevRegistry, type ChardevDriver, type Frontend, type HubEvent } from "../host-ts/mod.ts";
+import { ChardevRegistry, type Frontend, type HubEvent } from "../host-ts/mod.ts";
 import { QmpMonitor } from "../host-ts/qmp.ts";
 import { FeHandler } from "./_fe_handler.ts";
-import { SwitchChardev } from "./_switch_chardev.ts";
+import { SwitchChardev, switchSubclassDriver as driver } from "./_switch_chardev.ts";
 
 const EIO = 5;
 const ENOSPC = 28;
@@ -33,12 +33,6 @@ class ResumingSwitch extends FailingSwitch {
   }
 }
 
-const driver = (type: string, make: (id: string, context: never) => SwitchChardev): ChardevDriver => ({
-  type,
-  fields: {},
-  fromOptions: () => ({}),
-  open: (id, _data, context) => make(id, context as never),
-});
 
 let reg: ChardevRegistry;
 let warnings: string[];

@@ -77,6 +77,20 @@ export interface ChardevDriver {
   open(id: string, data: BackendData, context: ChardevContext, typeName?: string): Chardev | Promise<Chardev>;
 }
 
+/**
+ * Runs `start` on a chardev just made and returns it; if `start` throws, the chardev is
+ * destroyed first, so an open that fails leaves nothing behind (the driver contract).
+ */
+export async function startedOrDestroyed<T extends Chardev>(chardev: T, start: (chardev: T) => Promise<void>): Promise<T> {
+  try {
+    await start(chardev);
+  } catch (error) {
+    await chardev.destroy();
+    throw error;
+  }
+  return chardev;
+}
+
 /** What a kind declares: its driver less what its option schema gives. */
 export type DriverDeclaration = Omit<ChardevDriver, "options" | "fields" | "fromOptions"> & {
   readonly options: OptionSchema;

@@ -9,7 +9,7 @@ import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostNet, InheritedSocket, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
-import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver, startedOrDestroyed } from "./_chardev.ts";
 import { socketDataFromOptions, socketOptions, socketOptionsFromData, type SocketOptions } from "./_socket_options.ts";
 import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
 import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
@@ -517,13 +517,6 @@ export const socketDriver = defineDriver({
     if (!net) throw new ChardevError("UNSUPPORTED", `socket: the ${context.runtime.name} runtime has no sockets`);
     // QEMU's texts: "No TLS credentials with id 'X'", "Expected TLS credentials for a server endpoint".
     const tlsCreds = options.tlsCreds === undefined ? null : tlsCredsFor(context, options.tlsCreds, options.server ? "server" : "client");
-    const chardev = new SocketChardev(id, context, net, options, tlsCreds);
-    try {
-      await chardev.start();
-    } catch (error) {
-      await chardev.destroy();
-      throw error;
-    }
-    return chardev;
+    return startedOrDestroyed(new SocketChardev(id, context, net, options, tlsCreds), (chardev) => chardev.start());
   },
 });
