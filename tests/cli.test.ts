@@ -230,11 +230,13 @@ describe("chardev-hub with a spawned shell behind a hub", () => {
     await new Promise((resolve, reject) => tab.once("open", resolve).once("error", reject));
     tab.send(JSON.stringify({ type: "resize", cols: 132, rows: 43 }));
     const client = await connect("s0.sock");
-    // stty runs on its own; ask until the program sees the new size.
+    // stty runs on its own; ask until the program sees the new size. Each answer is two lines
+    // (the echoed command, the size): once both are in, ask again (an early answer may predate
+    // the resize).
     let asked = 0;
     await until(() => {
       if (client.text.includes("43 132\r\n")) return true;
-      if (asked === 0 || client.text.split("\r\n").length > asked) {
+      if (asked === 0 || client.text.split("\r\n").length >= asked) {
         asked = client.text.split("\r\n").length + 2;
         client.send("stty size\r");
       }
