@@ -44,8 +44,11 @@ function isKnownKey(key: string, qemuCompat: boolean): boolean {
   return /^[a-z][a-z0-9-]*\.(0|[1-9][0-9]*)$/.test(key) && extensionKeys.has(key.replace(/\.\d+$/, ".N"));
 }
 
-/** Splits at single commas; `,,` stands for one literal comma. */
-function splitParams(text: string): string[] {
+/**
+ * QemuOpts' splitting, for every option string we take (`-chardev`, `-object`, `-frontend`):
+ * single commas separate, `,,` stands for one literal comma.
+ */
+export function splitParams(text: string): string[] {
   const params: string[] = [];
   let current = "";
   for (let i = 0; i < text.length; i++) {

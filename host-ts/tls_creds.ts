@@ -5,7 +5,7 @@
 
 import { ChardevError } from "./errors.ts";
 import { strerror } from "./errno.ts";
-import { parseBool, validateId } from "./options.ts";
+import { parseBool, splitParams, validateId } from "./options.ts";
 import type { HostRuntime, TlsOptions } from "./runtime/types.ts";
 import { quoteInput } from "./limits.ts";
 
@@ -114,25 +114,6 @@ export function tlsCredsFor(lookup: TlsCredsLookup, id: string, endpoint: TlsEnd
   if (!creds) throw new ChardevError("NOT_FOUND", `No TLS credentials with id '${quoteInput(id)}'`);
   if (creds.endpoint !== endpoint) throw new ChardevError("INVALID_VALUE", `Expected TLS credentials for a ${endpoint} endpoint`);
   return creds;
-}
-
-/** QemuOpts-style splitting: single commas separate, `,,` is a literal comma. */
-function splitParams(text: string): string[] {
-  const params: string[] = [];
-  let current = "";
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] !== ",") {
-      current += text[i];
-    } else if (text[i + 1] === ",") {
-      current += ",";
-      i++;
-    } else {
-      params.push(current);
-      current = "";
-    }
-  }
-  params.push(current);
-  return params;
 }
 
 /**

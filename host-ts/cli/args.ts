@@ -2,6 +2,8 @@
 // `-opt=value` too), checked here so that every mistake is one line and exit code 2 before
 // anything is opened. Chardev specs themselves are checked by the registry, with QEMU's texts.
 
+import { splitParams } from "../options.ts";
+
 /** What the command line asks for. */
 export interface CliOptions {
   /** `-chardev` specs, in order (a hub names chardevs defined before it). */
@@ -36,34 +38,13 @@ export class UsageError extends Error {
 const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial"]);
 const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V"]);
 
-/** Splits QEMU-style `a,b=c` at single commas; `,,` is a literal comma. */
-function splitOptionList(text: string): string[] {
-  const parts: string[] = [];
-  let current = "";
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === ",") {
-      if (text[i + 1] === ",") {
-        current += ",";
-        i++;
-        continue;
-      }
-      parts.push(current);
-      current = "";
-    } else {
-      current += text[i];
-    }
-  }
-  parts.push(current);
-  return parts;
-}
-
 const FRONTEND_FORM = "-frontend expects DEVICE_ID,chardev=HUB_ID";
 
 /** `-frontend DEVICE_ID,chardev=HUB_ID` (also `id=DEVICE_ID` for the first item, as QEMU's `-device` has it). */
 export function parseFrontend(text: string): { device: string; hub: string } {
   let device: string | undefined;
   let hub: string | undefined;
-  splitOptionList(text).forEach((part, index) => {
+  splitParams(text).forEach((part, index) => {
     const eq = part.indexOf("=");
     const key = eq < 0 ? (index === 0 ? "id" : part) : part.slice(0, eq);
     const value = eq < 0 ? (index === 0 ? part : "") : part.slice(eq + 1);
