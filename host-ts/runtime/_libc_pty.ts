@@ -7,6 +7,44 @@ import { ChardevError } from "../errors.ts";
 import { errnoName } from "../errno.ts";
 import type { PtyPair, PtyPrimitives, PtyReadiness } from "./types.ts";
 
+/** A C type in LIBC_SIGNATURES, named neutrally; each FFI spells it its own way. */
+export type LibcType = "int" | "uint" | "size" | "ssize" | "buffer" | "pointer" | "cstring" | "void";
+
+/** Every libc function the pty calls: its parameter types and its result. Written once, for both FFIs. */
+export const LIBC_SIGNATURES: Record<string, readonly [readonly LibcType[], LibcType]> = {
+  posix_openpt: [["int"], "int"],
+  grantpt: [["int"], "int"],
+  unlockpt: [["int"], "int"],
+  ptsname_r: [["int", "buffer", "size"], "int"],
+  // open(2) is variadic; without O_CREAT it never reads a third argument, so two are enough.
+  open: [["buffer", "int"], "int"],
+  fchmod: [["int", "uint"], "int"],
+  tcgetattr: [["int", "buffer"], "int"],
+  cfmakeraw: [["buffer"], "void"],
+  tcsetattr: [["int", "int", "buffer"], "int"],
+  poll: [["buffer", "size", "int"], "int"],
+  read: [["int", "buffer", "size"], "ssize"],
+  write: [["int", "buffer", "size"], "ssize"],
+  close: [["int"], "int"],
+  symlink: [["buffer", "buffer"], "int"],
+  unlink: [["buffer"], "int"],
+  __errno_location: [[], "pointer"],
+  strerror: [["int"], "cstring"],
+};
+
+/** The calls an FFI's symbols serve as they are; read, write, errno and strerror need a word of their own. */
+const DIRECT_CALLS = ["posix_openpt", "grantpt", "unlockpt", "ptsname_r", "open", "fchmod", "tcgetattr", "cfmakeraw", "tcsetattr", "poll", "close", "symlink", "unlink"] as const;
+
+/** The DIRECT_CALLS of an FFI's loaded symbols. */
+export function directCalls(symbols: Record<string, (...args: any[]) => any>): Pick<LibcPtyBinding, (typeof DIRECT_CALLS)[number]> {
+  return Object.fromEntries(DIRECT_CALLS.map((name) => [name, symbols[name]])) as Pick<LibcPtyBinding, (typeof DIRECT_CALLS)[number]>;
+}
+
+/** LIBC_SIGNATURES in an FFI's own words: `spell` names each type, `shape` makes one entry. */
+export function libcSymbols<T>(spell: Record<LibcType, string>, shape: (parameters: string[], result: string) => T): Record<string, T> {
+  return Object.fromEntries(Object.entries(LIBC_SIGNATURES).map(([name, [parameters, result]]) => [name, shape(parameters.map((type) => spell[type]), spell[result])]));
+}
+
 /**
  * The libc calls the pty needs, bound by a runtime's FFI. Byte buffers are passed as
  * `Uint8Array` (pointer to the view's first byte); strings as NUL-terminated UTF-8.
