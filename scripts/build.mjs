@@ -42,35 +42,32 @@ writeFileSync(
     `export const WEB_PAGE = ${JSON.stringify({ html: readFileSync(join(root, "web/index.html"), "utf8"), script: pageFile(".js"), style: pageFile(".css") })};\n`,
 );
 
+/** One ESM bundle for Node (Deno and Bun run it too), with `extra` esbuild options. */
+async function nodeBundle(entry, outfile, extra = {}) {
+  await esbuild.build({
+    entryPoints: [join(root, entry)],
+    outfile: join(root, outfile),
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    sourcemap: true,
+    // A dependency, and CommonJS: bundled into ESM its require() of node builtins would fail.
+    external: ["ws"],
+    logLevel: "warning",
+    ...extra,
+  });
+}
+
 step("host-ts -> dist/mod.js");
 mkdirSync(join(root, "dist"), { recursive: true });
-await esbuild.build({
-  entryPoints: [join(root, "host-ts/mod.ts")],
-  outfile: join(root, "dist/mod.js"),
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  sourcemap: true,
-  // A dependency, and CommonJS: bundled into ESM its require() of node builtins would fail.
-  external: ["ws"],
-  logLevel: "warning",
-});
+await nodeBundle("host-ts/mod.ts", "dist/mod.js");
 
 // The command-line tool: one executable file that Node, `deno run -A` and `bun` all run.
 step("host-ts/cli/main.ts -> dist/cli.js");
-await esbuild.build({
-  entryPoints: [join(root, "host-ts/cli/main.ts")],
-  outfile: join(root, "dist/cli.js"),
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  sourcemap: true,
+await nodeBundle("host-ts/cli/main.ts", "dist/cli.js", {
   banner: { js: "#!/usr/bin/env node" },
   define: { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) },
-  external: ["ws"],
-  logLevel: "warning",
 });
 chmodSync(join(root, "dist/cli.js"), 0o755);
 

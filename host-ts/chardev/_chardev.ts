@@ -78,6 +78,16 @@ export interface ChardevDriver {
 }
 
 /**
+ * The runtime's `part` (its ptys, sockets, terminal, ...), or UNSUPPORTED with the kind's
+ * text, given the runtime's name (`chardev: pty: this runtime (workerd) has no ptys`).
+ */
+export function runtimePart<K extends keyof HostRuntime>(context: ChardevContext, part: K, refusal: (runtimeName: string) => string): NonNullable<HostRuntime[K]> {
+  const value = context.runtime[part];
+  if (value === undefined || value === null) throw new ChardevError("UNSUPPORTED", refusal(context.runtime.name));
+  return value as NonNullable<HostRuntime[K]>;
+}
+
+/**
  * Runs `start` on a chardev just made and returns it; if `start` throws, the chardev is
  * destroyed first, so an open that fails leaves nothing behind (the driver contract).
  */

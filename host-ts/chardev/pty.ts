@@ -8,7 +8,7 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { PtyPair, PtyPrimitives } from "../runtime/types.ts";
-import { type ChardevContext, defineDriver } from "./_chardev.ts";
+import { type ChardevContext, defineDriver, runtimePart } from "./_chardev.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { type TerminalFd, TerminalFdChardev } from "./_terminal_fd.ts";
 
@@ -136,8 +136,7 @@ export const ptyDriver = defineDriver({
   type: "pty",
   options: ptyOptions,
   open(id, data, context) {
-    const pty = context.runtime.pty;
-    if (!pty) throw new ChardevError("UNSUPPORTED", `chardev: pty: this runtime (${context.runtime.name}) has no ptys`);
+    const pty = runtimePart(context, "pty", (runtime) => `chardev: pty: this runtime (${runtime}) has no ptys`);
     let pair: PtyPair;
     try {
       pair = pty.openpt();

@@ -9,7 +9,7 @@ import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostNet, InheritedSocket, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
-import { Chardev, type ChardevContext, defineDriver, startedOrDestroyed } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver, startedOrDestroyed, runtimePart } from "./_chardev.ts";
 import { socketDataFromOptions, socketOptions, socketOptionsFromData, type SocketOptions } from "./_socket_options.ts";
 import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
 import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
@@ -513,8 +513,7 @@ export const socketDriver = defineDriver({
     // systemd socket activation: a server whose id names a passed socket serves on it instead of binding.
     const activated = given.server ? context.activatedSocket?.(id) : undefined;
     const options: SocketOptions = activated === undefined ? given : { ...given, address: { transport: "fd", fd: activated } };
-    const net = context.runtime.net;
-    if (!net) throw new ChardevError("UNSUPPORTED", `socket: the ${context.runtime.name} runtime has no sockets`);
+    const net = runtimePart(context, "net", (runtime) => `socket: the ${runtime} runtime has no sockets`);
     // QEMU's texts: "No TLS credentials with id 'X'", "Expected TLS credentials for a server endpoint".
     const tlsCreds = options.tlsCreds === undefined ? null : tlsCredsFor(context, options.tlsCreds, options.server ? "server" : "client");
     return startedOrDestroyed(new SocketChardev(id, context, net, options, tlsCreds), (chardev) => chardev.start());

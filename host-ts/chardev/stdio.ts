@@ -5,7 +5,7 @@ import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import type { InputSource, StdioPrimitives } from "../runtime/types.ts";
-import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, defineDriver, runtimePart } from "./_chardev.ts";
 
 const CTRL_C = 0x03;
 
@@ -67,8 +67,7 @@ export const stdioDriver = defineDriver({
   type: "stdio",
   options: stdioOptions,
   open(id, data, context) {
-    const stdio = context.runtime.stdio;
-    if (!stdio) throw new ChardevError("UNSUPPORTED", `chardev: stdio: this runtime (${context.runtime.name}) has no terminal`);
+    const stdio = runtimePart(context, "stdio", (runtime) => `chardev: stdio: this runtime (${runtime}) has no terminal`);
     if (stdioInUse) throw new ChardevError("IN_USE", "cannot use stdio by multiple character devices");
     stdioInUse = true;
     return new StdioChardev(id, context, stdio, (data.signal as boolean | undefined) ?? true);

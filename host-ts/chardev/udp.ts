@@ -9,7 +9,7 @@ import { parseBool } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import type { DatagramSocket, HostDatagram } from "../runtime/types.ts";
 import type { OptionSchema } from "../option_schema.ts";
-import { Chardev, type BackendData, type ChardevContext, defineDriver, startedOrDestroyed } from "./_chardev.ts";
+import { Chardev, type BackendData, type ChardevContext, defineDriver, startedOrDestroyed, runtimePart } from "./_chardev.ts";
 
 /**
  * Largest datagram one write sends: the most an IPv4 UDP datagram can carry. A longer write
@@ -251,8 +251,7 @@ export const udpDriver = defineDriver({
   fromOptions: udpDataFromOptions,
   async open(id, data, context) {
     const options = udpOptionsFromData(data);
-    const udp = context.runtime.udp;
-    if (!udp) throw new ChardevError("UNSUPPORTED", `udp: the ${context.runtime.name} runtime has no UDP sockets`);
+    const udp = runtimePart(context, "udp", (runtime) => `udp: the ${runtime} runtime has no UDP sockets`);
     return startedOrDestroyed(new UdpChardev(id, context, options), (chardev) => chardev.start(udp));
   },
 });
