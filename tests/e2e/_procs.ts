@@ -19,6 +19,9 @@ export async function until(check: () => boolean, what: string, deadlineMs = 90_
   }
 }
 
+/** How long a refused connect to a socket file is tried again. */
+const CONNECT_RETRY_MS = 5000;
+
 /** The chardev-hub command, run with `args`; collects its output. */
 export class Cli {
   readonly process: ChildProcess;
@@ -49,14 +52,32 @@ export class SocketClient {
     socket.on("data", (chunk) => (this.received += chunk.toString("latin1")));
   }
 
-  static async connect(socketPath: string): Promise<SocketClient> {
-    await until(() => fs.existsSync(socketPath), `${socketPath} to exist`);
-    const socket = net.connect(socketPath);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", resolve);
-      socket.once("error", reject);
-    });
-    return new SocketClient(socket);
+  /**
+   * Connects once the socket file exists. A refused connect is tried again for a while (a file
+   * can exist a moment before its listener listens); `server`, when given, is the command whose
+   * output a failure shows, and whose exit ends the wait at once.
+   */
+  static async connect(socketPath: string, server?: Cli): Promise<SocketClient> {
+    const context = () => (server ? ` (chardev-hub ${server.exitCode === null ? "running" : `exited ${server.exitCode}`}; its output: ${JSON.stringify(server.output)})` : "");
+    await until(() => fs.existsSync(socketPath) || server?.exitCode != null, `${socketPath} to exist${context()}`);
+    const end = Date.now() + CONNECT_RETRY_MS;
+    for (;;) {
+      const socket = net.connect(socketPath);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once("connect", resolve);
+          socket.once("error", reject);
+        });
+        return new SocketClient(socket);
+      } catch (error) {
+        socket.destroy();
+        const code = (error as NodeJS.ErrnoException).code;
+        if ((code !== "ECONNREFUSED" && code !== "ENOENT") || Date.now() > end || server?.exitCode != null) {
+          throw new Error(`connect ${socketPath}: ${(error as Error).message}${context()}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
   }
 
   send(text: string): void {

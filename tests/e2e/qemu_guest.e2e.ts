@@ -37,8 +37,8 @@ describe("chardev-hub in front of a real QEMU guest", () => {
       "-chardev", "hub,id=hub0,chardevs.0=c1,chardevs.1=c2,chardevs.2=log",
       "-frontend", "guest,chardev=hub0",
     ]);
-    const first = await SocketClient.connect(sock("c1.sock"));
-    const second = await SocketClient.connect(sock("c2.sock"));
+    const first = await SocketClient.connect(sock("c1.sock"), cli);
+    const second = await SocketClient.connect(sock("c2.sock"), cli);
 
     // Wait for the shell: press Enter until a prompt shows (input before the UART is up is lost).
     await until(() => {
