@@ -13,6 +13,12 @@ export interface ClientInfo {
   readonly uid?: number;
   /** When it connected (ms since the epoch). */
   readonly since: number;
+  /**
+   * `ro`: this client may only watch (a view-only browser tab): the hub attaches it with
+   * `mode: "ro"` whatever the listener's mode. Absent: the listener's mode applies. A client
+   * can only narrow what the listener allows, never widen it.
+   */
+  readonly mode?: "ro";
 }
 
 /** A chardev that hands out one chardev per connection. */
