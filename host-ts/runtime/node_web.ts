@@ -52,9 +52,11 @@ function frameOf(data: RawData, isBinary: boolean): Uint8Array | string {
   return isBinary ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : buffer.toString("utf8");
 }
 
-function peerOf(socket: WebSocket): WebSocketPeer {
+function peerOf(socket: WebSocket, connection: Socket): WebSocketPeer {
   return {
     protocol: socket.protocol,
+    remote: endpointOf(connection.remoteAddress, connection.remotePort),
+    local: endpointOf(connection.localAddress, connection.localPort),
     get bufferedAmount() {
       return socket.bufferedAmount;
     },
@@ -145,7 +147,7 @@ async function listen(options: WebServerOptions): Promise<WebServer> {
     const verdict = options.check(requestInfo(request, "socket"));
     if (!verdict.admit) return refuseUpgrade(socket, verdict.status, verdict.text, verdict.headers);
     sockets.handleUpgrade(request, socket, head, (webSocket) => {
-      const handlers = options.connect(peerOf(webSocket), verdict.role);
+      const handlers = options.connect(peerOf(webSocket, socket), verdict.role);
       webSocket.on("message", (data, isBinary) => handlers.message(frameOf(data, isBinary)));
       webSocket.once("close", () => handlers.close());
       // ws closes the connection itself after an error (a too-big frame, a bad frame); the

@@ -141,6 +141,9 @@ export interface WebSocketPeer {
   readonly protocol: string;
   /** Bytes queued for this peer that the OS has not taken yet. */
   readonly bufferedAmount: number;
+  /** The TCP connection's far end (the browser's address), and ours: who the tab is. */
+  readonly remote: TcpEndpoint;
+  readonly local: TcpEndpoint;
   /** Queues one binary frame. Keeps a reference to `data`: pass bytes nobody will change. */
   send(data: Uint8Array): void;
   /** Queues one text frame (a control message to the page). */
