@@ -6,7 +6,7 @@
 import { ChardevError } from "../errors.ts";
 import { parseBool, parseSize } from "../options.ts";
 import type { OptionSchema } from "../option_schema.ts";
-import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_TIMER_MS, MAX_TIMER_S, quoteInput } from "../limits.ts";
+import { checkMilliseconds, checkRange, checkSize, checkUnixPath, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MAX_TIMER_MS, MAX_TIMER_S, MIN_CLIENTS, quoteInput } from "../limits.ts";
 import type { InheritedSocket, NetAddress } from "../runtime/types.ts";
 import type { BackendData } from "./_chardev.ts";
 import { DEFAULT_PEER_ACCESS, parsePeerAccess, type PeerAccess } from "./_peer_access.ts";
@@ -58,6 +58,13 @@ export interface SocketOptions {
   readonly tn3270: boolean;
   /** WebSocket (`websocket=on`, servers only): an HTTP upgrade, then binary frames. @default false */
   readonly websocket: boolean;
+  /**
+   * Connections a server serves at once (`max-clients=N`). 1 is QEMU's rule: one client, later
+   * ones wait their turn. More makes each connection a backend of its own of the hub the socket
+   * is attached to (servers only; see docs/socket.md).
+   * @default 1
+   */
+  readonly maxClients: number;
 }
 
 /** QEMU `-chardev socket` keys we do not implement (yet); refused rather than ignored. */
@@ -115,6 +122,7 @@ export function socketDataFromOptions(options: Map<string, string>): BackendData
   if (options.has("high-water-mark")) data["high-water-mark"] = parseSize("high-water-mark", options.get("high-water-mark")!);
   if (options.has("access")) data.access = parsePeerAccess("socket", options.get("access")!);
   if (options.has("tls-creds")) data["tls-creds"] = options.get("tls-creds");
+  if (options.has("max-clients")) data["max-clients"] = parseNumber("max-clients", options.get("max-clients")!);
   for (const key of ["telnet", "tn3270", "websocket"]) {
     if (options.has(key)) data[key] = parseBool(key, options.get(key)!);
   }
@@ -180,7 +188,7 @@ function addressFromQapi(addr: unknown): NetAddress | InheritedSocket {
  * @example QAPI defaults
  * ```ts
  * socketOptionsFromData({ addr: { type: "unix", data: { path: "/tmp/vm.sock" } } });
- * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536, access: "user", telnet: false, tn3270: false, websocket: false }
+ * // { address: { transport: "unix", path: "/tmp/vm.sock" }, server: true, wait: false, reconnectMs: 0, nodelay: false, highWaterMark: 65536, access: "user", telnet: false, tn3270: false, websocket: false, maxClients: 1 }
  * ```
  */
 export function socketOptionsFromData(data: BackendData): SocketOptions {
@@ -215,6 +223,10 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
   if (tlsCreds !== undefined && address.transport === "unix") {
     throw new ChardevError("INVALID_PARAMETER", "'tls_creds' option is incompatible with 'unix' address type");
   }
+  const maxClients = (data["max-clients"] as number | undefined) ?? 1;
+  checkRange("socket", "max-clients", maxClients, MIN_CLIENTS, MAX_CLIENTS);
+  // A client has one connection; many at once means listening for them.
+  if (!server && maxClients > 1) throw new ChardevError("INVALID_PARAMETER", "socket: 'max-clients' needs server=on: a client has one connection");
   return {
     address,
     server,
@@ -228,6 +240,7 @@ export function socketOptionsFromData(data: BackendData): SocketOptions {
     telnet: (data.telnet as boolean | undefined) ?? false,
     tn3270: (data.tn3270 as boolean | undefined) ?? false,
     websocket: (data.websocket as boolean | undefined) ?? false,
+    maxClients,
   };
 }
 
@@ -252,4 +265,5 @@ export const socketOptions: OptionSchema = [
   { key: "telnet", type: "bool", default: "off", help: "a server speaks telnet: QEMU's negotiation on connect, commands taken out of the input, IAC BREAK a BREAK" },
   { key: "tn3270", type: "bool", default: "off", help: "a server speaks TN3270 (RFC 1576's negotiation; record marks kept in the input)" },
   { key: "websocket", type: "bool", default: "off", help: "a server takes a WebSocket upgrade (subprotocol `binary`), then binary frames both ways" },
+  { key: "max-clients", type: "integer", default: "1", min: MIN_CLIENTS, max: MAX_CLIENTS, help: "a server serves this many connections at once, each a backend of its own of the socket's hub, with the socket's policy, lag-limit, stall-ms, replay and mode; the next is told it is full and closed. 1: QEMU's rule (later clients wait)" },
 ];

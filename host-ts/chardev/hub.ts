@@ -18,6 +18,7 @@ import { listOption, parseSize, QEMU_MAX_HUB } from "../options.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
+import { type ClientInfo, type ClientSource, isClientSource } from "./_client_source.ts";
 import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
@@ -74,6 +75,16 @@ export interface HubBackendStats {
   /** Bytes written by the frontend that this backend has not taken yet. */
   lag: number;
   stalls: number;
+  /** A listener's row (`max-clients` > 1): its connections now. It moves no bytes itself. */
+  clients?: number;
+  /** A connection's row: the listener it came through (its id is `LISTENER#N`). */
+  listener?: string;
+  /** A connection's row: who is on the other end (`unix:PATH`, `tcp:HOST:PORT`). */
+  peer?: string;
+  /** A connection's row: the peer's uid, where the kernel tells (TCP on this machine, Linux). */
+  uid?: number;
+  /** A connection's row: when it connected, ms since the epoch. */
+  since?: number;
 }
 
 /** What happens on a hub, for `hub.onEvent` and `for await (const ev of hub.events())`. */
@@ -139,6 +150,15 @@ function reaches(from: Chardev, target: Chardev): boolean {
   return from.children.some((child) => reaches(child, target));
 }
 
+/** A listener (a ClientSource) of a hub: each of its connections is a backend of its own. */
+interface ListenerRow {
+  readonly chardev: Chardev & ClientSource;
+  /** The per-backend options every connection gets. */
+  readonly options: HubBackendOptions;
+  readonly clients: Set<Chardev>;
+  stopListening: () => void;
+}
+
 function isPowerOfTwo(value: number): boolean {
   return Number.isSafeInteger(value) && value > 0 && (value & (value - 1)) === 0;
 }
@@ -155,6 +175,13 @@ export class HubChardev extends Chardev {
   #inputQueued = 0;
   #typist: Entry | null = null;
   #typistTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Listeners by id (`max-clients` > 1): rows of their own, their connections are entries. */
+  readonly #clientListeners = new Map<string, ListenerRow>();
+  /** Each connection's listener and who it is, while it is a backend. */
+  readonly #clientOf = new Map<Chardev, { listener: ListenerRow; info: ClientInfo }>();
+  /** Attach order of entries and listener rows, so `stats` lists them as they came. */
+  readonly #attachedAt = new WeakMap<object, number>();
+  #attachCount = 0;
 
   constructor(id: string, context: ChardevContext, options: HubOptions = {}) {
     super(id, context);
@@ -231,6 +258,7 @@ export class HubChardev extends Chardev {
     if (reaches(chardev, this)) {
       throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
     }
+    if (isClientSource(chardev)) return this.#attachListener(chardev, options);
     const policy = options.policy ?? "block";
     // QEMU's write-to-all refuses any policy but `block`, and the keys only a ring gives meaning.
     const slot = this.#output.addBackend(chardev.id, { policy, lagLimit: options.lagLimit, replay: options.replay, stallMs: options.stallMs });
@@ -255,6 +283,7 @@ export class HubChardev extends Chardev {
       },
     };
     this.#entries.set(slot, entry);
+    this.#attachedAt.set(entry, this.#attachCount++);
     try {
       chardev.attachUser(entry.user); // an open backend reports OPENED from inside
     } catch (error) {
@@ -265,8 +294,67 @@ export class HubChardev extends Chardev {
     this.#emit({ type: "attach", backend: chardev.id });
   }
 
+  /**
+   * A listener that serves many clients: the hub keeps a row for it (no bytes, never open) and
+   * takes each connection as a backend with the listener's options, until it closes. The
+   * strategy checks those options now (a policy without a ring), before any client comes.
+   */
+  #attachListener(chardev: Chardev & ClientSource, options: HubBackendOptions): void {
+    if (this.#clientListeners.has(chardev.id)) throw new ChardevError("IN_USE", `chardev '${chardev.id}' is already in use`);
+    const trial = this.#output.addBackend(chardev.id, { policy: options.policy ?? "block", lagLimit: options.lagLimit, replay: options.replay, stallMs: options.stallMs });
+    this.#output.removeBackend(trial);
+    const row: ListenerRow = { chardev, options, clients: new Set(), stopListening: () => {} };
+    // In place before `onClient`, which hands out at once the clients that came first.
+    this.#clientListeners.set(chardev.id, row);
+    this.#attachedAt.set(row, this.#attachCount++);
+    try {
+      row.stopListening = chardev.onClient((client, info) => this.#attachClient(row, client, info));
+    } catch (error) {
+      this.#clientListeners.delete(chardev.id); // another hub takes its clients already
+      throw error;
+    }
+    this.#emit({ type: "attach", backend: chardev.id });
+  }
+
+  /** One connection of a listener becomes a backend; one the hub cannot take (QEMU's 4) is closed, with a line why. */
+  #attachClient(row: ListenerRow, client: Chardev, info: ClientInfo): void {
+    if (this.#clientListeners.get(row.chardev.id) !== row) return void client.destroy();
+    this.#clientOf.set(client, { listener: row, info });
+    row.clients.add(client);
+    try {
+      // A client may only narrow what the listener allows (a view-only tab is `ro`), never widen it.
+      this.attachBackend(client, info.mode === "ro" ? { ...row.options, mode: "ro" } : row.options);
+    } catch (error) {
+      this.#clientOf.delete(client);
+      row.clients.delete(client);
+      const why = error instanceof Error ? error.message : String(error);
+      this.context.warn(`hub: '${this.id}' refused client '${client.id}' of '${row.chardev.id}': ${quoteInput(why)}`);
+      void client.destroy();
+    }
+  }
+
+  /** A connection left (CLOSED) or was detached: the hub forgets it and closes it; it belongs to no registry. */
+  #forgetClient(client: Chardev): void {
+    const known = this.#clientOf.get(client);
+    if (!known) return;
+    this.#clientOf.delete(client);
+    known.listener.clients.delete(client);
+    // After this turn: an evicted client is told why first (`evicted` follows the detach).
+    queueMicrotask(() => void client.destroy());
+  }
+
+  /** Detaching a listener detaches its connections and closes them. */
+  #detachListener(row: ListenerRow): void {
+    row.stopListening();
+    for (const client of [...row.clients]) this.detachBackend(client.id);
+    this.#clientListeners.delete(row.chardev.id);
+    this.#emit({ type: "detach", backend: row.chardev.id });
+  }
+
   /** Hot-unplug: lets go of backend `id`; it behaves as if it closed. */
   detachBackend(id: string): void {
+    const listener = this.#clientListeners.get(id);
+    if (listener) return this.#detachListener(listener);
     const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
     this.#output.beforeDetach(entry); // what it is still owed, served before letting go
@@ -276,6 +364,7 @@ export class HubChardev extends Chardev {
     this.#output.removeBackend(entry.slot);
     if (this.#typist === entry) this.#typist = null;
     this.#emit({ type: "detach", backend: id });
+    this.#forgetClient(entry.chardev);
     this.#output.spaceFreed(); // a waiting writer hears of it (a left backend's watch never fires)
   }
 
@@ -436,6 +525,14 @@ export class HubChardev extends Chardev {
       return;
     }
     const opened = event === ChrEvent.OPENED;
+    if (!opened && this.#clientOf.has(entry.chardev)) {
+      // A connection that ended is detached once this event is through (not from inside a
+      // write, where a hard error reports it); one that never opened counts for nothing.
+      queueMicrotask(() => {
+        if (this.#entries.get(entry.slot) === entry) this.detachBackend(entry.chardev.id);
+      });
+      if (!entry.open) return;
+    }
     // A failed backend is closed for the hub already: its own CLOSED must not count twice.
     if (!opened && !entry.open && entry.failure) return;
     if (opened && entry.failure) {
@@ -518,11 +615,16 @@ export class HubChardev extends Chardev {
     }
   }
 
-  /** Counters of every backend, in attach order. */
+  /**
+   * Counters of every backend, in attach order. A listener (`max-clients` > 1) has a row of its
+   * own (never open, no bytes, `clients`), and each of its connections one (`listener`, `peer`,
+   * `uid`, `since`).
+   */
   stats(): HubBackendStats[] {
-    return [...this.#entries.values()].map((entry) => {
+    const rows: [number, HubBackendStats][] = [...this.#entries.values()].map((entry) => {
       const counters = this.#output.counters(entry.slot, entry.open);
-      return {
+      const client = this.#clientOf.get(entry.chardev);
+      const row: HubBackendStats = {
         id: entry.chardev.id,
         open: entry.open,
         policy: entry.policy,
@@ -535,12 +637,41 @@ export class HubChardev extends Chardev {
         lag: counters.lag,
         stalls: counters.stalls,
       };
+      if (client) {
+        row.listener = client.listener.chardev.id;
+        row.peer = client.info.peer;
+        if (client.info.uid !== undefined) row.uid = client.info.uid;
+        row.since = client.info.since;
+      }
+      return [this.#attachedAt.get(entry) ?? 0, row];
     });
+    for (const listener of this.#clientListeners.values()) {
+      rows.push([this.#attachedAt.get(listener) ?? 0, {
+        id: listener.chardev.id,
+        open: false,
+        policy: listener.options.policy ?? "block",
+        mode: listener.options.mode ?? "rw",
+        bytesIn: 0,
+        bytesOut: 0,
+        bytesDropped: 0,
+        inputDiscarded: 0,
+        eventsDiscarded: 0,
+        lag: 0,
+        stalls: 0,
+        clients: listener.clients.size,
+      }]);
+    }
+    return rows.sort((a, b) => a[0] - b[0]).map(([, row]) => row);
   }
 
   override async destroy(): Promise<void> {
     for (const entry of this.#entries.values()) this.#release(entry);
     this.#entries.clear();
+    // Connections belong to no registry: they go with the hub.
+    for (const listener of this.#clientListeners.values()) listener.stopListening();
+    this.#clientListeners.clear();
+    for (const client of this.#clientOf.keys()) void client.destroy();
+    this.#clientOf.clear();
     if (this.#typistTimer) clearTimeout(this.#typistTimer);
     hubsOf(this.context.core).delete(this.#output.address);
     this.#output.free();

@@ -96,6 +96,12 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
             "events-discarded": row.eventsDiscarded,
             lag: row.lag,
             stalls: row.stalls,
+            // A listener's row (`max-clients`) and each of its connections' (`since`: ISO-8601, UTC).
+            ...(row.clients === undefined ? {} : { clients: row.clients }),
+            ...(row.listener === undefined ? {} : { listener: row.listener }),
+            ...(row.peer === undefined ? {} : { peer: row.peer }),
+            ...(row.uid === undefined ? {} : { uid: row.uid }),
+            ...(row.since === undefined ? {} : { since: new Date(row.since).toISOString() }),
           })),
         };
       },

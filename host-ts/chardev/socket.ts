@@ -2,14 +2,17 @@
 // when a peer connects, CLOSED when it leaves. A server serves one client at a time; later
 // clients wait their turn. A client may reconnect every `reconnect-ms`. Output is bounded by a
 // high-water mark, so a peer that stops reading makes writes answer EAGAIN instead of growing
-// memory.
+// memory. A server with `max-clients=N` (N > 1) serves N connections at once instead, each a
+// chardev of its own (_socket_client.ts) that the socket's hub takes as a backend (a ClientSource).
 
 import { ChardevError } from "../errors.ts";
 import { ERRNO, strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { HostNet, InheritedSocket, NetAddress, NetConnection, NetListener } from "../runtime/types.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
-import { Chardev, type ChardevContext, defineDriver, startedOrDestroyed, runtimePart } from "./_chardev.ts";
+import { Chardev, type ChardevContext, type ChardevUser, defineDriver, startedOrDestroyed, runtimePart } from "./_chardev.ts";
+import type { ClientInfo, ClientSource } from "./_client_source.ts";
+import { SocketClientChardev } from "./_socket_client.ts";
 import { socketDataFromOptions, socketOptions, socketOptionsFromData, type SocketOptions } from "./_socket_options.ts";
 import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
 import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
@@ -91,8 +94,16 @@ function openFailure(listening: boolean, address: NetAddress | InheritedSocket, 
  * reg.query().find((c) => c.label === "s0")?.filename; // "disconnected:unix:/run/user/1000/console.sock,server=on"
  * ```
  */
-export class SocketChardev extends Chardev {
+export class SocketChardev extends Chardev implements ClientSource {
   readonly kind = "socket";
+  /** With `max-clients` > 1: the clients connected now, each its own chardev. */
+  readonly #clients = new Set<SocketClientChardev>();
+  /** Clients that came before anyone listened for them (a `wait=on` server's first), handed out by `onClient`. */
+  readonly #unclaimed: [SocketClientChardev, ClientInfo][] = [];
+  #clientListener: ((client: Chardev, info: ClientInfo) => void) | null = null;
+  /** Clients made so far: the N of their ids `ID#N`, never used twice. */
+  #clientsMade = 0;
+  #fullRefusals = 0;
   #listener: NetListener | null = null;
   #connection: NetConnection | null = null;
   /** Accepted clients waiting for the current one to leave, oldest first. */
@@ -133,9 +144,24 @@ export class SocketChardev extends Chardev {
     this.#releaseTlsCreds = tlsCreds?.hold() ?? null;
   }
 
-  /** Whether a peer is connected now. */
+  /** Whether a peer is connected now (with `max-clients` > 1: any). */
   get connected(): boolean {
-    return this.#connection !== null;
+    return this.#connection !== null || this.#clients.size > 0;
+  }
+
+  /** Connections served at once (`max-clients`); more than 1 makes this a ClientSource. */
+  get maxClients(): number {
+    return this.options.maxClients;
+  }
+
+  /** With `max-clients` > 1: how many clients are connected now. */
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+
+  /** Connections turned away because `max-clients` clients were connected. */
+  get fullRefusals(): number {
+    return this.#fullRefusals;
   }
 
   /** Connections closed unread because another user made them (see `access`). */
@@ -166,6 +192,7 @@ export class SocketChardev extends Chardev {
     // QEMU names a TCP address by its protocol (qemu_chr_socket_protocol): telnet before websocket.
     const protocol = this.options.telnet ? "telnet" : this.options.websocket ? "websocket" : "tcp";
     const described = describeAddress(address).replace(/^tcp:/, `${protocol}:`);
+    if (this.maxClients > 1) return this.#clients.size === 0 ? `disconnected:${described}${serverMark}` : `${described}${serverMark} (${this.#clients.size} clients)`;
     if (!connection) return `disconnected:${described}${serverMark}`;
     if (address.transport === "fd") return `${described}${serverMark}`;
     if (address.transport === "unix") return `unix:${address.path}${serverMark}`;
@@ -189,7 +216,7 @@ export class SocketChardev extends Chardev {
       const bound = this.#listener.address;
       const exposed = bound.transport === "tcp" && plainNetworkListenerWarning("socket", this.id, bound, this.options.tlsCreds !== undefined);
       if (exposed) this.context.warn(exposed);
-      if (wait && !this.#connection) {
+      if (wait && !this.connected) {
         // QEMU's info_report, so whoever started us knows what it waits for.
         this.context.warn(`info: QEMU waiting for connection on: ${this.filename}`);
         await new Promise<void>((resolve) => (this.#firstClientServed = resolve));
@@ -264,6 +291,7 @@ export class SocketChardev extends Chardev {
       this.context.warn(refusal);
       return;
     }
+    if (this.maxClients > 1) return this.#admit(connection);
     if (this.#waiting.length >= MAX_WAITING_CLIENTS) return connection.close();
     if (this.#connection) this.#waiting.push(connection);
     else this.#serve(connection);
@@ -291,6 +319,93 @@ export class SocketChardev extends Chardev {
     });
     this.#firstClientServed?.();
     this.#firstClientServed = null;
+  }
+
+  // ---- many clients at once (max-clients > 1) ----
+
+  /**
+   * A hub calls this to take each connection as a backend of its own. One listener only: a
+   * second hub is refused as a second frontend would be. Clients that came first are handed
+   * out now.
+   */
+  onClient(listener: (client: Chardev, info: ClientInfo) => void): () => void {
+    if (this.#clientListener) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
+    this.#clientListener = listener;
+    for (const [client, info] of this.#unclaimed.splice(0)) listener(client, info);
+    return () => {
+      if (this.#clientListener === listener) this.#clientListener = null;
+    };
+  }
+
+  /**
+   * A many-client server is a ClientSource: its clients are a hub's backends, and nothing else
+   * can hold it (QEMU's one-client socket behind a frontend is max-clients=1).
+   */
+  override attachUser(user: ChardevUser): void {
+    if (this.maxClients > 1) {
+      throw new ChardevError(
+        "IN_USE",
+        `socket: chardev '${this.id}' has max-clients=${this.maxClients}: each client is a backend of its own of a hub, so it can only be a hub's backend (hub,chardevs.N=${this.id}), not a frontend's chardev`,
+      );
+    }
+    super.attachUser(user);
+  }
+
+  /** Held by a hub that takes its clients, too. */
+  override isBusy(): boolean {
+    return super.isBusy() || this.#clientListener !== null;
+  }
+
+  /** Serves `connection` as a client of its own, or turns it away with a line when `max-clients` are connected. */
+  #admit(connection: NetConnection): void {
+    if (this.#clients.size + this.#unclaimed.length >= this.maxClients) return this.#refuseFull(connection);
+    const info: ClientInfo = { peer: this.#peerOf(connection), since: Date.now(), ...this.#uidOf(connection) };
+    const client = new SocketClientChardev(`${this.id}#${++this.#clientsMade}`, this.context, connection, this.options, info, describeAddress(this.options.address), (gone) => {
+      this.#clients.delete(gone);
+      const unclaimed = this.#unclaimed.findIndex(([waiting]) => waiting === gone);
+      if (unclaimed >= 0) this.#unclaimed.splice(unclaimed, 1);
+    });
+    this.#clients.add(client);
+    client.start();
+    if (this.#clientListener) this.#clientListener(client, info);
+    else this.#unclaimed.push([client, info]);
+    this.#firstClientServed?.();
+    this.#firstClientServed = null;
+  }
+
+  /** `unix:PATH` (the server's: a client socket has no name of its own) or `tcp:HOST:PORT` of the peer. */
+  #peerOf(connection: NetConnection): string {
+    if (!connection.remote) return describeAddress(this.options.address);
+    return `tcp:${connection.remoteAddress}`;
+  }
+
+  /** The peer's uid where the runtime can tell (a TCP peer on this machine, Linux). */
+  #uidOf(connection: NetConnection): { uid?: number } {
+    const peers = this.context.runtime.peers;
+    if (!peers || !connection.local || !connection.remote) return {};
+    const uid = peers.tcpPeerUid(connection.local, connection.remote);
+    return uid === null ? {} : { uid };
+  }
+
+  /**
+   * The N+1th client is told why in one line (a WebSocket client as an HTTP 503, the line its
+   * body) and closed once the line left; the operator gets the same line on stderr.
+   */
+  #refuseFull(connection: NetConnection): void {
+    this.#fullRefusals++;
+    const why = `socket '${this.id}' is full: max-clients=${this.maxClients} clients are connected`;
+    this.context.warn(`socket: ${this.id}: refused a connection from ${this.#peerOf(connection).slice(0, 200)}: max-clients=${this.maxClients} clients are connected`);
+    const line = `chardev-hub: ${why}\r\n`;
+    const text = this.options.websocket
+      ? `HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: ${line.length}\r\nConnection: close\r\n\r\n${line}`
+      : line;
+    connection.start({
+      data: () => false,
+      drain: () => this.#drained(connection),
+      closed: () => this.#disconnected(connection),
+    });
+    connection.write(new TextEncoder().encode(text));
+    this.#closeAfterFlush(connection);
   }
 
   /** The handshakes are done: telnet's negotiation goes out first, then the holder hears OPENED. */
@@ -476,6 +591,10 @@ export class SocketChardev extends Chardev {
     this.#reconnectTimer = null;
     this.cancelWatches();
     for (const waiting of this.#waiting.splice(0)) waiting.close();
+    this.#clientListener = null;
+    this.#unclaimed.length = 0;
+    // Each client's CLOSED tells its hub, which forgets it.
+    await Promise.all([...this.#clients].map((client) => client.destroy()));
     for (const closing of [...this.#closing.keys()]) this.#finishClosing(closing);
     const connection = this.#connection;
     this.#connection = null;

@@ -1,0 +1,220 @@
+// One connection of a `socket` server with `max-clients=N` (N > 1): a chardev of its own, which
+// the hub the server is a backend of takes as a backend (see _client_source.ts). It speaks what
+// the server speaks on each connection (telnet's negotiation and input parsing, the WebSocket
+// upgrade and frames; TLS is the listener's), reports OPENED once its handshakes are done and
+// CLOSED when the connection ends, and is then of no further use. It is in no registry: the
+// hub forgets it when it closes, and the server counts it until then.
+
+import { ERRNO } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import type { NetConnection } from "../runtime/types.ts";
+import { Chardev, type ChardevContext } from "./_chardev.ts";
+import type { ClientInfo } from "./_client_source.ts";
+import type { SocketOptions } from "./_socket_options.ts";
+import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
+import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
+
+/** The give-up time for our last bytes (a refused upgrade's answer, a CLOSE frame) to leave. */
+const LAST_BYTES_FLUSH_MS = 1000;
+
+/**
+ * One client of a many-client socket server. Made by the server (SocketChardev) for each
+ * connection it admits; `start` begins reading.
+ */
+export class SocketClientChardev extends Chardev {
+  readonly kind = "socket";
+  /** The handshakes are done (QEMU's CONNECTED): before, writes fail with EIO. */
+  #linkOpen = false;
+  #ended = false;
+  #upgrade: UpgradeRequestReader | null;
+  #frames: WebSocketFrameDecoder | null = null;
+  readonly #telnetInput: TelnetInputParser | null;
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #gone: (client: SocketClientChardev) => void;
+
+  constructor(
+    id: string,
+    context: ChardevContext,
+    readonly connection: NetConnection,
+    readonly options: SocketOptions,
+    /** Who connected, and when (query-hub's `peer`, `uid`, `since`). */
+    readonly info: ClientInfo,
+    /** The server's name for its address, as `filename` shows it (`unix:/run/c.sock`, `telnet:127.0.0.1:4444`). */
+    readonly listenerName: string,
+    /** Called once when the connection is gone, whoever ended it: the server counts clients. */
+    gone: (client: SocketClientChardev) => void,
+  ) {
+    super(id, context);
+    this.#gone = gone;
+    this.#telnetInput = options.telnet || options.tn3270 ? new TelnetInputParser(options.tn3270) : null;
+    this.#upgrade = options.websocket ? new UpgradeRequestReader() : null;
+  }
+
+  /** `unix:PATH,server=on` or `tcp:LOCAL,server=on <-> REMOTE`, QEMU's forms for a connected server. */
+  override get filename(): string {
+    const { connection } = this;
+    if (!connection.remote) return `${this.listenerName},server=on`;
+    const protocol = this.listenerName.slice(0, this.listenerName.indexOf(":"));
+    return `${protocol}:${connection.localAddress},server=on <-> ${connection.remoteAddress}`;
+  }
+
+  /** Output taken but not yet in the kernel; never above `options.highWaterMark`. */
+  get bufferedBytes(): number {
+    return this.connection.bufferedBytes;
+  }
+
+  /** Starts reading. A plain connection opens at once; a WebSocket one once its upgrade is answered. */
+  start(): void {
+    if (this.options.nodelay) this.connection.setNoDelay(true);
+    if (!this.options.websocket) this.#openLink();
+    this.connection.start({
+      data: (chunk) => this.#received(chunk),
+      drain: () => this.#drained(),
+      closed: () => this.#end(),
+    });
+  }
+
+  /** Telnet's negotiation goes out first, then the holder hears OPENED. */
+  #openLink(): void {
+    if (this.#telnetInput) this.#send(this.options.tn3270 ? TN3270_NEGOTIATION : TELNET_NEGOTIATION);
+    this.#linkOpen = true;
+    this.emitEvent(ChrEvent.OPENED);
+  }
+
+  /** Queues bytes of ours (a copy), framed when the link is a WebSocket. */
+  #send(data: Uint8Array): void {
+    this.connection.write(this.options.websocket ? binaryFrame(data) : data.slice());
+  }
+
+  /** Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading. */
+  #received(chunk: Uint8Array): boolean {
+    if (this.#ended || this.#flushTimer) return false;
+    if (this.#upgrade) {
+      const request = this.#upgrade.feed(chunk);
+      if (request === null) return true;
+      this.#upgrade = null;
+      if (!request.ok) {
+        this.context.warn(`socket: ${this.id}: refused a WebSocket upgrade: ${request.reason}`);
+        this.connection.write(request.response);
+        this.#endAfterFlush();
+        return false;
+      }
+      // The accept key's SHA-1 is asynchronous: reading waits, the bytes after the request with it.
+      void upgradeResponse(request.key).then((response) => {
+        if (this.#ended) return;
+        this.connection.write(response);
+        this.#frames = new WebSocketFrameDecoder();
+        this.#openLink();
+        if (this.#received(request.rest)) this.connection.resume();
+      }, (error: unknown) => {
+        if (this.#ended) return;
+        this.context.warn(`socket: ${this.id}: cannot answer a WebSocket upgrade: ${String(error).slice(0, 200)}`);
+        this.connection.write(new TextEncoder().encode("HTTP/1.1 500 Internal Server Error\r\nServer: QEMU VNC\r\nConnection: close\r\n\r\n"));
+        this.#endAfterFlush();
+      });
+      return false;
+    }
+    let data = chunk;
+    if (this.#frames) {
+      const decoded = this.#frames.feed(chunk);
+      for (const reply of decoded.replies) this.connection.write(reply);
+      if (decoded.error) this.context.warn(`socket: ${this.id}: WebSocket client broke the protocol: ${decoded.error}`);
+      if (decoded.closed) {
+        // Its data came before its close: the holder gets it before CLOSED.
+        this.#deliver(decoded.data);
+        this.#endAfterFlush();
+        return false;
+      }
+      data = decoded.data;
+    }
+    return this.#deliver(data);
+  }
+
+  /** Hands input to the holder, with a telnet client's commands taken out. */
+  #deliver(data: Uint8Array): boolean {
+    if (!this.#telnetInput) return data.length === 0 || this.deliverInput(data);
+    let keepReading = true;
+    for (const piece of this.#telnetInput.feed(data)) {
+      if (piece === TELNET_BREAK) this.emitEvent(ChrEvent.BREAK);
+      else keepReading = this.deliverInput(piece) && keepReading;
+    }
+    return keepReading;
+  }
+
+  /** Ends the client now and lets the connection go once our last bytes left (or after a second). */
+  #endAfterFlush(): void {
+    this.#end();
+    if (this.connection.bufferedBytes === 0) return this.connection.close();
+    this.connection.pause();
+    this.#flushTimer = setTimeout(() => this.connection.close(), LAST_BYTES_FLUSH_MS);
+  }
+
+  #drained(): void {
+    if (this.#flushTimer) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = null;
+      this.connection.close();
+      return;
+    }
+    this.fireWatches();
+  }
+
+  /**
+   * The connection is over: CLOSED (always, so the hub forgets it even when its handshakes never
+   * finished), waiting writers woken, the server told. Once only.
+   */
+  #end(): void {
+    if (this.#ended) {
+      // Our last bytes are stuck with a peer that went away: nothing is left to wait for.
+      if (this.#flushTimer) this.#drained();
+      return;
+    }
+    this.#ended = true;
+    this.#linkOpen = false;
+    this.emitEvent(ChrEvent.CLOSED);
+    this.fireWatches();
+    this.#gone(this);
+  }
+
+  protected override resumeInput(): void {
+    // A WebSocket whose upgrade is being answered reads again only once it is (see #received).
+    if (this.options.websocket && !this.#linkOpen) return;
+    if (!this.#ended) this.connection.resume();
+  }
+
+  /** Takes what fits under the high-water mark; EIO before the handshakes are done and after the end. */
+  protected writeOut(data: Uint8Array): number {
+    if (!this.#linkOpen) return -ERRNO.EIO;
+    const room = this.options.highWaterMark - this.connection.bufferedBytes;
+    if (room <= 0) return -ERRNO.EAGAIN;
+    const taken = Math.min(room, data.length);
+    // `data` views WASM memory the next write reuses: #send hands the runtime a copy.
+    this.#send(data.subarray(0, taken));
+    return taken;
+  }
+
+  /** Fires once the queued output has gone to the kernel (or the peer left). */
+  override addWatch(callback: () => void): (() => void) | null {
+    if (!this.#linkOpen) return null;
+    if (this.connection.bufferedBytes === 0) {
+      const timer = setTimeout(callback, 0);
+      return () => clearTimeout(timer);
+    }
+    const cancel = this.addToWatchList(callback);
+    return () => void cancel();
+  }
+
+  /** A hub evicted this client for stalling: its connection is closed. */
+  override evicted(_reason: string): void {
+    void this.destroy();
+  }
+
+  /** Closes the connection (queued output is dropped: the client is being let go). Safe to call twice. */
+  override async destroy(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    this.#end();
+    this.connection.close();
+    await super.destroy();
+  }
+}
