@@ -3,6 +3,7 @@
 // anything is opened. Chardev specs themselves are checked by the registry, with QEMU's texts.
 
 import { splitParams } from "../options.ts";
+import type { ServiceOptions } from "./service.ts";
 
 /** What the command line asks for. */
 export interface CliOptions {
@@ -27,6 +28,8 @@ export interface CliOptions {
   readonly qemuCompat: boolean;
   /** Run the embedded default setup (no `-chardev` given, or `--default`). */
   readonly useDefault: boolean;
+  /** `-pidfile FILE`, `-daemonize`, `-D FILE` (service.ts). */
+  readonly service: ServiceOptions;
   readonly action: "run" | "help" | "version";
 }
 
@@ -35,8 +38,8 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial"]);
-const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V"]);
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial", "pidfile", "D"]);
+const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V", "daemonize"]);
 
 const FRONTEND_FORM = "-frontend expects DEVICE_ID,chardev=HUB_ID";
 
@@ -76,6 +79,9 @@ export function parseArgs(args: readonly string[]): CliOptions {
   let frontend: { device: string; hub: string } | null = null;
   let qemuCompat = false;
   let wantDefault = false;
+  let pidfile: string | null = null;
+  let logFile: string | null = null;
+  let daemonize = false;
   let action: CliOptions["action"] = "run";
   let firstMistake: UsageError | null = null;
   const mistake = (message: string) => (firstMistake ??= new UsageError(message));
@@ -93,6 +99,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
       else if (name === "help" || name === "h") action = "help";
       else if (name === "version" || name === "V") action = action === "help" ? action : "version";
       else if (name === "qemu-compat") qemuCompat = true;
+      else if (name === "daemonize") daemonize = true;
       else wantDefault = true;
       continue;
     }
@@ -113,6 +120,10 @@ export function parseArgs(args: readonly string[]): CliOptions {
       qmp.push(value);
     } else if (name === "serial") {
       serials.push(value);
+    } else if (name === "pidfile" || name === "D") {
+      if (value === "") mistake(`option '-${name}' needs a file name`);
+      else if (name === "pidfile") pidfile = value;
+      else logFile = value;
     } else if (frontend) {
       mistake("only one -frontend can be given: a hub has one frontend");
     } else {
@@ -124,17 +135,19 @@ export function parseArgs(args: readonly string[]): CliOptions {
     }
   }
 
-  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action };
+  const service: ServiceOptions = { pidfile, daemonize, logFile };
+  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service };
   if (firstMistake) throw firstMistake;
   if (wantDefault && (chardevs.length > 0 || frontend || serials.length > 0)) throw new UsageError("--default brings its own chardevs: give it no -chardev, -serial or -frontend");
   if (serials.length > 0) {
     if (frontend) throw new UsageError("-serial makes its own hub for the device: give no -frontend with it (or define the hub yourself with -chardev hub,...)");
     if (chardevs.length === 0) throw new UsageError("-serial shares a device, but no -chardev defines one (e.g. -chardev spawn,id=sh,cmd=bash)");
-    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action };
+    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service };
   }
   const useDefault = chardevs.length === 0 && frontend === null;
   if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
   if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
   if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
-  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action };
+  if (useDefault && daemonize) throw new UsageError("-daemonize cannot run the default setup: it shares this terminal (stdio), and a background copy has none; give your own -chardev and -frontend");
+  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action, service };
 }

@@ -7,6 +7,7 @@ import { parseArgs, UsageError, type CliOptions } from "./args.ts";
 import { DeviceBridge } from "./bridge.ts";
 import { addDefaultSetup } from "./default_setup.ts";
 import { helpText } from "./help.ts";
+import { ServiceError, ServiceMode, startBackgroundCopy, STDIO_WITH_DAEMONIZE } from "./service.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev } from "../chardev/hub.ts";
 import { PtyChardev } from "../chardev/pty.ts";
@@ -57,6 +58,8 @@ class CliRun {
   #ending: Promise<never> | null = null;
   /** A stdio chardev shares our terminal with the console. */
   #sharedTerminal = false;
+  /** The pid file, systemd's notices, -daemonize's report (service.ts); told first and last on the way out. */
+  service: ServiceMode | null = null;
 
   readonly host: ProcessPrimitives;
 
@@ -91,6 +94,7 @@ class CliRun {
   }
 
   async #close(status: number, message: string | undefined): Promise<never> {
+    await this.service?.stopping();
     this.bridge?.stop();
     try {
       for (const monitor of this.monitors) await monitor.close();
@@ -103,6 +107,7 @@ class CliRun {
     if (message && this.#sharedTerminal) this.host.print("stderr", "\r\n");
     if (message) this.say(message);
     for (const stop of this.#stopListening) stop();
+    this.service?.cleanUp();
     return this.host.exit(status);
   }
 
@@ -168,6 +173,11 @@ class CliRun {
       await Promise.race([this.bridge?.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
       await this.end(EXIT_DEVICE_CLOSED, `device '${id}' closed`);
     })();
+  }
+
+  /** Whether a stdio chardev shares our terminal (none may under -daemonize). */
+  get sharesTerminal(): boolean {
+    return this.#sharedTerminal;
   }
 
   /** A line on stderr; with a terminal in raw mode it needs its \r. */
@@ -313,11 +323,28 @@ async function main(): Promise<never> {
     host.print("stdout", `${PROGRAM} ${VERSION} (QEMU 10.0 hub chardev, ${runtime.name})\n`);
     return host.exit(0);
   }
-  const run = new CliRun(runtime);
+  let service: ServiceMode;
   try {
-    await run.start(options);
+    service = new ServiceMode(runtime, options.service);
+    // -daemonize: this process starts the background copy, waits until it is up, and leaves.
+    if (service.startsBackgroundCopy) {
+      service.beforeSetup();
+      return host.exit(await startBackgroundCopy(host, runtime.name, host.args, options.service.logFile));
+    }
   } catch (error) {
-    if (!(error instanceof ChardevError)) throw error;
+    if (!(error instanceof ServiceError)) throw error;
+    host.print("stderr", `${PROGRAM}: ${error.message}\n`);
+    return host.exit(EXIT_SETUP_FAILED);
+  }
+  const run = new CliRun({ ...runtime, process: service.host });
+  run.service = service;
+  try {
+    service.beforeSetup();
+    await run.start(options);
+    if (service.isBackgroundCopy && run.sharesTerminal) throw new ServiceError(STDIO_WITH_DAEMONIZE);
+    await service.ready();
+  } catch (error) {
+    if (!(error instanceof ChardevError) && !(error instanceof ServiceError)) throw error;
     return run.end(EXIT_SETUP_FAILED, error.message);
   }
   // Runs until a signal, C-a x or the spawned device's exit calls `end` (or, with nothing

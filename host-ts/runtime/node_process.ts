@@ -6,6 +6,7 @@
 import { spawn as spawnChild } from "node:child_process";
 import * as fs from "node:fs";
 import process from "node:process";
+import { nodeService } from "./node_service.ts";
 import type { ProcessExit, ProcessPrimitives, SpawnedProcess, SpawnOptions, TerminalSizeInfo } from "./types.ts";
 
 /** A wrapper's complaint is a line or two; a program that keeps writing to stderr gets no more memory. */
@@ -120,4 +121,5 @@ export const nodeProcess: ProcessPrimitives = {
     await Promise.all([drained(process.stdout), drained(process.stderr)]);
     process.exit(code);
   },
+  service: nodeService,
 };

@@ -486,4 +486,40 @@ export interface ProcessPrimitives {
   exists(path: string): boolean;
   /** Ends the process with `code` once what it wrote to stdout and stderr has gone out. */
   exit(code: number): Promise<never>;
+  /** What `-pidfile` and `-daemonize` need; absent where a runtime cannot provide it. */
+  readonly service?: ServicePrimitives;
+}
+
+/** A copy of this program started in the background by `-daemonize`. */
+export interface BackgroundCopy {
+  readonly pid: number;
+  /** Resolves once it has ended (a failure to start is an exit with code 127). */
+  readonly exit: Promise<ProcessExit>;
+  /** Lets the foreground exit while the copy runs on (stops reading its pipe). */
+  release(): void;
+}
+
+/**
+ * The few things running as a service needs of our own process (`-pidfile`, `-daemonize`),
+ * besides ProcessPrimitives.
+ */
+export interface ServicePrimitives {
+  /** Whether a process with this id exists (one of another user's counts). */
+  processExists(pid: number): boolean;
+  /** A small file's text (at most `maxBytes` read), or null when there is no file; throws the runtime's error otherwise. */
+  readTextFile(path: string, maxBytes: number): string | null;
+  /** Creates `path` holding `text`, whole at once, only if nothing is there (an error with code EEXIST otherwise). */
+  createFileExclusive(path: string, text: string, mode: number): void;
+  /** Removes a file; none there is fine. */
+  removeFile(path: string): void;
+  /** `path` from our working directory, as an absolute path. */
+  absolutePath(path: string): string;
+  /**
+   * Starts this program again with `args` (same runtime, same script, same working directory)
+   * in a new session, stdin from /dev/null, stdout and stderr to `outputFile` (appended,
+   * created 0600) or /dev/null, and a pipe back whose text reaches `onMessage`.
+   */
+  startBackgroundCopy(args: readonly string[], options: { env: Readonly<Record<string, string>>; outputFile: string | null; onMessage(text: string): void }): BackgroundCopy;
+  /** In a background copy: its pipe back to the foreground that started it (taken once); null elsewhere. */
+  backgroundChannel(): { send(text: string): void; close(): void } | null;
 }
