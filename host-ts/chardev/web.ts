@@ -8,10 +8,16 @@
 // local user's connection to a loopback address is closed at once, and `max-clients` bounds
 // the tabs. `auth=none` and `access=any` turn the checks off, loudly.
 //
-// Memory stays bounded both ways. Output: a tab more than `queue-limit` bytes behind is
-// disconnected (close code 4000), so one stalled tab neither stalls the others nor grows a
-// queue; the write itself never blocks. Input: while the holder cannot take more, every tab's
-// socket stops being read.
+// Held by a hub (outside qemuCompat) with `max-clients` above 1, it is a ClientSource: every
+// tab is handed to the hub as a chardev of its own (_web_tab.ts), a backend with the hub's
+// per-backend options (policy, lag-limit, stall-ms, replay, mode); a view-only tab is one with
+// mode `ro`. The chardev itself then moves no bytes and never opens.
+//
+// Otherwise (held directly, `max-clients=1`, or under qemuCompat, whose hub takes at most 4
+// backends) it fans out to its tabs itself. Memory stays bounded both ways. Output: a tab more
+// than `queue-limit` bytes behind is disconnected (close code 4000), so one stalled tab
+// neither stalls the others nor grows a queue; the write itself never blocks. Input: while the
+// holder cannot take more, every tab's socket stops being read.
 
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
@@ -23,6 +29,8 @@ import { Chardev, type BackendData, type ChardevContext, defineDriver } from "./
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
 import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
+import type { ClientInfo } from "./_client_source.ts";
+import { tabPeerAddress, WebTabChardev } from "./_web_tab.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
@@ -70,6 +78,15 @@ export interface TerminalSize {
 /** Called with a tab's terminal size when it connects and whenever it changes. */
 export type ResizeListener = (cols: number, rows: number) => void;
 
+/** Whoever takes the tabs as chardevs of their own (a hub; see ClientSource). */
+export type TabListener = (tab: Chardev, info: ClientInfo) => void;
+
+/** One connected tab: whether it may type, and its chardev once it is handed to a hub. */
+interface TabState {
+  readonly role: "rw" | "ro";
+  chardev: WebTabChardev | null;
+}
+
 /** Options of {@link WebChardev.open} (the `-chardev web,...` keys). */
 export interface WebChardevOptions {
   /**
@@ -83,7 +100,8 @@ export interface WebChardevOptions {
    */
   port?: number;
   /**
-   * Bytes of output a tab may have queued before it is disconnected as too far behind.
+   * Bytes of output a tab may have queued before it is disconnected as too far behind; a tab
+   * that is a hub backend of its own takes no more output past this (the hub's policy decides).
    * @default 1048576
    */
   queueLimit?: number;
@@ -104,7 +122,8 @@ export interface WebChardevOptions {
    */
   roToken?: string;
   /**
-   * Tabs connected at once; the next one is refused (HTTP 503) until one leaves.
+   * Tabs connected at once; the next one is refused (HTTP 503) until one leaves. Above 1, a
+   * hub that holds the chardev (outside qemuCompat) takes every tab as a backend of its own.
    * @default 64
    */
   maxClients?: number;
@@ -193,9 +212,13 @@ function isResize(message: unknown): message is ControlMessage {
  */
 export class WebChardev extends Chardev {
   readonly kind = "web";
-  /** Every connected tab and whether it may type. */
-  readonly #tabs = new Map<WebSocketPeer, "rw" | "ro">();
+  /** Every connected tab, whether it may type and its chardev when a hub holds it apart. */
+  readonly #tabs = new Map<WebSocketPeer, TabState>();
   readonly #resizeListeners = new Set<ResizeListener>();
+  /** The hub that takes each tab as a backend of its own; null: the tabs are fanned out to here. */
+  #tabListener: TabListener | null = null;
+  /** Numbers the tabs' chardev ids (`web0#1`, `web0#2`, ...), never reused. */
+  #tabsHandedOut = 0;
   #server: WebServer | null = null;
   #baseUrl = "";
   #inputPaused = false;
@@ -223,7 +246,20 @@ export class WebChardev extends Chardev {
   ) {
     super(id, context);
     this.#releaseTlsCreds = tlsCreds?.hold() ?? null;
+    // QEMU's hub takes at most 4 backends and knows no listeners: under qemuCompat the tabs
+    // stay one backend, fanned out to here. One tab at most needs no hub row per tab either.
+    if (!context.qemuCompat && maxClients > 1) this.onClient = (listener) => this.#handTabsTo(listener);
   }
+
+  /**
+   * Present outside qemuCompat with `max-clients` above 1 (ClientSource): calls `listener` with
+   * every tab, those already connected first, as a chardev of its own (id `ID#N`, N counting
+   * from 1) and who it is (its address, its uid where the kernel tells, `mode: "ro"` for a
+   * view-only tab). A hub that holds this chardev subscribes; from then on this chardev moves
+   * no bytes and never opens. The returned function stops the calls and closes those tabs.
+   * One listener at a time.
+   */
+  readonly onClient?: (listener: TabListener) => () => void;
 
   /**
    * Starts the server and returns the chardev. Throws ChardevError `OPEN_FAILED` when it cannot
@@ -325,6 +361,11 @@ export class WebChardev extends Chardev {
     return this.#tabs.size;
   }
 
+  /** True while a hub takes every tab as a backend of its own (`onClient`). */
+  get handsOutTabs(): boolean {
+    return this.#tabListener !== null;
+  }
+
   /** What was refused so far. */
   get refusals(): WebRefusals {
     return { ...this.#refusals };
@@ -350,7 +391,7 @@ export class WebChardev extends Chardev {
   }
 
   protected writeOut(data: Uint8Array): number {
-    if (data.length === 0 || this.#tabs.size === 0) return data.length;
+    if (data.length === 0 || this.#tabs.size === 0 || this.#tabListener) return data.length;
     // One copy for every tab: `data` may be a view of core memory, valid only during this call.
     const copy = data.slice();
     let dropped = false;
@@ -373,13 +414,13 @@ export class WebChardev extends Chardev {
   protected override resumeInput(): void {
     if (!this.#inputPaused) return;
     this.#inputPaused = false;
-    for (const peer of this.#tabs.keys()) peer.resume();
+    for (const [peer, tab] of this.#tabs) if (!tab.chardev) peer.resume();
   }
 
   #pauseInput(): void {
     if (this.#inputPaused) return;
     this.#inputPaused = true;
-    for (const peer of this.#tabs.keys()) peer.pause();
+    for (const [peer, tab] of this.#tabs) if (!tab.chardev) peer.pause();
   }
 
   /**
@@ -438,33 +479,78 @@ export class WebChardev extends Chardev {
       peer.close(WebCloseCode.TRY_AGAIN_LATER, `${this.maxClients} tabs are connected (max-clients=${this.maxClients})`);
       return ignore;
     }
-    this.#tabs.set(peer, role);
+    const tab: TabState = { role, chardev: null };
+    this.#tabs.set(peer, tab);
+    // The page hears its mode before any output, a hub's replay included.
     if (peer.protocol === TERMINAL_PROTOCOL) {
       const hello: HelloMessage = { type: "hello", readOnly: role === "ro" };
       peer.sendText(JSON.stringify(hello));
     }
-    if (this.#inputPaused) peer.pause();
+    if (this.#tabListener) this.#handOver(peer, tab, this.#tabListener);
+    else if (this.#inputPaused) peer.pause();
     this.#reportOpenState();
     return {
       message: (frame) => this.#receive(peer, frame),
       close: () => {
-        if (this.#tabs.delete(peer)) this.#reportOpenState();
+        if (!this.#tabs.delete(peer)) return;
+        tab.chardev?.peerClosed();
+        this.#reportOpenState();
       },
     };
   }
 
+  /** Subscribes the hub that takes every tab apart (see `onClient`). */
+  #handTabsTo(listener: TabListener): () => void {
+    if (this.#tabListener) throw new ChardevError("IN_USE", `web: chardev '${this.id}' already hands its tabs to a hub`);
+    this.#tabListener = listener;
+    for (const [peer, tab] of [...this.#tabs]) if (!tab.chardev) this.#handOver(peer, tab, listener);
+    // The tabs are the hub's backends now: this chardev is not open any more.
+    this.#reportOpenState();
+    return () => {
+      if (this.#tabListener !== listener) return;
+      this.#tabListener = null;
+      for (const [peer, tab] of [...this.#tabs]) {
+        if (tab.chardev) this.#drop(peer, WebCloseCode.GOING_AWAY, "detached from the hub");
+      }
+    };
+  }
+
+  /** Makes `tab` a chardev of its own and gives it to `listener`; one it cannot take is closed. */
+  #handOver(peer: WebSocketPeer, tab: TabState, listener: TabListener): void {
+    const chardev = new WebTabChardev(`${this.id}#${++this.#tabsHandedOut}`, this.context, peer, this.queueLimit);
+    tab.chardev = chardev;
+    // Fanned out to before, this tab may have been paused with the others.
+    peer.resume();
+    const uid = this.context.runtime.peers?.tcpPeerUid(peer.local, peer.remote) ?? null;
+    const info: ClientInfo = {
+      peer: tabPeerAddress(peer),
+      since: Date.now(),
+      ...(uid === null ? {} : { uid }),
+      ...(tab.role === "ro" ? { mode: "ro" as const } : {}),
+    };
+    try {
+      listener(chardev, info);
+    } catch (error) {
+      const why = (error instanceof Error ? error.message : String(error)).slice(0, 120);
+      this.context.warn(`web: ${this.id}: could not attach tab ${info.peer}: ${why}`);
+      this.#drop(peer, WebCloseCode.TRY_AGAIN_LATER, why);
+    }
+  }
+
   #receive(peer: WebSocketPeer, frame: Uint8Array | string): void {
-    const role = this.#tabs.get(peer);
+    const tab = this.#tabs.get(peer);
     // A dropped tab's frames that were already on their way are not input any more.
-    if (role === undefined) return;
+    if (tab === undefined) return;
+    const role = tab.role;
     if (typeof frame === "string") {
       if (peer.protocol === TERMINAL_PROTOCOL) return this.#control(frame, role);
       frame = new TextEncoder().encode(frame);
     }
-    if (role === "ro") {
-      this.#refusals.readOnlyInputBytes += frame.length;
-      return;
-    }
+    if (role === "ro") this.#refusals.readOnlyInputBytes += frame.length;
+    // A tab of its own goes to its hub row even when view-only: the hub discards it (mode ro)
+    // and counts it there, where the operator looks.
+    if (tab.chardev) return tab.chardev.input(frame);
+    if (role === "ro") return;
     if (frame.length > 0 && !this.deliverInput(frame)) this.#pauseInput();
   }
 
@@ -487,26 +573,29 @@ export class WebChardev extends Chardev {
 
   /** A hub evicted us: every tab is told why with close code 4001 (EVICTED). */
   override evicted(reason: string): void {
-    for (const peer of [...this.#tabs.keys()]) this.#drop(peer, WebCloseCode.EVICTED, `evicted by the hub: ${reason}`);
+    for (const [peer, tab] of [...this.#tabs]) if (!tab.chardev) this.#drop(peer, WebCloseCode.EVICTED, `evicted by the hub: ${reason}`);
     this.#reportOpenState();
   }
 
   #drop(peer: WebSocketPeer, code: number, reason: string): void {
+    const tab = this.#tabs.get(peer);
     this.#tabs.delete(peer);
     // Its socket must be read again, or its answer to our close frame would never arrive.
     peer.resume();
     peer.close(code, reason);
+    tab?.chardev?.peerClosed();
   }
 
-  /** OPENED when the first tab is here, CLOSED when the last has gone, each once. */
+  /** OPENED when the first fanned-out tab is here, CLOSED when the last has gone, each once. */
   #reportOpenState(): void {
     if (this.#destroyed) return;
-    const open = this.#tabs.size > 0;
+    const open = !this.#tabListener && this.#tabs.size > 0;
     if (open !== this.beOpen) this.emitEvent(open ? ChrEvent.OPENED : ChrEvent.CLOSED);
   }
 
   override async destroy(): Promise<void> {
     this.#destroyed = true;
+    this.#tabListener = null;
     for (const peer of [...this.#tabs.keys()]) this.#drop(peer, WebCloseCode.GOING_AWAY, "chardev removed");
     this.#resizeListeners.clear();
     await this.#server?.close();

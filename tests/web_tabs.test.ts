@@ -1,0 +1,264 @@
+// Browser tabs as hub backends of their own (issue 13): a `web` chardev with max-clients > 1
+// held by a hub (outside qemuCompat) hands every tab to the hub, which takes it with the
+// per-backend options given for the web chardev. Plain WebSocket clients play the tabs; QMP
+// runs on a real UNIX socket.
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type WebSocket from "ws";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
+import { ChardevRegistry, ChrEvent, type Frontend } from "../host-ts/mod.ts";
+import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/web.ts";
+import type { HubBackendStats, HubChardev, HubEvent } from "../host-ts/chardev/hub.ts";
+import { bytes, FeHandler } from "./_fe_handler.ts";
+import { connectClient } from "./qmp/_clients.ts";
+import { Tab, until, upgradeStatus } from "./_web_clients.ts";
+
+const SECRET = "typing-secret-for-tests";
+const VIEW_SECRET = "viewing-secret-for-tests";
+
+let reg: ChardevRegistry;
+let dir: string;
+let cleanups: (() => unknown)[];
+
+beforeEach(async () => {
+  reg = await ChardevRegistry.create({ qemuCompat: false, onWarning: () => {} });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-web-tabs-"));
+  cleanups = [];
+});
+afterEach(async () => {
+  for (const cleanup of cleanups) await cleanup();
+  await reg.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A web chardev `web0` (more keys in `webKeys`) in ring hub `hub0` (more keys in `hubKeys`), with a frontend. */
+async function tabsOnRingHub(webKeys = "", hubKeys = ""): Promise<{ web: WebChardev; hub: HubChardev; fe: FeHandler; frontend: Frontend }> {
+  const web = (await reg.add(`web,id=web0,port=0,token=${SECRET},ro-token=${VIEW_SECRET}${webKeys}`)) as WebChardev;
+  await reg.add(`hub,id=hub0,ring=65536,chardevs.0=web0${hubKeys}`);
+  const fe = new FeHandler();
+  const frontend = reg.attach("hub0", fe);
+  return { web, hub: reg.hub("hub0"), fe, frontend };
+}
+
+const socketUrl = (web: WebChardev, secret = SECRET) => `${web.baseUrl.replace(/^http/, "ws")}ws?token=${secret}`;
+
+async function openTab(web: WebChardev, secret = SECRET, protocol?: string): Promise<Tab> {
+  const tab = await Tab.open(socketUrl(web, secret), { protocol });
+  cleanups.push(() => tab.socket.terminate());
+  return tab;
+}
+
+/** The client side's own address, as the server sees it as the tab's peer. */
+function localAddressOf(tab: Tab): string {
+  const socket = (tab.socket as WebSocket & { _socket: { localAddress: string; localPort: number } })._socket;
+  return `${socket.localAddress}:${socket.localPort}`;
+}
+
+/** The hub's row of backend `id`. */
+function row(hub: HubChardev, id: string): HubBackendStats {
+  const found = hub.stats().find((candidate) => candidate.id === id);
+  if (!found) throw new Error(`no row '${id}' in ${JSON.stringify(hub.stats().map((r) => r.id))}`);
+  return found;
+}
+
+/** Writes all of `data` through the frontend, waiting a turn whenever the ring is full. */
+async function writeAll(frontend: Frontend, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const taken = frontend.write(data.subarray(offset));
+    if (taken > 0) offset += taken;
+    else await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+describe("web tabs as hub backends of their own", () => {
+  it("three tabs on a ring hub are three backends, each with its peer, uid and since in hub.stats() and QMP query-hub; the fourth is refused with 503", async () => {
+    const { web, hub, fe, frontend } = await tabsOnRingHub(",max-clients=3");
+    expect(web.handsOutTabs, "the hub took the web chardev as a listener").toBe(true);
+    const before = Date.now();
+    const tabs = [await openTab(web), await openTab(web), await openTab(web)];
+    const after = Date.now();
+    await until(() => hub.stats().filter((r) => r.listener === "web0").length === 3);
+
+    const rows = hub.stats();
+    expect(rows.map((r) => r.id)).toEqual(["web0", "web0#1", "web0#2", "web0#3"]);
+    expect(rows[0]).toEqual(expect.objectContaining({ id: "web0", open: false, clients: 3, bytesOut: 0 }));
+    rows.slice(1).forEach((client, index) => {
+      expect(client).toEqual(expect.objectContaining({ open: true, mode: "rw", listener: "web0", peer: localAddressOf(tabs[index]), uid: process.getuid!() }));
+      expect(client.since).toBeGreaterThanOrEqual(before);
+      expect(client.since).toBeLessThanOrEqual(after);
+    });
+    expect(fe.events, "the first tab opened the hub").toEqual([ChrEvent.OPENED]);
+
+    expect(await upgradeStatus(socketUrl(web)), "max-clients=3 tabs are connected").toBe(503);
+    expect(web.refusals.tooManyClients).toBe(1);
+
+    await writeAll(frontend, bytes("to every tab"));
+    await until(() => tabs.every((tab) => tab.receivedBytes === 12));
+    expect(tabs.map((tab) => tab.text())).toEqual(["to every tab", "to every tab", "to every tab"]);
+    tabs[1].socket.send(bytes("typed in the second tab"));
+    await until(() => fe.readCount === 23);
+    expect(fe.take()).toBe("typed in the second tab");
+    await until(() => row(hub, "web0#2").bytesIn === 23);
+    expect(row(hub, "web0#1").bytesIn).toBe(0);
+
+    const qmp = await connectClient(reg, "unix", dir);
+    cleanups.push(() => qmp.close());
+    await qmp.negotiate();
+    const answer = (await qmp.execute("query-hub", { id: "hub0" })) as { return: { backends: Record<string, unknown>[] } };
+    const backends = answer.return.backends;
+    expect(backends.map((backend) => backend.id)).toEqual(["web0", "web0#1", "web0#2", "web0#3"]);
+    backends.slice(1).forEach((backend, index) => {
+      expect(backend).toEqual(expect.objectContaining({ listener: "web0", peer: localAddressOf(tabs[index]), uid: process.getuid!(), "bytes-out": 12 }));
+      const since = Date.parse(backend.since as string);
+      expect(since).toBeGreaterThanOrEqual(before);
+      expect(since).toBeLessThanOrEqual(after);
+    });
+
+    // A tab that leaves is gone from the hub; the others stay.
+    await tabs[0].close();
+    await until(() => hub.stats().length === 3);
+    expect(hub.stats().map((r) => r.id)).toEqual(["web0", "web0#2", "web0#3"]);
+    expect(web.clientCount).toBe(2);
+    expect(fe.events, "two tabs still keep the hub open").toEqual([ChrEvent.OPENED]);
+  });
+
+  it("a stalled tab with policy=drop gets a gap at a line start while the other tabs keep streaming every byte", async () => {
+    const { web, hub, frontend } = await tabsOnRingHub(",queue-limit=16k", ",policy.0=drop,lag-limit.0=32768");
+    const healthy = [await openTab(web), await openTab(web)];
+    const stalled = await openTab(web);
+    await until(() => web.clientCount === 3 && hub.stats().length === 4);
+    const gaps: HubEvent[] = [];
+    hub.onEvent((event) => {
+      if (event.type === "gap") gaps.push(event);
+    });
+    // The stalled tab stops reading: the kernel's buffers fill, then its queue, then it lags in the ring.
+    stalled.socket.pause();
+
+    let line = 0;
+    let written = 0;
+    // Far past lag-limit and the ring: the hub skips it ahead when it is served next.
+    while (row(hub, "web0#3").lag <= 4 * 65536) {
+      expect(written, "the stalled tab misses output long before this").toBeLessThan(256 * 1024 * 1024);
+      let chunk = "";
+      while (chunk.length < 8192) chunk += `line ${line++}\n`;
+      await writeAll(frontend, bytes(chunk));
+      written += chunk.length;
+      // The healthy tabs read everything before the next write: they never lag.
+      await until(() => healthy.every((tab) => tab.receivedBytes === written));
+    }
+    stalled.socket.resume();
+    const end = `line ${line++} the end\n`;
+    await writeAll(frontend, bytes(end));
+    written += end.length;
+    await until(() => healthy.every((tab) => tab.receivedBytes === written) && stalled.text().endsWith(end));
+    expect(gaps.length).toBeGreaterThan(0);
+    expect(gaps.every((gap) => gap.backend === "web0#3"), "only the stalled tab missed anything").toBe(true);
+
+    const expected = Array.from({ length: line - 1 }, (_, n) => `line ${n}\n`).join("") + end;
+    for (const tab of healthy) expect(tab.text(), "a healthy tab got every byte").toBe(expected);
+    // What the stalled tab got: whole lines in order, with lines missing where it was skipped ahead.
+    const lines = stalled.text().split("\n").slice(0, -1);
+    const numbers = lines.map((text) => Number(/^line (\d+)( the end)?$/.exec(text)?.[1] ?? NaN));
+    expect(numbers.every((n) => Number.isInteger(n)), "every line whole").toBe(true);
+    expect(numbers.every((n, i) => i === 0 || n > numbers[i - 1]), "in order").toBe(true);
+    expect(numbers.length).toBeLessThan(line);
+    const missed = written - stalled.receivedBytes;
+    expect(row(hub, "web0#3").bytesDropped, "the hub counted exactly what the tab missed").toBe(missed);
+    expect(gaps.reduce((sum, gap) => sum + (gap as { bytes: number }).bytes, 0)).toBe(missed);
+    expect(row(hub, "web0#1").bytesDropped).toBe(0);
+    expect(row(hub, "web0#2").bytesDropped).toBe(0);
+  });
+
+  it("a view-only tab's input is discarded and counted on its own row, and its resizes are ignored", async () => {
+    const { web, hub, fe } = await tabsOnRingHub();
+    const sizes: [number, number][] = [];
+    web.onResize((cols, rows) => sizes.push([cols, rows]));
+    const viewer = await openTab(web, VIEW_SECRET, TERMINAL_PROTOCOL);
+    const typist = await openTab(web, SECRET, TERMINAL_PROTOCOL);
+    await until(() => viewer.controls.length === 1 && typist.controls.length === 1);
+    expect(viewer.controls).toEqual([{ type: "hello", readOnly: true }]);
+
+    viewer.socket.send(bytes("rm -rf /\r"));
+    viewer.socket.send(JSON.stringify({ type: "resize", cols: 300, rows: 100 }));
+    typist.socket.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
+    typist.socket.send(bytes("ls\r"));
+    await until(() => fe.readCount === 3 && row(hub, "web0#1").inputDiscarded === 9);
+    expect(fe.take()).toBe("ls\r");
+    expect(row(hub, "web0#1")).toEqual(expect.objectContaining({ mode: "ro", bytesIn: 9, inputDiscarded: 9, listener: "web0" }));
+    expect(row(hub, "web0#2")).toEqual(expect.objectContaining({ mode: "rw", bytesIn: 3, inputDiscarded: 0, listener: "web0" }));
+    expect(sizes, "only the typing tab's size").toEqual([[100, 30]]);
+    expect(web.refusals).toEqual(expect.objectContaining({ readOnlyInputBytes: 9, readOnlyResizes: 1 }));
+  });
+
+  it("a tab that joins late gets the last replay bytes, then the live output with nothing missing or repeated", async () => {
+    const { web, fe, frontend } = await tabsOnRingHub("", ",replay.0=16");
+    const early = await openTab(web);
+    await until(() => fe.events.length === 1);
+    await writeAll(frontend, bytes("line 01\nline 02\nline 03\nline 04\n"));
+    await until(() => early.receivedBytes === 32);
+
+    const late = await openTab(web, SECRET, TERMINAL_PROTOCOL);
+    await until(() => late.receivedBytes === 16);
+    expect(late.controls, "the page hears its mode before the replay").toEqual([{ type: "hello", readOnly: false }]);
+    expect(late.text()).toBe("line 03\nline 04\n");
+    await writeAll(frontend, bytes("line 05\n"));
+    await until(() => late.receivedBytes === 24 && early.receivedBytes === 40);
+    expect(late.text()).toBe("line 03\nline 04\nline 05\n");
+    expect(early.text()).toBe("line 01\nline 02\nline 03\nline 04\nline 05\n");
+  });
+
+  it("a tab stalled past stall-ms with policy=evict is closed with code 4001 and leaves the hub; the others go on", async () => {
+    const { web, hub, frontend } = await tabsOnRingHub(",queue-limit=16k", ",policy.0=evict,stall-ms.0=200");
+    const healthy = await openTab(web);
+    const stalled = await openTab(web);
+    await until(() => hub.stats().length === 3);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      stalled.socket.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    stalled.socket.pause();
+
+    const chunk = new Uint8Array(16 * 1024).fill(0x61);
+    let written = 0;
+    while (hub.evictions === 0) {
+      expect(written, "the stalled tab is evicted long before this").toBeLessThan(256 * 1024 * 1024);
+      // The writer may wait for the stalled tab until it is evicted: the healthy tab reads on.
+      await writeAll(frontend, chunk);
+      written += chunk.length;
+    }
+    stalled.socket.resume();
+    expect(await closed).toEqual({ code: WebCloseCode.EVICTED, reason: "evicted by the hub: stalled for more than 200 ms" });
+    await until(() => web.clientCount === 1);
+    expect(hub.stats().map((r) => r.id)).toEqual(["web0", "web0#1"]);
+    await writeAll(frontend, bytes("still here"));
+    written += 10;
+    await until(() => healthy.receivedBytes === written);
+    expect(healthy.text().endsWith("still here")).toBe(true);
+  });
+
+  it("with max-clients=1, or under qemuCompat, the web chardev stays one backend that fans out to its tabs", async () => {
+    const single = (await reg.add(`web,id=single,port=0,token=${SECRET},max-clients=1`)) as WebChardev;
+    await reg.add("hub,id=h1,ring=65536,chardevs.0=single");
+    expect(single.handsOutTabs).toBe(false);
+    const one = await openTab(single);
+    await until(() => reg.hub("h1").stats()[0].open);
+    expect(reg.hub("h1").stats().map((r) => r.id)).toEqual(["single"]);
+    one.socket.send(bytes("x"));
+
+    const compat = await ChardevRegistry.create({ qemuCompat: true });
+    cleanups.push(() => compat.close());
+    const web = (await compat.add(`web,id=w,port=0,token=${SECRET}`)) as WebChardev;
+    await compat.add("hub,id=h,chardevs.0=w");
+    const fe = new FeHandler();
+    const frontend = compat.attach("h", fe);
+    const tabs = [await openTab(web), await openTab(web)];
+    await until(() => web.clientCount === 2);
+    expect(web.handsOutTabs).toBe(false);
+    expect(compat.hub("h").stats().map((r) => r.id)).toEqual(["w"]);
+    expect(frontend.write(bytes("both"))).toBe(4);
+    await until(() => tabs.every((tab) => tab.receivedBytes === 4));
+    expect(fe.events).toEqual([ChrEvent.OPENED]);
+  });
+});
