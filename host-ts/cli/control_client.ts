@@ -1,0 +1,419 @@
+// The client side of the control socket: `chardev-hub list | who | attach | tail`, dispatched
+// before the QEMU-style options are read (main.ts). One connection per request; `attach` and
+// `tail` keep theirs as the console's byte stream (attach_terminal.ts is the terminal part).
+// The protocol is in docs/control.md.
+
+import { parseSize } from "../options.ts";
+import { quoteInput } from "../limits.ts";
+import type { HostRuntime, NetConnection } from "../runtime/types.ts";
+import { runAttachTerminal } from "./attach_terminal.ts";
+import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES } from "./control_server.ts";
+
+/** The subcommands, as the first argument names them. */
+export const CLIENT_COMMANDS = ["list", "attach", "who", "tail"] as const;
+export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+
+/** Whether `chardev-hub ARG ...` is one of the client's subcommands. */
+export function isClientCommand(arg: string | undefined): arg is ClientCommand {
+  return (CLIENT_COMMANDS as readonly string[]).includes(arg ?? "");
+}
+
+/** The escape prefix of `attach` unless `--escape` says otherwise: Ctrl-] (telnet's, conserver's ^]). */
+export const DEFAULT_ESCAPE = 0x1d;
+/** An answer line longer than this is the server's bug or not our server: refused. */
+const MAX_ANSWER_LINE_BYTES = 1024 * 1024;
+
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+/** A failure the client reports as one line (`chardev-hub: MESSAGE`) and `status`. */
+export class ClientError extends Error {
+  override name = "ClientError";
+  constructor(
+    message: string,
+    readonly status: number = EXIT_FAILED,
+  ) {
+    super(message);
+  }
+}
+
+/** What a subcommand's arguments ask for. */
+export interface ClientOptions {
+  readonly command: ClientCommand;
+  readonly console: string | null;
+  readonly controlPath: string;
+  readonly readOnly: boolean;
+  /** Bytes of recent output to replay on attach, or "screen". @default 0 */
+  readonly replay: number | "screen";
+  /** The escape prefix byte. @default DEFAULT_ESCAPE */
+  readonly escape: number;
+  /** `list --json`: the server's answer as is. */
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+/** `--help` of each subcommand. */
+export function clientHelp(program: string, command: ClientCommand): string {
+  const control = `  --control PATH    the control socket (default ${DEFAULT_CONTROL_PATH}, where \`npm start\` runs)\n`;
+  switch (command) {
+    case "list":
+      return `Usage: ${program} list [--json] [--control PATH]\n\nThe consoles of a running ${program}: device state, clients (rw/ro), bytes, lag.\n\n  --json            the server's answer as JSON\n${control}`;
+    case "who":
+      return `Usage: ${program} who NAME [--control PATH]\n\nWho is attached to console NAME: attached clients with their uid, and the hub's other open backends.\n\n${control}`;
+    case "tail":
+      return `Usage: ${program} tail NAME [--replay BYTES] [--control PATH]\n\nConsole NAME's output on stdout, read-only, until the console ends or SIGINT (for scripts).\n\n  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes)\n${control}`;
+    case "attach":
+      return (
+        `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n\n` +
+        `Attaches this terminal to console NAME (raw mode; the window size goes to the device when read-write).\n\n` +
+        `  --ro              only watch: keys and BREAKs do not reach the device\n` +
+        `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes);\n` +
+        `                    'screen' asks for the screen as it stands (where the console keeps one)\n` +
+        `  --escape CHAR     the escape prefix: ^X for Ctrl-X, or one character (default ^])\n` +
+        control +
+        `\nAfter the escape prefix (Ctrl-] by default):\n${ESCAPE_COMMANDS_HELP}`
+      );
+  }
+}
+
+/** The commands after the escape prefix, one per line (also `?` in a session). */
+export const ESCAPE_COMMANDS_HELP =
+  "  .  detach\n  ?  this help\n  w  who is attached\n  r  replay the last lines\n  b  send a BREAK to the device\n" +
+  "  f  force read-write (take the floor under input=exclusive)\n  s  become read-only\n  the prefix again sends it to the device\n";
+
+/** `^]`, `^A` (Ctrl keys) or one ASCII character. */
+export function parseEscape(text: string): number {
+  if (/^\^[@A-Za-z[\\\]^_]$/.test(text)) return text.toUpperCase().charCodeAt(1) & 0x1f;
+  if (text.length === 1 && text.charCodeAt(0) < 0x80) return text.charCodeAt(0);
+  throw new ClientError(`--escape expects ^X (a Ctrl key) or one ASCII character, not '${quoteInput(text.slice(0, 32))}'`, EXIT_USAGE);
+}
+
+/** Reads a subcommand's arguments (`args` starts with the subcommand). Throws ClientError (status 2). */
+export function parseClientArgs(args: readonly string[]): ClientOptions {
+  const command = args[0];
+  if (!isClientCommand(command)) throw new ClientError(`unknown command '${quoteInput(String(command))}'`, EXIT_USAGE);
+  let consoleName: string | null = null;
+  let controlPath = DEFAULT_CONTROL_PATH;
+  let readOnly = false;
+  let replay: number | "screen" = 0;
+  let escape = DEFAULT_ESCAPE;
+  let json = false;
+  let help = false;
+  const takes = new Set(command === "attach" ? ["control", "replay", "escape"] : command === "tail" ? ["control", "replay"] : ["control"]);
+  const flags = new Set(command === "attach" ? ["ro", "help", "h"] : command === "list" ? ["json", "help", "h"] : ["help", "h"]);
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i];
+    const match = /^--?([A-Za-z][A-Za-z-]*)(?:=(.*))?$/s.exec(arg);
+    if (!match) {
+      if (command === "list" || consoleName !== null) throw new ClientError(`${command}: unexpected argument '${quoteInput(arg.slice(0, 64))}' (see ${command} --help)`, EXIT_USAGE);
+      consoleName = arg;
+      continue;
+    }
+    const [, name, inline] = match;
+    if (flags.has(name) && inline === undefined) {
+      if (name === "ro") readOnly = true;
+      else if (name === "json") json = true;
+      else help = true;
+      continue;
+    }
+    if (!takes.has(name)) throw new ClientError(`${command}: unknown option '${quoteInput(arg.split("=")[0].slice(0, 64))}' (see ${command} --help)`, EXIT_USAGE);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new ClientError(`${command}: option '--${name}' needs an argument`, EXIT_USAGE);
+    if (name === "control") controlPath = value;
+    else if (name === "escape") escape = parseEscape(value);
+    else if (value === "screen" && command === "attach") replay = "screen";
+    else {
+      try {
+        replay = parseSize("replay", value);
+      } catch {
+        throw new ClientError(`${command}: --replay expects a byte count (K, M suffixes)${command === "attach" ? " or 'screen'" : ""}, not '${quoteInput(value.slice(0, 32))}'`, EXIT_USAGE);
+      }
+    }
+  }
+  if (!help && command !== "list" && consoleName === null) throw new ClientError(`${command}: which console? (${command} NAME; \`list\` shows them)`, EXIT_USAGE);
+  return { command, console: consoleName, controlPath, readOnly, replay, escape, json, help };
+}
+
+/**
+ * One connection to the control socket: requests and their answers, line by line, until
+ * `takeOver` makes it the console's byte stream.
+ */
+export class ControlConnection {
+  readonly #connection: NetConnection;
+  #buffer = new Uint8Array(0);
+  #waiting: ((line: string | null) => void) | null = null;
+  #closed = false;
+  #raw: { data(chunk: Uint8Array): boolean | void; drain(): void; closed(): void } | null = null;
+
+  private constructor(connection: NetConnection) {
+    this.#connection = connection;
+    connection.start({
+      data: (chunk) => {
+        if (this.#raw) return this.#raw.data(chunk);
+        const joined = new Uint8Array(this.#buffer.length + chunk.length);
+        joined.set(this.#buffer);
+        joined.set(chunk, this.#buffer.length);
+        this.#buffer = joined;
+        this.#offerLine();
+        return true;
+      },
+      drain: () => this.#raw?.drain(),
+      closed: () => {
+        this.#closed = true;
+        if (this.#raw) this.#raw.closed();
+        else this.#offerLine();
+      },
+    });
+  }
+
+  /** Connects to the control socket at `path`; a ClientError says why not, and what to check. */
+  static async open(runtime: HostRuntime, path: string): Promise<ControlConnection> {
+    if (!runtime.net) throw new ClientError(`${runtime.name} has no UNIX sockets`);
+    try {
+      return new ControlConnection(await runtime.net.connect({ transport: "unix", path }));
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      const hint =
+        code === "ENOENT" || code === "ECONNREFUSED"
+          ? ": is chardev-hub running here with a control socket? (--control PATH names another)"
+          : code === "EACCES"
+            ? ": permission denied (the control socket is its owner's only)"
+            : `: ${quoteInput((error as Error).message.slice(0, 200))}`;
+      throw new ClientError(`cannot reach the control socket ${quoteInput(path)}${hint}`);
+    }
+  }
+
+  #offerLine(): void {
+    if (!this.#waiting) return;
+    const end = this.#buffer.indexOf(0x0a);
+    if (end < 0 && !this.#closed) return;
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (end < 0) return waiting(null);
+    const line = new TextDecoder().decode(this.#buffer.subarray(0, end));
+    this.#buffer = this.#buffer.slice(end + 1);
+    waiting(line);
+  }
+
+  /** Sends one request; resolves with its answer. A ClientError for an `{"error"}` answer or a lost connection. */
+  async request(request: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const line = JSON.stringify(request);
+    if (line.length >= MAX_CONTROL_LINE_BYTES) throw new ClientError("control: request too long");
+    const answer = new Promise<string | null>((resolve) => {
+      this.#waiting = resolve;
+    });
+    this.#connection.write(new TextEncoder().encode(`${line}\n`));
+    this.#offerLine();
+    const text = await answer;
+    if (text === null) throw new ClientError(this.#buffer.length > MAX_ANSWER_LINE_BYTES ? "control: answer too long" : "control: the server closed the connection");
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new ClientError(`control: not an answer: '${quoteInput(text.slice(0, 64))}'`);
+    }
+    if (typeof parsed !== "object" || parsed === null) throw new ClientError("control: not an answer");
+    const fields = parsed as Record<string, unknown>;
+    if (typeof fields.error === "string") throw new ClientError(quoteInput(fields.error));
+    return fields;
+  }
+
+  /**
+   * From now on the connection is raw bytes: what came after the answer, then every chunk, go
+   * to `handlers.data` (false pauses reading until `resume`).
+   */
+  takeOver(handlers: { data(chunk: Uint8Array): boolean | void; drain(): void; closed(): void }): void {
+    this.#raw = handlers;
+    const rest = this.#buffer;
+    this.#buffer = new Uint8Array(0);
+    if (rest.length > 0 && handlers.data(rest) === false) this.#connection.pause();
+    if (this.#closed) handlers.closed();
+  }
+
+  write(data: Uint8Array): void {
+    this.#connection.write(data);
+  }
+
+  /** Bytes written but not yet taken by the kernel. */
+  get bufferedBytes(): number {
+    return this.#connection.bufferedBytes;
+  }
+
+  pause(): void {
+    this.#connection.pause();
+  }
+
+  resume(): void {
+    this.#connection.resume();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#connection.close();
+  }
+}
+
+/** One request on a connection of its own (list, who, and an attached session's commands). */
+export async function requestOnce(runtime: HostRuntime, path: string, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const connection = await ControlConnection.open(runtime, path);
+  try {
+    return await connection.request(request);
+  } finally {
+    connection.close();
+  }
+}
+
+/** `1234`, `12.1 KiB`, `3.0 MiB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/** Rows of cells as left-aligned columns, two spaces apart. */
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+interface ClientRow {
+  id: string;
+  kind: string;
+  open: boolean;
+  mode: string;
+  policy?: string;
+  "bytes-in"?: number;
+  "bytes-out"?: number;
+  "bytes-dropped"?: number;
+  lag?: number;
+  uid?: number | null;
+  since?: number;
+}
+
+interface ConsoleRow {
+  name: string;
+  device: string;
+  "device-open": boolean;
+  ring: number;
+  input: string;
+  clients: ClientRow[];
+}
+
+/** `list`'s table: one row per console, then its clients indented. */
+export function formatList(answer: Record<string, unknown>): string {
+  const consoles = (answer.consoles ?? []) as ConsoleRow[];
+  if (consoles.length === 0) return "no consoles\n";
+  let text = "";
+  for (const entry of consoles) {
+    const open = entry.clients.filter((client) => client.open);
+    const rw = open.filter((client) => client.mode === "rw").length;
+    const hub = entry.ring > 0 ? `ring ${formatBytes(entry.ring)}` : "unbuffered";
+    text += `${entry.name}: device '${entry.device}' ${entry["device-open"] ? "open" : "closed"}, ${rw} rw, ${open.length - rw} ro, ${hub}, input ${entry.input}\n`;
+    const rows = [["  CLIENT", "KIND", "STATE", "MODE", "UID", "IN", "OUT", "DROPPED", "LAG"]];
+    for (const client of entry.clients) {
+      rows.push([
+        `  ${client.id}`,
+        client.kind,
+        client.open ? "open" : "closed",
+        client.mode,
+        client.uid === undefined || client.uid === null ? "-" : String(client.uid),
+        formatBytes(client["bytes-in"] ?? 0),
+        formatBytes(client["bytes-out"] ?? 0),
+        formatBytes(client["bytes-dropped"] ?? 0),
+        formatBytes(client.lag ?? 0),
+      ]);
+    }
+    text += table(rows);
+  }
+  return text;
+}
+
+/** `who`'s lines: one per open backend, attached clients with their uid and since when. */
+export function formatWho(answer: Record<string, unknown>, eol = "\n"): string {
+  const clients = (answer.clients ?? []) as ClientRow[];
+  const name = String(answer.console);
+  if (clients.length === 0) return `${name}: nobody attached${eol}`;
+  const rows = [["ID", "KIND", "MODE", "UID", "SINCE"]];
+  for (const client of clients) {
+    rows.push([
+      client.id,
+      client.kind,
+      client.mode,
+      client.uid === undefined || client.uid === null ? "-" : String(client.uid),
+      client.since === undefined ? "-" : new Date(client.since).toISOString().replace("T", " ").slice(0, 19),
+    ]);
+  }
+  return `${name}: ${clients.length} attached${eol}` + table(rows).replaceAll("\n", eol);
+}
+
+/**
+ * Runs a subcommand to its end; returns the exit status. Usage and connection failures are
+ * reported as one `PROGRAM: ...` line.
+ */
+export async function runClientCommand(program: string, runtime: HostRuntime, args: readonly string[]): Promise<number> {
+  const host = runtime.process!;
+  let options: ClientOptions;
+  try {
+    options = parseClientArgs(args);
+    if (options.help) {
+      host.print("stdout", clientHelp(program, options.command));
+      return 0;
+    }
+    switch (options.command) {
+      case "list": {
+        const answer = await requestOnce(runtime, options.controlPath, { cmd: "list" });
+        host.print("stdout", options.json ? `${JSON.stringify(answer)}\n` : formatList(answer));
+        return 0;
+      }
+      case "who": {
+        host.print("stdout", formatWho(await requestOnce(runtime, options.controlPath, { cmd: "who", console: options.console })));
+        return 0;
+      }
+      case "tail":
+        return await runTail(runtime, options);
+      case "attach":
+        return await runAttachTerminal(program, runtime, options);
+    }
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    host.print("stderr", `${program}: ${error.message}\n`);
+    return error.status;
+  }
+}
+
+/** `tail NAME`: a quiet read-only attach whose bytes go to stdout as they come. */
+async function runTail(runtime: HostRuntime, options: ClientOptions): Promise<number> {
+  const host = runtime.process!;
+  const stdio = runtime.stdio!;
+  const connection = await ControlConnection.open(runtime, options.controlPath);
+  await connection.request({ cmd: "attach", console: options.console, mode: "ro", replay: options.replay, quiet: true });
+  return await new Promise<number>((resolve) => {
+    const stops: (() => void)[] = [];
+    const finish = (status: number) => {
+      for (const stop of stops) stop();
+      connection.close();
+      resolve(status);
+    };
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) stops.push(host.onSignal(signal, () => finish(0)));
+    let waitingForStdout: Uint8Array | null = null;
+    const writeOut = (chunk: Uint8Array): boolean => {
+      if (stdio.write(chunk) >= 0) return true;
+      // stdout is full (a slow pipe): hold this chunk and the connection until it drains.
+      waitingForStdout = chunk;
+      stops.push(
+        stdio.onDrain(() => {
+          const held = waitingForStdout!;
+          waitingForStdout = null;
+          if (writeOut(held)) connection.resume();
+        }),
+      );
+      return false;
+    };
+    connection.takeOver({
+      data: (chunk) => writeOut(chunk.slice()),
+      drain: () => {},
+      closed: () => finish(0),
+    });
+  });
+}
