@@ -4,6 +4,7 @@ import type { ChardevDriver } from "./_chardev.ts";
 import { fileDriver } from "./file.ts";
 import { hubDriver } from "./hub.ts";
 import { muxDriver } from "./mux.ts";
+import { natsDriver } from "./nats.ts";
 import { nullDriver } from "./null.ts";
 import { pipeDriver } from "./pipe.ts";
 import { ptyDriver } from "./pty.ts";
@@ -16,4 +17,4 @@ import { udpDriver } from "./udp.ts";
 import { webDriver } from "./web.ts";
 import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver, natsDriver];

@@ -122,6 +122,8 @@ export const nodeRuntime: HostRuntime = {
     return () => clearTimeout(timer);
   },
   openLog,
+  renameFile: (from, to) => fs.renameSync(from, to),
+  fileSize: (fd) => fs.fstatSync(fd).size,
   readSmallFile,
   net: nodeNet,
   stdio: nodeStdio,
@@ -130,4 +132,6 @@ export const nodeRuntime: HostRuntime = {
   process: nodeProcess,
   peers: nodePeers,
   udp: nodeUdp,
+  // Loaded on first use: a program with no `nats` chardev never reads the NATS client.
+  nats: { connect: async (options) => (await import("./node_nats.ts")).nodeNats.connect(options) },
 };

@@ -1,6 +1,8 @@
 // The runtime-neutral contract: the few host primitives that differ between Node, Deno and
 // Bun. Shared code only sees these types; each runtime/ file fills them.
 
+import type { ConnectionOptions as NatsConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+
 /** An append-only sink for `logfile=`. Writes are synchronous, as QEMU's. */
 export interface LogSink {
   write(data: Uint8Array): void;
@@ -236,6 +238,10 @@ export interface HostRuntime {
    * with code EFBIG when the file holds more than `maxBytes`. Absent where there are no files.
    */
   readSmallFile?(path: string, maxBytes: number): Uint8Array;
+  /** rename(2), for rotating logs (`logfilemax=`); throws the runtime's error. Absent where there are no files. */
+  renameFile?(from: string, to: string): void;
+  /** The size of the file open as `fd` (fstat), where a rotated log starts counting. Absent where there are no files. */
+  fileSize?(fd: number): number;
   /** A synchronous appending (or truncating) log file, created 0600 (an existing one keeps its mode). */
   openLog(path: string, append: boolean): LogSink;
   /** Stream sockets (TCP, UNIX) for the `socket` chardev; absent where there are none (edge). */
@@ -252,6 +258,20 @@ export interface HostRuntime {
   peers?: PeerIdentity;
   /** UDP sockets for the `udp` chardev; absent where there are none (edge). */
   udp?: HostDatagram;
+  /** NATS connections for the `nats` chardev; absent where there is no TCP transport (edge). */
+  nats?: HostNats;
+}
+
+// ---- NATS (the `nats` chardev) ----
+
+/**
+ * Connects to NATS with the runtime's transport. The protocol client (nats-core, JetStream,
+ * KV) is runtime neutral; only the transport under it is not: Node, Deno and Bun all run
+ * `@nats-io/transport-node` (Deno and Bun through their `node:net`).
+ */
+export interface HostNats {
+  /** Connects (the client's own reconnect loop keeps it connected); rejects with the client's error. */
+  connect(options: NatsConnectionOptions): Promise<NatsConnection>;
 }
 
 // ---- datagram sockets (the `udp` chardev) ----

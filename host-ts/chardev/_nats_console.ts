@@ -1,0 +1,249 @@
+// `nats,role=console`: a hub backend that publishes the console's output to JetStream and
+// takes input from NATS. Output is copied into a batch, cut into messages of at most the
+// server's max payload, each with its absolute byte offset in a header and a message id
+// (`NAME-OFFSET`) that lets the stream drop a re-sent copy. Bytes not yet acknowledged are
+// bounded: past the window writes answer EAGAIN, and the watch fires when acks free room, so a
+// hub's block/drop/evict policies treat NATS as any slow backend.
+
+import { headers, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { ERRNO } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import { Chardev, type ChardevContext } from "./_chardev.ts";
+import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
+
+/** Output taken but not yet acknowledged by JetStream before writes answer EAGAIN. */
+export const NATS_UNACKED_LIMIT_BYTES = 1024 * 1024;
+/** The largest message we publish, below the server's max payload (room left for headers). */
+const MAX_MESSAGE_BYTES = 128 * 1024;
+const HEADER_ROOM_BYTES = 512;
+/** After a failed publish (no server, an ack lost in a failover), the unacknowledged messages are sent again after this. */
+const RETRY_MS = 250;
+/**
+ * Input held while the holder takes none, like a kernel receive buffer: NATS cannot be
+ * paused, so beyond this typing is dropped (and counted) instead of growing memory.
+ */
+const INPUT_HOLD_BYTES = 64 * 1024;
+
+/** One published message until its ack: where it starts in the output, and its bytes. */
+interface InFlight {
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** Publishes of it under way (a retry may overlap a slow first try; the id makes them one). */
+  attempts: number;
+  acked: boolean;
+}
+
+/** The console side of the `nats` chardev (made by natsDriver). */
+export class NatsConsoleChardev extends Chardev {
+  readonly kind = "nats";
+  readonly #subject: string;
+  #client: JetStreamClient;
+  /** Output taken and not yet cut into messages. */
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #flushQueued = false;
+  /** Published, not yet acknowledged, in offset order. */
+  #inFlight: InFlight[] = [];
+  #inFlightBytes = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The absolute offset of the next byte taken: where the stream's last message for this console ended. */
+  #nextOffset = 0;
+  #acked = 0;
+  #input: Subscription | null = null;
+  #holding = false;
+  #heldBytes = 0;
+  #droppedInputBytes = 0;
+  #destroyed = false;
+  readonly #maxMessageBytes: number;
+
+  constructor(
+    id: string,
+    context: ChardevContext,
+    readonly options: NatsOptions,
+    readonly connection: NatsConnection,
+  ) {
+    super(id, context);
+    this.#subject = outputSubject(options.console);
+    this.#client = jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
+    const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
+    this.#maxMessageBytes = Math.max(1024, Math.min(MAX_MESSAGE_BYTES, maxPayload - HEADER_ROOM_BYTES));
+  }
+
+  /** `nats:console.NAME.out@SERVERS`. */
+  override get filename(): string {
+    return `nats:${this.#subject}@${this.options.servers.join(",")}`;
+  }
+
+  /** The absolute offset the next output byte gets. */
+  get nextOffset(): number {
+    return this.#nextOffset;
+  }
+
+  /** Output JetStream has acknowledged (this run). */
+  get ackedBytes(): number {
+    return this.#acked;
+  }
+
+  /** Output taken and not yet acknowledged. */
+  get unackedBytes(): number {
+    return this.#batchBytes + this.#inFlightBytes;
+  }
+
+  /** Typing dropped because the device took no input for too long. */
+  get droppedInputBytes(): number {
+    return this.#droppedInputBytes;
+  }
+
+  /**
+   * Continues the console's offsets where the stream's last message for it ends (a restarted
+   * console goes on, it does not start again at 0), subscribes to input, then opens.
+   */
+  async start(manager: JetStreamManager): Promise<void> {
+    try {
+      const last = await manager.streams.getMessage(this.options.stream, { last_by_subj: this.#subject });
+      const offset = Number(last?.header?.get(OFFSET_HEADER));
+      if (last && Number.isSafeInteger(offset)) this.#nextOffset = offset + last.data.length;
+    } catch (error) {
+      // 10037: no message for the subject yet, a console's first run.
+      const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
+      if (code !== 10037 && !/no message found/i.test(String((error as Error).message))) {
+        throw new Error(`could not read the console's last offset: ${describeNatsError(error)}`);
+      }
+    }
+    if (this.options.input) {
+      this.#input = this.connection.subscribe(inputSubject(this.options.console), {
+        callback: (error, message) => {
+          if (!error) this.#arrived(message.data);
+        },
+      });
+    }
+    this.emitEvent(ChrEvent.OPENED);
+  }
+
+  #arrived(data: Uint8Array): void {
+    if (this.#destroyed || data.length === 0) return;
+    if (!this.#holding) {
+      if (!this.deliverInput(data)) {
+        this.#holding = true;
+        this.#heldBytes = data.length;
+      }
+      return;
+    }
+    if (this.#heldBytes + data.length > INPUT_HOLD_BYTES) {
+      this.#droppedInputBytes += data.length;
+      return;
+    }
+    this.#heldBytes += data.length;
+    this.deliverInput(data);
+  }
+
+  protected override resumeInput(): void {
+    this.#holding = false;
+    this.#heldBytes = 0;
+  }
+
+  /** Takes what fits in the unacknowledged window; -EAGAIN when it is full. */
+  protected writeOut(data: Uint8Array): number {
+    if (this.#destroyed) return -ERRNO.EIO;
+    const room = NATS_UNACKED_LIMIT_BYTES - this.unackedBytes;
+    if (room <= 0) return -ERRNO.EAGAIN;
+    const taken = Math.min(room, data.length);
+    // `data` views WASM memory that the next write reuses: keep a copy.
+    this.#batch.push(data.slice(0, taken));
+    this.#batchBytes += taken;
+    this.#nextOffset += taken;
+    if (!this.#flushQueued) {
+      // Coalesce the writes of this turn into as few messages as they fit.
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+    return taken;
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#destroyed) return;
+    let offset = this.#nextOffset - this.#batchBytes;
+    const joined = new Uint8Array(this.#batchBytes);
+    let at = 0;
+    for (const chunk of this.#batch) {
+      joined.set(chunk, at);
+      at += chunk.length;
+    }
+    this.#batch = [];
+    this.#batchBytes = 0;
+    for (let start = 0; start < joined.length; start += this.#maxMessageBytes) {
+      const message: InFlight = { offset, data: joined.subarray(start, start + this.#maxMessageBytes), attempts: 0, acked: false };
+      offset += message.data.length;
+      this.#inFlight.push(message);
+      this.#inFlightBytes += message.data.length;
+      this.#publish(message);
+    }
+  }
+
+  #publish(message: InFlight): void {
+    const headerSet = headers();
+    headerSet.set(OFFSET_HEADER, String(message.offset));
+    message.attempts++;
+    this.#client.publish(this.#subject, message.data, { msgID: `${this.options.console}-${message.offset}`, headers: headerSet }).then(
+      () => this.#ackedMessage(message),
+      (error: unknown) => this.#failed(message, error),
+    );
+  }
+
+  #ackedMessage(message: InFlight): void {
+    message.attempts--;
+    if (message.acked || this.#destroyed) return;
+    message.acked = true;
+    this.#acked += message.data.length;
+    this.#inFlightBytes -= message.data.length;
+    // Acks come in order on one connection; a retried one may not: keep the unacked in order.
+    this.#inFlight = this.#inFlight.filter((entry) => !entry.acked);
+    if (this.watchesWaiting && this.unackedBytes < NATS_UNACKED_LIMIT_BYTES) this.fireWatches();
+  }
+
+  #failed(message: InFlight, error: unknown): void {
+    message.attempts--;
+    if (message.acked || this.#destroyed || this.#retryTimer) return;
+    if (this.#inFlight.length > 0 && this.#inFlight[0] === message) {
+      this.context.warn(`nats: ${this.id}: publish of offset ${message.offset} failed (${describeNatsError(error)}); sending again`);
+    }
+    this.#retryTimer = setTimeout(() => this.#retry(), RETRY_MS);
+  }
+
+  /** Sends every unacknowledged message again, in offset order; the message ids make a second copy a no-op. */
+  #retry(): void {
+    this.#retryTimer = null;
+    if (this.#destroyed) return;
+    for (const message of this.#inFlight) {
+      if (!message.acked && message.attempts === 0) this.#publish(message);
+    }
+  }
+
+  /** Fires when acks bring the unacknowledged bytes under the window. */
+  override addWatch(callback: () => void): (() => void) | null {
+    if (this.#destroyed) return null;
+    if (this.unackedBytes < NATS_UNACKED_LIMIT_BYTES) {
+      const timer = setTimeout(callback, 0);
+      return () => clearTimeout(timer);
+    }
+    const cancel = this.addToWatchList(callback);
+    return () => void cancel();
+  }
+
+  override async destroy(): Promise<void> {
+    this.#destroyed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#input?.unsubscribe();
+    this.#input = null;
+    if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
+    try {
+      await this.connection.close();
+    } catch {
+      // Already closed (the server went away for good): nothing left to release.
+    }
+    await super.destroy();
+  }
+}

@@ -1,0 +1,173 @@
+// `nats,role=viewer`: the device of a local hub that follows a remote console. Its input (what
+// it hands its holder) is the console's output read from JetStream through an ordered
+// consumer; what its holder writes is typing, published to `console.NAME.in`. JetStream
+// ordered consumers have had gap-detection bugs (nats.go#2107) and stream limits discard old
+// output, so every message's byte offset is checked against the next one expected: a repeat
+// is cut off, a hole becomes an exact `[-- N bytes missed --]` note in the output and a gap
+// report, never a silent loss.
+
+import type { NatsConnection } from "@nats-io/nats-core";
+import { DeliverPolicy, jetstream, type ConsumerMessages, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import { ERRNO } from "../errno.ts";
+import { ChrEvent } from "../events.ts";
+import { Chardev, type ChardevContext } from "./_chardev.ts";
+import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, type NatsOptions } from "./_nats_link.ts";
+
+/** Messages the client fetches ahead of the holder; reading pauses beyond them. */
+const PREFETCH_MESSAGES = 16;
+
+/** A hole in the followed output: where it starts and how many bytes are missing. */
+export interface NatsGap {
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** The note a terminal client sees where output is missing (its own line, CR LF as a terminal wants). */
+export function missedNote(bytes: number): Uint8Array {
+  return new TextEncoder().encode(`\r\n[-- ${bytes} bytes missed --]\r\n`);
+}
+
+/** The viewer side of the `nats` chardev (made by natsDriver). */
+export class NatsViewerChardev extends Chardev {
+  readonly kind = "nats";
+  readonly #inSubject: string;
+  /** The next offset expected; null until the first message under from=new. */
+  #expected: number | null;
+  #messages: ConsumerMessages | null = null;
+  /** Resolves when the holder takes input again after deliverInput said to pause. */
+  #resume: (() => void) | null = null;
+  readonly #gaps: NatsGap[] = [];
+  #missed = 0;
+  #deniedWarned = false;
+  #destroyed = false;
+  /** Called for every gap (a hub's gap event, a test); also reported on stderr. */
+  onGap: ((gap: NatsGap) => void) | null = null;
+
+  constructor(
+    id: string,
+    context: ChardevContext,
+    readonly options: NatsOptions,
+    readonly connection: NatsConnection,
+  ) {
+    super(id, context);
+    this.#inSubject = inputSubject(options.console);
+    const from = options.from;
+    this.#expected = from.kind === "start" ? 0 : from.kind === "offset" ? from.offset : null;
+  }
+
+  /** `nats:console.NAME.out@SERVERS,viewer`. */
+  override get filename(): string {
+    return `nats:${outputSubject(this.options.console)}@${this.options.servers.join(",")},viewer`;
+  }
+
+  /** The offset of the next output byte expected (null before the first message under from=new). */
+  get nextOffset(): number | null {
+    return this.#expected;
+  }
+
+  /** Every hole seen so far, in order. */
+  get gaps(): readonly NatsGap[] {
+    return this.#gaps;
+  }
+
+  /** Bytes missing in all (the sum of the gaps). */
+  get missedBytes(): number {
+    return this.#missed;
+  }
+
+  /** Creates the ordered consumer, opens, and follows in the background. */
+  async start(): Promise<void> {
+    const consumerOptions: Partial<OrderedConsumerOptions> = {
+      filter_subjects: outputSubject(this.options.console),
+      deliver_policy: this.options.from.kind === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+    };
+    const consumer = await jetstream(this.connection).consumers.get(this.options.stream, consumerOptions);
+    this.#messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+    this.#watchStatus();
+    this.emitEvent(ChrEvent.OPENED);
+    void this.#follow(this.#messages);
+  }
+
+  async #follow(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const message of messages) {
+        if (this.#destroyed) break;
+        const offset = Number(message.headers?.get(OFFSET_HEADER));
+        if (!Number.isSafeInteger(offset) || offset < 0) {
+          this.context.warn(`nats: ${this.id}: a message on ${message.subject} without a valid ${OFFSET_HEADER} header was skipped`);
+          continue;
+        }
+        if (!this.#take(offset, message.data)) await new Promise<void>((resolve) => (this.#resume = resolve));
+      }
+    } catch (error) {
+      if (!this.#destroyed) this.context.warn(`nats: ${this.id}: following ${outputSubject(this.options.console)} stopped: ${describeNatsError(error)}`);
+    }
+  }
+
+  /** Checks one message's offset and hands on its new bytes; false when the holder is full. */
+  #take(offset: number, data: Uint8Array): boolean {
+    const expected = this.#expected ?? offset;
+    const end = offset + data.length;
+    // A repeat (a publish retried after a failover, a redelivery): only what is past `expected` is new.
+    if (end <= expected) return true;
+    let fresh = data;
+    if (offset < expected) fresh = data.subarray(expected - offset);
+    else if (offset > expected) this.#reportGap(expected, offset - expected);
+    this.#expected = end;
+    return this.deliverInput(fresh);
+  }
+
+  #reportGap(offset: number, bytes: number): void {
+    const gap = { offset, bytes };
+    this.#gaps.push(gap);
+    this.#missed += bytes;
+    this.context.warn(`nats: ${this.id}: ${bytes} bytes of ${outputSubject(this.options.console)} missed at offset ${offset} (discarded by the stream's limits, or lost)`);
+    this.deliverInput(missedNote(bytes));
+    this.onGap?.(gap);
+  }
+
+  protected override resumeInput(): void {
+    const resume = this.#resume;
+    this.#resume = null;
+    resume?.();
+  }
+
+  /** A publish we may not make (a viewer that may only watch) is said once on stderr. */
+  #watchStatus(): void {
+    void (async () => {
+      for await (const status of this.connection.status()) {
+        if (this.#destroyed) return;
+        if (status.type !== "error") continue;
+        const text = describeNatsError(status.error);
+        if (/permission/i.test(text) && !this.#deniedWarned) {
+          this.#deniedWarned = true;
+          this.context.warn(`nats: ${this.id}: typing is not permitted: ${text}`);
+        }
+      }
+    })().catch(() => {});
+  }
+
+  /** Typing for the console: one plain NATS message (the client holds it while reconnecting). */
+  protected writeOut(data: Uint8Array): number {
+    if (this.#destroyed || this.connection.isClosed()) return -ERRNO.EIO;
+    this.connection.publish(this.#inSubject, data.slice());
+    return data.length;
+  }
+
+  override async destroy(): Promise<void> {
+    this.#destroyed = true;
+    this.resumeInput();
+    try {
+      await this.#messages?.close();
+    } catch {
+      // The consumer is gone with its server; nothing to release.
+    }
+    if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
+    try {
+      await this.connection.close();
+    } catch {
+      // Already closed.
+    }
+    await super.destroy();
+  }
+}

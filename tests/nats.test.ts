@@ -1,0 +1,367 @@
+// The `nats` chardev against real `nats-server` processes (Debian nats-server, JetStream on,
+// loopback ports, a store of their own): a console hub publishes, viewer hubs follow and fan
+// out to socket clients, offsets are checked, stream limits show as exact gaps, and typing is
+// refused where it must be.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
+import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
+import { DeviceBridge } from "../host-ts/cli/bridge.ts";
+import { missedNote, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
+import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { freePort } from "./_ports.ts";
+
+/** A nats-server we started: its URL, its store, and how to stop it. */
+interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  child: ChildProcess;
+  stderr: string;
+}
+
+const servers: NatsServer[] = [];
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nats-test-"));
+
+/** Waits (on the event loop, without a clock) until `condition` holds; the test timeout bounds it. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+async function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Starts `nats-server -js` on a free loopback port (with `config` as its -c file when given) and waits until it listens. */
+async function startServer(config?: string, reuse?: NatsServer): Promise<NatsServer> {
+  const port = reuse?.port ?? (await freePort());
+  const dir = reuse?.dir ?? fs.mkdtempSync(path.join(tmp, "js-"));
+  const args = ["-js", "-sd", dir, "-p", String(port), "-a", "127.0.0.1"];
+  if (config !== undefined) {
+    const file = path.join(dir, "server.conf");
+    fs.writeFileSync(file, config);
+    args.push("-c", file);
+  }
+  const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const server: NatsServer = reuse ?? { url: `nats://127.0.0.1:${port}`, port, dir, child, stderr: "" };
+  server.child = child;
+  child.stderr!.on("data", (chunk: Buffer) => (server.stderr = (server.stderr + chunk.toString()).slice(-4000)));
+  if (!reuse) servers.push(server);
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  while (!(await accepts(port))) {
+    if (exited) throw new Error(`nats-server exited: ${server.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  // JetStream is up a moment after the port is: the log says so.
+  await until(() => server.stderr.includes("Server is ready") || exited);
+  return server;
+}
+
+async function stopServer(server: NatsServer): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.child.once("exit", resolve));
+  server.child.kill("SIGTERM");
+  await exited;
+}
+
+let shared: NatsServer;
+let registries: ChardevRegistry[];
+let warnings: string[];
+
+beforeAll(async () => {
+  shared = await startServer();
+}, 30_000);
+afterAll(async () => {
+  for (const server of servers) await stopServer(server);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+beforeEach(() => {
+  registries = [];
+  warnings = [];
+});
+afterEach(async () => {
+  for (const reg of registries) await reg.close();
+});
+
+async function registry(): Promise<ChardevRegistry> {
+  const reg = await ChardevRegistry.create({ qemuCompat: false, onWarning: (line) => warnings.push(line) });
+  registries.push(reg);
+  return reg;
+}
+
+let consoleCount = 0;
+/** A console name no other test uses. */
+const freshName = () => `t${process.pid}-${++consoleCount}`;
+
+/** A hub whose one backend publishes console `name`; the frontend writes the device's output. */
+async function consoleHub(server: NatsServer, name: string, extra = ""): Promise<{ reg: ChardevRegistry; fe: Frontend; fed: FeHandler; chardev: NatsConsoleChardev }> {
+  const reg = await registry();
+  const chardev = (await reg.add(`nats,id=n0,server=${server.url},console=${name}${extra}`)) as NatsConsoleChardev;
+  await reg.add("hub,id=h0,chardevs.0=n0");
+  const fed = new FeHandler();
+  fed.room = 1 << 20;
+  const fe = reg.attach("h0", fed);
+  return { reg, fe, fed, chardev };
+}
+
+/** Writes all of `data` into the hub, waiting on its watch whenever it answers EAGAIN. */
+async function writeAll(fe: Frontend, data: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < data.length) {
+    const taken = fe.write(data.subarray(at, at + 8192));
+    if (taken > 0) {
+      at += taken;
+      continue;
+    }
+    if (fe.lastError !== "EAGAIN") throw new Error(`write failed: ${fe.lastError}`);
+    await new Promise<void>((resolve) => {
+      if (fe.addWatch(resolve) === 0) setTimeout(resolve, 1);
+    });
+  }
+}
+
+/** `count` numbered lines, each different, as a console prints them. */
+function consoleLines(count: number, from = 0): Uint8Array {
+  let text = "";
+  for (let i = from; i < from + count; i++) text += `line ${String(i).padStart(6, "0")} ${"abcdefghij".repeat(1 + (i % 5))}\r\n`;
+  return bytes(text);
+}
+
+/**
+ * A viewer hub: a hub serving a UNIX socket, a client on it, then the viewer chardev bridged in
+ * as the hub's device (a client that connects later sees only what comes after it, as with any hub).
+ */
+async function viewerHub(server: NatsServer, name: string, extra = ""): Promise<{ reg: ChardevRegistry; viewer: NatsViewerChardev; client: SocketClient; bridge: DeviceBridge }> {
+  const reg = await registry();
+  const socketPath = path.join(tmp, `${name}-${registries.length}.sock`);
+  await reg.add(`socket,id=s0,path=${socketPath},server=on,wait=off`);
+  await reg.add("hub,id=h1,chardevs.0=s0");
+  const client = await socketClient(socketPath);
+  await until(() => reg.get("s0").beOpen);
+  const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${server.url},console=${name}${extra}`)) as NatsViewerChardev;
+  const bridge = DeviceBridge.connect(reg, "v0", "h1");
+  return { reg, viewer, client, bridge };
+}
+
+interface SocketClient {
+  received(): Uint8Array;
+  length(): number;
+  readonly socket: net.Socket;
+}
+
+/** A socket client that keeps everything it reads. */
+async function socketClient(socketPath: string): Promise<SocketClient> {
+  const socket = net.connect(socketPath);
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  const chunks: Buffer[] = [];
+  let length = 0;
+  socket.on("data", (chunk: Buffer) => {
+    chunks.push(chunk);
+    length += chunk.length;
+  });
+  return { received: () => new Uint8Array(Buffer.concat(chunks)), length: () => length, socket };
+}
+
+const text = (data: Uint8Array) => new TextDecoder().decode(data);
+
+describe("nats chardev", () => {
+  it("a console hub's 20,000 lines reach a socket client behind a viewer hub whole and in order", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    const remote = await viewerHub(shared, name);
+    const client = remote.client;
+    const output = consoleLines(20_000);
+    await writeAll(source.fe, output);
+    await until(() => client.length() >= output.length);
+    expect(client.length()).toBe(output.length);
+    expect(Buffer.compare(Buffer.from(client.received()), Buffer.from(output))).toBe(0);
+    expect(remote.viewer.gaps).toEqual([]);
+    expect(remote.viewer.nextOffset).toBe(output.length);
+    await until(() => source.chardev.unackedBytes === 0);
+    expect(source.chardev.ackedBytes).toBe(output.length);
+    client.socket.destroy();
+    remote.bridge.stop();
+  }, 60_000);
+
+  it("a late viewer with from=start gets the whole console", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    const output = consoleLines(5000);
+    await writeAll(source.fe, output);
+    await until(() => source.chardev.unackedBytes === 0);
+    const remote = await viewerHub(shared, name, ",from=start");
+    const client = remote.client;
+    await until(() => client.length() >= output.length);
+    expect(text(client.received())).toBe(text(output));
+    expect(remote.viewer.gaps).toEqual([]);
+    client.socket.destroy();
+    remote.bridge.stop();
+  }, 60_000);
+
+  it("a viewer with from=OFFSET starts at that byte, and one with from=new sees only what comes after it", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    const first = consoleLines(100);
+    await writeAll(source.fe, first);
+    await until(() => source.chardev.unackedBytes === 0);
+    const fromOffset = await registry();
+    const offsetViewer = (await fromOffset.add(`nats,id=v0,role=viewer,server=${shared.url},console=${name},from=1000`)) as NatsViewerChardev;
+    const offsetFe = new FeHandler();
+    offsetFe.room = 1 << 20;
+    fromOffset.attach("v0", offsetFe);
+    const fromNew = await registry();
+    await fromNew.add(`nats,id=v0,role=viewer,server=${shared.url},console=${name},from=new`);
+    const newFe = new FeHandler();
+    newFe.room = 1 << 20;
+    fromNew.attach("v0", newFe);
+    await until(() => offsetFe.readCount >= first.length - 1000);
+    const second = bytes("after the viewers came\r\n");
+    await writeAll(source.fe, second);
+    await until(() => newFe.readCount >= second.length && offsetFe.readCount >= first.length - 1000 + second.length);
+    expect(offsetFe.take()).toBe(text(first.subarray(1000)) + text(second));
+    expect(newFe.take()).toBe(text(second));
+    expect(offsetViewer.gaps).toEqual([]);
+  }, 30_000);
+
+  it("a restarted console goes on at the offset where its stream ends", async () => {
+    const name = freshName();
+    const before = await consoleHub(shared, name);
+    await writeAll(before.fe, bytes("first run\r\n"));
+    await until(() => before.chardev.unackedBytes === 0);
+    await before.reg.close();
+    registries.splice(registries.indexOf(before.reg), 1);
+    const after = await consoleHub(shared, name);
+    expect(after.chardev.nextOffset).toBe("first run\r\n".length);
+    await writeAll(after.fe, bytes("second run\r\n"));
+    const reg = await registry();
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${shared.url},console=${name}`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    reg.attach("v0", fe);
+    await until(() => fe.readCount >= "first run\r\nsecond run\r\n".length);
+    expect(fe.take()).toBe("first run\r\nsecond run\r\n");
+    expect(viewer.gaps).toEqual([]);
+  }, 30_000);
+
+  it("a second stream over the same subjects is refused with the server's reason", async () => {
+    const name = freshName();
+    await consoleHub(shared, name);
+    const failure = await errorOf(() => consoleHub(shared, name, ",stream=OTHER"));
+    expect(failure.code).toBe("OPEN_FAILED");
+    expect(failure.message).toMatch(/^nats: could not create stream 'OTHER': .*overlap/i);
+  }, 30_000);
+
+  it("a viewer of a stream whose max-bytes discarded old output reports the exact gap, then the rest whole", async () => {
+    // A server of its own: its only stream is the small one.
+    const small = await startServer();
+    const name = freshName();
+    const source = await consoleHub(small, name, ",stream=SMALL,max-bytes=64K");
+    const output = consoleLines(4000);
+    await writeAll(source.fe, output);
+    await until(() => source.chardev.unackedBytes === 0);
+    const reg = await registry();
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${small.url},console=${name},stream=SMALL,from=start`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    fe.room = 1 << 22;
+    const gaps: number[] = [];
+    viewer.onGap = (gap) => gaps.push(gap.bytes);
+    reg.attach("v0", fe);
+    await until(() => viewer.nextOffset === output.length);
+    expect(gaps.length).toBe(1);
+    const missed = gaps[0];
+    // The stream kept at most 64 KiB: everything before was discarded, and said so exactly.
+    expect(output.length - missed).toBeLessThanOrEqual(64 * 1024);
+    expect(missed).toBeGreaterThan(0);
+    expect(viewer.gaps).toEqual([{ offset: 0, bytes: missed }]);
+    expect(fe.take()).toBe(text(missedNote(missed)) + text(output.subarray(missed)));
+    expect(warnings).toContain(`nats: v0: ${missed} bytes of console.${name}.out missed at offset 0 (discarded by the stream's limits, or lost)`);
+  }, 60_000);
+
+  it("a console with input=off drops remote typing that one with input=on gets", async () => {
+    const name = freshName();
+    const deaf = await consoleHub(shared, name, ",input=off");
+    const hearing = await consoleHub(shared, name);
+    const typist = await registry();
+    await typist.add(`nats,id=v0,role=viewer,server=${shared.url},console=${name},from=new`);
+    typist.attach("v0", new FeHandler()).write(bytes("typed remotely"));
+    await until(() => hearing.fed.readCount >= "typed remotely".length);
+    expect(hearing.fed.take()).toBe("typed remotely");
+    // The server sent the typing to every subscriber at once: after a round trip on the deaf
+    // console's own connection, anything sent to it would have arrived.
+    await deaf.chardev.connection.flush();
+    expect(deaf.fed.readCount).toBe(0);
+  }, 30_000);
+
+  it("rejects bad options with clear errors", async () => {
+    const reg = await registry();
+    expect(await errorOf(() => reg.add("nats,id=n0"))).toMatchObject({ code: "MISSING_PARAMETER", message: "nats: 'console' is required (console=NAME)" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=a.b"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'console' must be letters, digits, '-' or '_' (a NATS subject token), not 'a.b'" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=c,role=viewer,from=screen"))).toMatchObject({ code: "UNSUPPORTED" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=c,from=yesterday"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'from' must be 'start', 'new', 'screen' or a byte offset, not 'yesterday'" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=c,role=boss"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'role' must be 'console' or 'viewer', not 'boss'" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=c,server=http://x"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: server 'http://x' is not nats://HOST:PORT" });
+    expect(await errorOf(() => reg.add("nats,id=n0,console=c,user=u"))).toMatchObject({ code: "INVALID_PARAMETER", message: "nats: 'user' and 'password' go together" });
+    const closedPort = await freePort();
+    const refused = await errorOf(() => reg.add(`nats,id=n0,console=c,server=nats://127.0.0.1:${closedPort},,nats://127.0.0.1:${closedPort}`));
+    expect(refused.code).toBe("OPEN_FAILED");
+    expect(refused.message).toContain(`nats: could not connect to nats://127.0.0.1:${closedPort},nats://127.0.0.1:${closedPort}: `);
+    expect(reg.query().length).toBe(0);
+  }, 30_000);
+});
+
+describe("nats chardev with authorization", () => {
+  let secured: NatsServer;
+  beforeAll(async () => {
+    // Owners may do anything; watchers may read output and use JetStream's API, never type.
+    secured = await startServer(`
+authorization {
+  users = [
+    { user: owner, password: ownerpw }
+    { user: watcher, password: watcherpw, permissions: {
+        publish: { allow: ["$JS.API.>"], deny: ["console.*.in"] }
+        subscribe: { allow: ["_INBOX.>", "console.*.out"] }
+    } }
+  ]
+}
+`);
+  }, 30_000);
+
+  it("a user that may only subscribe cannot type, while the owner can", async () => {
+    const name = freshName();
+    const source = await consoleHub(secured, name, ",user=owner,password=ownerpw");
+    const watcher = await registry();
+    await watcher.add(`nats,id=v0,role=viewer,server=${secured.url},console=${name},user=watcher,password=watcherpw`);
+    const watcherFe = new FeHandler();
+    watcherFe.room = 1 << 20;
+    watcher.attach("v0", watcherFe).write(bytes("let me in"));
+    await until(() => warnings.some((line) => line.startsWith("nats: v0: typing is not permitted")));
+    await writeAll(source.fe, bytes("visible to the watcher\r\n"));
+    await until(() => watcherFe.readCount >= "visible to the watcher\r\n".length);
+    expect(watcherFe.take()).toBe("visible to the watcher\r\n");
+    const operator = await registry();
+    await operator.add(`nats,id=v0,role=viewer,server=${secured.url},console=${name},user=owner,password=ownerpw,from=new`);
+    operator.attach("v0", new FeHandler()).write(bytes("owner types"));
+    await until(() => source.fed.readCount >= "owner types".length);
+    // The watcher's typing never arrived before (or with) the owner's.
+    expect(source.fed.take()).toBe("owner types");
+  }, 30_000);
+
+  it("wrong credentials fail setup with the server's reason", async () => {
+    const reg = await registry();
+    const failure = await errorOf(() => reg.add(`nats,id=n0,console=c,server=${secured.url},user=owner,password=wrong`));
+    expect(failure.code).toBe("OPEN_FAILED");
+    expect(failure.message).toMatch(/^nats: could not connect to nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/);
+  }, 30_000);
+});
+
