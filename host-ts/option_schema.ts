@@ -54,10 +54,14 @@ export interface OptionSpec {
 /** A kind's options, in QAPI member order (that decides which of two mistakes is reported). */
 export type OptionSchema = readonly OptionSpec[];
 
-/** Members every kind has (QEMU's ChardevCommon), first in QAPI's order. */
+/** Members every kind has (QEMU's ChardevCommon, then our log options), first in QAPI's order. */
 export const COMMON_OPTIONS: OptionSchema = [
   { key: "logfile", type: "string", help: "also write the output to this file" },
   { key: "logappend", type: "bool", default: "off", help: "append to `logfile` instead of truncating it" },
+  // Ours (docs/logs.md); `file` applies them to its own output as well.
+  { key: "timestamp", type: "bool", default: "off", help: "start every line of `logfile` (and of `file`'s output) with the UTC time of its first byte: `2026-12-03T13:45:07.123Z `" },
+  { key: "logfilemax", type: "size", help: "rotate the log once it holds this many bytes: FILE becomes FILE.1, FILE.1 FILE.2, ... (absent or 0: never)" },
+  { key: "rotate", type: "integer", default: "5", min: 0, max: 1000, help: "how many rotated files `logfilemax` keeps (FILE.1 to FILE.N; 0: the log is emptied instead)" },
 ];
 
 /** The option's QAPI member name, or null when it has none. */

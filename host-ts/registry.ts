@@ -14,13 +14,17 @@ import { ChardevError, type ChardevErrorCode } from "./errors.ts";
 import { activatedSocketLookup } from "./socket_activation.ts";
 import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
-import { parseBool, parseChardevOptions, validateId } from "./options.ts";
+import { parseBool, parseChardevOptions, registerOptionKeys, validateId } from "./options.ts";
 import type { HostRuntime, LogSink } from "./runtime/types.ts";
 import { createTlsCredsX509, parseObjectOptions, type ObjectAddArgs, type TlsCredsX509 } from "./tls_creds.ts";
 import { webRuntime } from "./runtime/web.ts";
 import { quoteInput } from "./limits.ts";
-import { qapiMembers, type OptionType } from "./option_schema.ts";
+import { COMMON_OPTIONS, dataFromOptions, optionKeys, qapiMembers, type OptionType } from "./option_schema.ts";
+import { openChardevLog } from "./chardev/_log_file.ts";
 import { checkArguments, isOneOf, isString, isStruct, QapiArgumentError, type Member, type MemberCheck, type QapiMistake, type QmpArguments } from "./qmp/args.ts";
+
+// Every kind's keys beyond QEMU's logfile/logappend (timestamp, logfilemax, rotate).
+registerOptionKeys(...optionKeys(COMMON_OPTIONS));
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
 export interface ChardevAddArgs {
@@ -223,8 +227,8 @@ export class ChardevRegistry {
     const driver = this.#driver(backend);
     const mux = options.has("mux") ? parseBool("mux", options.get("mux")!) : false;
     const data = driver.fromOptions(options);
-    if (options.has("logfile")) data.logfile = options.get("logfile");
-    if (options.has("logappend")) data.logappend = parseBool("logappend", options.get("logappend")!);
+    // logfile, logappend and our log options (timestamp, logfilemax, rotate), every kind's.
+    Object.assign(data, dataFromOptions(COMMON_OPTIONS, options));
     if (!mux) return this.#open(id, driver, data, backend);
     // QEMU's `mux=on`: the backend becomes ID-base and a mux named ID sits in front of it.
     if (this.#chardevs.has(id)) throw this.#duplicate(id);
@@ -275,9 +279,10 @@ export class ChardevRegistry {
     let log: LogSink | null = null;
     if (typeof data.logfile === "string") {
       try {
-        log = this.#context.runtime.openLog(data.logfile, data.logappend === true);
+        // Stamped, rotated and reopened on SIGHUP as the options say (chardev/_log_file.ts).
+        log = openChardevLog(this.#context.runtime, data, (line) => this.#context.warn(`chardev '${quoteInput(id)}': ${line}`));
       } catch (error) {
-        if (error instanceof ChardevError) throw error; // UNSUPPORTED: a runtime without files
+        if (error instanceof ChardevError) throw error; // "Could not open", or UNSUPPORTED: a runtime without files
         throw new ChardevError("OPEN_FAILED", `Could not open '${quoteInput(data.logfile)}': ${strerror(error)}`);
       }
     }

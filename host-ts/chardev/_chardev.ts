@@ -331,6 +331,16 @@ export abstract class Chardev {
     this.#log = log;
   }
 
+  /**
+   * Opens its logs again by path, appending (SIGHUP, QMP `chardev-reopen-logs`): after
+   * logrotate moved a log away the next bytes go to a new file. The `logfile=` here; kinds
+   * that are logs themselves (`file`, `asciicast`) add their own output. Throws the runtime's
+   * error when a path cannot be opened; that log goes on in the file it had.
+   */
+  reopenLogs(): void {
+    (this.#log as Partial<{ reopen(): void }> | null)?.reopen?.();
+  }
+
   // ---- backend side (QEMU's qemu_chr_be_*) ----
 
   /** QEMU's qemu_chr_be_can_write: what the holder can take now. */

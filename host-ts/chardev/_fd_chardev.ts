@@ -1,33 +1,58 @@
 // The base of the backends that are file descriptors (file, pipe), as QEMU's char-fd.c is
-// theirs: output written to one fd until it is all taken or refused, input read from another
-// (or the same) fd and paused while the holder is full, both closed once on removal.
+// theirs: output written to one fd (or file's log file) until it is all taken or refused, input
+// read from another (or the same) fd and paused while the holder is full, both closed once on
+// removal.
 
 import { ChrEvent } from "../events.ts";
 import type { InputSource } from "../runtime/types.ts";
 import { Chardev, type ChardevContext } from "./_chardev.ts";
+import type { HostRuntime } from "../runtime/types.ts";
 import { LossNotes, writeAvailable } from "./_fd.ts";
 
 /**
- * A chardev over an output fd and an optional input fd (the same fd for a FIFO opened both
- * ways). OPENED at once: an fd that could be opened is connected.
+ * Where an FdChardev's output goes: one fd, or a log file that stamps, rotates and reopens
+ * (file's is a LogFile, whose fd changes as it rotates).
+ */
+export interface FdOutput {
+  /** The fd output goes to now (a watch waits on it). */
+  readonly fd: number;
+  /** Writes until all is taken or the fd refuses: bytes taken, or -errno when none were. Never throws. */
+  take(data: Uint8Array): number;
+  close(): void;
+}
+
+/** Output to one fd as it is; `ownsFd` false when the input source owns it (one FIFO both ways). */
+function plainFdOutput(runtime: HostRuntime, fd: number, ownsFd: boolean): FdOutput {
+  return {
+    fd,
+    take: (data) => writeAvailable(runtime, fd, data),
+    close: () => {
+      if (ownsFd) runtime.closeFd(fd);
+    },
+  };
+}
+
+/**
+ * A chardev over an output and an optional input fd. OPENED at once: an fd that could be
+ * opened is connected.
  */
 export abstract class FdChardev extends Chardev {
   readonly #input: InputSource | null;
-  /** One fd both ways: the input source owns it, so it is closed once. */
-  readonly #sharedFd: boolean;
   readonly #lossNotes = new LossNotes();
+  /** Where output goes; closed on removal. */
+  readonly #output: FdOutput;
 
   constructor(
     id: string,
     context: ChardevContext,
     /** The path it was opened from, as given. */
     readonly path: string,
-    /** Where output goes. */
-    readonly outFd: number,
+    /** Where output goes: an fd (closed on removal unless it is `inFd` too), or an FdOutput. */
+    output: number | FdOutput,
     inFd: number | null,
   ) {
     super(id, context);
-    this.#sharedFd = inFd === outFd;
+    this.#output = typeof output === "number" ? plainFdOutput(context.runtime, output, output !== inFd) : output;
     this.#input =
       inFd === null
         ? null
@@ -38,13 +63,18 @@ export abstract class FdChardev extends Chardev {
     this.emitEvent(ChrEvent.OPENED);
   }
 
+  /** The fd output goes to now. */
+  get outFd(): number {
+    return this.#output.fd;
+  }
+
   protected override resumeInput(): void {
     this.#input?.resume();
   }
 
   /** Writes until all is taken or the fd refuses: bytes taken, or -errno when none were. */
   protected writeOut(data: Uint8Array): number {
-    return writeAvailable(this.context.runtime, this.outFd, data);
+    return this.#output.take(data);
   }
 
   /**
@@ -53,12 +83,12 @@ export abstract class FdChardev extends Chardev {
    * this as its `resumeAfterLoss`.
    */
   protected writeLossNotes(lost: number, errno: string): boolean {
-    return this.#lossNotes.resume(lost, errno, (line) => writeAvailable(this.context.runtime, this.outFd, line));
+    return this.#lossNotes.resume(lost, errno, (line) => this.#output.take(line));
   }
 
   override async destroy(): Promise<void> {
     this.#input?.close();
-    if (!this.#sharedFd) this.context.runtime.closeFd(this.outFd);
+    this.#output.close();
     await super.destroy();
   }
 }
