@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
 import { DeviceBridge } from "../host-ts/cli/bridge.ts";
-import { missedNote, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
+import { missedNote, NATS_UNACKED_LIMIT_BYTES, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
 
@@ -253,6 +253,49 @@ describe("nats chardev", () => {
     expect(fe.take()).toBe("first run\r\nsecond run\r\n");
     expect(viewer.gaps).toEqual([]);
   }, 30_000);
+
+  it("a server restart mid-stream: writes answer EAGAIN while it is gone, then both sides go on from the last offset", async () => {
+    const own = await startServer();
+    const name = freshName();
+    const source = await consoleHub(own, name);
+    const reg = await registry();
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${own.url},console=${name}`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    fe.room = 1 << 23;
+    reg.attach("v0", fe);
+    const first = consoleLines(2000);
+    await writeAll(source.fe, first);
+    await until(() => fe.readCount >= first.length);
+    await stopServer(own);
+    // More than the unacknowledged window: the hub's writer must be held back, not buffered without end.
+    const second = consoleLines(30_000, 2000);
+    expect(second.length).toBeGreaterThan(NATS_UNACKED_LIMIT_BYTES);
+    let sawEagain = false;
+    const writing = (async () => {
+      let at = 0;
+      while (at < second.length) {
+        const taken = source.fe.write(second.subarray(at, at + 8192));
+        if (taken > 0) {
+          at += taken;
+          continue;
+        }
+        expect(source.fe.lastError).toBe("EAGAIN");
+        sawEagain = true;
+        await new Promise<void>((resolve) => {
+          if (source.fe.addWatch(resolve) === 0) setTimeout(resolve, 1);
+        });
+      }
+    })();
+    await until(() => sawEagain);
+    expect(source.chardev.unackedBytes).toBe(NATS_UNACKED_LIMIT_BYTES);
+    await startServer(undefined, own);
+    await writing;
+    await until(() => fe.readCount >= first.length + second.length);
+    expect(fe.readCount).toBe(first.length + second.length);
+    expect(fe.take()).toBe(text(first) + text(second));
+    expect(viewer.gaps).toEqual([]);
+    await until(() => source.chardev.unackedBytes === 0);
+  }, 60_000);
 
   it("a second stream over the same subjects is refused with the server's reason", async () => {
     const name = freshName();

@@ -19,6 +19,8 @@ const MAX_MESSAGE_BYTES = 128 * 1024;
 const HEADER_ROOM_BYTES = 512;
 /** After a failed publish (no server, an ack lost in a failover), the unacknowledged messages are sent again after this. */
 const RETRY_MS = 250;
+/** How long closing waits for output still unacknowledged (a console's last words) before it lets go. */
+const CLOSE_DRAIN_MS = 2000;
 /**
  * Input held while the holder takes none, like a kernel receive buffer: NATS cannot be
  * paused, so beyond this typing is dropped (and counted) instead of growing memory.
@@ -55,6 +57,8 @@ export class NatsConsoleChardev extends Chardev {
   #heldBytes = 0;
   #droppedInputBytes = 0;
   #destroyed = false;
+  /** Resolves a closing console's wait once nothing is unacknowledged. */
+  #drained: (() => void) | null = null;
   readonly #maxMessageBytes: number;
 
   constructor(
@@ -194,18 +198,20 @@ export class NatsConsoleChardev extends Chardev {
 
   #ackedMessage(message: InFlight): void {
     message.attempts--;
-    if (message.acked || this.#destroyed) return;
+    if (message.acked) return;
     message.acked = true;
     this.#acked += message.data.length;
     this.#inFlightBytes -= message.data.length;
     // Acks come in order on one connection; a retried one may not: keep the unacked in order.
     this.#inFlight = this.#inFlight.filter((entry) => !entry.acked);
+    if (this.#inFlight.length === 0) this.#drained?.();
+    if (this.#destroyed) return;
     if (this.watchesWaiting && this.unackedBytes < NATS_UNACKED_LIMIT_BYTES) this.fireWatches();
   }
 
   #failed(message: InFlight, error: unknown): void {
     message.attempts--;
-    if (message.acked || this.#destroyed || this.#retryTimer) return;
+    if (message.acked || this.#retryTimer || this.#connectionClosed) return;
     if (this.#inFlight.length > 0 && this.#inFlight[0] === message) {
       this.context.warn(`nats: ${this.id}: publish of offset ${message.offset} failed (${describeNatsError(error)}); sending again`);
     }
@@ -215,7 +221,7 @@ export class NatsConsoleChardev extends Chardev {
   /** Sends every unacknowledged message again, in offset order; the message ids make a second copy a no-op. */
   #retry(): void {
     this.#retryTimer = null;
-    if (this.#destroyed) return;
+    if (this.#connectionClosed) return;
     for (const message of this.#inFlight) {
       if (!message.acked && message.attempts === 0) this.#publish(message);
     }
@@ -232,13 +238,33 @@ export class NatsConsoleChardev extends Chardev {
     return () => void cancel();
   }
 
+  /** Set once we close the connection: nothing is published or retried after. */
+  #connectionClosed = false;
+
+  /**
+   * Output already taken is the console's: closing publishes what is batched and waits (at
+   * most CLOSE_DRAIN_MS) for it to be acknowledged, then lets go.
+   */
   override async destroy(): Promise<void> {
+    if (this.#flushQueued) this.#flush();
     this.#destroyed = true;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#retryTimer = null;
     this.#input?.unsubscribe();
     this.#input = null;
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
+    if (this.#inFlight.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+        timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+      });
+      clearTimeout(timer);
+      if (this.#inFlight.length > 0) {
+        this.context.warn(`nats: ${this.id}: closed with ${this.#inFlightBytes} bytes of output not acknowledged by JetStream`);
+      }
+    }
+    this.#connectionClosed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
     try {
       await this.connection.close();
     } catch {
