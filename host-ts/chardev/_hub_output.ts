@@ -6,6 +6,7 @@
 import type { Core, RingPolicy } from "../core.ts";
 import type { ChrEvent } from "../events.ts";
 import type { Chardev, ChardevUser } from "./_chardev.ts";
+import type { HubReplay } from "./_hub_screen.ts";
 
 /** One backend of a hub, as the hub and its output strategy both see it. */
 export interface HubEntry {
@@ -58,7 +59,8 @@ export interface HubOutputCounters {
 export interface HubOutputBackendOptions {
   policy: RingPolicy;
   lagLimit?: number;
-  replay?: number;
+  /** Bytes of history, or the screen (`screen`: a ring's emulator, _hub_screen.ts). */
+  replay?: HubReplay;
   stallMs?: number;
 }
 
@@ -106,4 +108,11 @@ export interface HubOutput {
   counters(slot: number, open: boolean): HubOutputCounters;
   /** Frees the core's books; nothing may be called after. */
   free(): void;
+  /**
+   * A slot the strategy serves itself (the ring's screen emulator, a backend still owed its
+   * screen): bytes taken; undefined for a backend the hub writes as usual.
+   */
+  writeOwnSlot?(slot: number, data: Uint8Array): number | undefined;
+  /** The hub agreed on a terminal size (its `size` policy): a screen emulator follows it. */
+  resizeScreen?(cols: number, rows: number): void;
 }

@@ -9,6 +9,7 @@ import type { BcastWriter } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, HubScreen, screenScrollback } from "./_hub_screen.ts";
 
 /** A backend with no watch of its own is retried after this long. */
 const RETRY_WITHOUT_WATCH_MS = 5;
@@ -25,6 +26,12 @@ export class RingOutput implements HubOutput {
   #blockedNow: HubEntry[] = [];
   /** Backends whose write failed for good during the current drain, with the errno. */
   #failedNow: [HubEntry, number][] = [];
+  /** The screen emulator, made when the first backend asks for `replay=screen`. */
+  #screen: HubScreen | null = null;
+  /** Scrollback lines each `replay=screen` backend asked for, by slot. */
+  readonly #screenBackends = new Map<number, number>();
+  /** The hub's agreed terminal size, which a screen made later starts at. */
+  #screenSize = { cols: DEFAULT_SCREEN_COLS, rows: DEFAULT_SCREEN_ROWS };
 
   constructor(
     private readonly host: HubOutputHost,
@@ -45,7 +52,43 @@ export class RingOutput implements HubOutput {
   }
 
   addBackend(_id: string, options: HubOutputBackendOptions): number {
-    return this.host.core.bcastAddBackend(this.#ring(), options.policy, options.lagLimit ?? this.size, options.replay ?? 0);
+    const scrollback = screenScrollback(options.replay);
+    const replay = typeof options.replay === "number" ? options.replay : 0;
+    const slot = this.host.core.bcastAddBackend(this.#ring(), options.policy, options.lagLimit ?? this.size, replay);
+    if (scrollback !== null) {
+      void this.screen; // made now, so that it has the history by the time the backend opens
+      this.#screenBackends.set(slot, scrollback);
+    }
+    return slot;
+  }
+
+  /** The screen emulator (made on first use: a hub that replays no screen parses nothing). */
+  get screen(): HubScreen {
+    this.#screen ??= new HubScreen(
+      {
+        core: this.host.core,
+        address: this.address,
+        settled: () => this.#ring(),
+        scheduleDrain: () => this.#scheduleDrain(),
+        fail: (entry, result) => this.host.fail(entry, result),
+      },
+      this.size,
+      this.#screenSize.cols,
+      this.#screenSize.rows,
+    );
+    return this.#screen;
+  }
+
+  writeOwnSlot(slot: number, data: Uint8Array): number | undefined {
+    const screen = this.#screen;
+    if (screen === null) return undefined;
+    if (slot === screen.slot) return screen.take(data);
+    return screen.holdJoiner(slot);
+  }
+
+  resizeScreen(cols: number, rows: number): void {
+    this.#screenSize = { cols, rows };
+    this.#screen?.resize(cols, rows);
   }
 
   /** What was written while it was attached is still owed to it: served before letting go. */
@@ -55,6 +98,8 @@ export class RingOutput implements HubOutput {
   }
 
   removeBackend(slot: number): void {
+    this.#screen?.forget(slot);
+    this.#screenBackends.delete(slot);
     this.host.core.bcastRemoveBackend(this.#ring(), slot);
   }
 
@@ -84,6 +129,12 @@ export class RingOutput implements HubOutput {
   backendOpenChanged(entry: HubEntry, event: ChrEvent): boolean {
     const opened = event === ChrEvent.OPENED;
     this.host.core.bcastSetOpen(this.#ring(), entry.slot, opened);
+    const scrollback = this.#screenBackends.get(entry.slot);
+    if (scrollback !== undefined) {
+      // The screen as it stands at the head it opened at goes out first (the emulator holds there).
+      if (opened) this.screen.join(entry, scrollback);
+      else this.#screen?.forget(entry.slot);
+    }
     if (opened) this.#scheduleDrain(); // replay, if it asked for history
     return false;
   }
@@ -166,6 +217,7 @@ export class RingOutput implements HubOutput {
   }
 
   free(): void {
+    this.#screen?.dispose();
     this.host.core.bcastFree(this.#ring());
   }
 }

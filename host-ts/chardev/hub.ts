@@ -21,6 +21,8 @@ import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./
 import { type ClientInfo, type ClientSource, isClientSource } from "./_client_source.ts";
 import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubReplay, isScreenReplay } from "./_hub_screen.ts";
+import { HUB_SIZE_POLICIES, HubSizeAgreement, type HubSizePolicy, type HubTerminalSize } from "./_hub_size.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
 
 /** How a backend of a ring hub is treated when it cannot keep up. */
@@ -40,8 +42,12 @@ export interface HubBackendOptions {
   lagLimit?: number;
   /** An `evict` backend stalled this long is detached. @default 5000 */
   stallMs?: number;
-  /** Bytes of recent output a ring hub replays when the backend opens. @default 0 */
-  replay?: number;
+  /**
+   * What a ring hub replays when the backend opens: bytes of recent output, or `screen` (the
+   * screen as it stands, one repaint from the hub's terminal emulator, then the live stream;
+   * `screen:LINES` limits the scrollback lines above it). @default 0
+   */
+  replay?: HubReplay;
   /** `ro` discards (and counts) the backend's input. @default "rw" */
   mode?: "rw" | "ro";
 }
@@ -58,6 +64,12 @@ export interface HubOptions {
   input?: "shared" | "exclusive";
   /** With `input: "exclusive"`, the typist keeps the floor until this long idle. @default 1000 */
   inputIdleMs?: number;
+  /** How the terminal size is agreed among read-write backends (tmux's `window-size`). @default "latest" */
+  size?: HubSizePolicy;
+  /** The width before any backend tells one, and always with `size: "manual"`. @default 80 */
+  cols?: number;
+  /** The height before any backend tells one, and always with `size: "manual"`. @default 24 */
+  rows?: number;
 }
 
 /** Counters of one backend (API, `query-chardev`, QMP). */
@@ -96,6 +108,8 @@ export type HubEvent =
   | { type: "open" | "close" | "attach" | "detach"; backend: string };
 
 const DEFAULT_STALL_MS = 5000;
+/** The largest terminal width or height a backend may report (a pty's winsize is 16-bit). */
+const MAX_TERMINAL_CELLS = 65535;
 const DEFAULT_INPUT_IDLE_MS = 1000;
 /** Input kept for a frontend that cannot take it yet, beyond which backends are paused. */
 const INPUT_QUEUE_LIMIT = 64 * 1024;
@@ -175,6 +189,8 @@ export class HubChardev extends Chardev {
   #inputQueued = 0;
   #typist: Entry | null = null;
   #typistTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #sizes: HubSizeAgreement;
+  readonly #sizeListeners = new Set<(size: HubTerminalSize) => void>();
   /** Listeners by id (`max-clients` > 1): rows of their own, their connections are entries. */
   readonly #clientListeners = new Map<string, ListenerRow>();
   /** Each connection's listener and who it is, while it is a backend. */
@@ -191,7 +207,11 @@ export class HubChardev extends Chardev {
       primary: options.primary,
       input: options.input ?? "shared",
       inputIdleMs: options.inputIdleMs ?? DEFAULT_INPUT_IDLE_MS,
+      size: options.size ?? "latest",
+      cols: options.cols ?? DEFAULT_SCREEN_COLS,
+      rows: options.rows ?? DEFAULT_SCREEN_ROWS,
     };
+    this.#sizes = new HubSizeAgreement(this.options.size, { cols: this.options.cols, rows: this.options.rows });
     const core = context.core;
     const hub = this;
     const host: HubOutputHost = {
@@ -207,6 +227,7 @@ export class HubChardev extends Chardev {
       },
     };
     this.#output = this.isRing ? new RingOutput(host, this.options.ring) : new WriteAllOutput(host);
+    this.#output.resizeScreen?.(this.options.cols, this.options.rows);
     hubsOf(core).set(this.#output.address, this);
     if (this.options.open === "always") this.beOpen = true;
   }
@@ -363,6 +384,7 @@ export class HubChardev extends Chardev {
     this.#entries.delete(entry.slot);
     this.#output.removeBackend(entry.slot);
     if (this.#typist === entry) this.#typist = null;
+    this.#forgetSize(id);
     this.#emit({ type: "detach", backend: id });
     this.#forgetClient(entry.chardev);
     this.#output.spaceFreed(); // a waiting writer hears of it (a left backend's watch never fires)
@@ -388,6 +410,8 @@ export class HubChardev extends Chardev {
 
   /** The core writes backend `slot` through here; a refusal is remembered for its watch. */
   writeBackend(slot: number, data: Uint8Array): number {
+    const own = this.#output.writeOwnSlot?.(slot, data); // the screen emulator, or a backend owed its screen
+    if (own !== undefined) return own;
     const entry = this.#entries.get(slot);
     if (!entry) return data.length; // detached during this write: nothing owed to it
     const result = entry.chardev.write(data);
@@ -515,6 +539,55 @@ export class HubChardev extends Chardev {
     for (const entry of this.#entries.values()) entry.chardev.flushInput();
   }
 
+  // ---- terminal size ----
+
+  /** The terminal size agreed under the `size` policy: the device's and the screen emulator's. */
+  get terminalSize(): HubTerminalSize {
+    return this.#sizes.agreed;
+  }
+
+  /**
+   * Backend `backendId` (a browser tab, the command's terminal, an `attach` client) is
+   * `cols`x`rows` now. A read-only backend never resizes, and under `size=manual` nobody does;
+   * `onSize` listeners hear when the agreed size changes.
+   *
+   * @example Two tabs under `size=smallest`: the device gets the smaller
+   * ```ts
+   * declare const hub: HubChardev; // reg.add("hub,id=h,ring=64K,size=smallest,chardevs.0=tab1,chardevs.1=tab2")
+   * hub.onSize(({ cols, rows }) => console.log(`device is now ${cols}x${rows}`));
+   * hub.resize("tab1", 120, 40);
+   * hub.resize("tab2", 100, 50); // device is now 100x40
+   * ```
+   */
+  resize(backendId: string, cols: number, rows: number): void {
+    const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === backendId);
+    if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${quoteInput(backendId)}' is not a backend of hub '${this.id}'`);
+    for (const [what, cells] of [["cols", cols], ["rows", rows]] as const) {
+      if (!Number.isSafeInteger(cells) || cells < 1 || cells > MAX_TERMINAL_CELLS) {
+        throw new ChardevError("INVALID_VALUE", `hub: terminal ${what} must be 1..${MAX_TERMINAL_CELLS}, not '${quoteInput(String(cells))}'`);
+      }
+    }
+    if (entry.mode === "ro") return; // a viewer never changes what the others see
+    if (this.#sizes.report(backendId, cols, rows)) this.#sizeChanged();
+  }
+
+  /** Calls `listener` with every new agreed size; returns the function that stops it. */
+  onSize(listener: (size: HubTerminalSize) => void): () => void {
+    this.#sizeListeners.add(listener);
+    return () => this.#sizeListeners.delete(listener);
+  }
+
+  /** Backend `id` closed, left or became read-only: its size no longer counts. */
+  #forgetSize(id: string): void {
+    if (this.#sizes.forget(id)) this.#sizeChanged();
+  }
+
+  #sizeChanged(): void {
+    const size = this.#sizes.agreed;
+    this.#output.resizeScreen?.(size.cols, size.rows);
+    for (const listener of this.#sizeListeners) listener(size);
+  }
+
   // ---- events ----
 
   #backendEvent(entry: Entry, event: ChrEvent): void {
@@ -541,6 +614,7 @@ export class HubChardev extends Chardev {
       entry.resumeTimer = null;
     }
     entry.open = opened;
+    if (!opened) this.#forgetSize(entry.chardev.id);
     // The core's books first: QEMU's counting (and catch-up on reopen), or the ring's open flag.
     const counted = this.#output.backendOpenChanged(entry, event);
     // As before the strategies split: only a ring hub frees the floor when its typist closes.
@@ -696,6 +770,14 @@ function count(what: string, value: unknown): number | undefined {
   throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be a non-negative integer, not '${quoteInput(String(value))}'`);
 }
 
+/** A terminal width or height: 1 to MAX_TERMINAL_CELLS. */
+function cells(what: string, value: unknown): number | undefined {
+  const count = value === undefined ? undefined : Number(value);
+  if (count === undefined) return undefined;
+  if (Number.isSafeInteger(count) && count >= 1 && count <= MAX_TERMINAL_CELLS) return count;
+  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be 1..${MAX_TERMINAL_CELLS}, not '${quoteInput(String(value))}'`);
+}
+
 /** A millisecond option: a count no larger than a timer can wait (limits.ts). */
 function milliseconds(what: string, value: unknown): number | undefined {
   const ms = count(what, value);
@@ -714,9 +796,15 @@ function bytesUpTo(what: string, value: unknown, max: number): number | undefine
  */
 export function checkHubBackendOptions(id: string, options: HubBackendOptions): HubBackendOptions {
   milliseconds(`stall-ms of ${id}`, options.stallMs);
-  bytesUpTo(`replay of ${id}`, options.replay, MAX_RING_BYTES);
+  replayOf(id, options.replay);
   count(`lag-limit of ${id}`, options.lagLimit);
   return options;
+}
+
+/** A `replay` value: `screen`, `screen:LINES`, or bytes up to a ring's largest size. */
+function replayOf(id: string, value: unknown): HubReplay | undefined {
+  if (isScreenReplay(value)) return value;
+  return bytesUpTo(`replay of ${id}`, value, MAX_RING_BYTES);
 }
 
 /** A numeric `KEY.N` option checked against its limit, named as the user wrote it (`stall-ms.1`). */
@@ -740,7 +828,7 @@ function backendOptions(id: string, raw: unknown): HubBackendOptions {
     policy: oneOf(`policy of ${id}`, fields.policy, POLICIES),
     lagLimit: count(`lag-limit of ${id}`, fields["lag-limit"]),
     stallMs: milliseconds(`stall-ms of ${id}`, fields["stall-ms"]),
-    replay: bytesUpTo(`replay of ${id}`, fields.replay, MAX_RING_BYTES),
+    replay: replayOf(id, fields.replay),
     mode: oneOf(`mode of ${id}`, fields.mode, ["rw", "ro"] as const),
   };
 }
@@ -756,10 +844,13 @@ export const hubOptions: OptionSchema = [
   { key: "primary", type: "string", help: "a chardev id of the hub; implies `open=primary`" },
   { key: "input", type: "string", values: ["shared", "exclusive"], default: "shared", help: "`exclusive`: the first backend to type holds the floor; others' input is discarded (counted) until it is idle for `input-idle-ms`, closes or is detached" },
   { key: "input-idle-ms", type: "integer", unit: "ms", default: "1000", max: MAX_TIMER_MS, help: "how long an exclusive typist may be idle before another may type" },
+  { key: "size", type: "string", values: HUB_SIZE_POLICIES, default: "latest", help: "the terminal size the device and the screen emulator get, agreed among read-write backends that tell theirs (tmux's `window-size`): the last one to resize, the smallest or largest of each dimension, or `cols`x`rows` always (`manual`); read-only backends never resize" },
+  { key: "cols", type: "integer", default: "80", max: MAX_TERMINAL_CELLS, help: "the terminal width until a backend tells one, and always with `size=manual`" },
+  { key: "rows", type: "integer", default: "24", max: MAX_TERMINAL_CELLS, help: "the terminal height until a backend tells one, and always with `size=manual`" },
   { key: "policy.N", via: "options.ID.policy", type: "string", values: POLICIES, default: "block", help: "`block` holds the writer back (QEMU); `drop` never does: a backend more than `lag-limit` behind skips ahead to a safe boundary (a line start or an ESC, never inside a UTF-8 or ANSI escape sequence) and a `gap` event reports the exact bytes it missed; `evict` blocks, but is detached once stalled `stall-ms`" },
   { key: "lag-limit.N", via: "options.ID.lag-limit", type: "size", default: "ring size", help: "how far behind a `drop` backend may fall" },
   { key: "stall-ms.N", via: "options.ID.stall-ms", type: "integer", unit: "ms", default: "5000", max: MAX_TIMER_MS, help: "how long an `evict` backend may stay stalled" },
-  { key: "replay.N", via: "options.ID.replay", type: "size", default: "0", max: MAX_RING_BYTES, help: "recent output a backend gets when it opens (from a safe boundary)" },
+  { key: "replay.N", via: "options.ID.replay", type: "size", default: "0", max: MAX_RING_BYTES, help: "recent output a backend gets when it opens (from a safe boundary); `screen` (`screen:LINES`): the screen as it stands instead, one repaint from the hub's terminal emulator (contents, cursor, modes, scroll region, up to 1000 or LINES lines of scrollback), then the live stream with no byte missing or repeated" },
   { key: "mode.N", via: "options.ID.mode", type: "string", values: ["rw", "ro"], default: "rw", help: "a read-only backend only watches: its input and its BREAKs are discarded and counted (`inputDiscarded`, `eventsDiscarded`), and the command takes no window size from it" },
   { member: "options", type: "object", help: "QMP: the per-backend keys by chardev id, `{ID: {policy, lag-limit, stall-ms, replay, mode}}`" },
 ];
@@ -772,7 +863,8 @@ export const hubDriver = defineDriver({
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
     if (options.has("ring")) data.ring = checkSize("hub", "ring", parseSize("ring", options.get("ring")!), MAX_RING_BYTES);
     if (options.has("input-idle-ms")) data["input-idle-ms"] = checkMilliseconds("hub", "input-idle-ms", parseSize("input-idle-ms", options.get("input-idle-ms")!));
-    for (const key of ["open", "primary", "input"]) if (options.has(key)) data[key] = options.get(key);
+    for (const key of ["open", "primary", "input", "size"]) if (options.has(key)) data[key] = options.get(key);
+    for (const key of ["cols", "rows"]) if (options.has(key)) data[key] = parseSize(key, options.get(key)!);
     // `policy.N=drop` belongs to the backend named by `chardevs.N`.
     const perBackend: Record<string, Record<string, unknown>> = {};
     for (const [key, value] of options) {
@@ -780,7 +872,7 @@ export const hubDriver = defineDriver({
       if (!match || match[1] === "chardevs") continue;
       const id = chardevs[Number(match[2])];
       if (id === undefined) throw new ChardevError("INVALID_PARAMETER", `hub: '${quoteInput(key)}' has no matching 'chardevs.${quoteInput(match[2])}'`);
-      const numeric = match[1] !== "policy" && match[1] !== "mode";
+      const numeric = match[1] !== "policy" && match[1] !== "mode" && !(match[1] === "replay" && isScreenReplay(value));
       (perBackend[id] ??= {})[match[1]] = numeric ? checkBackendNumber(key, match[1], parseSize(key, value)) : value;
     }
     if (Object.keys(perBackend).length > 0) data.options = perBackend;
@@ -808,6 +900,9 @@ export const hubDriver = defineDriver({
       primary,
       input: oneOf("input", data.input, ["shared", "exclusive"] as const),
       inputIdleMs: milliseconds("input-idle-ms", data["input-idle-ms"]),
+      size: oneOf("size", data.size, HUB_SIZE_POLICIES),
+      cols: cells("cols", data.cols),
+      rows: cells("rows", data.rows),
     });
     if (hub.options.open === "primary" && primary === undefined) {
       void hub.destroy();

@@ -3,7 +3,8 @@
 // monitor (qmp/monitor.ts) puts them in its table.
 
 import type { ChardevRegistry } from "../registry.ts";
-import { checkArguments, isInteger, isOneOf, isString, type QmpCommand } from "../qmp/args.ts";
+import { checkArguments, isInteger, isOneOf, isString, type MemberCheck, type QmpCommand } from "../qmp/args.ts";
+import { isScreenReplay } from "./_hub_screen.ts";
 import { checkHubBackendOptions, type HubBackendOptions, type HubEvent } from "./hub.ts";
 
 /**
@@ -44,6 +45,11 @@ export const OWN_QMP_EVENTS = [
   "CHARDEV_DEVICE_BACK",
 ] as const;
 
+/** `replay`: bytes (an integer) or the screen (`"screen"`, `"screen:LINES"`). */
+const isReplay: MemberCheck = (value, name) => {
+  if (!isScreenReplay(value)) isInteger(value, name);
+};
+
 /** hub-attach, hub-detach and query-hub on the hubs of `reg`. */
 export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
   return [
@@ -56,7 +62,7 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
           policy: { check: isOneOf("block", "drop", "evict"), optional: true },
           "lag-limit": { check: isInteger, optional: true },
           "stall-ms": { check: isInteger, optional: true },
-          replay: { check: isInteger, optional: true },
+          replay: { check: isReplay, optional: true },
           mode: { check: isOneOf("rw", "ro"), optional: true },
         });
         // stall-ms and replay within limits.ts, checked before anything is attached.
@@ -64,7 +70,7 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
           policy: args.policy as HubBackendOptions["policy"],
           lagLimit: args["lag-limit"] as number | undefined,
           stallMs: args["stall-ms"] as number | undefined,
-          replay: args.replay as number | undefined,
+          replay: args.replay as HubBackendOptions["replay"],
           mode: args.mode as HubBackendOptions["mode"],
         }));
       },

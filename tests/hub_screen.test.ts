@@ -1,0 +1,297 @@
+// Screen replay (`replay.N=screen`) and the size policy (`size=latest|smallest|largest|manual`)
+// of a ring hub, with real UNIX sockets as the late joiners and a real @xterm/headless as the
+// terminal that judges what they got.
+
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import xtermHeadless from "@xterm/headless";
+import xtermSerialize from "@xterm/addon-serialize";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
+import { ChardevRegistry, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
+import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+
+let reg: ChardevRegistry;
+let dir: string;
+const sockets: net.Socket[] = [];
+
+beforeEach(async () => {
+  reg = await ChardevRegistry.create({ qemuCompat: false });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-hub-screen-"));
+});
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await reg.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Waits (on the event loop, without a clock) until `condition` holds; the test timeout bounds it. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+/** A terminal like the one a late joiner runs, fed `data`; resolves once it has parsed it all. */
+async function terminalFedWith(data: Uint8Array, cols = 80, rows = 24) {
+  const terminal = new xtermHeadless.Terminal({ cols, rows, scrollback: 1000, allowProposedApi: true });
+  const serializer = new xtermSerialize.SerializeAddon();
+  terminal.loadAddon(serializer);
+  await new Promise<void>((resolve) => terminal.write(data, resolve));
+  const screen = {
+    everything: serializer.serialize({ scrollback: 1000 }),
+    visible: serializer.serialize({ scrollback: 0 }),
+    cursor: [terminal.buffer.active.cursorX, terminal.buffer.active.cursorY],
+    alternate: terminal.buffer.active.type === "alternate",
+    applicationCursorKeys: terminal.modes.applicationCursorKeysMode,
+    bracketedPaste: terminal.modes.bracketedPasteMode,
+  };
+  terminal.dispose();
+  return screen;
+}
+
+/** A client of a UNIX socket chardev that keeps every byte it receives. */
+async function connect(socketPath: string): Promise<{ received: () => Uint8Array; length: () => number }> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const socket = net.connect({ path: socketPath });
+  sockets.push(socket);
+  socket.on("data", (chunk: Uint8Array) => {
+    chunks.push(new Uint8Array(chunk));
+    length += chunk.length;
+  });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  return {
+    length: () => length,
+    received: () => {
+      const out = new Uint8Array(length);
+      let at = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+      return out;
+    },
+  };
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Where `needle` starts in `haystack`, or -1. */
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** A boot log that scrolls, then a full-screen program's screen over a cleared display. */
+function drawnScreen(alternate: boolean): string {
+  let text = "";
+  for (let i = 1; i <= 60; i++) text += `boot line ${i} \u00e9t\u00e9 ok\r\n`;
+  if (alternate) text += "\x1b[?1049h"; // vim, less: the alternate screen
+  text += "\x1b[?1h\x1b=\x1b[?2004h"; // application cursor keys and keypad, bracketed paste
+  text += "\x1b[H\x1b[2J\x1b[3J"; // `clear`: the earlier output is gone
+  text += "\x1b[1;1H\x1b[7m top - 13:37:00 up 1 day \x1b[0m";
+  for (let row = 3; row <= 22; row++) text += `\x1b[${row};2H\x1b[3${row % 8}mprocess ${row} \u2502 ${row * 7}%\x1b[0m`;
+  text += "\x1b[4;21r"; // a scroll region, as top and vim keep one
+  text += "\x1b[10;5H";
+  return text;
+}
+
+/** Numbered lines in the scroll region after the snapshot: any byte missing or repeated shows. */
+function numberedLines(from: number, count: number): string {
+  let text = "";
+  for (let i = from; i < from + count; i++) text += `later ${String(i).padStart(4, "0")}\r\n`;
+  return text;
+}
+
+describe("screen replay", () => {
+  for (const alternate of [false, true]) {
+    it(`a late backend gets exactly the current screen${alternate ? " (alternate screen)" : ""}, then every later byte once`, async () => {
+      const sockPath = path.join(dir, "late.sock");
+      await reg.add(`socket,id=late,path=${sockPath},server=on,wait=off`);
+      const hub = (await reg.add("hub,id=hub0,chardevs.0=late,ring=65536,replay.0=screen")) as HubChardev;
+      const fe = reg.attach("hub0", new FeHandler());
+      const before = bytes(drawnScreen(alternate));
+      // Written in pieces cut anywhere, a UTF-8 character and escape sequences included.
+      for (let at = 0; at < before.length; at += 97) fe.write(before.subarray(at, at + 97));
+      const opened = new Promise<void>((resolve) => hub.onEvent((event: HubEvent) => event.type === "open" && resolve()));
+      const client = await connect(sockPath);
+      await opened;
+      // Written at once after the join, before the emulator could have parsed what came before.
+      const marker = bytes("\x1b]2;after the join\x07");
+      const after: Uint8Array[] = [marker];
+      for (let part = 0; part < 8; part++) {
+        const piece = bytes(numberedLines(part * 10, 10));
+        expect(fe.write(piece)).toBe(piece.length);
+        after.push(piece);
+        if (part % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      fe.write(marker);
+      after.splice(0, 1);
+      const later = concat(...after, marker);
+      // The client got a repaint, then exactly the bytes written after it joined.
+      await until(() => indexOf(client.received(), marker) >= 0);
+      const received = client.received();
+      const laterStart = indexOf(received, bytes("later 0000"));
+      expect(laterStart).toBeGreaterThan(0);
+      const repaint = received.subarray(0, laterStart);
+      expect(received.subarray(laterStart)).toEqual(later);
+      // The repaint has none of the later bytes in it, and is not the raw history either.
+      expect(indexOf(repaint, bytes("later"))).toBe(-1);
+      // (`clear` took the boot log from the normal screen; under the alternate one it stays.)
+      if (alternate) expect(indexOf(repaint, bytes("boot line 1 "))).toBeGreaterThan(0);
+      else expect(indexOf(repaint, bytes("boot line 1 "))).toBe(-1);
+      // A terminal fed the repaint and the rest shows what one fed the whole stream shows.
+      const whole = await terminalFedWith(concat(before, later));
+      const late = await terminalFedWith(received);
+      expect(late.visible).toBe(whole.visible);
+      expect(late.everything).toBe(whole.everything);
+      expect(late.cursor).toEqual(whole.cursor);
+      expect(late.alternate).toBe(alternate);
+      expect(late.applicationCursorKeys).toBe(true);
+      expect(late.bracketedPaste).toBe(true);
+      // And the screen at the join really was the drawn one, scroll region and all.
+      expect(late.visible).toContain("later 0079");
+      expect(whole.visible).toContain("top - 13:37:00");
+    });
+  }
+
+  it("a backend that joins while the device is silent gets the screen at once", async () => {
+    const sockPath = path.join(dir, "quiet.sock");
+    await reg.add(`socket,id=quiet,path=${sockPath},server=on,wait=off`);
+    await reg.add("hub,id=hub0,chardevs.0=quiet,ring=65536,replay.0=screen");
+    const fe = reg.attach("hub0", new FeHandler());
+    const drawn = bytes(drawnScreen(false));
+    fe.write(drawn);
+    const client = await connect(sockPath);
+    const whole = await terminalFedWith(drawn);
+    // No byte is written after the join: the repaint alone must make the same screen.
+    await until(() => client.length() > 0);
+    let seen = -1;
+    while (seen !== client.length()) {
+      seen = client.length();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const late = await terminalFedWith(client.received());
+    expect(late.everything).toBe(whole.everything);
+    expect(late.cursor).toEqual(whole.cursor);
+  });
+
+  it("a backend that joins inside an escape sequence starts after it, with the screen it made", async () => {
+    const sockPath = path.join(dir, "mid.sock");
+    await reg.add(`socket,id=mid,path=${sockPath},server=on,wait=off`);
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=mid,ring=65536,replay.0=screen")) as HubChardev;
+    const fe = reg.attach("hub0", new FeHandler());
+    const before = concat(bytes(drawnScreen(false)), bytes("\x1b[1")); // half a CSI
+    fe.write(before);
+    const opened = new Promise<void>((resolve) => hub.onEvent((event: HubEvent) => event.type === "open" && resolve()));
+    const client = await connect(sockPath);
+    await opened;
+    const rest = bytes(`2;7H${numberedLines(0, 5)}\x1b]2;end\x07`);
+    fe.write(rest);
+    await until(() => indexOf(client.received(), bytes("\x1b]2;end\x07")) >= 0);
+    const received = client.received();
+    // It never sees the sequence's tail alone ("2;7H" printed as text)...
+    const start = indexOf(received, bytes("later 0000"));
+    expect(start).toBeGreaterThan(0);
+    expect(received.subarray(start)).toEqual(rest.subarray(4));
+    // ...and its screen is the one the whole stream made.
+    const whole = await terminalFedWith(concat(before, rest));
+    const late = await terminalFedWith(received);
+    expect(late.everything).toBe(whole.everything);
+  });
+
+  it("replay=screen is refused without a ring, and bad values with the hub's text", async () => {
+    await reg.add("null,id=n0");
+    expect((await errorOf(() => reg.add("hub,id=hub0,chardevs.0=n0,replay.0=screen"))).message).toBe("hub: replay of chardev 'n0' needs a ring (ring=BYTES)");
+    expect((await errorOf(() => reg.add("hub,id=hub0,chardevs.0=n0,ring=4096,replay.0=screens"))).message).toContain("replay.0");
+    await reg.add("hub,id=hub0,chardevs.0=n0,ring=4096,replay.0=screen:100");
+  });
+});
+
+describe("size policy", () => {
+  async function hubOfTwo(options: string): Promise<HubChardev> {
+    await reg.add("null,id=tab1");
+    await reg.add("null,id=tab2");
+    return (await reg.add(`hub,id=hub0,chardevs.0=tab1,chardevs.1=tab2,ring=4096${options}`)) as HubChardev;
+  }
+
+  it("two backends of different sizes under size=smallest give the device the smaller of each", async () => {
+    const hub = await hubOfTwo(",size=smallest");
+    const told: string[] = [];
+    hub.onSize(({ cols, rows }) => told.push(`${cols}x${rows}`));
+    expect(hub.terminalSize).toEqual({ cols: 80, rows: 24 });
+    hub.resize("tab1", 120, 40);
+    hub.resize("tab2", 100, 50);
+    expect(hub.terminalSize).toEqual({ cols: 100, rows: 40 });
+    hub.resize("tab2", 130, 50); // tab1 is the smaller in both now
+    expect(told).toEqual(["120x40", "100x40", "120x40"]);
+  });
+
+  it("size=largest takes the larger, size=latest the last to resize, until it leaves", async () => {
+    const largest = await hubOfTwo(",size=largest");
+    largest.resize("tab1", 120, 40);
+    largest.resize("tab2", 100, 50);
+    expect(largest.terminalSize).toEqual({ cols: 120, rows: 50 });
+    await reg.remove("hub0");
+    await reg.remove("tab1");
+    await reg.remove("tab2");
+    const latest = await hubOfTwo("");
+    latest.resize("tab1", 120, 40);
+    latest.resize("tab2", 100, 50);
+    expect(latest.terminalSize).toEqual({ cols: 100, rows: 50 });
+    latest.detachBackend("tab2");
+    expect(latest.terminalSize).toEqual({ cols: 120, rows: 40 });
+  });
+
+  it("a read-only backend never resizes, and size=manual keeps cols and rows", async () => {
+    const hub = await hubOfTwo(",mode.1=ro");
+    const told: string[] = [];
+    hub.onSize(({ cols, rows }) => told.push(`${cols}x${rows}`));
+    hub.resize("tab2", 20, 10);
+    expect(hub.terminalSize).toEqual({ cols: 80, rows: 24 });
+    hub.resize("tab1", 90, 30);
+    hub.resize("tab2", 20, 10);
+    expect(told).toEqual(["90x30"]);
+    await reg.remove("hub0");
+    const manual = (await reg.add("hub,id=hub1,chardevs.0=tab1,ring=4096,size=manual,cols=132,rows=43")) as HubChardev;
+    manual.resize("tab1", 90, 30);
+    expect(manual.terminalSize).toEqual({ cols: 132, rows: 43 });
+    expect((await errorOf(() => reg.add("hub,id=hub2,chardevs.0=tab2,size=biggest"))).message).toBe("hub: 'size' must be latest, smallest, largest, manual, not 'biggest'");
+  });
+
+  it("the screen emulator follows the agreed size: a late backend's repaint is drawn at it", async () => {
+    const sockPath = path.join(dir, "sized.sock");
+    await reg.add("null,id=tab1");
+    await reg.add(`socket,id=late,path=${sockPath},server=on,wait=off`);
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=tab1,chardevs.1=late,ring=65536,replay.1=screen,mode.1=ro")) as HubChardev;
+    const fe = reg.attach("hub0", new FeHandler());
+    fe.write(bytes("at 80 columns\r\n"));
+    hub.resize("tab1", 40, 10);
+    // A program redraws for 40x10: a line that only fits at 40 columns, at the bottom row.
+    const redraw = bytes(`\x1b[H\x1b[2J\x1b[10;1H${"x".repeat(39)}|`);
+    fe.write(redraw);
+    const client = await connect(sockPath);
+    await until(() => client.length() > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const late = await terminalFedWith(client.received(), 40, 10);
+    const whole = await terminalFedWith(redraw, 40, 10);
+    expect(late.visible).toBe(whole.visible);
+    expect(late.cursor).toEqual(whole.cursor);
+    expect(late.visible).toContain(`${"x".repeat(39)}|`);
+  });
+});
