@@ -52,6 +52,19 @@ Options (one dash or two; -opt=VALUE works too):
                        hub-attach, hub-detach, query-hub (backends of a running hub),
                        hub-events (our events: backends attached, gaps, evictions,
                        errors, the device closed/back; off until a client asks).
+  -daemonize           run in the background (QEMU's): the command returns 0 once the
+                       background copy is set up and every listener listens, or prints
+                       why it failed and exits 1. It keeps this working directory
+                       (relative paths keep working); no stdio chardev (QEMU's
+                       "cannot use stdio with -daemonize"); its output goes to -D FILE,
+                       else /dev/null (docs/service.md)
+  -pidfile FILE        our pid and a newline in FILE (mode 0644), written once set up and
+                       removed on the way out; a FILE naming a process that still runs
+                       makes us refuse to start, a stale one is replaced
+  -D FILE              our messages go to FILE (appended, created 0600) instead of stderr
+  systemd: with $NOTIFY_SOCKET set (Type=notify), READY=1 goes out once every listener
+                       listens and STOPPING=1 on the way out, through systemd-notify
+                       (the unit needs NotifyAccess=all unless it runs as root)
   --qemu-compat        QEMU 10.0's rules exactly: a hub takes at most 4 chardevs
                        (chardevs.0..3) and no mux or hub under a hub. Off by default.
   --default            the default setup (also what no -chardev means), see below.
