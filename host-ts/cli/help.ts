@@ -118,6 +118,17 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 each write one datagram to HOST:PORT (HOST: localhost);
                                 datagrams from there are input. localaddr=ADDR,
                                 localport=PORT bind our end; ipv4=on|ipv6=on
+  nats       server=nats://HOST:PORT,console=NAME
+                                a console on NATS JetStream (docs/nats.md); several servers
+                                as server=nats://A:1,,nats://B:2 (or ; or spaces)
+             role=console|viewer
+                                console (a hub backend): output to console.NAME.out with
+                                byte offsets, typing from console.NAME.in (input=off
+                                ignores it); viewer (a device): follows that output
+                                from=start|new|OFFSET, a hole is [-- N bytes missed --]
+             stream=NAME        the stream (CONSOLES), created if missing with
+                                max-bytes=BYTES, max-age=SECONDS, replicas=N
+             creds=FILE | token=T | user=U,password=P; tls-creds=ID (endpoint=client)
   web        host=ADDR,port=PORT
                                 a terminal in the browser (xterm.js) at http://ADDR:PORT/;
                                 port=0 picks a free port. queue-limit=BYTES per tab (1M).
