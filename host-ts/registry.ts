@@ -424,6 +424,23 @@ export class ChardevRegistry {
     }));
   }
 
+  /**
+   * Opens every log again by path (`logfile=`, `file`, `asciicast`), or those of chardev `id`:
+   * SIGHUP and QMP `chardev-reopen-logs`, so logrotate can move logs away. A log that cannot be
+   * reopened goes on in the file it had; the failures are returned as lines for the operator.
+   */
+  reopenLogs(id?: string): string[] {
+    const failures: string[] = [];
+    for (const chardev of id === undefined ? this.#chardevs.values() : [this.get(id)]) {
+      try {
+        chardev.reopenLogs();
+      } catch (error) {
+        failures.push(`chardev '${quoteInput(chardev.id)}': cannot reopen its log: ${strerror(error)}`);
+      }
+    }
+    return failures;
+  }
+
   /** Destroys every chardev, newest first (stacked ones before what they stand on). */
   async close(): Promise<void> {
     for (const chardev of [...this.#chardevs.values()].reverse()) await this.#forget(chardev);

@@ -46,7 +46,8 @@ Options (one dash or two; -opt=VALUE works too):
                        tcp:HOST:PORT,server=on,wait=off (only our own uid may connect
                        over TCP; access=any lets anyone). Commands: qmp_capabilities,
                        chardev-add, chardev-remove, chardev-change, query-chardev,
-                       query-chardev-backends, ringbuf-write, ringbuf-read,
+                       query-chardev-backends, chardev-reopen-logs (as SIGHUP),
+                       ringbuf-write, ringbuf-read,
                        chardev-send-break, object-add, object-del, query-commands,
                        query-version, query-status, quit (exits 0), and ours:
                        hub-attach, hub-detach, query-hub (backends of a running hub),
@@ -71,8 +72,10 @@ Options (one dash or two; -opt=VALUE works too):
   -h, --help           this text.
   -V, --version        the version.
 
-Chardev kinds and their keys (every kind also takes logfile=FILE and logappend=on|off, and
-mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${program}):
+Chardev kinds and their keys (every kind also takes logfile=FILE and logappend=on|off;
+timestamp=on (each line stamped in UTC), logfilemax=BYTES and rotate=N (FILE.1 ... FILE.N) for
+its log, and file's own output (docs/logs.md); and mux=on, which puts a mux in front of it:
+C-a h lists its keys, C-a x ends ${program}):
   hub        chardevs.N=ID      the backends, N = 0, 1, ... (0..3 with --qemu-compat)
              ring=BYTES         0: QEMU's unbuffered hub (the slowest backend sets the pace);
                                 a power of two up to 512M: a broadcast ring each backend
@@ -91,6 +94,8 @@ mux=on, which puts a mux in front of it: C-a h lists its keys, C-a x ends ${prog
                                 reads input from FILE
              mode=0640          permissions of a FILE it creates (octal, less the umask;
                                 0600 by default); an existing FILE keeps its own
+             log-events=on|off  as a hub backend, lines for what happens on the hub:
+                                [-- uid 1001 attached ro --], [-- evicted: stalled 5000 ms --]
   pipe       path=PATH          FIFOs PATH.in and PATH.out, else PATH both ways
   stdio      signal=on|off      this terminal (raw); signal=on (default): Ctrl-C ends ${program}
   pty        path=LINK          a new pseudo-terminal; LINK becomes a symlink to it
@@ -170,7 +175,8 @@ one is taken) and a log run/console.log, all under ./run/. It prints how to atta
   http://127.0.0.1:8080/?token=SECRET     (the secret is new each run)
   http://127.0.0.1:8080/?token=SECRET2    (view only)
 Leaving the shell (exit) ends ${program}, as does Ctrl-C, SIGINT or SIGTERM: sockets, links
-and the terminal's mode are cleaned up.
+and the terminal's mode are cleaned up. SIGHUP reopens every log instead (logrotate's
+postrotate kill -HUP), and with -readconfig reads the file again.
 
 Examples:
   # A shell shared by two socket clients and a log

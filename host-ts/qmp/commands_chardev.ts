@@ -1,6 +1,6 @@
 // The QMP commands on chardevs and objects, as QEMU's chardev/char.c and qom/object_interfaces.c
 // answer them: chardev-add, chardev-remove, chardev-change, query-chardev,
-// query-chardev-backends, chardev-send-break, object-add and object-del (TLS credentials). The
+// query-chardev-backends, chardev-reopen-logs (ours: reopen logs by path, as SIGHUP does), chardev-send-break, object-add and object-del (TLS credentials). The
 // ringbuf and hub commands live beside their backends (chardev/ringbuf_qmp.ts,
 // chardev/hub_qmp.ts); the monitor (./monitor.ts) puts them all in one table.
 
@@ -54,6 +54,16 @@ export function chardevCommands(reg: ChardevRegistry): [string, QmpCommand][] {
       (args) => {
         checkArguments(args, {});
         return reg.query().map(({ label, filename, frontendOpen }) => ({ label, filename, "frontend-open": frontendOpen }));
+      },
+    ],
+    [
+      // Ours (QEMU has none): what SIGHUP does, for logrotate's postrotate or a script.
+      "chardev-reopen-logs",
+      (args) => {
+        checkArguments(args, { id: { check: isString, optional: true } });
+        const failures = reg.reopenLogs(args.id as string | undefined);
+        if (failures.length > 0) throw genericError(failures.join("; "));
+        return {};
       },
     ],
     [
