@@ -2,7 +2,7 @@
 // sees them: each is a device bridged to a hub named after the console. The command line
 // (main.ts) keeps the directory; `-console`, `-readconfig` and its SIGHUP change it.
 
-import type { HubChardev } from "../chardev/hub.ts";
+import type { HubBackendOptions, HubChardev } from "../chardev/hub.ts";
 
 /** One named console. */
 export interface ConsoleEntry {
@@ -16,6 +16,16 @@ export interface ConsoleEntry {
   readonly deviceOpen: boolean;
   /** When the console was made (ms since the epoch). */
   readonly since: number;
+  /**
+   * The device is gone for good (a program that exited, a file that ended): the console stays,
+   * with its history, and takes no more input; `deviceOpen` is false.
+   */
+  readonly closed: boolean;
+  /**
+   * What a client that asks for no replay of its own gets replayed when it attaches: the
+   * console's `replay=` (64 KiB by default on a named console, 0 where the hub has no ring).
+   */
+  readonly replay: HubBackendOptions["replay"];
 }
 
 /** The consoles of a run, looked up by name. */
