@@ -1,0 +1,337 @@
+// `socket` with `max-clients=N` (issue 13, item 1): many clients on one listening socket, each
+// its own backend of the hub. End to end with the real command (dist/cli.js) on the runtime
+// under test, a real device (sh or seq on a pty, `spawn`) and real `socat` clients; QMP over a
+// UNIX socket. The option checks and the hub's rows run in process, with real sockets too.
+
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
+import { ChardevError, ChardevRegistry, ChrEvent, type HubChardev } from "../host-ts/mod.ts";
+import type { SocketChardev } from "../host-ts/chardev/socket.ts";
+import { CliProcess, GIVE_UP_MS, SocketClient, until } from "./cli/_cli.ts";
+import { FeHandler } from "./_fe_handler.ts";
+import { freePort } from "./_ports.ts";
+
+/** One `socat - ADDRESS` client: what it prints, what we type into it, how it ended. */
+class Socat {
+  readonly child: ChildProcessWithoutNullStreams;
+  text = "";
+  exitCode: number | null | undefined = undefined;
+  readonly exited: Promise<number | null>;
+
+  constructor(address: string) {
+    this.child = spawn("socat", ["-", address], { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout.on("data", (chunk: Buffer) => (this.text += chunk.toString("latin1")));
+    this.child.stderr.on("data", () => {});
+    this.child.stdin.on("error", () => {});
+    this.exited = new Promise((resolve) =>
+      this.child.on("close", (code) => {
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+    running.push(this);
+  }
+
+  send(text: string): void {
+    this.child.stdin.write(text);
+  }
+
+  async waitFor(text: string): Promise<void> {
+    await until(() => this.text.includes(text), `socat to print ${JSON.stringify(text)} (it has ${JSON.stringify(this.text.slice(-200))})`);
+  }
+
+  /** Stops reading what socat prints: its pipe fills, socat stops reading the socket, and the socket's buffers fill. */
+  stall(): void {
+    this.child.stdout.pause();
+  }
+
+  /** Ends its input: socat shuts down its side and exits. */
+  end(): void {
+    this.child.stdin.end();
+  }
+
+  kill(): void {
+    if (this.exitCode === undefined) this.child.kill("SIGKILL");
+  }
+}
+
+let running: Socat[];
+let dir: string;
+const at = (name: string) => path.join(dir, name);
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-max-clients-"));
+  running = [];
+});
+afterEach(async () => {
+  for (const socat of running) socat.kill();
+  await CliProcess.stopAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A QMP client of the command's `-qmp unix:...` socket. */
+async function qmpClient(socketPath: string): Promise<(command: string, args?: object) => Promise<any>> {
+  const qmp = await SocketClient.connect(socketPath);
+  let seen = 0;
+  const next = async (): Promise<any> => {
+    await until(() => qmp.text.slice(seen).includes("\r\n"), "a QMP message");
+    const end = qmp.text.indexOf("\r\n", seen);
+    const line = qmp.text.slice(seen, end);
+    seen = end + 2;
+    return JSON.parse(line);
+  };
+  const execute = async (command: string, args?: object) => {
+    qmp.send(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + "\n");
+    for (;;) {
+      const message = await next();
+      if (!("event" in message)) return message;
+    }
+  };
+  await next(); // the greeting
+  expect(await execute("qmp_capabilities")).toEqual({ return: {} });
+  return execute;
+}
+
+/** The command sharing `device` through a hub over socket `s` (`socketKeys` added), with QMP. */
+function command(device: string, socketKeys: string, hubKeys = ""): CliProcess {
+  return new CliProcess([
+    "-chardev", device,
+    "-chardev", `socket,id=s,path=${at("c.sock")},server=on,wait=off,${socketKeys}`,
+    "-chardev", `hub,id=h,chardevs.0=s${hubKeys}`,
+    "-frontend", "dev,chardev=h",
+    "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`,
+  ]);
+}
+
+type Execute = (command: string, args?: object) => Promise<any>;
+
+/** The hub's rows for the connections of listener `s` (query-hub). */
+async function connectionRows(qmp: Execute): Promise<Record<string, unknown>[]> {
+  const answer = await qmp("query-hub", { id: "h" });
+  return (answer.return.backends as Record<string, unknown>[]).filter((row) => row.listener === "s");
+}
+
+/** Polls query-hub until `count` connections of `s` are open backends of the hub. */
+async function untilConnections(qmp: Execute, count: number): Promise<Record<string, unknown>[]> {
+  let rows: Record<string, unknown>[] = [];
+  const deadline = Date.now() + GIVE_UP_MS;
+  for (;;) {
+    rows = await connectionRows(qmp);
+    if (rows.length === count && rows.every((row) => row.open === true)) return rows;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${count} open connections; query-hub shows ${JSON.stringify(rows)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const FULL_LINE = "chardev-hub: socket 's' is full: max-clients=3 clients are connected\r\n";
+
+describe("socket max-clients=N with the command", () => {
+  it("three socat clients at once all see the shell's output and all type into it; a fourth is told the socket is full", async () => {
+    const cli = command("spawn,id=dev,cmd=sh", "max-clients=3");
+    const qmp = await qmpClient(at("qmp.sock"));
+    const clients = [0, 1, 2].map(() => new Socat(`UNIX-CONNECT:${at("c.sock")}`));
+    await untilConnections(qmp, 3);
+    for (const [index, client] of clients.entries()) {
+      // The shell computes the answer: only a command that reached it prints `answer-N`.
+      client.send(`echo answer-$((${index} + 100))\n`);
+      for (const reader of clients) await reader.waitFor(`answer-${index + 100}`);
+    }
+    const fourth = new Socat(`UNIX-CONNECT:${at("c.sock")}`);
+    expect(await fourth.exited).toBe(0);
+    expect(fourth.text).toBe(FULL_LINE);
+    await cli.waitForStderr("socket: s: refused a connection from unix:");
+    expect(cli.stderr).toContain(`socket: s: refused a connection from unix:${at("c.sock")}: max-clients=3 clients are connected\n`);
+    // One leaves: the hub forgets it, its place is free again, and the next one is served (a
+    // refused connection got no id: ids count the clients served).
+    clients[0].end();
+    expect(await clients[0].exited).toBe(0);
+    expect((await untilConnections(qmp, 2)).map((row) => row.id)).toEqual(["s#2", "s#3"]);
+    const fifth = new Socat(`UNIX-CONNECT:${at("c.sock")}`);
+    expect((await untilConnections(qmp, 3)).map((row) => row.id)).toEqual(["s#2", "s#3", "s#4"]);
+    fifth.send("echo answer-$((7 * 6))\n");
+    await fifth.waitFor("answer-42");
+    await clients[1].waitFor("answer-42");
+    await clients[2].waitFor("answer-42");
+    expect(clients[0].text).not.toContain("answer-42");
+    expect(cli.ended).toBeNull();
+  });
+
+  it("query-hub shows the listener and every connection with its peer, uid and since; hub-detach of the listener closes them all", async () => {
+    const port = await freePort();
+    const before = Date.now();
+    const cli = new CliProcess([
+      "-chardev", "spawn,id=dev,cmd=sh",
+      "-chardev", `socket,id=s,host=127.0.0.1,port=${port},server=on,wait=off,max-clients=4`,
+      "-chardev", "hub,id=h,chardevs.0=s,ring=64K,policy.0=drop,mode.0=ro",
+      "-frontend", "dev,chardev=h",
+      "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`,
+    ]);
+    const qmp = await qmpClient(at("qmp.sock"));
+    const clients = [0, 1, 2].map(() => new Socat(`TCP:127.0.0.1:${port}`));
+    const rows = await untilConnections(qmp, 3);
+    const answer = await qmp("query-hub", { id: "h" });
+    const listenerRow = answer.return.backends.find((row: Record<string, unknown>) => row.id === "s");
+    expect(listenerRow).toEqual({ id: "s", open: false, policy: "drop", mode: "ro", "bytes-in": 0, "bytes-out": 0, "bytes-dropped": 0, "input-discarded": 0, "events-discarded": 0, lag: 0, stalls: 0, clients: 3 });
+    const uid = process.getuid!();
+    for (const row of rows) {
+      // The listener's options are each connection's.
+      expect(row).toMatchObject({ open: true, policy: "drop", mode: "ro", listener: "s", uid });
+      expect(row.peer).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
+      const since = Date.parse(row.since as string);
+      expect(new Date(since).toISOString()).toBe(row.since);
+      expect(since).toBeGreaterThanOrEqual(before - 1000);
+      expect(since).toBeLessThanOrEqual(Date.now() + 1000);
+    }
+    // Every connection came from its own port.
+    expect(new Set(rows.map((row) => row.peer)).size).toBe(3);
+    // mode=ro was applied to each: what they type is counted and discarded.
+    const typed = "echo never-$((1 + 1))\n";
+    clients[0].send(typed);
+    const deadline = Date.now() + GIVE_UP_MS;
+    while ((await connectionRows(qmp))[0]["input-discarded"] !== typed.length) {
+      if (Date.now() > deadline) throw new Error("gave up waiting for the read-only connection's input to be discarded");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await qmp("hub-detach", { hub: "h", chardev: "s" })).toEqual({ return: {} });
+    for (const client of clients) expect(await client.exited).toBe(0);
+    expect((await qmp("query-hub", { id: "h" })).return.backends).toEqual([]);
+    expect(cli.ended).toBeNull();
+  });
+
+  it("a stalled client under policy=drop falls behind and loses bytes while the others keep streaming to the end", async () => {
+    const lines = 400_000;
+    const cli = command(`spawn,id=dev,cmd=sh,args.0=-c,args.1=read go; seq 1 ${lines}; echo END-OF-STREAM; read done`, "max-clients=3", ",ring=256K,policy.0=drop");
+    const qmp = await qmpClient(at("qmp.sock"));
+    const clients = [0, 1, 2].map(() => new Socat(`UNIX-CONNECT:${at("c.sock")}`));
+    await untilConnections(qmp, 3);
+    const [healthy, other, stalled] = clients;
+    stalled.stall();
+    healthy.send("go\n");
+    // With policy=block the stalled client would hold the device back and nobody would get here.
+    await healthy.waitFor("END-OF-STREAM");
+    await other.waitFor("END-OF-STREAM");
+    const stalledRow = (await connectionRows(qmp)).find((row) => row.id === "s#3")!;
+    expect(stalledRow.policy).toBe("drop");
+    // It is behind: output it has not taken (the hub books the skip when it is served again).
+    expect(stalledRow.lag as number).toBeGreaterThan(0);
+    // Once it reads again it gets the rest: the end of the stream, with a hole where it stalled.
+    const receivedWhileStalled = stalled.text.length;
+    stalled.child.stdout.resume();
+    await stalled.waitFor("END-OF-STREAM");
+    expect(stalled.text.length).toBeGreaterThan(receivedWhileStalled);
+    expect(stalled.text).toContain("\r\n1\r\n");
+    const stalledLines = stalled.text.split("\r\n").filter((line) => /^\d+$/.test(line)).length;
+    expect(stalledLines).toBeLessThan(lines);
+    const afterRow = (await connectionRows(qmp)).find((row) => row.id === "s#3")!;
+    expect(afterRow["bytes-dropped"] as number).toBeGreaterThan(0);
+    expect(cli.ended).toBeNull();
+  });
+
+  it("with the default max-clients=1 a second client waits, unserved, until the first leaves (QEMU's rule)", async () => {
+    const cli = command("spawn,id=dev,cmd=sh", "max-clients=1");
+    const qmp = await qmpClient(at("qmp.sock"));
+    const first = new Socat(`UNIX-CONNECT:${at("c.sock")}`);
+    const deadline = Date.now() + GIVE_UP_MS;
+    while (!(await qmp("query-hub", { id: "h" })).return.backends[0].open) {
+      if (Date.now() > deadline) throw new Error("gave up waiting for the first client to be served");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const second = new Socat(`UNIX-CONNECT:${at("c.sock")}`);
+    first.send("echo first-$((1 + 1))\n");
+    await first.waitFor("first-2");
+    // The second is connected (socat still runs) but neither served nor told anything.
+    expect(second.exitCode).toBeUndefined();
+    expect(second.text).toBe("");
+    // One row for the socket: no listener, no connections of its own.
+    const rows = (await qmp("query-hub", { id: "h" })).return.backends;
+    expect(rows).toEqual([expect.objectContaining({ id: "s", open: true })]);
+    expect(rows[0]).not.toHaveProperty("listener");
+    expect(rows[0]).not.toHaveProperty("clients");
+    first.end();
+    await first.exited;
+    second.send("echo second-$((2 + 2))\n");
+    await second.waitFor("second-4");
+    expect(first.text).not.toContain("second-4");
+    expect(cli.ended).toBeNull();
+  });
+
+  it("a max-clients socket held by the device's bridge instead of a hub is refused with a clear error", async () => {
+    const { code, stderr } = await CliProcess.run([
+      "-chardev", "spawn,id=dev,cmd=sh",
+      "-chardev", `socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=2`,
+      "-frontend", "dev,chardev=s",
+    ]);
+    expect(stderr).toBe("chardev-hub: socket: chardev 's' has max-clients=2: each client is a backend of its own of a hub, so it can only be a hub's backend (hub,chardevs.N=s), not a frontend's chardev\n");
+    expect(code).toBe(1);
+  });
+});
+
+describe("socket max-clients=N in the library", () => {
+  let reg: ChardevRegistry;
+  beforeEach(async () => {
+    // Not QEMU's mode: its hub takes 4 backends, and a ring.
+    reg = await ChardevRegistry.create({ qemuCompat: false });
+  });
+  afterEach(async () => {
+    await reg.close();
+  });
+
+  const refusals: [string, string, string][] = [
+    ["on a client socket", "socket,id=s,path=PATH,max-clients=2", "socket: 'max-clients' needs server=on: a client has one connection"],
+    ["of 0", "socket,id=s,path=PATH,server=on,wait=off,max-clients=0", "socket: 'max-clients' must be at least 1, not 0"],
+    ["above the limit", "socket,id=s,path=PATH,server=on,wait=off,max-clients=65536", "socket: 'max-clients' must be at most 65535, not 65536"],
+    ["that is not a number", "socket,id=s,path=PATH,server=on,wait=off,max-clients=many", "Parameter 'max-clients' expects a number"],
+  ];
+  for (const [what, spec, message] of refusals) {
+    it(`max-clients ${what} is refused naming the key`, async () => {
+      const error = await reg.add(spec.replace("PATH", at("c.sock"))).then(() => null, (caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ChardevError);
+      expect((error as ChardevError).message).toBe(message);
+    });
+  }
+
+  it("a frontend cannot hold a max-clients socket, a write-all hub refuses a policy for its connections, and a hub that holds it keeps it busy", async () => {
+    await reg.add(`socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=2`);
+    expect(() => reg.attach("s", new FeHandler())).toThrow("socket: chardev 's' has max-clients=2");
+    await expect(reg.add("hub,id=h0,chardevs.0=s,policy.0=drop")).rejects.toThrow("hub: policy 'drop' of chardev 's' needs a ring (ring=BYTES)");
+    await reg.add("hub,id=h,chardevs.0=s,ring=4K");
+    await expect(reg.add("hub,id=h2,chardevs.0=s,ring=4K")).rejects.toThrow("chardev 's' is already in use");
+    await expect(reg.remove("s")).rejects.toThrow("Chardev 's' is busy");
+    expect((reg.get("h") as HubChardev).stats()).toEqual([
+      { id: "s", open: false, policy: "block", mode: "rw", bytesIn: 0, bytesOut: 0, bytesDropped: 0, inputDiscarded: 0, eventsDiscarded: 0, lag: 0, stalls: 0, clients: 0 },
+    ]);
+  });
+
+  it("each connection is a backend: the frontend hears every client, every client hears the frontend, and the hub's OPENED comes with the first", async () => {
+    await reg.add(`socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=3`);
+    await reg.add("hub,id=h,chardevs.0=s,ring=4K");
+    const fe = new FeHandler();
+    fe.room = 1 << 20;
+    const frontend = reg.attach("h", fe);
+    expect(fe.events).toEqual([]);
+    const a = await SocketClient.connect(at("c.sock"));
+    const b = await SocketClient.connect(at("c.sock"));
+    const hub = reg.get("h") as HubChardev;
+    await until(() => hub.stats().filter((row) => row.listener === "s" && row.open).length === 2, "two connections");
+    expect(fe.events).toEqual([ChrEvent.OPENED]);
+    a.send("from-a;");
+    await until(() => fe.readCount === 7, "a's bytes");
+    b.send("from-b;");
+    await until(() => fe.readCount === 14, "b's bytes");
+    expect(fe.take()).toBe("from-a;from-b;");
+    frontend.write(new TextEncoder().encode("to-all"));
+    await a.waitFor("to-all");
+    await b.waitFor("to-all");
+    a.close();
+    await until(() => hub.stats().filter((row) => row.listener === "s").length === 1, "a forgotten");
+    expect(fe.events).toEqual([ChrEvent.OPENED]); // b is still there
+    b.close();
+    await until(() => fe.events.length === 2, "the last CLOSED");
+    expect(fe.events).toEqual([ChrEvent.OPENED, ChrEvent.CLOSED]);
+    expect(hub.stats().map((row) => row.id)).toEqual(["s"]);
+    frontend.detach();
+  });
+});
