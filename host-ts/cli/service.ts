@@ -50,6 +50,15 @@ function errorText(error: unknown): string {
  * lock pid file: Resource temporarily unavailable`) we read the pid in it: a process that still
  * runs keeps the file and we refuse to start; a dead one's file is stale and replaced. A file
  * that does not hold a pid is never replaced (it may be something else, named by mistake).
+ *
+ * @example One run's pid file
+ * ```ts
+ * import { nodeService } from "../runtime/node_service.ts";
+ * const pidfile = new PidFile(nodeService, "run/hub.pid", 1234);
+ * pidfile.checkFree(); // before setup: throws ServiceError if run/hub.pid names another live process
+ * pidfile.write(); // after setup: "1234\n", mode 0644
+ * pidfile.remove(); // on the way out
+ * ```
  */
 export class PidFile {
   #written = false;
@@ -121,6 +130,14 @@ export class PidFile {
  * $NOTIFY_SOCKET (a path, `@abstract`), adds MAINPID=, and waits until the manager has read it.
  * As root it sends our pid as the sender; as another user the sender is systemd-notify itself,
  * so the unit needs NotifyAccess=all (docs/service.md).
+ *
+ * @example Telling systemd we are up, and then that we are leaving
+ * ```ts
+ * import { nodeProcess } from "../runtime/node_process.ts";
+ * const notifier = SystemdNotifier.fromEnvironment(nodeProcess, (line) => console.error(line));
+ * await notifier?.ready(); // READY=1 and MAINPID=, when $NOTIFY_SOCKET is set
+ * await notifier?.stopping(); // STOPPING=1
+ * ```
  */
 export class SystemdNotifier {
   #readySent = false;
@@ -166,6 +183,13 @@ export class SystemdNotifier {
  * is up (every listener listens, the pid file is written), else the copy's failure status.
  * The copy keeps our working directory (QEMU's chdir("/") is not copied): relative chardev
  * paths, -readconfig on SIGHUP, the pid file and QMP's chardev-add mean what they meant here.
+ *
+ * @example The foreground of `chardev-hub -daemonize ...`
+ * ```ts
+ * import { nodeProcess } from "../runtime/node_process.ts";
+ * const status = await startBackgroundCopy(nodeProcess, "node", nodeProcess.args, null);
+ * await nodeProcess.exit(status); // 0 once the copy listens; its failure status otherwise
+ * ```
  */
 export async function startBackgroundCopy(host: ProcessPrimitives, runtimeName: string, args: readonly string[], logFile: string | null): Promise<number> {
   const service = host.service;
@@ -202,6 +226,18 @@ export async function startBackgroundCopy(host: ProcessPrimitives, runtimeName: 
 /**
  * One run's service duties in the process that serves: the pid file, systemd's notices, the
  * report to a waiting `-daemonize` foreground, and `-D`'s log.
+ *
+ * @example Around a run's setup
+ * ```ts
+ * import { detectRuntime } from "../runtime/detect.ts";
+ * const service = new ServiceMode(await detectRuntime(), { pidfile: "run/hub.pid", daemonize: false, logFile: null });
+ * service.beforeSetup(); // refuses a pid file naming a live process
+ * // ... open every chardev and listener ...
+ * await service.ready(); // pid file, READY=1, a waiting foreground let go
+ * // ... on the way out:
+ * await service.stopping();
+ * service.cleanUp();
+ * ```
  */
 export class ServiceMode {
   readonly #pidfile: PidFile | null;
