@@ -173,6 +173,36 @@ describe("chardev-hub -daemonize and -pidfile", () => {
     expect(fs.existsSync(at("hub.pid"))).toBe(false);
   });
 
+  it("the device's end (its program exits) removes the pid file, with the program's status", async () => {
+    const cli = new CliProcess([
+      "-pidfile", "hub.pid",
+      "-chardev", "spawn,id=sh,cmd=sh,args.0=-c,args.1=read line; exit 3",
+      "-chardev", "socket,id=s0,path=s0.sock,server=on,wait=off",
+      "-chardev", "hub,id=hub0,chardevs.0=s0",
+      "-frontend", "sh,chardev=hub0",
+    ], { cwd: dir });
+    await until(() => fs.existsSync(at("hub.pid")), "the pid file");
+    expect(pidIn(at("hub.pid"))).toBe(cli.child.pid);
+    const client = await SocketClient.connect(at("s0.sock"));
+    clients.push(client);
+    client.send("go\n");
+    expect(await cli.exit).toEqual({ code: 3, signal: null });
+    expect(fs.existsSync(at("hub.pid"))).toBe(false);
+  });
+
+  it("service options without a file name, and -daemonize with the default setup, are command-line mistakes", async () => {
+    const noPidfile = await CliProcess.run(["-pidfile=", ...shellWithSocket()], { cwd: dir });
+    expect(noPidfile.code).toBe(2);
+    expect(noPidfile.stderr).toBe("chardev-hub: option '-pidfile' needs a file name\n");
+    const noLog = await CliProcess.run([...shellWithSocket(), "-D"], { cwd: dir });
+    expect(noLog.code).toBe(2);
+    expect(noLog.stderr).toBe("chardev-hub: option '-D' needs an argument\n");
+    const withDefault = await CliProcess.run(["-daemonize"], { cwd: dir });
+    expect(withDefault.code).toBe(2);
+    expect(withDefault.stderr).toContain("-daemonize cannot run the default setup");
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   it("-daemonize reports a setup failure of the background copy and exits 1, leaving no pid file", async () => {
     const { code, stderr } = await daemonize(["-pidfile", "hub.pid", ...shellWithSocket("no-such-dir/s0.sock")]);
     expect(code).toBe(1);
