@@ -244,6 +244,8 @@ export class ServiceMode {
   readonly #notifier: SystemdNotifier | null;
   readonly #channel: { send(text: string): void; close(): void } | null;
   #log: LogSink | null = null;
+  /** Set on the way out: a setup that finishes after a signal came must not write the pid file or say READY=1. */
+  #leaving = false;
   /** The process primitives the run uses: `print` goes to `-D`'s log and the waiting foreground. */
   readonly host: ProcessPrimitives;
 
@@ -288,6 +290,7 @@ export class ServiceMode {
 
   /** Setup succeeded: the pid file, then READY=1, then the waiting foreground is let go. */
   async ready(): Promise<void> {
+    if (this.#leaving) return;
     this.#pidfile?.write();
     await this.#notifier?.ready();
     this.#channel?.send(READY_MARK);
@@ -296,6 +299,7 @@ export class ServiceMode {
 
   /** First thing on the way out: STOPPING=1. */
   async stopping(): Promise<void> {
+    this.#leaving = true;
     await this.#notifier?.stopping();
   }
 
