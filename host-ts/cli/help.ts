@@ -9,6 +9,7 @@ export function helpText(program = "chardev-hub"): string {
   ${program} -chardev SPEC [-chardev SPEC ...] -frontend DEVICE_ID,chardev=HUB_ID [options]
   ${program} -chardev DEVICE_SPEC -serial SPEC [-serial SPEC ...] [options]
   ${program} [--default] [-qmp ADDRESS]
+  ${program} list | who NAME | attach NAME | tail NAME [--control PATH]   (see ${program} attach --help)
 
 Shares one console (a shell, a VM's serial port, a serial cable) among many clients: a
 terminal, sockets, a pty, browser tabs, log files. QEMU 10.0's hub chardev, standalone.
@@ -53,6 +54,9 @@ Options (one dash or two; -opt=VALUE works too):
                        hub-attach, hub-detach, query-hub (backends of a running hub),
                        hub-events (our events: backends attached, gaps, evictions,
                        errors, the device closed/back; off until a client asks).
+  -control PATH        the control socket (a UNIX socket, mode 0600: only our user) that
+                       \`${program} list | who | attach | tail\` talk to (docs/control.md).
+                       The default setup has run/chardev-hub.sock; otherwise none unless given.
   -daemonize           run in the background (QEMU's): the command returns 0 once the
                        background copy is set up and every listener listens, or prints
                        why it failed and exits 1. It keeps this working directory
@@ -170,6 +174,7 @@ Default setup (no -chardev, or --default): your $SHELL (else /bin/sh) on a new p
 this terminal (when stdin is one; Ctrl-C here ends ${program}), a UNIX socket run/hub.sock,
 a pty link run/pty, a browser terminal on http://127.0.0.1:8080/ (another free port if that
 one is taken) and a log run/console.log, all under ./run/. It prints how to attach:
+  ${program} attach shell        (Ctrl-] . detaches; control socket run/chardev-hub.sock)
   socat - UNIX-CONNECT:run/hub.sock
   tio run/pty
   http://127.0.0.1:8080/?token=SECRET     (the secret is new each run)
@@ -177,6 +182,19 @@ one is taken) and a log run/console.log, all under ./run/. It prints how to atta
 Leaving the shell (exit) ends ${program}, as does Ctrl-C, SIGINT or SIGTERM: sockets, links
 and the terminal's mode are cleaned up. SIGHUP reopens every log instead (logrotate's
 postrotate kill -HUP), and with -readconfig reads the file again.
+
+Client commands (the same binary, talking to a run's -control socket; default
+run/chardev-hub.sock, --control PATH for another; each has --help):
+  list [--json]        the consoles: device state, clients (rw/ro), bytes, lag
+  who NAME             who is attached to console NAME (uid, mode, since when)
+  attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR]
+                       this terminal on console NAME (raw mode, window size forwarded);
+                       after Ctrl-] (--escape ^X changes it): . detach, ? help, w who,
+                       r replay the last lines, b BREAK, f force read-write (take the
+                       floor under input=exclusive), s read-only
+  tail NAME [--replay BYTES]
+                       the console's output on stdout until it ends or SIGINT (scripts)
+A console is the default setup's \`shell\`, a -frontend run's device id, or a -console NAME.
 
 Examples:
   # A shell shared by two socket clients and a log
