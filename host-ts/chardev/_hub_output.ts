@@ -16,7 +16,8 @@ export interface HubEntry {
   readonly user: ChardevUser;
   readonly policy: RingPolicy;
   readonly stallMs: number;
-  readonly mode: "rw" | "ro";
+  /** Changed only by the hub's `setBackendMode`. */
+  mode: "rw" | "ro";
   open: boolean;
   bytesIn: number;
   inputDiscarded: number;
