@@ -28,6 +28,12 @@ export interface CliOptions {
   readonly qemuCompat: boolean;
   /** Run the embedded default setup (no `-chardev` given, or `--default`). */
   readonly useDefault: boolean;
+  /**
+   * `-control PATH`: the control socket `chardev-hub list | attach | who | tail` talk to
+   * (control_server.ts); null for none.
+   * @default "run/chardev-hub.sock" with the default setup, else null
+   */
+  readonly control: string | null;
   /** `-pidfile FILE`, `-daemonize`, `-D FILE` (service.ts). */
   readonly service: ServiceOptions;
   readonly action: "run" | "help" | "version";
@@ -38,7 +44,7 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial", "pidfile", "D"]);
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial", "pidfile", "D", "control"]);
 const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V", "daemonize"]);
 
 const FRONTEND_FORM = "-frontend expects DEVICE_ID,chardev=HUB_ID";
@@ -82,6 +88,7 @@ export function parseArgs(args: readonly string[]): CliOptions {
   let pidfile: string | null = null;
   let logFile: string | null = null;
   let daemonize = false;
+  let control: string | null = null;
   let action: CliOptions["action"] = "run";
   let firstMistake: UsageError | null = null;
   const mistake = (message: string) => (firstMistake ??= new UsageError(message));
@@ -120,6 +127,9 @@ export function parseArgs(args: readonly string[]): CliOptions {
       qmp.push(value);
     } else if (name === "serial") {
       serials.push(value);
+    } else if (name === "control") {
+      if (value === "") mistake("option '-control' needs a socket path");
+      else control = value;
     } else if (name === "pidfile" || name === "D") {
       if (value === "") mistake(`option '-${name}' needs a file name`);
       else if (name === "pidfile") pidfile = value;
@@ -136,18 +146,18 @@ export function parseArgs(args: readonly string[]): CliOptions {
   }
 
   const service: ServiceOptions = { pidfile, daemonize, logFile };
-  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service };
+  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control };
   if (firstMistake) throw firstMistake;
   if (wantDefault && (chardevs.length > 0 || frontend || serials.length > 0)) throw new UsageError("--default brings its own chardevs: give it no -chardev, -serial or -frontend");
   if (serials.length > 0) {
     if (frontend) throw new UsageError("-serial makes its own hub for the device: give no -frontend with it (or define the hub yourself with -chardev hub,...)");
     if (chardevs.length === 0) throw new UsageError("-serial shares a device, but no -chardev defines one (e.g. -chardev spawn,id=sh,cmd=bash)");
-    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service };
+    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control };
   }
   const useDefault = chardevs.length === 0 && frontend === null;
   if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
   if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
   if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
   if (useDefault && daemonize) throw new UsageError("-daemonize cannot run the default setup: it shares this terminal (stdio), and a background copy has none; give your own -chardev and -frontend");
-  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action, service };
+  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action, service, control };
 }

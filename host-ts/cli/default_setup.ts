@@ -64,6 +64,8 @@ export async function addDefaultSetup(reg: ChardevRegistry, runtime: HostRuntime
 
   await reg.add(`socket,id=socket,path=${RUN_DIR}/hub.sock,server=on,wait=off`);
   backends.push("socket");
+  // The command's own client, through the control socket main.ts opens at run/chardev-hub.sock.
+  lines.push("  chardev-hub attach shell   (another terminal; Ctrl-] . detaches)");
   lines.push(`  socat - UNIX-CONNECT:${RUN_DIR}/hub.sock`);
 
   // A link left by a killed run is replaced by the pty chardev itself; a live one is refused.
