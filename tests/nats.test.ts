@@ -3,10 +3,7 @@
 // out to socket clients, offsets are checked, stream limits show as exact gaps, and typing is
 // refused where it must be.
 
-import { spawn, type ChildProcess } from "node:child_process";
-import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
@@ -14,67 +11,9 @@ import { DeviceBridge } from "../host-ts/cli/bridge.ts";
 import { missedNote, NATS_UNACKED_LIMIT_BYTES, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
+import { natsTmp, startServer, stopAll, stopServer, until, type NatsServer } from "./_nats.ts";
 
-/** A nats-server we started: its URL, its store, and how to stop it. */
-interface NatsServer {
-  readonly url: string;
-  readonly port: number;
-  readonly dir: string;
-  child: ChildProcess;
-  stderr: string;
-}
-
-const servers: NatsServer[] = [];
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nats-test-"));
-
-/** Waits (on the event loop, without a clock) until `condition` holds; the test timeout bounds it. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
-async function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-/** Starts `nats-server -js` on a free loopback port (with `config` as its -c file when given) and waits until it listens. */
-async function startServer(config?: string, reuse?: NatsServer): Promise<NatsServer> {
-  const port = reuse?.port ?? (await freePort());
-  const dir = reuse?.dir ?? fs.mkdtempSync(path.join(tmp, "js-"));
-  const args = ["-js", "-sd", dir, "-p", String(port), "-a", "127.0.0.1"];
-  if (config !== undefined) {
-    const file = path.join(dir, "server.conf");
-    fs.writeFileSync(file, config);
-    args.push("-c", file);
-  }
-  const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
-  const server: NatsServer = reuse ?? { url: `nats://127.0.0.1:${port}`, port, dir, child, stderr: "" };
-  server.child = child;
-  child.stderr!.on("data", (chunk: Buffer) => (server.stderr = (server.stderr + chunk.toString()).slice(-4000)));
-  if (!reuse) servers.push(server);
-  let exited = false;
-  child.once("exit", () => (exited = true));
-  while (!(await accepts(port))) {
-    if (exited) throw new Error(`nats-server exited: ${server.stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  // JetStream is up a moment after the port is: the log says so.
-  await until(() => server.stderr.includes("Server is ready") || exited);
-  return server;
-}
-
-async function stopServer(server: NatsServer): Promise<void> {
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.child.once("exit", resolve));
-  server.child.kill("SIGTERM");
-  await exited;
-}
+const tmp = natsTmp();
 
 let shared: NatsServer;
 let registries: ChardevRegistry[];
@@ -84,8 +23,7 @@ beforeAll(async () => {
   shared = await startServer();
 }, 30_000);
 afterAll(async () => {
-  for (const server of servers) await stopServer(server);
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await stopAll();
 });
 beforeEach(() => {
   registries = [];
@@ -288,7 +226,7 @@ describe("nats chardev", () => {
     })();
     await until(() => sawEagain);
     expect(source.chardev.unackedBytes).toBe(NATS_UNACKED_LIMIT_BYTES);
-    await startServer(undefined, own);
+    await startServer({ again: own });
     await writing;
     await until(() => fe.readCount >= first.length + second.length);
     expect(fe.readCount).toBe(first.length + second.length);
@@ -367,7 +305,7 @@ describe("nats chardev with authorization", () => {
   let secured: NatsServer;
   beforeAll(async () => {
     // Owners may do anything; watchers may read output and use JetStream's API, never type.
-    secured = await startServer(`
+    secured = await startServer({ config: `
 authorization {
   users = [
     { user: owner, password: ownerpw }
@@ -377,7 +315,7 @@ authorization {
     } }
   ]
 }
-`);
+` });
   }, 30_000);
 
   it("a user that may only subscribe cannot type, while the owner can", async () => {

@@ -21,7 +21,7 @@ import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./
 import { type ClientInfo, type ClientSource, isClientSource } from "./_client_source.ts";
 import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
-import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubReplay, isScreenReplay } from "./_hub_screen.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubReplay, isScreenReplay } from "./_hub_screen_contract.ts";
 import { HUB_SIZE_POLICIES, HubSizeAgreement, type HubSizePolicy, type HubTerminalSize } from "./_hub_size.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
 
