@@ -4,11 +4,16 @@
 // backend kind and use the running Node's, Deno's or Bun's primitives.
 
 import type { ChardevDriver } from "./chardev/_chardev.ts";
+import { HubScreen } from "./chardev/_hub_screen.ts";
+import { provideHubScreen } from "./chardev/_hub_screen_contract.ts";
 import { BUILTIN_DRIVERS } from "./chardev/drivers.ts";
 import { Hub as HostNeutralHub } from "./hub.ts";
 import { ChardevRegistry as HostNeutralRegistry, type RegistryOptions } from "./registry.ts";
 import { detectRuntime } from "./runtime/detect.ts";
 import type { HostRuntime } from "./runtime/types.ts";
+
+// Screen replay (`replay.N=screen`) with xterm.js's headless terminal, which the edge entry leaves out.
+provideHubScreen((ring, ringSize, cols, rows) => new HubScreen(ring, ringSize, cols, rows));
 
 // Everything of the edge entry; the two classes below take the place of its ChardevRegistry and Hub.
 export * from "./mod_web.ts";

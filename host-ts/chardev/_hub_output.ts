@@ -6,7 +6,7 @@
 import type { Core, RingPolicy } from "../core.ts";
 import type { ChrEvent } from "../events.ts";
 import type { Chardev, ChardevUser } from "./_chardev.ts";
-import type { HubReplay } from "./_hub_screen.ts";
+import type { HubReplay } from "./_hub_screen_contract.ts";
 
 /** One backend of a hub, as the hub and its output strategy both see it. */
 export interface HubEntry {

@@ -9,7 +9,7 @@ import type { BcastWriter } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
-import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, HubScreen, screenScrollback } from "./_hub_screen.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubScreenReader, makeHubScreen, screenScrollback } from "./_hub_screen_contract.ts";
 
 /** A backend with no watch of its own is retried after this long. */
 const RETRY_WITHOUT_WATCH_MS = 5;
@@ -27,7 +27,7 @@ export class RingOutput implements HubOutput {
   /** Backends whose write failed for good during the current drain, with the errno. */
   #failedNow: [HubEntry, number][] = [];
   /** The screen emulator, made when the first backend asks for `replay=screen`. */
-  #screen: HubScreen | null = null;
+  #screen: HubScreenReader | null = null;
   /** Scrollback lines each `replay=screen` backend asked for, by slot. */
   readonly #screenBackends = new Map<number, number>();
   /** The hub's agreed terminal size, which a screen made later starts at. */
@@ -63,8 +63,8 @@ export class RingOutput implements HubOutput {
   }
 
   /** The screen emulator (made on first use: a hub that replays no screen parses nothing). */
-  get screen(): HubScreen {
-    this.#screen ??= new HubScreen(
+  get screen(): HubScreenReader {
+    this.#screen ??= makeHubScreen(
       {
         core: this.host.core,
         address: this.address,

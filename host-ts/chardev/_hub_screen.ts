@@ -19,19 +19,13 @@
 
 import xtermHeadless from "@xterm/headless";
 import xtermSerialize from "@xterm/addon-serialize";
-import type { Core } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import type { HubEntry } from "./_hub_output.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubScreenReader, SCREEN_SCROLLBACK_LINES, type ScreenRing } from "./_hub_screen_contract.ts";
 
 type HeadlessTerminal = InstanceType<typeof xtermHeadless.Terminal>;
 type Serializer = InstanceType<typeof xtermSerialize.SerializeAddon>;
 
-/** Terminal size the emulator starts at until the hub's size policy says otherwise (item 2). */
-export const DEFAULT_SCREEN_COLS = 80;
-/** @see DEFAULT_SCREEN_COLS */
-export const DEFAULT_SCREEN_ROWS = 24;
-/** Lines the emulator keeps above the screen, the most a `replay.N=screen` backend can get. */
-export const SCREEN_SCROLLBACK_LINES = 1000;
 /**
  * Bytes fed to the emulator and not parsed yet beyond which it takes no more (the ring holds
  * them meanwhile): a device faster than the parser fills the ring, not memory.
@@ -42,19 +36,6 @@ const RETRY_WITHOUT_WATCH_MS = 5;
 /** RIS: the joining terminal forgets whatever it showed (modes, scroll region, attributes). */
 const RESET_TERMINAL = "\x1bc";
 const EMPTY = new Uint8Array(0);
-
-/** What the screen asks of the ring it reads. */
-export interface ScreenRing {
-  readonly core: Core;
-  /** The ring's address, the writer's pending bytes booked (not from inside the drain). */
-  settled(): number;
-  /** The ring's address as is (from inside the drain, where the writer is settled). */
-  readonly address: number;
-  /** Serves the readers again at the end of this turn. */
-  scheduleDrain(): void;
-  /** A hard write error of a backend while its repaint went out. */
-  fail(entry: HubEntry, result: number): void;
-}
 
 /** A backend that opened with `replay=screen` and has not had all of its repaint yet. */
 interface Join {
@@ -75,23 +56,11 @@ interface Join {
   cancelWait: (() => void) | null;
 }
 
-/** A `replay` value: bytes of history, or the screen (`screen`, `screen:LINES` of scrollback). */
-export type HubReplay = number | "screen" | `screen:${number}`;
-
-/** The scrollback lines a `screen` replay asks for, or null for a byte replay. */
-export function screenScrollback(replay: HubReplay | undefined): number | null {
-  if (typeof replay !== "string") return null;
-  if (replay === "screen") return SCREEN_SCROLLBACK_LINES;
-  return Math.min(Number(replay.slice("screen:".length)), SCREEN_SCROLLBACK_LINES);
-}
-
-/** Whether `value` is a `replay` value of the screen kind (`screen` or `screen:LINES`). */
-export function isScreenReplay(value: unknown): value is "screen" | `screen:${number}` {
-  return typeof value === "string" && /^screen(:\d{1,9})?$/.test(value);
-}
-
-/** A hub's headless terminal, fed from its broadcast ring; see the file's header. */
-export class HubScreen {
+/**
+ * A hub's headless terminal, fed from its broadcast ring; see the file's header. The main
+ * entry (mod.ts) hands it to the hubs with `provideHubScreen`.
+ */
+export class HubScreen implements HubScreenReader {
   readonly #ring: ScreenRing;
   readonly #terminal: HeadlessTerminal;
   readonly #serializer: Serializer;

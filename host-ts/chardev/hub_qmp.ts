@@ -4,7 +4,7 @@
 
 import type { ChardevRegistry } from "../registry.ts";
 import { checkArguments, isInteger, isOneOf, isString, type MemberCheck, type QmpCommand } from "../qmp/args.ts";
-import { isScreenReplay } from "./_hub_screen.ts";
+import { isScreenReplay } from "./_hub_screen_contract.ts";
 import { checkHubBackendOptions, type HubBackendOptions, type HubEvent } from "./hub.ts";
 
 /**
