@@ -123,6 +123,10 @@ C-a h lists its keys, C-a x ends ${program}):
                                 IAC BREAK a BREAK (tn3270=on|off: RFC 1576's, for 3270)
              websocket=on|off   a server takes a WebSocket upgrade (subprotocol binary, as
                                 QEMU), then binary frames both ways
+             max-clients=N      a server serves N connections at once (1: QEMU's one at a
+                                time, the default; at most 65535), each a backend ID#1,
+                                ID#2, ... of the socket's hub with its policy.N etc.; the
+                                next is told the socket is full and closed
   udp        host=HOST,port=PORT
                                 each write one datagram to HOST:PORT (HOST: localhost);
                                 datagrams from there are input. localaddr=ADDR,
