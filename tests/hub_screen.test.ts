@@ -11,6 +11,8 @@ import xtermSerialize from "@xterm/addon-serialize";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { TERMINAL_PROTOCOL, type WebChardev } from "../host-ts/chardev/web.ts";
+import { Tab } from "./_web_clients.ts";
 
 let reg: ChardevRegistry;
 let dir: string;
@@ -213,6 +215,33 @@ describe("screen replay", () => {
     const whole = await terminalFedWith(concat(before, rest));
     const late = await terminalFedWith(received);
     expect(late.everything).toBe(whole.everything);
+  });
+
+  it("a new browser tab starts with the screen, and every tab of the listener gets its own", async () => {
+    const web = (await reg.add("web,id=web0,port=0,token=SECRET,max-clients=4")) as WebChardev;
+    await reg.add("hub,id=hub0,ring=65536,chardevs.0=web0,replay.0=screen");
+    const fe = reg.attach("hub0", new FeHandler());
+    const drawn = bytes(drawnScreen(true));
+    fe.write(drawn);
+    const url = `${web.baseUrl.replace(/^http/, "ws")}ws?token=SECRET`;
+    const whole = await terminalFedWith(drawn);
+    for (let tabs = 0; tabs < 2; tabs++) {
+      const tab = await Tab.open(url, { protocol: TERMINAL_PROTOCOL });
+      try {
+        await until(() => tab.receivedBytes > 0);
+        const marker = bytes(`\x1b]2;tab ${tabs}\x07`);
+        fe.write(marker);
+        await until(() => indexOf(new Uint8Array(Buffer.concat(tab.received)), marker) >= 0);
+        const received = new Uint8Array(Buffer.concat(tab.received));
+        // The repaint, then the marker and nothing else: the tab never got the raw history.
+        expect(indexOf(received, marker)).toBe(received.length - marker.length);
+        const late = await terminalFedWith(received.subarray(0, received.length - marker.length));
+        expect(late.everything).toBe(whole.everything);
+        expect(late.alternate).toBe(true);
+      } finally {
+        await tab.close();
+      }
+    }
   });
 
   it("replay=screen is refused without a ring, and bad values with the hub's text", async () => {
