@@ -3,6 +3,7 @@
 // anything is opened. Chardev specs themselves are checked by the registry, with QEMU's texts.
 
 import { splitParams } from "../options.ts";
+import { parseConsoleOption } from "./consoles.ts";
 import type { ServiceOptions } from "./service.ts";
 
 /** What the command line asks for. */
@@ -28,6 +29,10 @@ export interface CliOptions {
   readonly qemuCompat: boolean;
   /** Run the embedded default setup (no `-chardev` given, or `--default`). */
   readonly useDefault: boolean;
+  /** `-console NAME,device=DEVICE_ID,...` specs, in order (consoles.ts reads them). */
+  readonly consoles: readonly string[];
+  /** `-readconfig FILE`: chardevs and consoles from a file in QEMU's -readconfig syntax; SIGHUP reads it again. */
+  readonly readconfig: string | null;
   /**
    * `-control PATH`: the control socket `chardev-hub list | attach | who | tail` talk to
    * (control_server.ts); null for none.
@@ -44,7 +49,7 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial", "pidfile", "D", "control"]);
+const VALUE_OPTIONS = new Set(["chardev", "frontend", "qmp", "object", "serial", "pidfile", "D", "control", "console", "readconfig"]);
 const FLAG_OPTIONS = new Set(["qemu-compat", "default", "help", "h", "version", "V", "daemonize"]);
 
 const FRONTEND_FORM = "-frontend expects DEVICE_ID,chardev=HUB_ID";
@@ -89,6 +94,8 @@ export function parseArgs(args: readonly string[]): CliOptions {
   let logFile: string | null = null;
   let daemonize = false;
   let control: string | null = null;
+  const consoles: string[] = [];
+  let readconfig: string | null = null;
   let action: CliOptions["action"] = "run";
   let firstMistake: UsageError | null = null;
   const mistake = (message: string) => (firstMistake ??= new UsageError(message));
@@ -127,6 +134,17 @@ export function parseArgs(args: readonly string[]): CliOptions {
       qmp.push(value);
     } else if (name === "serial") {
       serials.push(value);
+    } else if (name === "console") {
+      try {
+        parseConsoleOption(value);
+        consoles.push(value);
+      } catch (error) {
+        mistake((error as Error).message);
+      }
+    } else if (name === "readconfig") {
+      if (readconfig !== null) mistake("only one -readconfig can be given");
+      else if (value === "") mistake("option '-readconfig' needs a file name");
+      else readconfig = value;
     } else if (name === "control") {
       if (value === "") mistake("option '-control' needs a socket path");
       else control = value;
@@ -146,18 +164,24 @@ export function parseArgs(args: readonly string[]): CliOptions {
   }
 
   const service: ServiceOptions = { pidfile, daemonize, logFile };
-  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control };
+  if (action !== "run") return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control, consoles, readconfig };
   if (firstMistake) throw firstMistake;
-  if (wantDefault && (chardevs.length > 0 || frontend || serials.length > 0)) throw new UsageError("--default brings its own chardevs: give it no -chardev, -serial or -frontend");
+  const named = consoles.length > 0 || readconfig !== null;
+  if (named && (frontend || serials.length > 0)) throw new UsageError("-console and -readconfig make a hub per console: give no -frontend or -serial with them (each is one console of its own)");
+  if (wantDefault && (chardevs.length > 0 || frontend || serials.length > 0 || named)) throw new UsageError("--default brings its own chardevs: give it no -chardev, -serial, -frontend, -console or -readconfig");
   if (serials.length > 0) {
     if (frontend) throw new UsageError("-serial makes its own hub for the device: give no -frontend with it (or define the hub yourself with -chardev hub,...)");
     if (chardevs.length === 0) throw new UsageError("-serial shares a device, but no -chardev defines one (e.g. -chardev spawn,id=sh,cmd=bash)");
-    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control };
+    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control, consoles, readconfig };
+  }
+  if (named) {
+    if (consoles.length > 0 && chardevs.length === 0 && readconfig === null) throw new UsageError("-console names a device, but no -chardev defines it (e.g. -chardev spawn,id=sh,cmd=bash)");
+    return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault: false, action, service, control, consoles, readconfig };
   }
   const useDefault = chardevs.length === 0 && frontend === null;
   if (!useDefault && chardevs.length === 0) throw new UsageError("-frontend names chardevs, but no -chardev defines them");
   if (!useDefault && !frontend) throw new UsageError("missing -frontend DEVICE_ID,chardev=HUB_ID: which chardev plays the device, and which hub it talks to");
   if (useDefault && qemuCompat) throw new UsageError("--qemu-compat cannot run the default setup: its hub has 5 backends and QEMU's hub takes 4");
   if (useDefault && daemonize) throw new UsageError("-daemonize cannot run the default setup: it shares this terminal (stdio), and a background copy has none; give your own -chardev and -frontend");
-  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action, service, control };
+  return { chardevs, objects, frontend, serials, qmp, qemuCompat, useDefault, action, service, control, consoles, readconfig };
 }

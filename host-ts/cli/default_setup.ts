@@ -9,6 +9,7 @@ import type { HostRuntime, ProcessPrimitives } from "../runtime/types.ts";
 import { DEFAULT_COLS, DEFAULT_ROWS } from "../chardev/spawn.ts";
 import type { WebChardev } from "../chardev/web.ts";
 import { quoteInput } from "../limits.ts";
+import { CONSOLE_REPLAY_BYTES, CONSOLE_RING_BYTES } from "./consoles.ts";
 
 /** Where the default setup puts its socket, link and log (relative to the working directory). */
 export const RUN_DIR = "run";
@@ -26,6 +27,8 @@ export interface DefaultSetup {
   readonly hub: string;
   /** Lines to print: how to attach, one per way. */
   readonly lines: readonly string[];
+  /** What its clients are replayed when they open (the console's default for `attach`). */
+  readonly replay: number;
 }
 
 /**
@@ -82,8 +85,12 @@ export async function addDefaultSetup(reg: ChardevRegistry, runtime: HostRuntime
   backends.push("log");
   lines.push(`  ${RUN_DIR}/console.log (a log of everything the shell writes)`);
 
-  await reg.add(`hub,id=hub,${backends.map((id, index) => `chardevs.${index}=${id}`).join(",")}`);
-  return { device: "shell", hub: "hub", lines };
+  // Sharing defaults (issue 13): a 1 MiB ring, so a client that stops reading (a paused socat, a
+  // suspended terminal) falls behind alone instead of freezing the shell for everyone; the
+  // people's clients on `drop` with a replay of the recent output; the log on `block` (every byte).
+  const perBackend = backends.map((id, index) => (id === "log" ? `policy.${index}=block` : `policy.${index}=drop,replay.${index}=${CONSOLE_REPLAY_BYTES}`));
+  await reg.add(`hub,id=hub,ring=${CONSOLE_RING_BYTES},${backends.map((id, index) => `chardevs.${index}=${id}`).join(",")},${perBackend.join(",")}`);
+  return { device: "shell", hub: "hub", lines, replay: CONSOLE_REPLAY_BYTES };
 }
 
 /** The browser terminal on DEFAULT_WEB_PORT, or on any free port if that one is taken. */

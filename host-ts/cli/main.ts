@@ -4,9 +4,12 @@
 // Built into dist/cli.js by scripts/build.mjs.
 
 import { parseArgs, UsageError, type CliOptions } from "./args.ts";
-import { DeviceBridge } from "./bridge.ts";
+import { Consoles, parseConsoleOption, type Console } from "./consoles.ts";
+import { LoadedConfig, readConfigFile } from "./readconfig.ts";
 import { addDefaultSetup } from "./default_setup.ts";
 import { helpText } from "./help.ts";
+import { isClientCommand, runClientCommand } from "./control_client.ts";
+import { ControlServer, DEFAULT_CONTROL_PATH } from "./control_server.ts";
 import { ServiceError, ServiceMode, startBackgroundCopy, STDIO_WITH_DAEMONIZE } from "./service.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev } from "../chardev/hub.ts";
@@ -53,7 +56,18 @@ function exitStatusOf(exit: ProcessExit): number {
 class CliRun {
   reg: ChardevRegistry | null = null;
   readonly monitors: QmpMonitor[] = [];
-  bridge: DeviceBridge | null = null;
+  /** The consoles this run serves (one for -frontend, -serial and the default setup; -console and -readconfig make more). */
+  consoles: Consoles | null = null;
+  /** `-console` or `-readconfig`: a device gone for good closes its console, not the run. */
+  #namedConsoles = false;
+  /** `-readconfig FILE`, read again on SIGHUP. */
+  #configFile: string | null = null;
+  #config: LoadedConfig | null = null;
+  /** A reload in progress, and whether another SIGHUP came meanwhile (it reads the file once more after). */
+  #reloading = false;
+  #reloadAgain = false;
+  /** `-control PATH` (the default setup's run/chardev-hub.sock): list, who, attach, tail. */
+  control: ControlServer | null = null;
   readonly #stopListening: (() => void)[] = [];
   #ending: Promise<never> | null = null;
   /** A stdio chardev shares our terminal with the console. */
@@ -72,14 +86,67 @@ class CliRun {
   }
 
   /**
-   * Ctrl-C (from the stdio chardev too), SIGINT, SIGTERM, SIGHUP: clean up and leave. Cleaning
+   * Ctrl-C (from the stdio chardev too), SIGINT, SIGTERM: clean up and leave. Cleaning
    * up is bounded (a spawned program gets SIGKILL if SIGHUP does not end it), so repeated
    * signals, which some senders deliver twice (`timeout` signals the child and its group), are
-   * ignored.
+   * ignored. SIGHUP does not end the run: it reopens every log (logrotate), and with
+   * `-readconfig` reads the file again too.
    */
   catchSignals(): void {
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-      this.#stopListening.push(this.host.onSignal(signal, () => void this.end(0, `terminating on signal ${signal}`)));
+      this.#stopListening.push(
+        this.host.onSignal(signal, () => {
+          if (signal === "SIGHUP" && !this.#ending) {
+            // logrotate's `postrotate kill -HUP`: every log is reopened by path, always.
+            this.reopenLogs();
+            if (this.#config) void this.reloadConfig();
+          } else if (signal !== "SIGHUP") void this.end(0, `terminating on signal ${signal}`);
+        }),
+      );
+    }
+  }
+
+  /** SIGHUP: every log opened again by path (`logfile=`, `file`, `asciicast`); a failure is said on stderr. */
+  reopenLogs(): void {
+    for (const failure of this.reg?.reopenLogs() ?? []) this.#sayLine(failure);
+  }
+
+  /**
+   * SIGHUP with `-readconfig`: the file is read again and the consoles made to match (see
+   * LoadedConfig). A file that cannot be read or has a mistake changes nothing; either way
+   * what happened is said on stderr. Signals during a reload make one more reload after it.
+   */
+  async reloadConfig(): Promise<void> {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = true;
+    try {
+      do {
+        this.#reloadAgain = false;
+        const file = this.#configFile!;
+        try {
+          const changes = await this.#config!.apply(readConfigFile(this.runtime, file), { atStart: false });
+          for (const problem of changes.problems) this.#sayLine(`-readconfig ${quoteInput(file)}: ${problem}`);
+          const parts = [
+            ...changes.added.map((name) => `console '${name}' added`),
+            ...changes.changed.map((name) => `console '${name}' made again`),
+            ...changes.removed.map((name) => `console '${name}' removed`),
+            `${changes.kept.length} unchanged`,
+          ];
+          this.#sayLine(`re-read ${quoteInput(file)}: ${parts.join(", ")}`);
+          for (const name of [...changes.added, ...changes.changed]) {
+            this.#consoleMade(this.consoles!.find(name)!);
+            this.#announceConsole(this.consoles!.find(name)!);
+          }
+        } catch (error) {
+          if (!(error instanceof ChardevError)) throw error;
+          this.#sayLine(`-readconfig ${quoteInput(file)}: not re-read, nothing changed: ${error.message}`);
+        }
+      } while (this.#reloadAgain && !this.#ending);
+    } finally {
+      this.#reloading = false;
     }
   }
 
@@ -95,7 +162,8 @@ class CliRun {
 
   async #close(status: number, message: string | undefined): Promise<never> {
     await this.service?.stopping();
-    this.bridge?.stop();
+    this.consoles?.stopAll();
+    this.control?.close();
     try {
       for (const monitor of this.monitors) await monitor.close();
       await this.reg?.close();
@@ -115,15 +183,32 @@ class CliRun {
     return this.reg!.query().map((info) => this.reg!.find(info.label)!).filter(Boolean);
   }
 
-  /** A spawned device takes its window size from browser tabs and from this terminal, when they share the run. */
-  followTerminalSizes(device: SpawnChardev): void {
-    const resize = (cols: number, rows: number) => void device.resize(cols, rows).catch(() => {});
-    const chardevs = this.#everyChardev();
+  /**
+   * A spawned device takes its window size from browser tabs and from this terminal, when they
+   * share the run: through `sizeHub`'s size policy (`size=latest|smallest|largest|manual`,
+   * read-only backends never count) when they are its backends, else straight.
+   */
+  followTerminalSizes(device: SpawnChardev, hub?: HubChardev, sizeHub: HubChardev | undefined = hub): void {
+    const toDevice = (cols: number, rows: number) => void device.resize(cols, rows).catch(() => {});
+    if (sizeHub) this.#stopListening.push(sizeHub.onSize((size) => toDevice(size.cols, size.rows)));
+    if (sizeHub?.options.size === "manual") toDevice(sizeHub.options.cols, sizeHub.options.rows);
+    const sizeOf = (id: string | undefined) => (cols: number, rows: number) => {
+      try {
+        if (sizeHub && id !== undefined) return sizeHub.resize(id, cols, rows);
+      } catch {
+        // Not one of its backends (a listener whose tabs are backends of their own): straight.
+      }
+      toDevice(cols, rows);
+    };
+    // With many consoles, only the tabs and the terminal of this device's own hub size it.
+    const backends = hub ? new Set(hub.stats().map((backend) => backend.id)) : null;
+    const chardevs = this.#everyChardev().filter((chardev) => !backends || backends.has(chardev.id));
     for (const chardev of chardevs) {
-      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize(resize));
+      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize(sizeOf(chardev.id)));
     }
-    if (this.#sharedTerminal) {
-      this.#stopListening.push(this.host.onTerminalResize((size) => resize(size.cols, size.rows)));
+    if (this.#sharedTerminal && (!backends || chardevs.some((chardev) => chardev instanceof StdioChardev))) {
+      const terminal = sizeOf(chardevs.find((chardev) => chardev instanceof StdioChardev)?.id);
+      this.#stopListening.push(this.host.onTerminalResize((size) => terminal(size.cols, size.rows)));
     }
   }
 
@@ -132,48 +217,86 @@ class CliRun {
     return this.#everyChardev().some((chardev) => chardev instanceof HubChardev && chardev.stats().some((backend) => backend.id === id && backend.mode === "ro"));
   }
 
-  #deviceOpened = false;
-  #deviceDown = false;
-
   /**
    * A device that closes (a VM's socket, a serial cable) is reported on stderr, to QMP clients
    * (CHARDEV_DEVICE_CLOSED) and in the console stream (`[-- device closed --]`, to every backend,
    * logs included, as conserver logs it). A device that can come back (a socket server, which
-   * waits for its next client, or a client with reconnect-ms) is waited for and reported back;
-   * any other ends the run with EXIT_DEVICE_CLOSED once its last output reached the hub. A
-   * spawned program is not reported here: its exit ends the run with its own status.
+   * waits for its next client, or a client with reconnect-ms) is waited for and reported back.
+   * Any other is gone for good: in a classic run that ends the run with EXIT_DEVICE_CLOSED once
+   * its last output reached the hub; with named consoles it closes its console and the run
+   * serves the others. A spawned program is not reported here: #deviceExited takes its exit.
    */
-  #deviceEvent(id: string, event: ChrEvent): void {
+  #deviceEvent(console: Console, event: ChrEvent): void {
+    const id = console.deviceId;
     const device = this.reg?.find(id);
-    if (!device || device instanceof SpawnChardev || this.#ending) return;
+    if (!device || device instanceof SpawnChardev || this.#ending || console.closed) return;
+    // Named consoles say whose device it is; a classic run's events keep their shape.
+    const named = this.#namedConsoles ? { console: console.name } : {};
+    const who = this.#namedConsoles ? `console '${console.name}': device '${id}'` : `device '${id}'`;
     if (event === ChrEvent.OPENED) {
-      const wasDown = this.#deviceDown;
-      this.#deviceOpened = true;
-      this.#deviceDown = false;
+      const wasDown = console.deviceDown;
+      console.deviceOpened = true;
+      console.deviceDown = false;
       if (!wasDown) return;
-      this.#sayLine(`device '${id}' is back`);
-      this.#qmpEvent("CHARDEV_DEVICE_BACK", { id });
-      this.bridge?.sendToHub(new TextEncoder().encode(DEVICE_BACK_LINE));
+      this.#sayLine(`${who} is back`);
+      this.#qmpEvent("CHARDEV_DEVICE_BACK", { id, ...named });
+      console.bridge.sendToHub(new TextEncoder().encode(DEVICE_BACK_LINE));
       return;
     }
-    if (event !== ChrEvent.CLOSED || !this.#deviceOpened || this.#deviceDown) return;
-    this.#deviceDown = true;
+    if (event !== ChrEvent.CLOSED || !console.deviceOpened || console.deviceDown) return;
+    console.deviceDown = true;
     const reconnecting = device instanceof SocketChardev && device.options.reconnectMs > 0;
     const waitsForPeer = (device instanceof SocketChardev && device.options.server) || device instanceof PtyChardev;
     const comesBack = reconnecting || waitsForPeer;
-    this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id, "comes-back": comesBack });
-    this.bridge?.sendToHub(new TextEncoder().encode(DEVICE_CLOSED_LINE));
+    this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id, "comes-back": comesBack, ...named });
+    console.bridge.sendToHub(new TextEncoder().encode(DEVICE_CLOSED_LINE));
     if (comesBack) {
       const how = reconnecting ? `reconnecting every ${(device as SocketChardev).options.reconnectMs} ms` : "waiting for it to connect again";
-      this.#sayLine(`device '${id}' closed (${how})`);
+      this.#sayLine(`${who} closed (${how})`);
       return;
     }
-    void (async () => {
-      // Its last output and the marker reach the backends (logs first of all) before they close.
-      await Promise.race([this.bridge?.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
-      await this.end(EXIT_DEVICE_CLOSED, `device '${id}' closed`);
-    })();
+    void this.#deviceGone(console, `${who} closed`, EXIT_DEVICE_CLOSED);
   }
+
+  /** A spawned device's program ended: the run ends with its status, or (named consoles) its console closes. */
+  async #deviceExited(console: Console, device: SpawnChardev, exit: ProcessExit): Promise<void> {
+    const why = device.startupErrors.trim();
+    const what = `'${device.options.command}' ${describeExit(exit)}${why ? `: ${why}` : ""}`;
+    if (this.#namedConsoles) {
+      this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id: console.deviceId, "comes-back": false, console: console.name });
+      console.bridge.sendToHub(new TextEncoder().encode(DEVICE_CLOSED_LINE));
+    }
+    await this.#deviceGone(console, this.#namedConsoles ? `console '${console.name}': ${what}` : what, exitStatusOf(exit));
+  }
+
+  /**
+   * A device gone for good. Its last output (and the marker) reach the backends, logs first of
+   * all, before anything closes (bounded: a stuck client must not keep us). A classic run then
+   * ends with `status`; a named console stays, closed, with its history and clients, and the
+   * run goes on while any console is open or a -readconfig may bring new ones.
+   */
+  async #deviceGone(console: Console, message: string, status: number): Promise<void> {
+    if (this.#namedConsoles) {
+      console.closed = true;
+      this.#sayLine(`${message}; its console stays, closed (${this.consoles!.list().filter((each) => !each.closed).length} open)`);
+    }
+    await Promise.race([console.bridge.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
+    if (!this.#namedConsoles) return void (await this.end(status, message));
+    if (!this.#config && this.consoles!.list().every((each) => each.closed)) await this.end(EXIT_DEVICE_CLOSED, "every console's device is gone");
+  }
+
+  /** Each console as it is made: a spawned device follows its clients' window sizes, and its exit is heard. */
+  #consoleMade(console: Console): void {
+    const device = this.reg!.find(console.deviceId);
+    if (!(device instanceof SpawnChardev)) return;
+    this.followTerminalSizes(device, this.#namedConsoles ? console.hub : undefined, console.hub);
+    void device.exited.then((exit) => {
+      // A console removed (or made again) by a reload is no loss: its device was ended on purpose.
+      // Nor is one that ends because we are leaving.
+      if (this.consoles!.find(console.name) === console && !this.#ending) return this.#deviceExited(console, device, exit);
+    });
+  }
+
 
   /** Whether a stdio chardev shares our terminal (none may under -daemonize). */
   get sharesTerminal(): boolean {
@@ -265,14 +388,27 @@ class CliRun {
       // A refused peer or an unsafe setting; on a terminal in raw mode a line needs its \r.
       onWarning: (line) => this.host.print("stderr", `${PROGRAM}: ${line}${this.#sharedTerminal ? "\r\n" : "\n"}`),
     });
-    let device: string;
-    let hub: string;
+    let device = "";
+    let hub = "";
     let defaultLines: readonly string[] = [];
+    let defaultReplay = 0;
+    this.consoles = new Consoles(this.reg, { onDeviceEvent: (console, event) => this.#deviceEvent(console, event) });
+    this.#namedConsoles = options.consoles.length > 0 || options.readconfig !== null;
     // Objects first, as QEMU creates them: chardevs name them (tls-creds=ID).
     for (const spec of options.objects) await this.reg.addObject(spec);
-    if (options.useDefault) {
+    if (this.#namedConsoles) {
+      for (const spec of options.chardevs) await this.#addChardev(spec);
+      // The file's chardevs may be the devices of -console, so the file comes first.
+      if (options.readconfig !== null) {
+        this.#configFile = options.readconfig;
+        this.#config = new LoadedConfig(this.reg, this.consoles);
+        await this.#config.apply(readConfigFile(this.runtime, options.readconfig), { atStart: true });
+      }
+      for (const spec of options.consoles) await this.consoles.add(parseConsoleOption(spec));
+    } else if (options.useDefault) {
       const setup = await addDefaultSetup(this.reg, this.runtime);
       ({ device, hub, lines: defaultLines } = setup);
+      defaultReplay = setup.replay;
     } else if (options.serials.length > 0) {
       const defined: string[] = [];
       for (const spec of options.chardevs) defined.push((await this.#addChardev(spec)).id);
@@ -284,21 +420,24 @@ class CliRun {
     // QMP `quit`: its answer goes out first, then we leave as on SIGTERM (logs flushed), status 0.
     const onQuit = (monitor: QmpMonitor) => void monitor.drained().then(() => this.end(0, "terminating on QMP quit"));
     for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address, { onQuit }));
-    this.bridge = DeviceBridge.connect(this.reg, device, hub, { onDeviceEvent: (event) => this.#deviceEvent(device, event) });
+    // A classic run is one console: the default setup's `shell`, else named after its device.
+    if (!this.#namedConsoles) this.consoles.adopt(options.useDefault ? "shell" : device, device, hub, defaultReplay);
     this.#sharedTerminal = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev);
-    const deviceChardev = this.reg.get(device);
-    if (deviceChardev instanceof SpawnChardev) {
-      this.followTerminalSizes(deviceChardev);
-      void deviceChardev.exited.then(async (exit) => {
-        // Its last words reach the backends before they close (bounded: a stuck client must not keep us).
-        await Promise.race([this.bridge?.toHubDrained(), new Promise((resolve) => setTimeout(resolve, FINAL_OUTPUT_GRACE_MS))]);
-        const why = deviceChardev.startupErrors.trim();
-        await this.end(exitStatusOf(exit), `'${deviceChardev.options.command}' ${describeExit(exit)}${why ? `: ${why}` : ""}`);
-      });
+    for (const console of this.consoles.list()) this.#consoleMade(console);
+    const controlPath = options.control ?? (options.useDefault ? DEFAULT_CONTROL_PATH : null);
+    if (controlPath) {
+      this.control = await ControlServer.start({ runtime: this.runtime, path: controlPath, directory: this.consoles, findChardev: (id) => this.reg?.find(id) });
     }
     // Last, so that a script waiting for these lines finds everything up.
     if (options.useDefault) this.host.print("stderr", `${PROGRAM}: ${defaultLines.join("\n")}\n`);
     else this.announceEndpoints();
+    if (this.#namedConsoles) for (const console of this.consoles.list()) this.#announceConsole(console);
+  }
+
+  /** One line per named console: its device and its backends, so a script knows it is up. */
+  #announceConsole(console: Console): void {
+    const backends = console.hub.stats().map((backend) => backend.id);
+    this.#sayLine(`console '${console.name}': device '${console.deviceId}', hub '${console.hub.id}'${backends.length > 0 ? ` with ${backends.join(", ")}` : ""}`);
   }
 }
 
@@ -307,6 +446,8 @@ async function main(): Promise<never> {
   const runtime = await detectRuntime();
   const host = runtime.process;
   if (!host) throw new Error(`${PROGRAM} needs a runtime that can run programs (Node, Deno or Bun), not ${runtime.name}`);
+  // `chardev-hub list | attach | who | tail`: the control socket's client, not a run.
+  if (isClientCommand(host.args[0])) return host.exit(await runClientCommand(PROGRAM, runtime, host.args));
   let options: CliOptions;
   try {
     options = parseArgs(host.args);
