@@ -264,7 +264,7 @@ describe("chardev-hub attach", () => {
     await expectAnswer(() => typist.stdout, "early-64");
     const late = attach(control, "--ro", "--replay", "4K");
     await late.waitForStdout("early-64");
-    const none = attach(control, "--ro");
+    const none = attach(control, "--ro", "--replay", "0");
     await none.waitForStdout("[-- sh: attached ro");
     typist.send("echo later-$((9*9))\r");
     await expectAnswer(() => none.stdout, "later-81");

@@ -52,7 +52,7 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
       cmd: "attach",
       console: name,
       mode: options.readOnly ? "ro" : "rw",
-      replay: options.replay,
+      ...(options.replay !== null ? { replay: options.replay } : {}),
       ...(size ? { cols: size.cols, rows: size.rows } : {}),
     });
   } catch (error) {

@@ -43,8 +43,11 @@ export interface ClientOptions {
   readonly console: string | null;
   readonly controlPath: string;
   readonly readOnly: boolean;
-  /** Bytes of recent output to replay on attach, or "screen". @default 0 */
-  readonly replay: number | "screen";
+  /**
+   * Bytes of recent output to replay on attach, or "screen"; null when not given: `attach`
+   * then gets the console's own default (named consoles and the default setup: 64 KiB), `tail` none.
+   */
+  readonly replay: number | "screen" | null;
   /** The escape prefix byte. @default DEFAULT_ESCAPE */
   readonly escape: number;
   /** `list --json`: the server's answer as is. */
@@ -67,7 +70,8 @@ export function clientHelp(program: string, command: ClientCommand): string {
         `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n\n` +
         `Attaches this terminal to console NAME (raw mode; the window size goes to the device when read-write).\n\n` +
         `  --ro              only watch: keys and BREAKs do not reach the device\n` +
-        `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes);\n` +
+        `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes;\n` +
+        `                    by default the console's own replay=, 64 KiB on named consoles);\n` +
         `                    'screen' asks for the screen as it stands (where the console keeps one)\n` +
         `  --escape CHAR     the escape prefix: ^X for Ctrl-X, or one character (default ^])\n` +
         control +
@@ -95,7 +99,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   let consoleName: string | null = null;
   let controlPath = DEFAULT_CONTROL_PATH;
   let readOnly = false;
-  let replay: number | "screen" = 0;
+  let replay: number | "screen" | null = null;
   let escape = DEFAULT_ESCAPE;
   let json = false;
   let help = false;
@@ -387,7 +391,7 @@ async function runTail(runtime: HostRuntime, options: ClientOptions): Promise<nu
   const host = runtime.process!;
   const stdio = runtime.stdio!;
   const connection = await ControlConnection.open(runtime, options.controlPath);
-  await connection.request({ cmd: "attach", console: options.console, mode: "ro", replay: options.replay, quiet: true });
+  await connection.request({ cmd: "attach", console: options.console, mode: "ro", replay: options.replay ?? 0, quiet: true });
   return await new Promise<number>((resolve) => {
     const stops: (() => void)[] = [];
     const finish = (status: number) => {

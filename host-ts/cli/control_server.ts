@@ -249,6 +249,7 @@ export class ControlServer {
       name: entry.name,
       device: entry.deviceId,
       "device-open": entry.deviceOpen,
+      closed: entry.closed ?? false,
       since: entry.since,
       ring: entry.hub.options.ring,
       input: entry.hub.options.input,
@@ -283,12 +284,15 @@ export class ControlServer {
   #attach(entry: ConsoleEntry, request: Record<string, unknown>, connection: NetConnection, answer: (value: unknown) => void): AttachedClientChardev {
     const mode = request.mode ?? "rw";
     if (mode !== "rw" && mode !== "ro") throw new RequestError("control: 'mode' must be 'rw' or 'ro'");
-    const replay = request.replay ?? 0;
+    // A client that asks for nothing gets the console's own default (named consoles: 64 KiB).
+    const replay = request.replay ?? (entry.hub.isRing ? (entry.replay ?? 0) : 0);
     const hub = entry.hub;
-    if (replay === "screen" && !hub.isRing) {
+    // `screen`, or `screen:LINES` (a console's default may name the scrollback lines it keeps).
+    const screen = typeof replay === "string" && /^screen(:\d{1,9})?$/.test(replay);
+    if (screen && !hub.isRing) {
       throw new RequestError(`control: replay=screen is not available: console '${quoteInput(entry.name)}' has an unbuffered hub (ring=0), which keeps no screen`);
     }
-    if (replay !== "screen" && (!Number.isSafeInteger(replay) || (replay as number) < 0 || (replay as number) > MAX_RING_BYTES)) {
+    if (!screen && (!Number.isSafeInteger(replay) || (replay as number) < 0 || (replay as number) > MAX_RING_BYTES)) {
       throw new RequestError(`control: 'replay' must be a byte count from 0 to ${MAX_RING_BYTES}, or 'screen'`);
     }
     const cols = cellsField(request, "cols");
