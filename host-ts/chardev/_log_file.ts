@@ -106,6 +106,11 @@ export class LogFile implements LogSink {
     return this.#fd;
   }
 
+  /** Bytes in the current file as far as this log knows (its size at open, plus what it wrote since). */
+  get size(): number {
+    return this.#size;
+  }
+
   /** Whether the last byte written left a line open. */
   get midLine(): boolean {
     return this.#midLine;

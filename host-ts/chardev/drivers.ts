@@ -1,6 +1,7 @@
 // Every built-in backend kind, one file each.
 
 import type { ChardevDriver } from "./_chardev.ts";
+import { asciicastDriver } from "./asciicast.ts";
 import { fileDriver } from "./file.ts";
 import { hubDriver } from "./hub.ts";
 import { muxDriver } from "./mux.ts";
@@ -17,4 +18,4 @@ import { udpDriver } from "./udp.ts";
 import { webDriver } from "./web.ts";
 import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver, natsDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver, natsDriver, asciicastDriver];

@@ -184,6 +184,8 @@ export class HubChardev extends Chardev {
   readonly #output: HubOutput;
   readonly #entries = new Map<number, Entry>();
   readonly #listeners = new Set<(event: HubEvent) => void>();
+  /** Hear the input the hub takes for its device (an `asciicast` backend's `"i"` events). */
+  readonly #inputListeners = new Set<(data: Uint8Array, backend: string) => void>();
   #evictions = 0;
   readonly #inputQueue: Uint8Array[] = [];
   #inputQueued = 0;
@@ -537,6 +539,7 @@ export class HubChardev extends Chardev {
       entry.inputDiscarded += data.length;
       return;
     }
+    for (const listener of this.#inputListeners) listener(data, entry.chardev.id);
     if (this.context.qemuCompat) {
       this.receive(data);
       return;
@@ -684,6 +687,16 @@ export class HubChardev extends Chardev {
         open = entries.some((entry) => entry.open);
     }
     if (open !== this.beOpen) this.emitEvent(open ? ChrEvent.OPENED : ChrEvent.CLOSED);
+  }
+
+  /**
+   * Calls `listener` with the input the hub takes from a backend for its device (read-only
+   * backends' and, under `input=exclusive`, a non-typist's input is discarded, so never heard);
+   * `data` is only valid during the call. Returns the function that stops it.
+   */
+  onInput(listener: (data: Uint8Array, backend: string) => void): () => void {
+    this.#inputListeners.add(listener);
+    return () => this.#inputListeners.delete(listener);
   }
 
   /** Calls `listener` for every hub event; returns the function that stops it. */
