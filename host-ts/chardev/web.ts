@@ -658,13 +658,13 @@ function secretOption(context: ChardevContext, data: BackendData, key: string): 
 export const webOptions: OptionSchema = [
   { key: "host", type: "string", default: "127.0.0.1", help: "the address to listen on" },
   { key: "port", type: "integer", min: 0, max: 65535, default: "0", parse: parsePort, help: "the TCP port; 0 picks a free one" },
-  { key: "queue-limit", type: "size", default: "1M", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held per tab" },
+  { key: "queue-limit", type: "size", default: "1M", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held per tab; past it a tab is dropped (close code 4000), or, as a hub backend of its own, takes no more until it reads (the hub's policy decides)" },
   { key: "auth", type: "string", values: ["token", "none"], default: "token", help: "none serves anyone who reaches the address (a warning says so)" },
   { key: "token", type: "string", default: "256 random bits", help: "the secret a tab must show (?token=, a Bearer header or the page's cookie)" },
   { key: "token-file", type: "string", help: "read `token` from this file's first line" },
   { key: "ro-token", type: "string", default: "random", help: "the secret of view-only tabs (no typing, no resizing)" },
   { key: "ro-token-file", type: "string", help: "read `ro-token` from this file's first line" },
-  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503" },
+  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503. Above 1, a hub holding the web chardev (not under --qemu-compat) takes each tab as a backend of its own, `ID#N`, with the hub's keys for ID" },
   { key: "access", type: "string", values: ["user", "any"], default: "user", help: "on loopback, only our own uid's connections (Linux), or anyone" },
   { key: "tls-creds", type: "string", help: "HTTPS and WSS with the tls-creds-x509 object of that id (endpoint=server)" },
 ];

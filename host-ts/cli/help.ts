@@ -153,7 +153,9 @@ C-a h lists its keys, C-a x ends ${program}):
                                 the secret of view-only tabs (no typing, no resizing);
                                 default: random, printed as a second, view-only URL
              auth=token|none    none serves anyone who reaches the address (a warning says so)
-             max-clients=N      tabs at once (64, at most 65535); the next gets HTTP 503
+             max-clients=N      tabs at once (64, at most 65535); the next gets HTTP 503.
+                                Above 1, a hub takes each tab as a backend of its own
+                                (ID#N) with the hub's policy.N, replay.N, ... for ID
              access=user|any    on loopback, only our own uid's connections (user, Linux)
              tls-creds=ID       HTTPS and WSS with the -object of that id (endpoint=server)
   spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
