@@ -8,7 +8,9 @@ import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
 import { DeviceBridge } from "../host-ts/cli/bridge.ts";
-import { missedNote, NATS_UNACKED_LIMIT_BYTES, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
 import { natsTmp, startServer, stopAll, stopServer, until, type NatsServer } from "./_nats.ts";
@@ -282,6 +284,32 @@ describe("nats chardev", () => {
     // console's own connection, anything sent to it would have arrived.
     await deaf.chardev.connection.flush();
     expect(deaf.fed.readCount).toBe(0);
+  }, 30_000);
+
+  it("a console's card in the KV bucket says where it publishes, beats, and says closed when it goes", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    await writeAll(source.fe, bytes("hello\r\n"));
+    const client = await connect({ servers: shared.url });
+    try {
+      const bucket = await new Kvm(client).open(CONSOLE_BUCKET);
+      const first = await bucket.get(name);
+      const card = first!.json<ConsoleCard>();
+      expect(card).toMatchObject({ console: name, chardev: "n0", stream: "CONSOLES", output: `console.${name}.out`, input: `console.${name}.in`, state: "open" });
+      expect(card.heartbeatSeconds).toBeGreaterThan(0);
+      // The next heartbeat is a new revision with the offset the console has reached.
+      let next = first!;
+      while (next.revision === first!.revision) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        next = (await bucket.get(name))!;
+      }
+      expect(next.json<ConsoleCard>()).toMatchObject({ state: "open", offset: "hello\r\n".length, started: card.started });
+      await source.reg.close();
+      registries.splice(registries.indexOf(source.reg), 1);
+      expect((await bucket.get(name))!.json<ConsoleCard>().state).toBe("closed");
+    } finally {
+      await client.close();
+    }
   }, 30_000);
 
   it("rejects bad options with clear errors", async () => {

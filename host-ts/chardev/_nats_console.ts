@@ -11,6 +11,7 @@ import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext } from "./_chardev.ts";
 import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
+import { ConsoleMetadata } from "./_nats_metadata.ts";
 
 /** Output taken but not yet acknowledged by JetStream before writes answer EAGAIN. */
 export const NATS_UNACKED_LIMIT_BYTES = 1024 * 1024;
@@ -60,6 +61,7 @@ export class NatsConsoleChardev extends Chardev {
   /** Resolves a closing console's wait once nothing is unacknowledged. */
   #drained: (() => void) | null = null;
   readonly #maxMessageBytes: number;
+  readonly #metadata: ConsoleMetadata;
 
   constructor(
     id: string,
@@ -72,6 +74,7 @@ export class NatsConsoleChardev extends Chardev {
     this.#client = jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.#maxMessageBytes = Math.max(1024, Math.min(MAX_MESSAGE_BYTES, maxPayload - HEADER_ROOM_BYTES));
+    this.#metadata = new ConsoleMetadata(id, options, connection, context, () => this.#nextOffset);
   }
 
   /** `nats:console.NAME.out@SERVERS`. */
@@ -122,6 +125,7 @@ export class NatsConsoleChardev extends Chardev {
         },
       });
     }
+    await this.#metadata.start();
     this.emitEvent(ChrEvent.OPENED);
   }
 
@@ -262,6 +266,7 @@ export class NatsConsoleChardev extends Chardev {
         this.context.warn(`nats: ${this.id}: closed with ${this.#inFlightBytes} bytes of output not acknowledged by JetStream`);
       }
     }
+    await this.#metadata.stop();
     this.#connectionClosed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;

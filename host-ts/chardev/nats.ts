@@ -14,6 +14,7 @@ import { NatsViewerChardev } from "./_nats_viewer.ts";
 
 export { NATS_UNACKED_LIMIT_BYTES, NatsConsoleChardev } from "./_nats_console.ts";
 export { missedNote, NatsViewerChardev, type NatsGap } from "./_nats_viewer.ts";
+export { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "./_nats_metadata.ts";
 export { natsOptionsFromData, OFFSET_HEADER, parseServers, type NatsFrom, type NatsOptions } from "./_nats_link.ts";
 
 /** `nats`'s options (ours). */

@@ -1,0 +1,100 @@
+// A console's card in the NATS KV bucket `chardev-hub-consoles` (key: the console's name): who
+// publishes it, where, since when, how far its output has got, and a heartbeat, so a list of
+// consoles (chardev-hub list nats://...) can tell a live console from one whose host died.
+// The card is extra: a server that refuses the bucket (no permission, KV off) costs a warning,
+// never the console.
+
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { ChardevContext } from "./_chardev.ts";
+import { describeNatsError, inputSubject, outputSubject, type NatsOptions } from "./_nats_link.ts";
+
+/** The KV bucket of console cards. */
+export const CONSOLE_BUCKET = "chardev-hub-consoles";
+/** How often a console's card is written again; a card older than a few of these is a dead console's. */
+export const HEARTBEAT_MS = 5000;
+
+/** What a console's card holds (JSON). */
+export interface ConsoleCard {
+  readonly console: string;
+  /** The id of the `nats` chardev that publishes it. */
+  readonly chardev: string;
+  /** The publishing host: $HOSTNAME, else the address the NATS server sees. */
+  readonly host: string;
+  readonly pid: number | null;
+  readonly stream: string;
+  readonly output: string;
+  readonly input: string | null;
+  /** ISO 8601 times. */
+  readonly started: string;
+  readonly heartbeat: string;
+  readonly heartbeatSeconds: number;
+  readonly state: "open" | "closed";
+  /** The absolute offset the next output byte gets. */
+  readonly offset: number;
+}
+
+/** Keeps one console's card up to date until stopped. */
+export class ConsoleMetadata {
+  #bucket: KV | null = null;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #failed = false;
+  readonly #started = new Date().toISOString();
+
+  constructor(
+    readonly id: string,
+    readonly options: NatsOptions,
+    readonly connection: NatsConnection,
+    readonly context: ChardevContext,
+    /** The console's next offset, read at each heartbeat. */
+    readonly offset: () => number,
+  ) {}
+
+  /** Opens (or creates) the bucket and writes the first card; a failure is a warning. */
+  async start(): Promise<void> {
+    try {
+      this.#bucket = await new Kvm(this.connection).create(CONSOLE_BUCKET, { history: 1, replicas: this.options.replicas });
+      await this.#write("open");
+    } catch (error) {
+      this.#warn(error);
+      return;
+    }
+    this.#timer = setInterval(() => void this.#write("open").catch((error) => this.#warn(error)), HEARTBEAT_MS);
+    // The heartbeat keeps no program alive on its own.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  #warn(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.context.warn(`nats: ${this.id}: console metadata not written to KV bucket '${CONSOLE_BUCKET}': ${describeNatsError(error)}`);
+  }
+
+  async #write(state: "open" | "closed"): Promise<void> {
+    if (!this.#bucket) return;
+    const process = this.context.runtime.process;
+    const card: ConsoleCard = {
+      console: this.options.console,
+      chardev: this.id,
+      host: process?.env("HOSTNAME") || this.connection.info?.client_ip || "unknown",
+      pid: process?.pid ?? null,
+      stream: this.options.stream,
+      output: outputSubject(this.options.console),
+      input: this.options.input ? inputSubject(this.options.console) : null,
+      started: this.#started,
+      heartbeat: new Date().toISOString(),
+      heartbeatSeconds: HEARTBEAT_MS / 1000,
+      state,
+      offset: this.offset(),
+    };
+    await this.#bucket.put(this.options.console, JSON.stringify(card));
+  }
+
+  /** Stops the heartbeat and marks the card closed (best effort: the server may be gone). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    await this.#write("closed").catch(() => {});
+    this.#bucket = null;
+  }
+}
