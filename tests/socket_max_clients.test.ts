@@ -5,6 +5,7 @@
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
@@ -12,6 +13,7 @@ import { ChardevError, ChardevRegistry, ChrEvent, type HubChardev } from "../hos
 import type { SocketChardev } from "../host-ts/chardev/socket.ts";
 import { CliProcess, GIVE_UP_MS, readText, SocketClient, until } from "./cli/_cli.ts";
 import { FeHandler } from "./_fe_handler.ts";
+import { TELNET_NEGOTIATION } from "../host-ts/chardev/_telnet.ts";
 import { freePort } from "./_ports.ts";
 
 /** One `socat` client (`socat - ADDRESS`, as a rule): what it prints, what we type into it, how it ended. */
@@ -54,15 +56,18 @@ class Socat {
 }
 
 let running: Socat[];
+let openSockets: net.Socket[];
 let dir: string;
 const at = (name: string) => path.join(dir, name);
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-max-clients-"));
   running = [];
+  openSockets = [];
 });
 afterEach(async () => {
   for (const socat of running) socat.kill();
+  for (const socket of openSockets) socket.destroy();
   await CliProcess.stopAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -232,6 +237,32 @@ describe("socket max-clients=N with the command", () => {
     expect(cli.ended).toBeNull();
   });
 
+  it("a stalled client under policy=evict is evicted and closed while the others stream to the end", async () => {
+    const cli = command("spawn,id=dev,cmd=sh,args.0=-c,args.1=read go; seq 1 400000; echo END-OF-STREAM; read done", "max-clients=3", ",ring=64K,policy.0=evict,stall-ms.0=300");
+    const qmp = await qmpClient(at("qmp.sock"));
+    const [healthy, other] = [0, 1].map(() => new Socat(["-", `UNIX-CONNECT:${at("c.sock")}`]));
+    await untilConnections(qmp, 2);
+    const gate = at("gate");
+    spawnSync("mkfifo", [gate]);
+    const received = at("stalled.out");
+    const stalled = new Socat(["-u", `UNIX-CONNECT:${at("c.sock")}`, `SYSTEM:read go < ${gate}; exec cat > ${received},pipes`]);
+    await untilConnections(qmp, 3);
+    healthy.send("go\n");
+    // The device waits for the stalled client (evict blocks) until it is evicted; then the rest flows.
+    await healthy.waitFor("END-OF-STREAM");
+    await other.waitFor("END-OF-STREAM");
+    const answer = await qmp("query-hub", { id: "h" });
+    expect(answer.return.evictions).toBe(1);
+    expect((await connectionRows(qmp)).map((row) => row.id)).toEqual(["s#1", "s#2"]);
+    // Its connection was closed: once its reader runs, it reads to the end of what it got, without the end line.
+    await fs.promises.writeFile(gate, "go\n");
+    expect(await stalled.exited).toBe(0);
+    const text = readText(received);
+    expect(text).toContain("\r\n1\r\n");
+    expect(text).not.toContain("END-OF-STREAM");
+    expect(cli.ended).toBeNull();
+  });
+
   it("with the default max-clients=1 a second client waits, unserved, until the first leaves (QEMU's rule)", async () => {
     const cli = command("spawn,id=dev,cmd=sh", "max-clients=1");
     const qmp = await qmpClient(at("qmp.sock"));
@@ -336,4 +367,60 @@ describe("socket max-clients=N in the library", () => {
     expect(hub.stats().map((row) => row.id)).toEqual(["s"]);
     frontend.detach();
   });
+
+  it("telnet=on negotiates on every connection, and one client's IAC BREAK reaches the frontend as a BREAK", async () => {
+    const socket = (await reg.add("socket,id=s,host=127.0.0.1,port=0,server=on,wait=off,telnet=on,max-clients=2")) as SocketChardev;
+    const port = (socket.address as { port: number }).port;
+    await reg.add("hub,id=h,chardevs.0=s,ring=4K");
+    const fe = new FeHandler();
+    const frontend = reg.attach("h", fe);
+    const clients = [await rawClient(port), await rawClient(port)];
+    for (const client of clients) await until(() => client.received.length >= TELNET_NEGOTIATION.length, "the negotiation");
+    for (const client of clients) expect([...client.received]).toEqual([...TELNET_NEGOTIATION]);
+    clients[1].socket.write(Buffer.from([0x61, 0xff, 0xf3, 0x62])); // a, IAC BREAK, b
+    await until(() => fe.events.includes(ChrEvent.BREAK) && fe.readCount === 2, "the BREAK and the bytes around it");
+    expect(fe.take()).toBe("ab");
+    expect(fe.events).toEqual([ChrEvent.OPENED, ChrEvent.BREAK]);
+    frontend.detach();
+  });
+
+  it("websocket=on upgrades every connection, and the upgrade past max-clients is answered 503 with the full line", async () => {
+    const socket = (await reg.add("socket,id=s,host=127.0.0.1,port=0,server=on,wait=off,websocket=on,max-clients=2")) as SocketChardev;
+    const port = (socket.address as { port: number }).port;
+    await reg.add("hub,id=h,chardevs.0=s,ring=4K");
+    const fe = new FeHandler();
+    const frontend = reg.attach("h", fe);
+    const hub = reg.get("h") as HubChardev;
+    const upgrade = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n";
+    const clients = [await rawClient(port), await rawClient(port)];
+    for (const client of clients) client.socket.write(upgrade);
+    for (const client of clients) await until(() => client.received.toString("latin1").includes("\r\n\r\n"), "the upgrade's answer");
+    for (const client of clients) expect(client.received.toString("latin1")).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    await until(() => hub.stats().filter((row) => row.listener === "s" && row.open).length === 2, "two open connections");
+    const third = await rawClient(port);
+    third.socket.write(upgrade);
+    await until(() => third.closed, "the third to be closed");
+    const line = "chardev-hub: socket 's' is full: max-clients=2 clients are connected\r\n";
+    expect(third.received.toString("latin1")).toBe(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: ${line.length}\r\nConnection: close\r\n\r\n${line}`);
+    // A masked binary frame "hi" from the first client reaches the frontend.
+    clients[0].socket.write(Buffer.from([0x82, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]));
+    await until(() => fe.readCount === 2, "the frame's payload");
+    expect(fe.take()).toBe("hi");
+    frontend.detach();
+  });
 });
+
+/** A raw TCP client of a loopback port: what it received, whether it was closed. */
+async function rawClient(port: number): Promise<{ socket: net.Socket; received: Buffer; closed: boolean }> {
+  const socket = net.connect({ host: "127.0.0.1", port });
+  const client = { socket, received: Buffer.alloc(0), closed: false };
+  socket.on("data", (chunk: Buffer) => (client.received = Buffer.concat([client.received, chunk])));
+  socket.on("close", () => (client.closed = true));
+  socket.on("error", () => {});
+  openSockets.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("error", reject);
+  });
+  return client;
+}
