@@ -245,9 +245,10 @@ const RECEIVER_C = String.raw`
 #include <sys/un.h>
 #include <unistd.h>
 
-/* receiver SOCKET PROBE: binds SOCKET (a path, or @name in the abstract namespace), prints
-   "bound", then one line per datagram: "pid=SENDER probe=ok|ERRNAME MESSAGE" (newlines in the
-   message as spaces). PROBE, a UNIX stream socket, is connected to at once on each datagram.
+/* receiver SOCKET PROBE [FILE]: binds SOCKET (a path, or @name in the abstract namespace),
+   prints "bound", then one line per datagram: "pid=SENDER probe=ok|ERRNAME file=yes|no MESSAGE"
+   (newlines in the message as spaces). PROBE, a UNIX stream socket, is connected to at once on
+   each datagram, and whether FILE exists is looked at then too.
    Passed fds (systemd-notify's BARRIER=1) are closed, as systemd closes them. */
 static socklen_t address(const char *name, struct sockaddr_un *sa) {
   memset(sa, 0, sizeof *sa);
@@ -260,7 +261,7 @@ static socklen_t address(const char *name, struct sockaddr_un *sa) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) return 2;
+  if (argc != 3 && argc != 4) return 2;
   int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
@@ -294,7 +295,8 @@ int main(int argc, char **argv) {
     socklen_t plen = address(argv[2], &pa);
     const char *probed = connect(probe, (struct sockaddr *)&pa, plen) == 0 ? "ok" : strerrorname_np(errno);
     close(probe);
-    printf("pid=%ld probe=%s %s\n", pid, probed ? probed : "error", data);
+    const char *file = argc == 4 && access(argv[3], F_OK) == 0 ? "yes" : "no";
+    printf("pid=%ld probe=%s file=%s %s\n", pid, probed ? probed : "error", file, data);
     fflush(stdout);
   }
 }
@@ -317,6 +319,8 @@ function receiverBinary(): string {
 interface Notice {
   senderPid: number;
   probe: string;
+  /** Whether the receiver's FILE existed when the message arrived. */
+  file: boolean;
   fields: Map<string, string>;
 }
 
@@ -327,8 +331,8 @@ class NotifyReceiver {
   readonly #child: ChildProcessWithoutNullStreams;
   #output = "";
 
-  constructor(readonly socket: string, probe: string) {
-    this.#child = spawn(receiverBinary(), [socket, probe]);
+  constructor(readonly socket: string, probe: string, file?: string) {
+    this.#child = spawn(receiverBinary(), file === undefined ? [socket, probe] : [socket, probe, file]);
     this.#child.stdout.on("data", (chunk: Buffer) => (this.#output += chunk.toString("utf8")));
     this.#child.stderr.on("data", (chunk: Buffer) => (this.#output += chunk.toString("utf8")));
     receivers.push(this);
@@ -345,10 +349,11 @@ class NotifyReceiver {
       .split("\n")
       .filter((line) => line.startsWith("pid="))
       .map((line) => {
-        const [pid, probe, ...assignments] = line.split(" ").filter(Boolean);
+        const [pid, probe, file, ...assignments] = line.split(" ").filter(Boolean);
         return {
           senderPid: Number(pid.slice(4)),
           probe: probe.slice(6),
+          file: file === "file=yes",
           fields: new Map(assignments.map((assignment) => [assignment.slice(0, assignment.indexOf("=")), assignment.slice(assignment.indexOf("=") + 1)])),
         };
       });
@@ -373,6 +378,10 @@ describe("chardev-hub and systemd's notify socket", () => {
       const ready = await receiver.noticeWith("READY");
       expect(ready.fields.get("READY")).toBe("1");
       expect(ready.fields.get("MAINPID")).toBe(String(cli.child.pid));
+      // As root (CI), systemd-notify sends our pid as the sender's credentials: systemd takes it
+      // as the main process's own message. Another user's systemd-notify sends its own pid.
+      if (process.getuid?.() === 0) expect(ready.senderPid).toBe(cli.child.pid);
+      else expect(ready.senderPid).not.toBe(cli.child.pid);
       // The receiver tried the command's socket the moment READY=1 arrived: it was listening.
       expect(ready.probe).toBe("ok");
       expect(receiver.notices.some((notice) => notice.fields.has("STOPPING"))).toBe(false);
@@ -384,7 +393,7 @@ describe("chardev-hub and systemd's notify socket", () => {
   }
 
   it("under -daemonize, READY=1 names the background copy as MAINPID, after its pid file is written", async () => {
-    const receiver = new NotifyReceiver(at("notify.sock"), at("s0.sock"));
+    const receiver = new NotifyReceiver(at("notify.sock"), at("s0.sock"), at("hub.pid"));
     await receiver.bound();
     const { code, foregroundPid } = await daemonize(["-pidfile", "hub.pid", ...shellWithSocket()], { NOTIFY_SOCKET: receiver.socket });
     expect(code).toBe(0);
@@ -393,6 +402,7 @@ describe("chardev-hub and systemd's notify socket", () => {
     expect(ready.fields.get("MAINPID")).toBe(String(pid));
     expect(ready.fields.get("MAINPID")).not.toBe(String(foregroundPid));
     expect(ready.probe).toBe("ok");
+    expect(ready.file).toBe(true);
     process.kill(pid, "SIGTERM");
     await untilGone(pid);
     expect((await receiver.noticeWith("STOPPING")).fields.get("STOPPING")).toBe("1");
