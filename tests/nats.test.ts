@@ -332,21 +332,30 @@ describe("nats chardev", () => {
 describe("nats chardev with authorization", () => {
   let secured: NatsServer;
   beforeAll(async () => {
-    // Owners may do anything; watchers may read output and use JetStream's API, never type.
+    // The three roles of docs/nats.md, each with only its subjects: the console's owner
+    // publishes output and its KV card and takes typing; an operator follows and types; a
+    // watcher follows and publishes nothing else: no typing.
     secured = await startServer({ config: `
 authorization {
   users = [
-    { user: owner, password: ownerpw }
+    { user: owner, password: ownerpw, permissions: {
+        publish: { allow: ["console.*.out", "$JS.API.INFO", "$JS.API.STREAM.INFO.CONSOLES", "$JS.API.STREAM.CREATE.CONSOLES", "$JS.API.STREAM.MSG.GET.CONSOLES", "$JS.API.STREAM.INFO.KV_chardev-hub-consoles", "$JS.API.STREAM.CREATE.KV_chardev-hub-consoles", "$KV.chardev-hub-consoles.*"] }
+        subscribe: { allow: ["console.*.in", "_INBOX.>"] }
+    } }
+    { user: operator, password: operatorpw, permissions: {
+        publish: { allow: ["console.*.in", "$JS.API.INFO", "$JS.API.STREAM.INFO.CONSOLES", "$JS.API.CONSUMER.CREATE.CONSOLES.>", "$JS.API.CONSUMER.DELETE.CONSOLES.>", "$JS.API.CONSUMER.INFO.CONSOLES.>", "$JS.API.CONSUMER.MSG.NEXT.CONSOLES.>"] }
+        subscribe: { allow: ["_INBOX.>"] }
+    } }
     { user: watcher, password: watcherpw, permissions: {
-        publish: { allow: ["$JS.API.>"], deny: ["console.*.in"] }
-        subscribe: { allow: ["_INBOX.>", "console.*.out"] }
+        publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.CONSOLES", "$JS.API.CONSUMER.CREATE.CONSOLES.>", "$JS.API.CONSUMER.DELETE.CONSOLES.>", "$JS.API.CONSUMER.INFO.CONSOLES.>", "$JS.API.CONSUMER.MSG.NEXT.CONSOLES.>"] }
+        subscribe: { allow: ["_INBOX.>"] }
     } }
   ]
 }
 ` });
   }, 30_000);
 
-  it("a user that may only subscribe cannot type, while the owner can", async () => {
+  it("a user that may only subscribe cannot type, while an operator can", async () => {
     const name = freshName();
     const source = await consoleHub(secured, name, ",user=owner,password=ownerpw");
     const watcher = await registry();
@@ -359,11 +368,13 @@ authorization {
     await until(() => watcherFe.readCount >= "visible to the watcher\r\n".length);
     expect(watcherFe.take()).toBe("visible to the watcher\r\n");
     const operator = await registry();
-    await operator.add(`nats,id=v0,role=viewer,server=${secured.url},console=${name},user=owner,password=ownerpw,from=new`);
-    operator.attach("v0", new FeHandler()).write(bytes("owner types"));
-    await until(() => source.fed.readCount >= "owner types".length);
-    // The watcher's typing never arrived before (or with) the owner's.
-    expect(source.fed.take()).toBe("owner types");
+    await operator.add(`nats,id=v0,role=viewer,server=${secured.url},console=${name},user=operator,password=operatorpw,from=new`);
+    operator.attach("v0", new FeHandler()).write(bytes("operator types"));
+    await until(() => source.fed.readCount >= "operator types".length);
+    // The watcher's typing never arrived before (or with) the operator's.
+    expect(source.fed.take()).toBe("operator types");
+    // The owner's narrow permissions were enough for everything, its KV card included.
+    expect(warnings.filter((line) => line.startsWith("nats: n0:"))).toEqual([]);
   }, 30_000);
 
   it("wrong credentials fail setup with the server's reason", async () => {
