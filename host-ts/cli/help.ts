@@ -85,7 +85,11 @@ C-a h lists its keys, C-a x ends ${program}):
                                 a power of two up to 512M: a broadcast ring each backend
                                 drains at its own pace (then policy.N=block|drop|evict,
                                 lag-limit.N=BYTES, stall-ms.N=MS, replay.N=BYTES apply per
-                                backend)
+                                backend; replay.N=screen (screen:LINES) sends the screen as
+                                it stands, then the live stream: docs/hub.md)
+             size=latest|smallest|largest|manual, cols=N, rows=N
+                                the device's window size, agreed among read-write backends
+                                (tmux's window-size; 80x24 until one tells; manual: cols x rows)
              open=any|all|always|primary, primary=ID
                                 when the device sees OPENED/CLOSED (any: QEMU's)
              input=shared|exclusive, input-idle-ms=MS
