@@ -204,8 +204,8 @@ describe("web tabs as hub backends of their own", () => {
 
   it("a view-only tab's input is discarded and counted on its own row, and its resizes are ignored", async () => {
     const { web, hub, fe } = await tabsOnRingHub();
-    const sizes: [number, number][] = [];
-    web.onResize((cols, rows) => sizes.push([cols, rows]));
+    const sizes: [number, number, string][] = [];
+    web.onResize((cols, rows, backendId) => sizes.push([cols, rows, backendId]));
     const viewer = await openTab(web, VIEW_SECRET, TERMINAL_PROTOCOL);
     const typist = await openTab(web, SECRET, TERMINAL_PROTOCOL);
     await until(() => viewer.controls.length === 1 && typist.controls.length === 1);
@@ -219,7 +219,7 @@ describe("web tabs as hub backends of their own", () => {
     expect(fe.take()).toBe("ls\r");
     expect(row(hub, "web0#1")).toEqual(expect.objectContaining({ mode: "ro", bytesIn: 9, inputDiscarded: 9, listener: "web0" }));
     expect(row(hub, "web0#2")).toEqual(expect.objectContaining({ mode: "rw", bytesIn: 3, inputDiscarded: 0, listener: "web0" }));
-    expect(sizes, "only the typing tab's size").toEqual([[100, 30]]);
+    expect(sizes, "only the typing tab's size, as its own backend's").toEqual([[100, 30, "web0#2"]]);
     expect(web.refusals).toEqual(expect.objectContaining({ readOnlyInputBytes: 9, readOnlyResizes: 1 }));
   });
 
@@ -238,6 +238,24 @@ describe("web tabs as hub backends of their own", () => {
     await until(() => late.receivedBytes === 24 && early.receivedBytes === 40);
     expect(late.text()).toBe("line 03\nline 04\nline 05\n");
     expect(early.text()).toBe("line 01\nline 02\nline 03\nline 04\nline 05\n");
+  });
+
+  it("under size=smallest two typing tabs of different sizes give the hub the smaller; a view-only tab's size never counts", async () => {
+    const { web, hub } = await tabsOnRingHub("", ",size=smallest");
+    web.onResize((cols, rows, backendId) => hub.resize(backendId, cols, rows));
+    const wide = await openTab(web, SECRET, TERMINAL_PROTOCOL);
+    const narrow = await openTab(web, SECRET, TERMINAL_PROTOCOL);
+    const viewer = await openTab(web, VIEW_SECRET, TERMINAL_PROTOCOL);
+    await until(() => [wide, narrow, viewer].every((tab) => tab.controls.length === 1));
+    wide.socket.send(JSON.stringify({ type: "resize", cols: 160, rows: 40 }));
+    narrow.socket.send(JSON.stringify({ type: "resize", cols: 100, rows: 50 }));
+    viewer.socket.send(JSON.stringify({ type: "resize", cols: 20, rows: 10 }));
+    await until(() => hub.terminalSize.cols === 100 && web.refusals.readOnlyResizes === 1);
+    expect(hub.terminalSize).toEqual(expect.objectContaining({ cols: 100, rows: 40 }));
+    // The narrow tab leaves: its size no longer counts.
+    await narrow.close();
+    await until(() => hub.terminalSize.cols === 160);
+    expect(hub.terminalSize).toEqual(expect.objectContaining({ cols: 160, rows: 40 }));
   });
 
   it("a tab stalled past stall-ms with policy=evict is closed with code 4001 and leaves the hub; the others go on", async () => {

@@ -75,8 +75,12 @@ export interface TerminalSize {
   readonly rows: number;
 }
 
-/** Called with a tab's terminal size when it connects and whenever it changes. */
-export type ResizeListener = (cols: number, rows: number) => void;
+/**
+ * Called with a tab's terminal size when it connects and whenever it changes. `backendId` is
+ * the hub backend the size belongs to, for a hub's size policy (`hub.resize`): the tab's own
+ * chardev (`web0#2`) while a hub takes every tab as a backend of its own, else the web chardev.
+ */
+export type ResizeListener = (cols: number, rows: number, backendId: string) => void;
 
 /** Whoever takes the tabs as chardevs of their own (a hub; see ClientSource). */
 export type TabListener = (tab: Chardev, info: ClientInfo) => void;
@@ -380,10 +384,10 @@ export class WebChardev extends Chardev {
   }
 
   /**
-   * Calls `listener(cols, rows)` whenever a typing tab reports its terminal size (on
+   * Calls `listener(cols, rows, backendId)` whenever a typing tab reports its terminal size (on
    * connecting and on every resize); returns a function that stops the calls. View-only tabs
    * never resize. For a backend that owns a pty (`spawn`), this is where the window size
-   * comes from.
+   * comes from; with a hub's size policy, pass it on as `hub.resize(backendId, cols, rows)`.
    */
   onResize(listener: ResizeListener): () => void {
     this.#resizeListeners.add(listener);
@@ -543,7 +547,7 @@ export class WebChardev extends Chardev {
     if (tab === undefined) return;
     const role = tab.role;
     if (typeof frame === "string") {
-      if (peer.protocol === TERMINAL_PROTOCOL) return this.#control(frame, role);
+      if (peer.protocol === TERMINAL_PROTOCOL) return this.#control(frame, tab);
       frame = new TextEncoder().encode(frame);
     }
     if (role === "ro") this.#refusals.readOnlyInputBytes += frame.length;
@@ -555,7 +559,7 @@ export class WebChardev extends Chardev {
   }
 
   /** A control frame of the page; anything that is not one we know is ignored. */
-  #control(text: string, role: "rw" | "ro"): void {
+  #control(text: string, tab: TabState): void {
     let message: unknown;
     try {
       message = JSON.parse(text);
@@ -563,12 +567,13 @@ export class WebChardev extends Chardev {
       return;
     }
     if (!isResize(message)) return;
-    if (role === "ro") {
+    if (tab.role === "ro") {
       this.#refusals.readOnlyResizes++;
       return;
     }
     this.#terminalSize = { cols: message.cols, rows: message.rows };
-    for (const listener of this.#resizeListeners) listener(message.cols, message.rows);
+    const backendId = tab.chardev?.id ?? this.id;
+    for (const listener of this.#resizeListeners) listener(message.cols, message.rows, backendId);
   }
 
   /** A hub evicted us: every tab is told why with close code 4001 (EVICTED). */
