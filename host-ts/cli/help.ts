@@ -8,6 +8,8 @@ export function helpText(program = "chardev-hub"): string {
   return `Usage:
   ${program} -chardev SPEC [-chardev SPEC ...] -frontend DEVICE_ID,chardev=HUB_ID [options]
   ${program} -chardev DEVICE_SPEC -serial SPEC [-serial SPEC ...] [options]
+  ${program} -chardev SPEC ... -console NAME,device=DEVICE_ID[,...] [-console ...] [options]
+  ${program} -readconfig FILE [-chardev SPEC ...] [-console ...] [options]
   ${program} [--default] [-qmp ADDRESS]
   ${program} list | who NAME | attach NAME | tail NAME [--control PATH]   (see ${program} attach --help)
 
@@ -43,6 +45,26 @@ Options (one dash or two; -opt=VALUE works too):
                        keys (server,nowait works). e.g.
                          -chardev spawn,id=sh,cmd=bash -serial tcp::4444,server,nowait
                          -serial file:console.log
+  -console NAME,device=DEVICE_ID[,ring=BYTES][,log=FILE][,replay=BYTES][,HUB KEYS]
+                       a named console, repeatable: one process serves many. It makes a
+                       hub with id NAME (ring=1M unless given; any other hub key passes
+                       through, e.g. chardevs.0=sock,policy.0=block), a file chardev
+                       NAME-log for log=FILE (policy block: every byte), and bridges
+                       DEVICE_ID to it. Its socket, pty, stdio and web chardevs get
+                       policy.N=drop and replay.N=BYTES (replay=, default 64K) unless
+                       their own keys say otherwise; replay= is also what attach
+                       replays by default. A device gone for good (a program that
+                       exited) closes its console; the others go on. With --qemu-compat
+                       the hub is QEMU's (no ring unless ring=, no defaults added).
+  -readconfig FILE     chardevs and consoles from FILE in QEMU's -readconfig syntax:
+                         [chardev "ID"]           [console "NAME"]
+                           backend = "socket"       device = "ID"
+                           path = "/run/c.sock"     chardevs.0 = "c1"
+                           server = "on"            log = "/var/log/c.log"
+                       (# comments; values in double quotes). Mistakes are reported as
+                       FILE:LINE: .... SIGHUP reads FILE again: consoles gone from it are
+                       removed (with the chardevs only it defined), new ones added, the
+                       unchanged left streaming; a file with a mistake changes nothing.
   -qmp ADDRESS         a QMP control socket, as QEMU's: unix:PATH,server=on,wait=off or
                        tcp:HOST:PORT,server=on,wait=off (only our own uid may connect
                        over TCP; access=any lets anyone). Commands: qmp_capabilities,
@@ -167,7 +189,8 @@ C-a h lists its keys, C-a x ends ${program}):
              cols=N,rows=N      its window size (80x24); follows a web tab's size and,
                                 with a stdio chardev, this terminal's
                                 OPENED when it starts, CLOSED when it exits; ${program}
-                                then exits with its status
+                                then exits with its status (a -console's device: its
+                                console closes, the run goes on)
   serial     path=DEVICE        (alias tty) a host tty, e.g. /dev/ttyUSB0, set raw, non-blocking
              speed=BPS          line speed, e.g. 115200 (default: left as it is)
   webstream  high-water-mark=BYTES
@@ -183,7 +206,9 @@ A value past a limit is refused, naming its key; error messages quote 256 charac
 Default setup (no -chardev, or --default): your $SHELL (else /bin/sh) on a new pty, shared by
 this terminal (when stdin is one; Ctrl-C here ends ${program}), a UNIX socket run/hub.sock,
 a pty link run/pty, a browser terminal on http://127.0.0.1:8080/ (another free port if that
-one is taken) and a log run/console.log, all under ./run/. It prints how to attach:
+one is taken) and a log run/console.log, all under ./run/. Its hub has a 1M ring; the
+terminal, socket, pty link and browser tabs are on policy drop with a 64K replay (one client
+that stops reading falls behind alone), the log on block. It prints how to attach:
   ${program} attach shell        (Ctrl-] . detaches; control socket run/chardev-hub.sock)
   socat - UNIX-CONNECT:run/hub.sock
   tio run/pty
@@ -207,6 +232,15 @@ run/chardev-hub.sock, --control PATH for another; each has --help):
 A console is the default setup's \`shell\`, a -frontend run's device id, or a -console NAME.
 
 Examples:
+  # Two consoles in one process, each with its socket and the first with a log
+  ${program} -chardev spawn,id=sh1,cmd=sh -chardev spawn,id=sh2,cmd=sh \\
+    -chardev socket,id=c1,path=/tmp/one.sock,server=on,wait=off \\
+    -chardev socket,id=c2,path=/tmp/two.sock,server=on,wait=off \\
+    -console one,device=sh1,chardevs.0=c1,log=one.log -console two,device=sh2,chardevs.0=c2
+
+  # Consoles from a file (examples/consoles.ini); kill -HUP adds and removes consoles
+  ${program} -readconfig examples/consoles.ini -control /run/chardev-hub.sock
+
   # A shell shared by two socket clients and a log
   ${program} -chardev spawn,id=sh,cmd=sh \\
     -chardev socket,id=s0,path=/tmp/a.sock,server=on,wait=off \\
