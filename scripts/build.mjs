@@ -52,8 +52,9 @@ async function nodeBundle(entry, outfile, extra = {}) {
     platform: "node",
     target: "node20",
     sourcemap: true,
-    // A dependency, and CommonJS: bundled into ESM its require() of node builtins would fail.
-    external: ["ws"],
+    // Dependencies, and CommonJS: bundled into ESM their require() of node builtins would fail
+    // (ws; the NATS client's nkeys/tweetnacl require("crypto")).
+    external: ["ws", "@nats-io/*"],
     logLevel: "warning",
     ...extra,
   });
