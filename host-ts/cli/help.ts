@@ -126,6 +126,10 @@ C-a h lists its keys, C-a x ends ${program}):
                                 0600 by default); an existing FILE keeps its own
              log-events=on|off  as a hub backend, lines for what happens on the hub:
                                 [-- uid 1001 attached ro --], [-- evicted: stalled 5000 ms --]
+  asciicast  path=FILE          records the output as asciicast v2 (asciinema play FILE)
+             input=on|off       as a hub backend, also the input the hub takes ("i" events)
+             cols=N,rows=N      the header's size until the hub agrees on one (then "r")
+             title=TEXT         the header's title
   pipe       path=PATH          FIFOs PATH.in and PATH.out, else PATH both ways
   stdio      signal=on|off      this terminal (raw); signal=on (default): Ctrl-C ends ${program}
   pty        path=LINK          a new pseudo-terminal; LINK becomes a symlink to it
