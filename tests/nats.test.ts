@@ -13,6 +13,7 @@ import { connect } from "@nats-io/transport-node";
 import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
+import { CliProcess, SocketClient as CliSocketClient } from "./cli/_cli.ts";
 import { natsTmp, startServer, stopAll, stopServer, until, type NatsServer } from "./_nats.ts";
 
 const tmp = natsTmp();
@@ -133,6 +134,33 @@ describe("nats chardev", () => {
     expect(source.chardev.ackedBytes).toBe(output.length);
     client.socket.destroy();
     remote.bridge.stop();
+  }, 60_000);
+
+  it("the chardev-hub command with a viewer device serves the console to its socket clients, and their typing reaches the console", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    await writeAll(source.fe, bytes("before the viewer\r\n"));
+    const socketPath = path.join(tmp, `${name}-cli.sock`);
+    const deadPort = await freePort();
+    // Two servers in QEMU's option syntax (a doubled comma); the second is down, the client takes the first.
+    const cli = new CliProcess([
+      "-chardev", `nats,id=vm,role=viewer,server=${shared.url},,nats://127.0.0.1:${deadPort},console=${name},from=start`,
+      "-chardev", `socket,id=s,path=${socketPath},server=on,wait=off`,
+      "-chardev", "hub,id=h,chardevs.0=s",
+      "-frontend", "vm,chardev=h",
+    ]);
+    try {
+      const client = await CliSocketClient.connect(socketPath);
+      await writeAll(source.fe, bytes("after the client came\r\n"));
+      await client.waitFor("after the client came\r\n");
+      client.send("typed through two hubs");
+      await until(() => source.fed.readCount >= "typed through two hubs".length);
+      expect(source.fed.take()).toBe("typed through two hubs");
+      client.close();
+    } finally {
+      await cli.stop("SIGTERM");
+    }
+    expect(cli.ended?.code).toBe(0);
   }, 60_000);
 
   it("a late viewer with from=start gets the whole console", async () => {
