@@ -5,7 +5,7 @@
 //   npx deno run -A bench/run.ts --runtime-only [--quick]    the in-memory cases on Deno
 //   npx bun bench/run.ts --runtime-only [--quick]             ... on Bun
 //
-// Options: --only=memory,socket,stall,latency  --runtimes=node,deno,bun  --chunks=64,1024
+// Options: --only=memory,socket,stall,latency,screen  --runtimes=node,deno,bun  --chunks=64,1024
 //          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
 //          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
 // BENCH_RING=BYTES in the environment changes the ring of the in-memory cases (1 MiB).
@@ -44,7 +44,7 @@ function parseArgs(argv: string[]): Args {
     quick: argv.includes("--quick"),
     runtimeOnly: argv.includes("--runtime-only"),
     json: value("json") ?? null,
-    only: new Set(list("only", "memory,socket,stall,latency")),
+    only: new Set(list("only", "memory,socket,stall,latency,screen")),
     runtimes: list("runtimes", "node,deno,bun"),
     chunks: list("chunks", "64,1024,16384").map(Number),
     sinks: list("sinks", "1,4,16,1024").map(Number),
@@ -208,6 +208,16 @@ function otherTables(rows: Row[], markdown: boolean): string {
       ),
     );
   }
+  const screen = rows.filter((row) => row.case === "screen");
+  if (screen.length > 0) {
+    out.push(`\nThe screen emulator (replay=screen): ${formatBytes(screen[0].bytesPerRun)} of full-screen redraws in ${screen[0].chunk}-byte writes, ring 1 MiB`);
+    out.push(
+      table(
+        ["variant", "MB/s (sink and emulator done)", "slowdown", "producer ns/write", "late joiner's repaint ms"],
+        screen.map((row) => [row.variant, formatNumber(row.mbps, 1), formatRatio(row.hubRatio), formatNumber(row.producerNsPerWrite, 0), row.extra?.repaintMs == null ? "" : formatNumber(row.extra.repaintMs as number, 1)]),
+      ),
+    );
+  }
   const latency = rows.filter((row) => row.case === "latency");
   if (latency.length > 0) {
     out.push(`\nKeystroke round trip (1 byte, a client process over a UNIX socket), ${latency[0].extra?.samples} samples`);
@@ -275,6 +285,10 @@ async function main(): Promise<void> {
   if (args.only.has("latency")) {
     const { runLatencyCase } = await import("./_latency.ts");
     rows.push(...(await runLatencyCase({ quick: args.quick, root, log })));
+  }
+  if (args.only.has("screen")) {
+    const { runScreenCase } = await import("./_screen.ts");
+    rows.push(...(await runScreenCase({ quick: args.quick, log })));
   }
   const targets = evaluateTargets(rows);
   const seconds = (now() - started) / 1000;

@@ -116,4 +116,6 @@ export interface HubOutput {
   writeOwnSlot?(slot: number, data: Uint8Array): number | undefined;
   /** The hub agreed on a terminal size (its `size` policy): a screen emulator follows it. */
   resizeScreen?(cols: number, rows: number): void;
+  /** Resolves once a screen emulator, if any, has parsed everything written so far. */
+  screenParsed?(): Promise<void>;
 }

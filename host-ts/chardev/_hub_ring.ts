@@ -86,6 +86,10 @@ export class RingOutput implements HubOutput {
     return screen.holdJoiner(slot);
   }
 
+  screenParsed(): Promise<void> {
+    return this.#screen?.parsed() ?? Promise.resolve();
+  }
+
   resizeScreen(cols: number, rows: number): void {
     this.#screenSize = { cols, rows };
     this.#screen?.resize(cols, rows);

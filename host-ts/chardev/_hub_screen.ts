@@ -105,9 +105,14 @@ export class HubScreen implements HubScreenReader {
     return this.#serializer.serialize({ scrollback });
   }
 
-  /** Resolves once the emulator has parsed everything it was given. */
-  parsed(): Promise<void> {
-    return new Promise((resolve) => this.#terminal.write(EMPTY, resolve));
+  /** Resolves once the emulator has parsed everything written to the ring so far. */
+  async parsed(): Promise<void> {
+    const head = this.#ring.core.bcastHead(this.#ring.settled());
+    while (true) {
+      await new Promise<void>((resolve) => this.#terminal.write(EMPTY, resolve));
+      if (this.#fed >= head) return;
+      await new Promise((resolve) => setTimeout(resolve, 1)); // the ring's drain feeds it meanwhile
+    }
   }
 
   /** The hub agreed on a new size: the emulator takes it at the stream's head (the writer settled). */

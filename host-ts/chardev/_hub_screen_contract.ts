@@ -58,7 +58,7 @@ export interface HubScreenReader {
   resize(cols: number, rows: number): void;
   /** The screen now, serialized (tests, tools). */
   serialize(scrollback?: number): string;
-  /** Resolves once everything given to the emulator is parsed. */
+  /** Resolves once the emulator has parsed everything written to the ring so far. */
   parsed(): Promise<void>;
   dispose(): void;
 }

@@ -612,6 +612,15 @@ export class HubChardev extends Chardev {
     if (this.#sizes.report(backendId, cols, rows)) this.#sizeChanged();
   }
 
+  /**
+   * Resolves once the hub's screen emulator (kept while a backend has `replay=screen`) has
+   * parsed everything the frontend wrote so far; at once when there is none. For tests and
+   * benchmarks that measure or compare the screen.
+   */
+  screenParsed(): Promise<void> {
+    return this.#output.screenParsed?.() ?? Promise.resolve();
+  }
+
   /** Calls `listener` with every new agreed size; returns the function that stops it. */
   onSize(listener: (size: HubTerminalSize) => void): () => void {
     this.#sizeListeners.add(listener);
