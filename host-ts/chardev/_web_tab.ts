@@ -22,7 +22,16 @@ import { WebCloseCode } from "./_web_protocol.ts";
  */
 const DRAIN_POLL_MS = 10;
 
-/** `host:port` of a tab's browser, IPv6 hosts in brackets. */
+/**
+ * `host:port` of a tab's browser, IPv6 hosts in brackets: the `peer` a hub shows for the tab.
+ *
+ * @example A tab from IPv6 loopback
+ * ```ts
+ * import type { WebSocketPeer } from "../runtime/types.ts";
+ * declare const peer: WebSocketPeer; // remote { host: "::1", port: 51234 }
+ * tabPeerAddress(peer); // "[::1]:51234"
+ * ```
+ */
 export function tabPeerAddress(peer: WebSocketPeer): string {
   const { host, port } = peer.remote;
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -32,6 +41,16 @@ export function tabPeerAddress(peer: WebSocketPeer): string {
  * One connected browser tab as a chardev of its own (not in the registry: the hub that holds
  * its `web` chardev holds it). Open from the start; CLOSED when its connection ends, after
  * which it is of no further use.
+ *
+ * @example What a hub sees of the tabs of a web chardev
+ * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
+ * await reg.add("web,id=web0,port=0");
+ * await reg.add("hub,id=hub0,ring=1M,chardevs.0=web0,policy.0=drop");
+ * // Each open tab is a row of its own: { id: "web0#1", listener: "web0", peer: "127.0.0.1:51234", ... }
+ * console.log(reg.hub("hub0").stats());
+ * ```
  */
 export class WebTabChardev extends Chardev {
   readonly kind = "web";
