@@ -5,10 +5,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import process from "node:process";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type HubChardev } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { openSwitches, switchDriver } from "./_switch_chardev.ts";
+import { CliProcess, readText, SocketClient, until } from "./cli/_cli.ts";
 
 let reg: ChardevRegistry;
 let dir: string;
@@ -19,6 +21,7 @@ beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-logs-test-"));
 });
 afterEach(async () => {
+  await CliProcess.stopAll();
   await reg.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -261,5 +264,39 @@ describe("log-events=on", () => {
     reg.attach("hub0", new FeHandler()).write(bytes("only this\n"));
     await sleep(10);
     expect(fs.readFileSync(log, "utf8")).toBe("only this\n");
+  });
+});
+
+describe("SIGHUP to the command", () => {
+  it("reopens every log: after mv and HUP a new file gets the next bytes, the moved one nothing more, and the run goes on", async () => {
+    const devSock = path.join(dir, "dev.sock");
+    const log = path.join(dir, "console.log");
+    const ringLog = path.join(dir, "ring.log");
+    const cli = new CliProcess([
+      "-chardev", `socket,id=dev,path=${devSock},server=on,wait=off`,
+      "-chardev", `file,id=log,path=${log},timestamp=on`,
+      "-chardev", `ringbuf,id=rb,size=4096,logfile=${ringLog}`,
+      "-chardev", "hub,id=hub0,ring=65536,chardevs.0=log,chardevs.1=rb",
+      "-frontend", "dev,chardev=hub0",
+    ]);
+    // The device is a socket: what its client sends is the console's output.
+    const device = await SocketClient.connect(devSock);
+    device.send("before\n");
+    await until(() => fs.existsSync(ringLog) && readText(ringLog) === "before\n", "the first line in both logs");
+    fs.renameSync(log, `${log}.1`);
+    fs.renameSync(ringLog, `${ringLog}.1`);
+    process.kill(cli.child.pid!, "SIGHUP");
+    await until(() => fs.existsSync(log) && fs.existsSync(ringLog), "SIGHUP to make new files at the paths");
+    device.send("after\n");
+    await until(() => readText(ringLog) === "after\n", "the next line in the new ring log");
+    await until(() => readText(log).endsWith("after\n"), "the next line in the new file");
+    expect(stampedLines(readText(log)).map(([, rest]) => rest)).toEqual(["after\n"]);
+    expect(stampedLines(readText(`${log}.1`)).map(([, rest]) => rest)).toEqual(["before\n"]);
+    expect(readText(`${ringLog}.1`)).toBe("before\n");
+    expect(fs.statSync(log).mode & 0o777).toBe(0o600);
+    expect(cli.ended).toBeNull();
+    expect(cli.stderr).not.toContain("terminating");
+    device.close();
+    expect(await cli.stop("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 });
