@@ -11,6 +11,9 @@ import { ChardevRegistry, type HubChardev } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { openSwitches, switchDriver } from "./_switch_chardev.ts";
 import { CliProcess, readText, SocketClient, until } from "./cli/_cli.ts";
+import { asIntruder, ensureIntruderAccount } from "./_intruder.ts";
+import { freePort } from "./_ports.ts";
+import { spawn } from "node:child_process";
 
 let reg: ChardevRegistry;
 let dir: string;
@@ -253,6 +256,29 @@ describe("log-events=on", () => {
     expect(gapLines.reduce((sum, match) => sum + Number(match[1]), 0)).toBe(dropped);
     // Output and notes: the output is whole once the notes are taken out.
     expect(text.replace(/\[-- [^\n]* --\]\r\n/g, "")).toBe(stream);
+  });
+
+  it("a connection of another local user to a max-clients listener is named by its uid: [-- uid N attached ro --], then detached", async () => {
+    // Needs root (useradd, setpriv) and Linux's /proc/net/tcp for the peer's uid, as peer_uid.test.ts.
+    const intruder = ensureIntruderAccount();
+    const port = await freePort();
+    const log = path.join(dir, "console.log");
+    await reg.add(`file,id=log,path=${log},log-events=on`);
+    await reg.add(`socket,id=tcp,host=127.0.0.1,port=${port},server=on,wait=off,max-clients=4,access=any`);
+    await reg.add("hub,id=hub0,ring=65536,chardevs.0=log,chardevs.1=tcp,mode.1=ro");
+    const fe = reg.attach("hub0", new FeHandler());
+    // socat as the other user: connected until its stdin ends.
+    const [command, ...args] = asIntruder(intruder, ["socat", "-u", `TCP:127.0.0.1:${port}`, "-"]);
+    const viewer = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let seen = "";
+    viewer.stdout.on("data", (chunk: Buffer) => (seen += chunk.toString("utf8")));
+    await until(() => readText(log).includes(`[-- uid ${intruder.uid} attached ro --]`), "the viewer's attach line");
+    fe.write(bytes("hello viewer\n"));
+    await until(() => seen.includes("hello viewer"), "the viewer to get the output");
+    viewer.kill("SIGTERM"); // a process we started
+    await until(() => readText(log).includes(`[-- uid ${intruder.uid} detached --]`), "the viewer's detach line");
+    const lines = readText(log).split("\r\n").filter((line) => line.includes(`uid ${intruder.uid}`));
+    expect(lines).toEqual([`[-- uid ${intruder.uid} attached ro --]`, `hello viewer\n[-- uid ${intruder.uid} detached --]`]);
   });
 
   it("without log-events a file behind a hub has output only", async () => {
