@@ -13,6 +13,8 @@ import { ChardevRegistry, type HubChardev, type HubEvent } from "../host-ts/mod.
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { TERMINAL_PROTOCOL, type WebChardev } from "../host-ts/chardev/web.ts";
 import { Tab } from "./_web_clients.ts";
+import { SwitchChardev, switchDriver } from "./_switch_chardev.ts";
+import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
 
 let reg: ChardevRegistry;
 let dir: string;
@@ -242,6 +244,75 @@ describe("screen replay", () => {
         await tab.close();
       }
     }
+  });
+
+  it("a backend that takes its repaint a few bytes at a time (EAGAIN between) gets it whole, then the stream", async () => {
+    reg.registerDriver(switchDriver);
+    const slow = (await reg.add("switch,id=slow")) as SwitchChardev;
+    slow.takes = 50;
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=slow,ring=65536,replay.0=screen")) as HubChardev;
+    const fe = reg.attach("hub0", new FeHandler());
+    const drawn = bytes(drawnScreen(false));
+    fe.write(drawn);
+    await hub.screenParsed();
+    slow.stalled = true; // its first write is refused outright: it waits on its watch
+    slow.open();
+    const later = bytes(numberedLines(0, 30));
+    fe.write(later);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(slow.bytes).toBe(0);
+    // As a socket that drains: its watch fires again and again (it takes 50 bytes a write).
+    await until(() => {
+      slow.resume();
+      return indexOf(slow.receivedBytes, bytes("later 0029\r\n")) >= 0;
+    });
+    const received = slow.receivedBytes;
+    const start = indexOf(received, bytes("later 0000"));
+    expect(received.subarray(start)).toEqual(later);
+    expect(slow.writes).toBeGreaterThan(received.length / 50 - 1); // it really came 50 bytes at a time
+    const whole = await terminalFedWith(concat(drawn, later));
+    expect((await terminalFedWith(received)).everything).toBe(whole.everything);
+  });
+
+  it("a screen backend hot-plugged with QMP hub-attach (replay \"screen\") gets the screen drawn before it was attached", async () => {
+    reg.registerDriver(switchDriver);
+    await reg.add("null,id=first");
+    await reg.add("hub,id=hub0,chardevs.0=first,ring=65536");
+    const fe = reg.attach("hub0", new FeHandler());
+    const drawn = bytes(drawnScreen(true));
+    fe.write(drawn);
+    const late = (await reg.add("switch,id=late")) as SwitchChardev;
+    const attach = new Map(hubCommands(reg)).get("hub-attach")!;
+    expect(() => attach({ hub: "hub0", chardev: "late", replay: "screens" })).toThrow();
+    await attach({ hub: "hub0", chardev: "late", replay: "screen" });
+    late.open();
+    await until(() => late.bytes > 0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The emulator, made at the attach, read the ring's history: the screen is the whole one.
+    expect((await terminalFedWith(late.receivedBytes)).everything).toBe((await terminalFedWith(drawn)).everything);
+  });
+
+  it("a backend that leaves before its repaint went out holds nothing back", async () => {
+    reg.registerDriver(switchDriver);
+    const [gone, stays] = [(await reg.add("switch,id=gone")) as SwitchChardev, (await reg.add("switch,id=stays")) as SwitchChardev];
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=gone,chardevs.1=stays,ring=4096,replay.0=screen")) as HubChardev;
+    stays.open();
+    const fe = reg.attach("hub0", new FeHandler());
+    fe.write(bytes(drawnScreen(false)));
+    gone.stalled = true;
+    gone.open();
+    hub.detachBackend("gone");
+    // More than the ring holds goes through to the one that stayed: nobody waits for the leaver.
+    const more = bytes(numberedLines(0, 400));
+    let written = 0;
+    while (written < more.length) {
+      const taken = fe.write(more.subarray(written));
+      if (taken > 0) written += taken;
+      else await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await until(() => indexOf(stays.receivedBytes, bytes("later 0399")) >= 0);
+    expect(gone.bytes).toBe(0);
+    await hub.screenParsed();
   });
 
   it("replay=screen is refused without a ring, and bad values with the hub's text", async () => {

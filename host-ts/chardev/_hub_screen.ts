@@ -79,6 +79,8 @@ export class HubScreen implements HubScreenReader {
   readonly #resizes: { at: number; cols: number; rows: number }[] = [];
   #cols: number;
   #rows: number;
+  /** The hub is gone and its ring freed: xterm.js's late callbacks must not touch it. */
+  #disposed = false;
 
   constructor(ring: ScreenRing, ringSize: number, cols = DEFAULT_SCREEN_COLS, rows = DEFAULT_SCREEN_ROWS) {
     this.#ring = ring;
@@ -107,6 +109,7 @@ export class HubScreen implements HubScreenReader {
 
   /** Resolves once the emulator has parsed everything written to the ring so far. */
   async parsed(): Promise<void> {
+    if (this.#disposed) return;
     const head = this.#ring.core.bcastHead(this.#ring.settled());
     while (true) {
       await new Promise<void>((resolve) => this.#terminal.write(EMPTY, resolve));
@@ -117,6 +120,7 @@ export class HubScreen implements HubScreenReader {
 
   /** The hub agreed on a new size: the emulator takes it at the stream's head (the writer settled). */
   resize(cols: number, rows: number): void {
+    if (this.#disposed) return;
     this.#resizes.push({ at: this.#ring.core.bcastHead(this.#ring.settled()), cols, rows });
     this.#atPosition(); // the emulator may be at the head already: no slice would come to take it
     this.#wakeReader();
@@ -193,6 +197,7 @@ export class HubScreen implements HubScreenReader {
 
   /** The emulator's reader took less than offered and something changed: offer it again. */
   #wakeReader(): void {
+    if (this.#disposed) return;
     if (this.#heldByCore) {
       this.#heldByCore = false;
       this.#ring.core.bcastUnblock(this.#ring.settled(), this.slot);
@@ -304,6 +309,7 @@ export class HubScreen implements HubScreenReader {
 
   /** Lets go of the emulator (the hub is destroyed; the ring is freed after). */
   dispose(): void {
+    this.#disposed = true;
     for (const join of this.#joins.values()) join.cancelWait?.();
     this.#joins.clear();
     this.#terminal.dispose();
