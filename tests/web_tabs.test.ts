@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, ChrEvent, type Frontend } from "../host-ts/mod.ts";
 import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/web.ts";
 import type { HubBackendStats, HubChardev, HubEvent } from "../host-ts/chardev/hub.ts";
-import { bytes, FeHandler } from "./_fe_handler.ts";
+import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { connectClient } from "./qmp/_clients.ts";
 import { Tab, until, upgradeStatus } from "./_web_clients.ts";
 
@@ -284,6 +284,37 @@ describe("web tabs as hub backends of their own", () => {
     written += 10;
     await until(() => healthy.receivedBytes === written);
     expect(healthy.text().endsWith("still here")).toBe(true);
+  });
+
+  it("a tab's input waits while the frontend cannot take it and arrives in order, while another tab's output goes on", async () => {
+    const { web, fe, frontend } = await tabsOnRingHub();
+    const typist = await openTab(web);
+    const watcher = await openTab(web);
+    await until(() => web.clientCount === 2 && fe.events.length === 1);
+    fe.room = 0;
+    typist.socket.send(bytes("first "));
+    typist.socket.send(bytes("second"));
+    await writeAll(frontend, bytes("output meanwhile"));
+    await until(() => watcher.receivedBytes === 16 && typist.receivedBytes === 16);
+    expect(fe.readCount, "the frontend said it has no room").toBe(0);
+    fe.room = 128;
+    frontend.acceptInput();
+    await until(() => fe.readCount === 12);
+    expect(fe.take()).toBe("first second");
+  });
+
+  it("a web chardev whose tabs a hub takes is busy: chardev-remove and a second holder are refused", async () => {
+    const { web } = await tabsOnRingHub();
+    const tab = await openTab(web);
+    await until(() => web.clientCount === 1);
+    expect(await errorOf(() => reg.remove("web0"))).toEqual(expect.objectContaining({ code: "BUSY", message: "Chardev 'web0' is busy" }));
+    expect(await errorOf(() => reg.attach("web0", new FeHandler()))).toEqual(expect.objectContaining({ code: "IN_USE", message: "chardev 'web0' is already in use" }));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => tab.socket.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+    reg.hub("hub0").detachBackend("web0");
+    expect(await closed, "its tabs are closed with it").toEqual({ code: WebCloseCode.GOING_AWAY, reason: "detached from the hub" });
+    expect(web.handsOutTabs).toBe(false);
+    await reg.remove("web0");
+    expect(reg.find("web0")).toBeUndefined();
   });
 
   it("with max-clients=1, or under qemuCompat, the web chardev stays one backend that fans out to its tabs", async () => {

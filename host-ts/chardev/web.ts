@@ -25,7 +25,7 @@ import { ChrEvent } from "../events.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS, quoteInput } from "../limits.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, defineDriver } from "./_chardev.ts";
+import { Chardev, type BackendData, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
 import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
@@ -370,6 +370,17 @@ export class WebChardev extends Chardev {
     return this.#tabListener !== null;
   }
 
+  /** Held by a hub that takes its tabs, too (`chardev-remove` refuses: QEMU's `Chardev 'ID' is busy`). */
+  override isBusy(): boolean {
+    return super.isBusy() || this.#tabListener !== null;
+  }
+
+  /** A hub that takes the tabs holds it already: QEMU's text for a chardev with a holder. */
+  override attachUser(user: ChardevUser): void {
+    if (this.#tabListener) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
+    super.attachUser(user);
+  }
+
   /** What was refused so far. */
   get refusals(): WebRefusals {
     return { ...this.#refusals };
@@ -505,7 +516,8 @@ export class WebChardev extends Chardev {
 
   /** Subscribes the hub that takes every tab apart (see `onClient`). */
   #handTabsTo(listener: TabListener): () => void {
-    if (this.#tabListener) throw new ChardevError("IN_USE", `web: chardev '${this.id}' already hands its tabs to a hub`);
+    // One holder at a time: a frontend that holds it gets the tabs' input, a hub would take it away.
+    if (this.#tabListener || this.user) throw new ChardevError("IN_USE", `chardev '${this.id}' is already in use`);
     this.#tabListener = listener;
     for (const [peer, tab] of [...this.#tabs]) if (!tab.chardev) this.#handOver(peer, tab, listener);
     // The tabs are the hub's backends now: this chardev is not open any more.
