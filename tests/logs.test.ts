@@ -326,3 +326,49 @@ describe("SIGHUP to the command", () => {
     expect(await cli.stop("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 });
+
+describe("QMP chardev-reopen-logs", () => {
+  it("reopens every log by path through a real QMP socket, or one chardev's with id; a path that cannot be opened is an error naming it", async () => {
+    const devSock = path.join(dir, "dev.sock");
+    const qmpSock = path.join(dir, "qmp.sock");
+    const logDir = path.join(dir, "logs");
+    fs.mkdirSync(logDir);
+    const log = path.join(logDir, "console.log");
+    const other = path.join(dir, "other.log");
+    const cli = new CliProcess([
+      "-chardev", `socket,id=dev,path=${devSock},server=on,wait=off`,
+      "-chardev", `file,id=log,path=${log}`,
+      "-chardev", `file,id=other,path=${other}`,
+      "-chardev", "hub,id=hub0,ring=65536,chardevs.0=log,chardevs.1=other",
+      "-frontend", "dev,chardev=hub0",
+      "-qmp", `unix:${qmpSock},server=on,wait=off`,
+    ]);
+    const device = await SocketClient.connect(devSock);
+    const qmp = await SocketClient.connect(qmpSock);
+    await qmp.waitFor('"QMP"');
+    qmp.send('{"execute": "qmp_capabilities"}\n');
+    await qmp.waitFor('"return"');
+    device.send("one\n");
+    await until(() => readText(log) === "one\n" && readText(other) === "one\n", "the first line in both files");
+    fs.renameSync(log, `${log}.1`);
+    fs.renameSync(other, `${other}.1`);
+    // Only `log`'s: `other` writes on in its moved file.
+    qmp.send('{"execute": "chardev-reopen-logs", "arguments": {"id": "log"}, "id": 1}\n');
+    await qmp.waitFor('{"return": {}, "id": 1}');
+    device.send("two\n");
+    await until(() => readText(log) === "two\n" && readText(`${other}.1`) === "one\ntwo\n", "the second line");
+    expect(fs.existsSync(other)).toBe(false);
+    // Every log: `other` too now. The directory of `log` is gone, so that one fails and says so.
+    fs.renameSync(log, `${log}.2`);
+    fs.renameSync(logDir, `${logDir}.gone`);
+    qmp.send('{"execute": "chardev-reopen-logs", "id": 2}\n');
+    await qmp.waitFor('"id": 2}');
+    expect(qmp.text).toContain(`{"error": {"class": "GenericError", "desc": "chardev 'log': cannot reopen its log: No such file or directory"}, "id": 2}`);
+    device.send("three\n");
+    await until(() => readText(other) === "three\n", "the third line in the reopened file");
+    // The log that could not be reopened wrote on where it was.
+    await until(() => readText(path.join(`${logDir}.gone`, "console.log.2")) === "two\nthree\n", "the third line where the failed log was");
+    device.close();
+    expect(await cli.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+});
