@@ -21,11 +21,26 @@ beforeEach(() => {
 });
 afterEach(async () => {
   for (const client of protocolClients) client.close();
-  await CliProcess.stopAll();
+  await stopEveryCli();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const at = (name: string) => path.join(dir, name);
+
+/**
+ * CliProcess.stopAll, tried again when it meets a client that ended on its own between the
+ * check and the kill (ESRCH): ending the run ends its attached clients too.
+ */
+async function stopEveryCli(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await CliProcess.stopAll();
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ESRCH" || attempt >= 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
 
 /** A run with console `sh` (sh on a pty) behind a ring hub with `hubKeys`, and a control socket. */
 async function startRun(hubKeys = ""): Promise<{ cli: CliProcess; control: string }> {
