@@ -12,7 +12,8 @@ import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { TERMINAL_PROTOCOL, type WebChardev } from "../host-ts/chardev/web.ts";
-import { Tab } from "./_web_clients.ts";
+import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, Tab } from "./_web_clients.ts";
 import { SwitchChardev, switchDriver } from "./_switch_chardev.ts";
 import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
 
@@ -243,6 +244,35 @@ describe("screen replay", () => {
       } finally {
         await tab.close();
       }
+    }
+  });
+
+  it("a late browser tab (Chromium) shows the screen a program drew before it opened", async () => {
+    const web = (await reg.add("web,id=web0,port=0,token=SECRET,max-clients=4")) as WebChardev;
+    await reg.add("hub,id=hub0,ring=65536,chardevs.0=web0,replay.0=screen");
+    const fe = reg.attach("hub0", new FeHandler());
+    // A boot log, cleared, then a menu drawn with cursor moves: raw replay would show the log.
+    let boot = "";
+    for (let i = 0; i < 40; i++) boot += `boot message ${i}\r\n`;
+    fe.write(bytes(`${boot}\x1b[H\x1b[2J\x1b[3J\x1b[2;5H\x1b[1mGNU GRUB menu\x1b[0m\x1b[4;5H\x1b[7m*Debian GNU/Linux\x1b[0m\x1b[5;6HAdvanced options\x1b[8;1H`));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage({ viewport: { width: 800, height: 480 } });
+      await page.goto(web.url);
+      await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("Advanced options"));
+      const rows = await page.evaluate(() =>
+        Array.from(document.querySelectorAll(".xterm-rows > div"), (row) => (row.textContent ?? "").replace(/\u00a0/g, " ").trimEnd()),
+      );
+      expect(rows.slice(0, 6)).toEqual(["", "    GNU GRUB menu", "", "    *Debian GNU/Linux", "     Advanced options", ""]);
+      expect(rows.join("\n")).not.toContain("boot message");
+      // And it goes on live from there.
+      fe.write(bytes("grub> "));
+      await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("grub>"));
+      const after = await page.evaluate(() => (document.querySelectorAll(".xterm-rows > div")[7]?.textContent ?? "").replace(/\u00a0/g, " ").trimEnd());
+      expect(after).toBe("grub>");
+      await page.close();
+    } finally {
+      await browser.close();
     }
   });
 
