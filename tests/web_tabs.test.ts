@@ -1,7 +1,8 @@
 // Browser tabs as hub backends of their own (issue 13): a `web` chardev with max-clients > 1
 // held by a hub (outside qemuCompat) hands every tab to the hub, which takes it with the
 // per-backend options given for the web chardev. Plain WebSocket clients play the tabs; QMP
-// runs on a real UNIX socket.
+// runs on a real UNIX socket; the last test drives the real page in headless Chromium
+// (/usr/bin/chromium, Debian's `chromium`).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -12,7 +13,8 @@ import { TERMINAL_PROTOCOL, WebChardev, WebCloseCode } from "../host-ts/chardev/
 import type { HubBackendStats, HubChardev, HubEvent } from "../host-ts/chardev/hub.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { connectClient } from "./qmp/_clients.ts";
-import { Tab, until, upgradeStatus } from "./_web_clients.ts";
+import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, Tab, until, upgradeStatus } from "./_web_clients.ts";
 
 const SECRET = "typing-secret-for-tests";
 const VIEW_SECRET = "viewing-secret-for-tests";
@@ -339,5 +341,30 @@ describe("web tabs as hub backends of their own", () => {
     expect(frontend.write(bytes("both"))).toBe(4);
     await until(() => tabs.every((tab) => tab.receivedBytes === 4));
     expect(fe.events).toEqual([ChrEvent.OPENED]);
+  });
+});
+
+describe("web tabs as hub backends in a real browser", () => {
+  it("a page opened late shows the replayed lines, then live output; typing in it reaches the frontend on its own row", async () => {
+    const { web, hub, fe, frontend } = await tabsOnRingHub("", ",policy.0=drop,replay.0=4096");
+    await writeAll(frontend, bytes("written before any tab\r\nsecond line\r\n"));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 800, height: 480 } });
+    const screen = () => page.evaluate(() => (document.querySelector(".xterm-rows")?.textContent ?? "").replace(/\u00a0/g, " "));
+    await page.goto(web.url);
+    await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("second line"));
+    expect(await screen()).toContain("written before any tab");
+    await writeAll(frontend, bytes("live after the page\r\n"));
+    await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("live after the page"));
+
+    await page.click("#terminal");
+    await page.keyboard.type("typed");
+    await until(() => fe.readCount === 5);
+    expect(fe.take()).toBe("typed");
+    expect(hub.stats().map((r) => r.id)).toEqual(["web0", "web0#1"]);
+    expect(hub.stats()[1]).toEqual(expect.objectContaining({ mode: "rw", bytesIn: 5, listener: "web0" }));
+    await page.close();
+    await until(() => hub.stats().length === 1);
   });
 });
