@@ -281,6 +281,17 @@ describe("log-events=on", () => {
     expect(lines).toEqual([`[-- uid ${intruder.uid} attached ro --]`, `hello viewer\n[-- uid ${intruder.uid} detached --]`]);
   });
 
+  it("a BREAK from a read-write backend is a line; a viewer's, discarded by the hub, is not", async () => {
+    const log = path.join(dir, "console.log");
+    await reg.add(`file,id=log,path=${log},log-events=on`);
+    const [typist, viewer] = await openSwitches(reg, "typist", "viewer");
+    await reg.add("hub,id=hub0,ring=4096,chardevs.0=log,chardevs.1=typist,chardevs.2=viewer,mode.2=ro");
+    reg.attach("hub0", new FeHandler());
+    viewer.sendBreak();
+    typist.sendBreak();
+    expect(fs.readFileSync(log, "utf8")).toBe("[-- typist attached rw --]\r\n[-- viewer attached ro --]\r\n[-- typist sent a break --]\r\n");
+  });
+
   it("without log-events a file behind a hub has output only", async () => {
     const log = path.join(dir, "console.log");
     await reg.add(`file,id=log,path=${log}`);

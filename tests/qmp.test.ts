@@ -25,6 +25,7 @@ const COMMANDS = [
   "chardev-change",
   "query-chardev",
   "query-chardev-backends",
+  "chardev-reopen-logs",
   "ringbuf-write",
   "ringbuf-read",
   "chardev-send-break",

@@ -99,6 +99,8 @@ function eventLine(event: HubEvent, own: boolean, who: string, mode: string): st
     }
     case "error":
       return `${who} failed: ${event.errno}`;
+    case "break":
+      return `${who} sent a break`;
     default:
       return null;
   }

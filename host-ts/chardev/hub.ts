@@ -105,7 +105,8 @@ export type HubEvent =
   | { type: "evict"; backend: string; reason: string }
   /** A hard write error (`errno`: "ENOSPC", "EIO", "EPIPE", ...) took the backend out; it is closed for the hub. */
   | { type: "error"; backend: string; errno: string }
-  | { type: "open" | "close" | "attach" | "detach"; backend: string };
+  /** `break`: a read-write backend sent a BREAK, passed on to the device (a viewer's is discarded). */
+  | { type: "open" | "close" | "attach" | "detach" | "break"; backend: string };
 
 const DEFAULT_STALL_MS = 5000;
 /** The largest terminal width or height a backend may report (a pty's winsize is 16-bit). */
@@ -644,7 +645,10 @@ export class HubChardev extends Chardev {
     if (event !== ChrEvent.OPENED && event !== ChrEvent.CLOSED) {
       // A viewer's BREAK would reach the device as surely as its keys (SysRq on a Linux console).
       if (entry.mode === "ro") entry.eventsDiscarded++;
-      else this.emitEvent(event);
+      else {
+        this.emitEvent(event);
+        if (event === ChrEvent.BREAK) this.#emit({ type: "break", backend: entry.chardev.id });
+      }
       return;
     }
     const opened = event === ChrEvent.OPENED;

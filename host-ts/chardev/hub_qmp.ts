@@ -23,6 +23,8 @@ export function hubEventToQmp(hubId: string, event: HubEvent): [string, Record<s
       return ["HUB_BACKEND_OPENED", data];
     case "close":
       return ["HUB_BACKEND_CLOSED", data];
+    case "break":
+      return ["HUB_BACKEND_BREAK", data];
     case "gap":
       return ["HUB_BACKEND_GAP", { ...data, bytes: event.bytes }];
     case "evict":
@@ -38,6 +40,7 @@ export const OWN_QMP_EVENTS = [
   "HUB_BACKEND_DETACHED",
   "HUB_BACKEND_OPENED",
   "HUB_BACKEND_CLOSED",
+  "HUB_BACKEND_BREAK",
   "HUB_BACKEND_GAP",
   "HUB_BACKEND_EVICTED",
   "HUB_BACKEND_ERROR",

@@ -57,6 +57,13 @@ export function chardevCommands(reg: ChardevRegistry): [string, QmpCommand][] {
       },
     ],
     [
+      "query-chardev-backends",
+      (args) => {
+        checkArguments(args, {});
+        return reg.registeredKinds().map((name) => ({ name }));
+      },
+    ],
+    [
       // Ours (QEMU has none): what SIGHUP does, for logrotate's postrotate or a script.
       "chardev-reopen-logs",
       (args) => {
@@ -64,13 +71,6 @@ export function chardevCommands(reg: ChardevRegistry): [string, QmpCommand][] {
         const failures = reg.reopenLogs(args.id as string | undefined);
         if (failures.length > 0) throw genericError(failures.join("; "));
         return {};
-      },
-    ],
-    [
-      "query-chardev-backends",
-      (args) => {
-        checkArguments(args, {});
-        return reg.registeredKinds().map((name) => ({ name }));
       },
     ],
   ];
