@@ -345,6 +345,29 @@ describe("screen replay", () => {
     await hub.screenParsed();
   });
 
+  it("an evict backend stalled on its repaint is evicted after stall-ms, and the writer goes on", async () => {
+    reg.registerDriver(switchDriver);
+    const stuck = (await reg.add("switch,id=stuck")) as SwitchChardev;
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=stuck,ring=4096,replay.0=screen,policy.0=evict,stall-ms.0=50")) as HubChardev;
+    const fe = reg.attach("hub0", new FeHandler());
+    fe.write(bytes(drawnScreen(false).slice(-1000)));
+    await hub.screenParsed();
+    stuck.stalled = true;
+    const evicted = new Promise<HubEvent>((resolve) => hub.onEvent((event) => event.type === "evict" && resolve(event)));
+    stuck.open();
+    expect(await evicted).toEqual({ type: "evict", backend: "stuck", reason: "stalled for more than 50 ms" });
+    // Nothing holds the ring now: more than it holds goes in.
+    const more = bytes(numberedLines(0, 200));
+    let written = 0;
+    while (written < more.length) {
+      const taken = fe.write(more.subarray(written));
+      if (taken > 0) written += taken;
+      else await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(written).toBe(more.length);
+    expect(stuck.bytes).toBe(0);
+  });
+
   it("replay=screen is refused without a ring, and bad values with the hub's text", async () => {
     await reg.add("null,id=n0");
     expect((await errorOf(() => reg.add("hub,id=hub0,chardevs.0=n0,replay.0=screen"))).message).toBe("hub: replay of chardev 'n0' needs a ring (ring=BYTES)");

@@ -71,6 +71,7 @@ export class RingOutput implements HubOutput {
         settled: () => this.#ring(),
         scheduleDrain: () => this.#scheduleDrain(),
         fail: (entry, result) => this.host.fail(entry, result),
+        evict: (entry) => this.host.evict(entry),
       },
       this.size,
       this.#screenSize.cols,

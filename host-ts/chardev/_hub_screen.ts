@@ -54,6 +54,8 @@ interface Join {
   /** The core holds the backend as blocked (it was offered ring bytes before its repaint). */
   heldByCore: boolean;
   cancelWait: (() => void) | null;
+  /** An `evict` backend's deadline while its repaint is refused (as the ring keeps one for its bytes). */
+  evictTimer: ReturnType<typeof setTimeout> | null;
 }
 
 /**
@@ -221,6 +223,7 @@ export class HubScreen implements HubScreenReader {
       sent: 0,
       heldByCore: false,
       cancelWait: null,
+      evictTimer: null,
     });
     // The emulator is never past the head, so it can still stop right at `openedAt`; when it is
     // there already (a silent device) no slice will come: the snapshot is asked for now.
@@ -233,6 +236,7 @@ export class HubScreen implements HubScreenReader {
     const join = this.#joins.get(slot);
     if (!join) return;
     join.cancelWait?.();
+    if (join.evictTimer) clearTimeout(join.evictTimer);
     this.#joins.delete(slot);
     this.#wakeReader();
   }
@@ -289,8 +293,11 @@ export class HubScreen implements HubScreenReader {
       }
       if (result <= 0) return this.#waitToSend(join);
       join.sent += result;
+      if (join.evictTimer) clearTimeout(join.evictTimer); // it took some: not stalled
+      join.evictTimer = null;
     }
     // Through: from now on it takes the ring's bytes from `startsAt` like any backend.
+    if (join.evictTimer) clearTimeout(join.evictTimer);
     this.#joins.delete(join.entry.slot);
     this.#wakeReader();
     if (join.heldByCore) this.#ring.core.bcastUnblock(this.#ring.settled(), join.entry.slot);
@@ -298,6 +305,12 @@ export class HubScreen implements HubScreenReader {
   }
 
   #waitToSend(join: Join): void {
+    if (join.entry.policy === "evict" && !join.evictTimer) {
+      join.evictTimer = setTimeout(() => {
+        join.evictTimer = null;
+        if (this.#joins.get(join.entry.slot) === join) this.#ring.evict(join.entry); // detaching forgets the join
+      }, join.entry.stallMs);
+    }
     const resume = () => this.#sendRepaint(join);
     const cancel = join.entry.chardev.addWatch(resume);
     if (cancel) join.cancelWait = cancel;
@@ -310,7 +323,10 @@ export class HubScreen implements HubScreenReader {
   /** Lets go of the emulator (the hub is destroyed; the ring is freed after). */
   dispose(): void {
     this.#disposed = true;
-    for (const join of this.#joins.values()) join.cancelWait?.();
+    for (const join of this.#joins.values()) {
+      join.cancelWait?.();
+      if (join.evictTimer) clearTimeout(join.evictTimer);
+    }
     this.#joins.clear();
     this.#terminal.dispose();
   }

@@ -40,6 +40,8 @@ export interface ScreenRing {
   scheduleDrain(): void;
   /** A hard write error of a backend while its repaint went out. */
   fail(entry: HubEntry, result: number): void;
+  /** An `evict` backend stalled on its repaint past its `stallMs`. */
+  evict(entry: HubEntry): void;
 }
 
 /** A hub's screen as the ring drives it (_hub_screen.ts's HubScreen). */
