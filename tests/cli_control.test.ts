@@ -287,6 +287,52 @@ describe("chardev-hub attach", () => {
   });
 });
 
+describe("chardev-hub attach's commands", () => {
+  it("? lists the commands, w shows who is attached, r shows the last lines again, and the prefix twice sends it", async () => {
+    const { control } = await startRun();
+    const client = attach(control);
+    await client.waitForStdout("[-- sh: attached rw, 0 others --]");
+    client.send("\x1d?");
+    await client.waitForStderr("[-- sh: commands after Ctrl-] --]");
+    expect(client.stderr).toContain("  f  force read-write (take the floor under input=exclusive)\n");
+    client.send("\x1dw");
+    await client.waitForStderr("sh: 1 attached\n");
+    expect(client.stderr).toMatch(new RegExp(`^attach-1 +attach +rw +${process.getuid!()} `, "m"));
+    client.send("echo again-$((3*4))\r");
+    await expectAnswer(() => client.stdout, "again-12");
+    const before = client.stdout.split("again-12").length;
+    client.send("\x1dr");
+    await client.waitForStderr("[-- sh: the last 20 lines --]");
+    await until(() => client.stdout.split("again-12").length > before, "the replayed line");
+    // Ctrl-] Ctrl-] is one Ctrl-] for the shell: sh's line editing shows it as ^] and the line runs.
+    client.send("echo x\x1d\x1dy\r");
+    await until(() => /x\x1dy|x\^\]y/.test(client.stdout), `the escape byte passed through (${JSON.stringify(client.stdout.slice(-200))})`);
+    client.send("\x1dq");
+    await client.waitForStderr("[-- unknown command 'q': Ctrl-] ? lists them --]");
+  });
+
+  it("a client of a console that a -readconfig re-read removes sees its connection end, with status 1", async () => {
+    const file = at("consoles.ini");
+    const control = at("control.sock");
+    const section = (name: string) => `[chardev "${name}-sh"]\n  backend = "spawn"\n  cmd = "sh"\n\n[console "${name}"]\n  device = "${name}-sh"\n\n`;
+    fs.writeFileSync(file, section("stays") + section("goes"));
+    const cli = new CliProcess(["-readconfig", file, "-control", control]);
+    await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+    const leaving = new CliProcess(["attach", "goes", "--control", control]);
+    await leaving.waitForStdout("[-- goes: attached rw, 0 others --]");
+    const staying = new CliProcess(["attach", "stays", "--control", control]);
+    await staying.waitForStdout("[-- stays: attached rw, 0 others --]");
+    fs.writeFileSync(file, section("stays"));
+    process.kill(cli.child.pid!, "SIGHUP");
+    await until(() => leaving.ended !== null, "the removed console's client to end");
+    expect(leaving.ended).toEqual({ code: 1, signal: null });
+    expect(leaving.stderr).toContain("[-- goes: the console went away");
+    staying.send("echo still-$((1+2))\r");
+    await expectAnswer(() => staying.stdout, "still-3");
+    expect(staying.ended).toBeNull();
+  });
+});
+
 describe("chardev-hub tail", () => {
   /** Waits until `who` shows `count` attached clients (tail says nothing when it is in). */
   async function attachedClients(control: string, count: number): Promise<void> {

@@ -6,7 +6,7 @@
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { NetConnection } from "../runtime/types.ts";
-import { Chardev, type ChardevContext } from "./_chardev.ts";
+import { Chardev, type ChardevContext, type ChardevUser } from "./_chardev.ts";
 
 /**
  * Bytes queued for the client beyond which writes answer EAGAIN, so a client that stops reading
@@ -105,6 +105,17 @@ export class AttachedClientChardev extends Chardev {
     }
     const cancel = this.addToWatchList(callback);
     return () => void cancel();
+  }
+
+  /**
+   * Let go of by its hub: the client left (nothing more to do), was evicted, or its console was
+   * removed (a `-readconfig` re-read) and the hub destroyed: the client sees its connection end
+   * instead of waiting on a console that is gone. After this turn, so an eviction's reason
+   * (`evicted`, which follows the detach) is written first.
+   */
+  override detachUser(user: ChardevUser): void {
+    super.detachUser(user);
+    queueMicrotask(() => this.disconnect());
   }
 
   /** Evicted for stalling: the client is let go (it sees its connection end). */
