@@ -1,9 +1,10 @@
-// One connection of a `socket` server with `max-clients=N` (N > 1): a chardev of its own, which
-// the hub the server is a backend of takes as a backend (see _client_source.ts). It speaks what
-// the server speaks on each connection (telnet's negotiation and input parsing, the WebSocket
-// upgrade and frames; TLS is the listener's), reports OPENED once its handshakes are done and
-// CLOSED when the connection ends, and is then of no further use. It is in no registry: the
-// hub forgets it when it closes, and the server counts it until then.
+// One connection of a `socket` chardev, as a chardev: what QEMU's char-socket does per
+// connection (telnet's negotiation and input parsing for a server, the WebSocket upgrade and
+// frames; TLS is the listener's or the connect's), OPENED once its handshakes are done, CLOSED
+// when the connection ends; then it is of no further use. A server with `max-clients=N` (N > 1)
+// hands each one to its hub as a backend of its own (see _client_source.ts): it is in no
+// registry, the hub forgets it when it closes, and the server counts it until then. With one
+// client at a time the socket chardev holds its current one and passes on what it hears.
 
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
@@ -39,23 +40,31 @@ export class SocketClientChardev extends Chardev {
     readonly options: SocketOptions,
     /** Who connected, and when (query-hub's `peer`, `uid`, `since`). */
     readonly info: ClientInfo,
-    /** The server's name for its address, as `filename` shows it (`unix:/run/c.sock`, `telnet:127.0.0.1:4444`). */
-    readonly listenerName: string,
     /** Called once when the connection is gone, whoever ended it: the server counts clients. */
     gone: (client: SocketClientChardev) => void,
   ) {
     super(id, context);
     this.#gone = gone;
-    this.#telnetInput = options.telnet || options.tn3270 ? new TelnetInputParser(options.tn3270) : null;
+    // QEMU speaks telnet as a server only (do_telnetopt); a client merely calls itself telnet.
+    this.#telnetInput = options.server && (options.telnet || options.tn3270) ? new TelnetInputParser(options.tn3270) : null;
     this.#upgrade = options.websocket ? new UpgradeRequestReader() : null;
   }
 
-  /** `unix:PATH,server=on` or `tcp:LOCAL,server=on <-> REMOTE`, QEMU's forms for a connected server. */
+  /** QEMU's forms for a connected socket: `tcp:LOCAL,server=on <-> REMOTE`, `unix:PATH,server=on`, `fd:N`. */
   override get filename(): string {
-    const { connection } = this;
-    if (!connection.remote) return `${this.listenerName},server=on`;
-    const protocol = this.listenerName.slice(0, this.listenerName.indexOf(":"));
-    return `${protocol}:${connection.localAddress},server=on <-> ${connection.remoteAddress}`;
+    const { connection, options } = this;
+    const serverMark = options.server ? ",server=on" : "";
+    const { address } = options;
+    if (address.transport === "fd") return `fd:${address.fd}${serverMark}`;
+    if (address.transport === "unix" || !connection.remote) return `unix:${address.transport === "unix" ? address.path : ""}${serverMark}`;
+    // QEMU names a TCP address by its protocol (qemu_chr_socket_protocol): telnet before websocket.
+    const protocol = options.telnet ? "telnet" : options.websocket ? "websocket" : "tcp";
+    return `${protocol}:${connection.localAddress}${serverMark} <-> ${connection.remoteAddress}`;
+  }
+
+  /** Its handshakes are done (QEMU's CONNECTED): OPENED was sent and writes go out. */
+  get linkOpen(): boolean {
+    return this.#linkOpen;
   }
 
   /** Output taken but not yet in the kernel; never above `options.highWaterMark`. */
@@ -213,6 +222,8 @@ export class SocketClientChardev extends Chardev {
   override async destroy(): Promise<void> {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
+    // Whoever waited on it is going too: its watches are forgotten, not fired.
+    this.cancelWatches();
     this.#end();
     this.connection.close();
     await super.destroy();

@@ -14,8 +14,6 @@ import { Chardev, type ChardevContext, type ChardevUser, defineDriver, startedOr
 import type { ClientInfo, ClientSource } from "./_client_source.ts";
 import { SocketClientChardev } from "./_socket_client.ts";
 import { socketDataFromOptions, socketOptions, socketOptionsFromData, type SocketOptions } from "./_socket_options.ts";
-import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
-import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
 import { loopbackPeerRefusal, plainNetworkListenerWarning } from "./_peer_access.ts";
 
 export { DEFAULT_HIGH_WATER_MARK, socketOptions, socketOptionsFromData, type SocketOptions } from "./_socket_options.ts";
@@ -105,7 +103,8 @@ export class SocketChardev extends Chardev implements ClientSource {
   #clientsMade = 0;
   #fullRefusals = 0;
   #listener: NetListener | null = null;
-  #connection: NetConnection | null = null;
+  /** With `max-clients=1`: the client served now (its connection's protocol, on our behalf). */
+  #current: SocketClientChardev | null = null;
   /** Accepted clients waiting for the current one to leave, oldest first. */
   readonly #waiting: NetConnection[] = [];
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -116,17 +115,7 @@ export class SocketChardev extends Chardev implements ClientSource {
   /** A UNIX server's check that its socket file is still there. */
   #socketFileCheck: ReturnType<typeof setInterval> | null = null;
   #relistening = false;
-  /**
-   * The connection has finished its handshakes (WebSocket upgrade, telnet negotiation) and is
-   * open: QEMU's CONNECTED state. Before, writes fail with EIO and no OPENED has been sent.
-   */
-  #linkOpen = false;
-  /** The current connection's WebSocket upgrade, until it is read; then its frame reader. */
-  #upgrade: UpgradeRequestReader | null = null;
-  #frames: WebSocketFrameDecoder | null = null;
-  /** The current connection's telnet command stripper (telnet and tn3270 servers). */
-  #telnetInput: TelnetInputParser | null = null;
-  /** Connections let go that still send their last bytes (a refusal, a CLOSE frame), with their give-up timers. */
+  /** Connections turned away that still send their last bytes (the full line), with their give-up timers. */
   readonly #closing = new Map<NetConnection, ReturnType<typeof setTimeout>>();
 
   /** Lets go of the TLS credentials object, so `object-del` may remove it once we are gone. */
@@ -146,7 +135,7 @@ export class SocketChardev extends Chardev implements ClientSource {
 
   /** Whether a peer is connected now (with `max-clients` > 1: any). */
   get connected(): boolean {
-    return this.#connection !== null || this.#clients.size > 0;
+    return this.#current !== null || this.#clients.size > 0;
   }
 
   /** Connections served at once (`max-clients`); more than 1 makes this a ClientSource. */
@@ -171,7 +160,7 @@ export class SocketChardev extends Chardev implements ClientSource {
 
   /** Output taken but not yet in the kernel; never above `options.highWaterMark`. */
   get bufferedBytes(): number {
-    return this.#connection?.bufferedBytes ?? 0;
+    return this.#current?.bufferedBytes ?? 0;
   }
 
   /** Where a server listens (with the port it got when asked for port 0), else where a client connects. */
@@ -187,7 +176,7 @@ export class SocketChardev extends Chardev implements ClientSource {
    */
   override get filename(): string {
     const serverMark = this.options.server ? ",server=on" : "";
-    const connection = this.#linkOpen ? this.#connection : null;
+    const connection = this.#current?.linkOpen ? this.#current.connection : null;
     const address = this.#listener?.address ?? this.options.address;
     // QEMU names a TCP address by its protocol (qemu_chr_socket_protocol): telnet before websocket.
     const protocol = this.options.telnet ? "telnet" : this.options.websocket ? "websocket" : "tcp";
@@ -293,30 +282,31 @@ export class SocketChardev extends Chardev implements ClientSource {
     }
     if (this.maxClients > 1) return this.#admit(connection);
     if (this.#waiting.length >= MAX_WAITING_CLIENTS) return connection.close();
-    if (this.#connection) this.#waiting.push(connection);
+    if (this.#current) this.#waiting.push(connection);
     else this.#serve(connection);
   }
 
   /**
-   * Makes `connection` the peer. A plain one opens at once: OPENED first, so the holder hears
-   * of it before any input. A WebSocket one opens once its upgrade is answered, a telnet one
-   * once its negotiation is queued (QEMU's tcp_chr_new_client: TLS, websocket, telnet, connect).
+   * Makes `connection` the peer. Its protocol (QEMU's tcp_chr_new_client: TLS, websocket,
+   * telnet, connect) is the connection chardev's, the same one a many-client server gives each
+   * client; this socket holds it and passes on what it hears: input, BREAK, OPENED (a plain
+   * connection at once, a WebSocket once its upgrade is answered, a telnet one once its
+   * negotiation is queued) and CLOSED (only after an OPENED, as QEMU).
    */
   #serve(connection: NetConnection): void {
-    this.#connection = connection;
-    this.#linkOpen = false;
-    const { server, telnet, tn3270, websocket } = this.options;
-    // QEMU speaks telnet as a server only (do_telnetopt); a client merely calls itself telnet.
-    this.#telnetInput = server && (telnet || tn3270) ? new TelnetInputParser(tn3270) : null;
-    this.#upgrade = websocket ? new UpgradeRequestReader() : null;
-    this.#frames = null;
-    if (this.options.nodelay) connection.setNoDelay(true);
-    if (!websocket) this.#openLink(connection);
-    connection.start({
-      data: (chunk) => this.#received(connection, chunk),
-      drain: () => this.#drained(connection),
-      closed: () => this.#disconnected(connection),
+    const current = new SocketClientChardev(this.id, this.context, connection, this.options, { peer: this.#peerOf(connection), since: Date.now() }, (gone) => this.#disconnected(gone));
+    this.#current = current;
+    current.attachUser({
+      canRead: () => (this.#current === current ? this.canReceive() : 0),
+      read: (data) => this.receive(data),
+      event: (event) => {
+        if (this.#current !== current) return;
+        // QEMU sends CLOSED only for a connection that got as far as OPENED.
+        if (event === ChrEvent.CLOSED && !this.beOpen) return;
+        this.emitEvent(event);
+      },
     });
+    current.start();
     this.#firstClientServed?.();
     this.#firstClientServed = null;
   }
@@ -360,7 +350,7 @@ export class SocketChardev extends Chardev implements ClientSource {
   #admit(connection: NetConnection): void {
     if (this.#clients.size + this.#unclaimed.length >= this.maxClients) return this.#refuseFull(connection);
     const info: ClientInfo = { peer: this.#peerOf(connection), since: Date.now(), ...this.#uidOf(connection) };
-    const client = new SocketClientChardev(`${this.id}#${++this.#clientsMade}`, this.context, connection, this.options, info, describeAddress(this.options.address), (gone) => {
+    const client = new SocketClientChardev(`${this.id}#${++this.#clientsMade}`, this.context, connection, this.options, info, (gone) => {
       this.#clients.delete(gone);
       const unclaimed = this.#unclaimed.findIndex(([waiting]) => waiting === gone);
       if (unclaimed >= 0) this.#unclaimed.splice(unclaimed, 1);
@@ -401,89 +391,15 @@ export class SocketChardev extends Chardev implements ClientSource {
       : line;
     connection.start({
       data: () => false,
-      drain: () => this.#drained(connection),
-      closed: () => this.#disconnected(connection),
+      drain: () => this.#finishClosing(connection),
+      closed: () => this.#finishClosing(connection),
     });
     connection.write(new TextEncoder().encode(text));
     this.#closeAfterFlush(connection);
   }
 
-  /** The handshakes are done: telnet's negotiation goes out first, then the holder hears OPENED. */
-  #openLink(connection: NetConnection): void {
-    if (this.#telnetInput) this.#send(connection, this.options.tn3270 ? TN3270_NEGOTIATION : TELNET_NEGOTIATION);
-    this.#linkOpen = true;
-    this.emitEvent(ChrEvent.OPENED);
-  }
-
-  /** Queues bytes of ours (not the holder's), framed when the link is a WebSocket. */
-  #send(connection: NetConnection, data: Uint8Array): void {
-    connection.write(this.options.websocket ? binaryFrame(data) : data.slice());
-  }
-
-  /** Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading. */
-  #received(connection: NetConnection, chunk: Uint8Array): boolean {
-    // A connection being let go (its refusal still leaving) reads nothing more.
-    if (connection !== this.#connection) return false;
-    if (this.#upgrade) {
-      const request = this.#upgrade.feed(chunk);
-      if (request === null) return true;
-      this.#upgrade = null;
-      if (!request.ok) {
-        this.context.warn(`socket: ${this.id}: refused a WebSocket upgrade: ${request.reason}`);
-        connection.write(request.response);
-        this.#closeAfterFlush(connection);
-        return false;
-      }
-      // The accept key's SHA-1 is asynchronous: reading waits, the bytes after the request with it.
-      void upgradeResponse(request.key).then((response) => {
-        if (this.#connection !== connection) return;
-        connection.write(response);
-        this.#frames = new WebSocketFrameDecoder();
-        this.#openLink(connection);
-        if (this.#received(connection, request.rest)) connection.resume();
-      }, (error: unknown) => {
-        // No SHA-1 in this runtime's Web Crypto: QEMU answers a failed hash 500 and closes.
-        if (this.#connection !== connection) return;
-        this.context.warn(`socket: ${this.id}: cannot answer a WebSocket upgrade: ${String(error).slice(0, 200)}`);
-        connection.write(new TextEncoder().encode("HTTP/1.1 500 Internal Server Error\r\nServer: QEMU VNC\r\nConnection: close\r\n\r\n"));
-        this.#closeAfterFlush(connection);
-      });
-      return false;
-    }
-    let data = chunk;
-    if (this.#frames) {
-      const decoded = this.#frames.feed(chunk);
-      for (const reply of decoded.replies) connection.write(reply);
-      if (decoded.error) this.context.warn(`socket: ${this.id}: WebSocket client broke the protocol: ${decoded.error}`);
-      if (decoded.closed) {
-        // Its data came before its close: the holder gets it before CLOSED.
-        this.#deliver(decoded.data);
-        this.#closeAfterFlush(connection);
-        return false;
-      }
-      data = decoded.data;
-    }
-    return this.#deliver(data);
-  }
-
-  /** Hands input to the holder, with a telnet client's commands taken out. */
-  #deliver(data: Uint8Array): boolean {
-    if (!this.#telnetInput) return data.length === 0 || this.deliverInput(data);
-    let keepReading = true;
-    for (const piece of this.#telnetInput.feed(data)) {
-      // QEMU sends the BREAK while it scans; here it keeps its place among the bytes.
-      if (piece === TELNET_BREAK) this.emitEvent(ChrEvent.BREAK);
-      else keepReading = this.deliverInput(piece) && keepReading;
-    }
-    return keepReading;
-  }
-
-  /**
-   * Ends a connection once what we queued (a refusal, a CLOSE frame) has left, or after
-   * REFUSAL_FLUSH_MS for a peer that does not read; the chardev is free for the next client now.
-   */
+  /** Ends a turned-away connection once its line has left, or after REFUSAL_FLUSH_MS for a peer that does not read. */
   #closeAfterFlush(connection: NetConnection): void {
-    this.#disconnected(connection);
     if (connection.bufferedBytes === 0) return connection.close();
     connection.pause();
     this.#closing.set(connection, setTimeout(() => this.#finishClosing(connection), REFUSAL_FLUSH_MS));
@@ -495,26 +411,13 @@ export class SocketChardev extends Chardev implements ClientSource {
     connection.close();
   }
 
-  /** Output reached the kernel: a closing connection may go, the current one's watches fire. */
-  #drained(connection: NetConnection): void {
-    if (this.#closing.has(connection)) this.#finishClosing(connection);
-    else if (connection === this.#connection) this.fireWatches();
-  }
-
-  #disconnected(connection: NetConnection): void {
-    // A connection closing after its last bytes: the peer went first, nothing is left to send.
-    if (this.#closing.has(connection)) this.#finishClosing(connection);
-    if (this.#connection !== connection) return;
-    this.#connection = null;
-    this.#upgrade = null;
-    this.#frames = null;
-    this.#telnetInput = null;
-    const wasOpen = this.#linkOpen;
-    this.#linkOpen = false;
-    // QEMU sends CLOSED only for a connection that got as far as OPENED.
-    if (wasOpen) this.emitEvent(ChrEvent.CLOSED);
+  /** The client served now is gone (it left, was let go or evicted): writers go on, the next is served. */
+  #disconnected(gone: SocketClientChardev): void {
+    if (this.#current !== gone) return;
+    this.#current = null;
     // Writes no longer wait for this peer: a blocked hub goes on with its other backends.
     this.fireWatches();
+    if (this.#destroyed) return;
     if (this.options.server) {
       const next = this.#waiting.shift();
       if (next) this.#serve(next);
@@ -525,7 +428,7 @@ export class SocketChardev extends Chardev implements ClientSource {
 
   #connectInBackground(): void {
     this.#reconnectTimer = null;
-    if (this.#destroyed || this.#connection) return;
+    if (this.#destroyed || this.#current) return;
     this.net.connect(this.options.address, { tls: this.tlsCreds?.tls }).then(
       (connection) => {
         if (this.#destroyed) connection.close();
@@ -540,28 +443,18 @@ export class SocketChardev extends Chardev implements ClientSource {
     this.#reconnectTimer = setTimeout(() => this.#connectInBackground(), this.options.reconnectMs);
   }
 
+  /** Kept input of the client served now goes on to the holder, which has room again. */
   protected override resumeInput(): void {
-    // A WebSocket whose upgrade is being answered reads again only once it is (see #received).
-    if (this.options.websocket && !this.#linkOpen) return;
-    this.#connection?.resume();
+    this.#current?.flushInput();
   }
 
   /**
-   * Takes what fits under the high-water mark (QEMU's tcp_chr_write sends what the kernel
-   * takes). No peer: -EIO, as QEMU 10 answers; a hub skips a closed backend anyway.
+   * The served client takes what fits under the high-water mark (QEMU's tcp_chr_write sends
+   * what the kernel takes). No peer, or one still in its handshakes: -EIO, as QEMU 10 answers
+   * until CONNECTED; a hub skips a closed backend anyway.
    */
   protected writeOut(data: Uint8Array): number {
-    const connection = this.#connection;
-    // Still in its handshakes: QEMU's tcp_chr_write answers EIO until CONNECTED.
-    if (!connection || !this.#linkOpen) return -ERRNO.EIO;
-    const room = this.options.highWaterMark - connection.bufferedBytes;
-    if (room <= 0) return -ERRNO.EAGAIN;
-    const taken = Math.min(room, data.length);
-    // `data` views WASM memory that the next write reuses, and the runtime keeps what it is
-    // given until the kernel takes it: hand it a copy (#send copies, or frames a copy).
-    // Telnet output goes as is: QEMU doubles no 0xFF either.
-    this.#send(connection, data.subarray(0, taken));
-    return taken;
+    return this.#current ? this.#current.write(data) : -ERRNO.EIO;
   }
 
   /**
@@ -569,20 +462,12 @@ export class SocketChardev extends Chardev implements ClientSource {
    * watch, as QEMU has no channel to watch then.
    */
   override addWatch(callback: () => void): (() => void) | null {
-    const connection = this.#connection;
-    if (!connection || !this.#linkOpen) return null;
-    if (connection.bufferedBytes === 0) {
-      const timer = setTimeout(callback, 0);
-      return () => clearTimeout(timer);
-    }
-    // On the base's watch list, fired when the connection drains or goes away.
-    const cancel = this.addToWatchList(callback);
-    return () => void cancel();
+    return this.#current?.addWatch(callback) ?? null;
   }
 
   /** A hub evicted us for stalling: the stalled peer is let go (the next waiting client, if any, is served). */
   override evicted(_reason: string): void {
-    this.#connection?.close();
+    void this.#current?.destroy();
   }
 
   override async destroy(): Promise<void> {
@@ -596,9 +481,9 @@ export class SocketChardev extends Chardev implements ClientSource {
     // Each client's CLOSED tells its hub, which forgets it.
     await Promise.all([...this.#clients].map((client) => client.destroy()));
     for (const closing of [...this.#closing.keys()]) this.#finishClosing(closing);
-    const connection = this.#connection;
-    this.#connection = null;
-    connection?.close();
+    const current = this.#current;
+    this.#current = null;
+    await current?.destroy();
     this.#stopSocketFileCheck();
     this.#listener?.close();
     this.#listener = null;
