@@ -70,6 +70,15 @@ export function logSettingsFrom(data: Record<string, unknown>): Pick<LogFileSett
 /**
  * An open log file. `take` is the data path's write (bytes of `data` taken or -errno, never
  * throws); `write` is the same as a LogSink (throws with `bytesWritten` when it falls short).
+ *
+ * @example A stamped log rotated at 10 MiB, 7 older files kept, reopened after logrotate
+ * ```ts
+ * declare const runtime: ConstructorParameters<typeof LogFile>[0]; // e.g. nodeRuntime
+ * const log = new LogFile(runtime, { path: "console.log", append: true, timestamp: true, maxBytes: 10 * 2 ** 20, rotate: 7 });
+ * log.take(new TextEncoder().encode("boot\n")); // the file gets "2026-12-03T13:45:07.123Z boot\n"
+ * log.reopen(); // logrotate moved console.log away: a new one from here on
+ * log.close();
+ * ```
  */
 export class LogFile implements LogSink {
   #fd: number;

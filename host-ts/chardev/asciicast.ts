@@ -36,7 +36,17 @@ export interface AsciicastSettings {
   readonly title?: string;
 }
 
-/** An `asciicast` chardev: a recording of the output (and input, resizes) in asciicast v2. */
+/**
+ * An `asciicast` chardev: a recording of the output (and input, resizes) in asciicast v2.
+ *
+ * @example Record a shared console, what is typed included, while everyone watches
+ * ```ts
+ * declare const reg: { add(spec: string): Promise<unknown> }; // a ChardevRegistry
+ * await reg.add("asciicast,id=rec,path=session.cast,input=on");
+ * await reg.add("hub,id=hub0,ring=1M,chardevs.0=rec,policy.0=drop");
+ * // later: asciinema play session.cast
+ * ```
+ */
 export class AsciicastChardev extends Chardev {
   readonly kind = "asciicast";
   readonly #file: LogFile;
