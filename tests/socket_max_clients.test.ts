@@ -368,6 +368,31 @@ describe("socket max-clients=N in the library", () => {
     frontend.detach();
   });
 
+  it("each connection gets the listener's replay when it opens, and hub-detach of one connection closes that one only", async () => {
+    await reg.add(`socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=3`);
+    await reg.add("hub,id=h,chardevs.0=s,ring=4K,replay.0=1K");
+    const fe = new FeHandler();
+    const frontend = reg.attach("h", fe);
+    const hub = reg.get("h") as HubChardev;
+    frontend.write(new TextEncoder().encode("history line\n"));
+    hub.flush();
+    const first = await SocketClient.connect(at("c.sock"));
+    await first.waitFor("history line\n");
+    const second = await SocketClient.connect(at("c.sock"));
+    await second.waitFor("history line\n");
+    expect(first.text).toBe("history line\n");
+    expect(second.text).toBe("history line\n");
+    await until(() => hub.stats().filter((row) => row.listener === "s" && row.open).length === 2, "two open connections");
+    reg.hubDetach("h", "s#1");
+    await until(() => first.closed, "the detached connection to be closed");
+    frontend.write(new TextEncoder().encode("later\n"));
+    await second.waitFor("later\n");
+    expect(second.closed).toBe(false);
+    expect(hub.stats().map((row) => row.id)).toEqual(["s", "s#2"]);
+    frontend.detach();
+    second.close();
+  });
+
   it("telnet=on negotiates on every connection, and one client's IAC BREAK reaches the frontend as a BREAK", async () => {
     const socket = (await reg.add("socket,id=s,host=127.0.0.1,port=0,server=on,wait=off,telnet=on,max-clients=2")) as SocketChardev;
     const port = (socket.address as { port: number }).port;
