@@ -91,6 +91,15 @@ function openFailure(listening: boolean, address: NetAddress | InheritedSocket, 
  * await reg.add("hub,id=hub0,chardevs.0=s0,chardevs.1=log");
  * reg.query().find((c) => c.label === "s0")?.filename; // "disconnected:unix:/run/user/1000/console.sock,server=on"
  * ```
+ *
+ * @example Up to 8 clients at once, each a backend of its own of the hub (`max-clients`)
+ * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create({ qemuCompat: false });
+ * await reg.add("socket,id=s0,path=/run/user/1000/console.sock,server=on,wait=off,max-clients=8");
+ * await reg.add("hub,id=hub0,chardevs.0=s0,ring=1M,policy.0=drop");
+ * reg.hub("hub0").stats().map((row) => row.id); // ["s0"], then "s0#1", "s0#2", ... as clients connect
+ * ```
  */
 export class SocketChardev extends Chardev implements ClientSource {
   readonly kind = "socket";
