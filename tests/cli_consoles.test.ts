@@ -121,13 +121,51 @@ describe("named consoles (-console)", () => {
     expect((await cli.stop("SIGTERM")).code).toBe(0);
   });
 
+  it("a late client of a named console gets the screen as it stands, not the output a clear wiped", async () => {
+    const cli = new CliProcess(["-chardev", "spawn,id=sh,cmd=sh", ...socketServers("s1"), "-console", "one,device=sh,chardevs.0=s1"]);
+    await cli.waitForStderr("chardev-hub: console 'one': device 'sh', hub 'one' with s1\n");
+    const first = await connect("s1.sock");
+    first.send("echo before-$((1+1)); printf '\\033[2J\\033[H'; echo after-$((2+2))\r");
+    await first.waitFor("after-4\r\n");
+    expect(first.text).toContain("before-2\r\n");
+    // A socket chardev serves one client at a time (QEMU's rule): the late one comes after.
+    first.close();
+    const late = await connect("s1.sock");
+    await late.waitFor("after-4");
+    // A byte replay (the old default) would have "before-2" too: the screen has only what is on it.
+    expect(late.text).not.toContain("before-2");
+    late.send("echo later-$((3+3))\r");
+    await late.waitFor("later-6\r\n");
+    expect((await cli.stop("SIGTERM")).code).toBe(0);
+  });
+
+  it("under --qemu-compat a console's hub is QEMU's: no ring and no policies added", async () => {
+    const cli = new CliProcess([
+      "--qemu-compat",
+      "-chardev", "spawn,id=sh,cmd=sh",
+      ...socketServers("s1"),
+      "-console", `one,device=sh,chardevs.0=s1,log=${at("one.log")}`,
+      "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`,
+    ]);
+    await cli.waitForStderr("chardev-hub: console 'one': device 'sh', hub 'one' with s1, one-log\n");
+    const qmp = await qmpClient("qmp.sock");
+    const hub = await qmpExecute(qmp, "query-hub", { id: "one" });
+    expect(hub.ring).toBe(0);
+    expect(hub.backends.map((backend: any) => [backend.id, backend.policy])).toEqual([["s1", "block"], ["one-log", "block"]]);
+    const client = await connect("s1.sock");
+    client.send("echo compat-$((4+4))\r");
+    await client.waitFor("compat-8\r\n");
+    await until(() => readText(at("one.log")).includes("compat-8"), "the log to have the answer");
+    expect((await cli.stop("SIGTERM")).code).toBe(0);
+  });
+
   const mistakes: [string, string[], number, string][] = [
     ["an unknown device", ["-chardev", "spawn,id=sh,cmd=sh", "-console", "c,device=nope"], 1, "chardev-hub: console 'c': device chardev 'nope' not found"],
     ["a name another chardev has", ["-chardev", "spawn,id=sh,cmd=sh", "-chardev", "ringbuf,id=r", "-console", "r,device=sh"], 1, "chardev-hub: console 'r': Chardev with id 'r' already exists"],
     ["a hub key with a bad value", ["-chardev", "spawn,id=sh,cmd=sh", ...["-chardev", "ringbuf,id=r"], "-console", "c,device=sh,chardevs.0=r,policy.0=bogus"], 1, "chardev-hub: console 'c': hub: 'policy of r' must be block, drop, evict, not 'bogus'"],
     ["a hub key the hub does not know", ["-chardev", "spawn,id=sh,cmd=sh", "-console", "c,device=sh,colour=blue"], 1, "chardev-hub: console 'c': Invalid parameter 'colour'"],
     ["no device", ["-chardev", "spawn,id=sh,cmd=sh", "-console", "c,ring=1M"], 2, "chardev-hub: console 'c': no 'device=' naming the chardev that plays the device"],
-    ["-console with -frontend", ["-chardev", "spawn,id=sh,cmd=sh", "-chardev", "hub,id=h", "-frontend", "sh,chardev=h", "-console", "c,device=sh"], 2, "chardev-hub: -console and -readconfig make a hub per console: give no -frontend or -serial with them"],
+    ["a -frontend too", ["-chardev", "spawn,id=sh,cmd=sh", "-chardev", "hub,id=h", "-frontend", "sh,chardev=h", "-console", "c,device=sh"], 2, "chardev-hub: -console and -readconfig make a hub per console: give no -frontend or -serial with them"],
   ];
   for (const [what, args, status, message] of mistakes) {
     it(`-console with ${what} is refused with a clear message (exit ${status})`, async () => {
@@ -158,6 +196,8 @@ describe("-readconfig", () => {
   device = "vm"
   chardevs.0 = "keep-client"
   log = "${at("keep.log")}"
+  # No replay: the client's bytes are then exactly the stream (a screen replay starts with a repaint).
+  replay = "0"
 `;
     const console = (name: string) => `
 [chardev "${name}-sh"]
@@ -281,7 +321,7 @@ describe("-readconfig", () => {
 });
 
 describe("sharing defaults of the default setup", () => {
-  it("the default setup's hub has a 1 MiB ring, its clients on drop and its log on block", async () => {
+  it("the default setup's hub has a 1 MiB ring, its clients on drop with the screen replayed and its log on block", async () => {
     const cli = new CliProcess(["--default", "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`], { cwd: dir });
     await cli.waitForStderr("run/console.log");
     const qmp = await qmpClient("qmp.sock");
@@ -289,7 +329,7 @@ describe("sharing defaults of the default setup", () => {
     expect(hub.ring).toBe(1048576);
     const policies = Object.fromEntries(hub.backends.map((backend: any) => [backend.id, backend.policy]));
     expect(policies).toEqual({ socket: "drop", pty: "drop", web: "drop", log: "block" });
-    // A late client gets the shell's recent output (the replay), so it is not a blank screen.
+    // A late client gets the screen as it stands (the replay), so it is not a blank screen.
     const first = await SocketClient.connect(path.join(dir, "run", "hub.sock"));
     clients.push(first);
     first.send("echo replayed-$((6*7))\r");
@@ -298,7 +338,8 @@ describe("sharing defaults of the default setup", () => {
     first.close();
     const late = await SocketClient.connect(path.join(dir, "run", "hub.sock"));
     clients.push(late);
-    await late.waitFor("replayed-42\r\n");
+    // The screen as it stands (a repaint: its lines may be joined by cursor moves, not CR LF).
+    await late.waitFor("replayed-42");
     expect((await cli.stop("SIGTERM")).code).toBe(0);
   });
 });

@@ -23,7 +23,8 @@ export interface ConsoleEntry {
   readonly closed: boolean;
   /**
    * What a client that asks for no replay of its own gets replayed when it attaches: the
-   * console's `replay=` (64 KiB by default on a named console, 0 where the hub has no ring).
+   * console's `replay=` (`screen` by default on a named console and the default setup, 0 where
+   * the hub has no ring).
    */
   readonly replay: HubBackendOptions["replay"];
 }

@@ -8,6 +8,7 @@ import { DeviceBridge } from "./bridge.ts";
 import type { ConsoleDirectory, ConsoleEntry } from "./console_directory.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev, type HubBackendOptions } from "../chardev/hub.ts";
+import { isScreenReplay, type HubReplay } from "../chardev/_hub_screen_contract.ts";
 import { PtyChardev } from "../chardev/pty.ts";
 import { SocketChardev } from "../chardev/socket.ts";
 import { StdioChardev } from "../chardev/stdio.ts";
@@ -26,12 +27,18 @@ import type { ChardevRegistry } from "../registry.ts";
 export const CONSOLE_RING_BYTES = 1048576;
 /**
  * What an interactive client of a console (a socket, the pty link, a terminal, a browser tab)
- * is replayed when it opens, unless the console or the hub key says otherwise.
- * @default 64 KiB
+ * is replayed when it opens, unless the console or the hub key says otherwise: the screen as it
+ * stands (the hub's terminal emulator), so a late joiner of a full-screen program sees it.
+ * @default "screen"
  */
-export const CONSOLE_REPLAY_BYTES = 65536;
+export const CONSOLE_REPLAY: HubReplay = "screen";
 
-const CONSOLE_FORM = "-console NAME,device=DEVICE_ID[,ring=BYTES][,log=FILE][,replay=BYTES][,hub keys]";
+const CONSOLE_FORM = "-console NAME,device=DEVICE_ID[,ring=BYTES][,log=FILE][,replay=BYTES|screen][,hub keys]";
+
+/** A `replay=` value: `screen`, `screen:LINES`, or a size (`64K`); throws the size's error otherwise. */
+function parseReplay(value: string): HubReplay {
+  return isScreenReplay(value) ? value : parseSize("replay", value);
+}
 
 /** What `-console` (or a `[console "NAME"]` section) asks for. */
 export interface ConsoleSpec {
@@ -41,7 +48,7 @@ export interface ConsoleSpec {
   readonly device: string;
   /** `log=FILE`: a `file` chardev (id `NAME-log`) the hub writes everything to, policy block. */
   readonly log?: string;
-  /** `replay=BYTES`: what interactive clients get replayed when they open. */
+  /** `replay=BYTES|screen`: what interactive clients get replayed when they open. */
   readonly replay?: string;
   /** Every other key, for the hub (`ring`, `chardevs.N`, `policy.N`, `input`, ...), in order. */
   readonly hubKeys: readonly (readonly [string, string])[];
@@ -79,7 +86,7 @@ export function consoleSpecFromEntries(name: string, entries: Iterable<readonly 
   if (log === "") throw new ChardevError("INVALID_VALUE", `console '${quoteInput(name)}': 'log=' needs a file name`);
   if (replay !== undefined) {
     try {
-      parseSize("replay", replay);
+      parseReplay(replay);
     } catch (error) {
       throw new ChardevError("INVALID_VALUE", `console '${quoteInput(name)}': ${(error as Error).message}`);
     }
@@ -233,12 +240,12 @@ export class Consoles implements ConsoleDirectory {
   }
 
   /** The hub's `-chardev` string for `spec`, with the sharing defaults filled in where the user gave none. */
-  #hubSpec(spec: ConsoleSpec, logId: string | null): { text: string; replay: number } {
+  #hubSpec(spec: ConsoleSpec, logId: string | null): { text: string; replay: HubReplay } {
     const given = new Map(spec.hubKeys);
     const compat = this.reg.qemuCompat;
     const ring = given.get("ring") ?? (compat ? "0" : String(CONSOLE_RING_BYTES));
     const ringBytes = parseSize("ring", ring);
-    const replay = ringBytes > 0 ? (spec.replay !== undefined ? parseSize("replay", spec.replay) : compat ? 0 : CONSOLE_REPLAY_BYTES) : 0;
+    const replay = ringBytes > 0 ? (spec.replay !== undefined ? parseReplay(spec.replay) : compat ? 0 : CONSOLE_REPLAY) : 0;
     const keys: (readonly [string, string])[] = [["ring", ring], ...spec.hubKeys.filter(([key]) => key !== "ring")];
     if (ringBytes > 0 && !compat) {
       for (const [key, id] of spec.hubKeys) {
@@ -246,7 +253,7 @@ export class Consoles implements ConsoleDirectory {
         if (index === undefined || !isInteractive(this.reg.find(id))) continue;
         const policy = given.get(`policy.${index}`);
         if (policy === undefined) keys.push([`policy.${index}`, "drop"]);
-        if ((policy ?? "drop") === "drop" && !given.has(`replay.${index}`) && replay > 0) keys.push([`replay.${index}`, String(replay)]);
+        if ((policy ?? "drop") === "drop" && !given.has(`replay.${index}`) && replay !== 0) keys.push([`replay.${index}`, String(replay)]);
       }
     }
     if (logId !== null) {
@@ -262,7 +269,7 @@ export class Consoles implements ConsoleDirectory {
    * A classic run's one console (`-frontend`, `-serial`, the default setup): the bridge from
    * `deviceId` to a hub the run defined itself, which the console does not own.
    */
-  adopt(name: string, deviceId: string, hubId: string, replay = 0): Console {
+  adopt(name: string, deviceId: string, hubId: string, replay: HubReplay = 0): Console {
     const hub = this.reg.hub(hubId);
     return this.#bridge(deviceId, hub, (bridge) => new Console(name, deviceId, hub, bridge, { hub: false, log: null }, replay, null, this.reg));
   }

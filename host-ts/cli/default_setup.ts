@@ -9,7 +9,8 @@ import type { HostRuntime, ProcessPrimitives } from "../runtime/types.ts";
 import { DEFAULT_COLS, DEFAULT_ROWS } from "../chardev/spawn.ts";
 import type { WebChardev } from "../chardev/web.ts";
 import { quoteInput } from "../limits.ts";
-import { CONSOLE_REPLAY_BYTES, CONSOLE_RING_BYTES } from "./consoles.ts";
+import { CONSOLE_REPLAY, CONSOLE_RING_BYTES } from "./consoles.ts";
+import type { HubReplay } from "../chardev/_hub_screen_contract.ts";
 
 /** Where the default setup puts its socket, link and log (relative to the working directory). */
 export const RUN_DIR = "run";
@@ -28,7 +29,7 @@ export interface DefaultSetup {
   /** Lines to print: how to attach, one per way. */
   readonly lines: readonly string[];
   /** What its clients are replayed when they open (the console's default for `attach`). */
-  readonly replay: number;
+  readonly replay: HubReplay;
 }
 
 /**
@@ -87,10 +88,11 @@ export async function addDefaultSetup(reg: ChardevRegistry, runtime: HostRuntime
 
   // Sharing defaults (issue 13): a 1 MiB ring, so a client that stops reading (a paused socat, a
   // suspended terminal) falls behind alone instead of freezing the shell for everyone; the
-  // people's clients on `drop` with a replay of the recent output; the log on `block` (every byte).
-  const perBackend = backends.map((id, index) => (id === "log" ? `policy.${index}=block` : `policy.${index}=drop,replay.${index}=${CONSOLE_REPLAY_BYTES}`));
+  // people's clients on `drop` with the screen as it stands replayed to a late one; the log on
+  // `block` (every byte).
+  const perBackend = backends.map((id, index) => (id === "log" ? `policy.${index}=block` : `policy.${index}=drop,replay.${index}=${CONSOLE_REPLAY}`));
   await reg.add(`hub,id=hub,ring=${CONSOLE_RING_BYTES},${backends.map((id, index) => `chardevs.${index}=${id}`).join(",")},${perBackend.join(",")}`);
-  return { device: "shell", hub: "hub", lines, replay: CONSOLE_REPLAY_BYTES };
+  return { device: "shell", hub: "hub", lines, replay: CONSOLE_REPLAY };
 }
 
 /** The browser terminal on DEFAULT_WEB_PORT, or on any free port if that one is taken. */

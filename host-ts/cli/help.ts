@@ -45,13 +45,14 @@ Options (one dash or two; -opt=VALUE works too):
                        keys (server,nowait works). e.g.
                          -chardev spawn,id=sh,cmd=bash -serial tcp::4444,server,nowait
                          -serial file:console.log
-  -console NAME,device=DEVICE_ID[,ring=BYTES][,log=FILE][,replay=BYTES][,HUB KEYS]
+  -console NAME,device=DEVICE_ID[,ring=BYTES][,log=FILE][,replay=BYTES|screen][,HUB KEYS]
                        a named console, repeatable: one process serves many. It makes a
                        hub with id NAME (ring=1M unless given; any other hub key passes
                        through, e.g. chardevs.0=sock,policy.0=block), a file chardev
                        NAME-log for log=FILE (policy block: every byte), and bridges
                        DEVICE_ID to it. Its socket, pty, stdio and web chardevs get
-                       policy.N=drop and replay.N=BYTES (replay=, default 64K) unless
+                       policy.N=drop and replay.N= the console's replay= (default
+                       screen: a late client gets the screen as it stands) unless
                        their own keys say otherwise; replay= is also what attach
                        replays by default. A device gone for good (a program that
                        exited) closes its console; the others go on. With --qemu-compat
@@ -211,8 +212,9 @@ Default setup (no -chardev, or --default): your $SHELL (else /bin/sh) on a new p
 this terminal (when stdin is one; Ctrl-C here ends ${program}), a UNIX socket run/hub.sock,
 a pty link run/pty, a browser terminal on http://127.0.0.1:8080/ (another free port if that
 one is taken) and a log run/console.log, all under ./run/. Its hub has a 1M ring; the
-terminal, socket, pty link and browser tabs are on policy drop with a 64K replay (one client
-that stops reading falls behind alone), the log on block. It prints how to attach:
+terminal, socket, pty link and browser tabs are on policy drop with replay=screen (a client
+that stops reading falls behind alone; a late one gets the screen), the log on block.
+It prints how to attach:
   ${program} attach shell        (Ctrl-] . detaches; control socket run/chardev-hub.sock)
   socat - UNIX-CONNECT:run/hub.sock
   tio run/pty

@@ -6,6 +6,7 @@
 import { parseArgs, UsageError, type CliOptions } from "./args.ts";
 import { Consoles, parseConsoleOption, type Console } from "./consoles.ts";
 import { LoadedConfig, readConfigFile } from "./readconfig.ts";
+import type { HubReplay } from "../chardev/_hub_screen_contract.ts";
 import { addDefaultSetup } from "./default_setup.ts";
 import { helpText } from "./help.ts";
 import { isClientCommand, runClientCommand } from "./control_client.ts";
@@ -391,7 +392,7 @@ class CliRun {
     let device = "";
     let hub = "";
     let defaultLines: readonly string[] = [];
-    let defaultReplay = 0;
+    let defaultReplay: HubReplay = 0;
     this.consoles = new Consoles(this.reg, { onDeviceEvent: (console, event) => this.#deviceEvent(console, event) });
     this.#namedConsoles = options.consoles.length > 0 || options.readconfig !== null;
     // Objects first, as QEMU creates them: chardevs name them (tls-creds=ID).
