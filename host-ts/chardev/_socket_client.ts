@@ -19,8 +19,20 @@ import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION
 const LAST_BYTES_FLUSH_MS = 1000;
 
 /**
- * One client of a many-client socket server. Made by the server (SocketChardev) for each
- * connection it admits; `start` begins reading.
+ * One connection of a socket chardev. Made by SocketChardev for each connection it serves
+ * (each client of a `max-clients` server; the current one otherwise); `start` begins reading.
+ *
+ * @example Serve one accepted connection as a chardev of its own
+ * ```ts
+ * import type { NetConnection } from "../runtime/types.ts";
+ * import type { ChardevContext } from "./_chardev.ts";
+ * import { socketOptionsFromData } from "./_socket_options.ts";
+ * declare const context: ChardevContext; // the registry's
+ * declare const connection: NetConnection; // just accepted by a listener
+ * const options = socketOptionsFromData({ addr: { type: "unix", data: { path: "/run/c.sock" } }, "max-clients": 4 });
+ * const client = new SocketClientChardev("s0#1", context, connection, options, { peer: "unix:/run/c.sock", since: Date.now() }, () => {});
+ * client.start(); // OPENED at once (no WebSocket upgrade to wait for); CLOSED when the peer leaves
+ * ```
  */
 export class SocketClientChardev extends Chardev {
   readonly kind = "socket";
