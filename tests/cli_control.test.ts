@@ -287,6 +287,24 @@ describe("chardev-hub attach", () => {
   });
 });
 
+describe("chardev-hub attach --replay screen", () => {
+  it("a late client gets the screen as it stands, not the output a clear wiped", async () => {
+    const { control } = await startRun();
+    const typist = attach(control);
+    typist.send("echo before-$((2*2))\r");
+    await expectAnswer(() => typist.stdout, "before-4");
+    typist.send("printf '\\033[2J\\033[H'; echo after-$((3*3))\r");
+    await expectAnswer(() => typist.stdout, "after-9");
+    const late = attach(control, "--ro", "--replay", "screen");
+    await late.waitForStdout("after-9");
+    expect(late.stdout).not.toContain("before-4");
+    // The same history as bytes still holds the wiped line: the screen is what made the difference.
+    const bytes = attach(control, "--ro", "--replay", "64K");
+    await bytes.waitForStdout("after-9");
+    expect(bytes.stdout).toContain("before-4");
+  });
+});
+
 describe("chardev-hub attach's commands", () => {
   it("? lists the commands, w shows who is attached, r shows the last lines again, and the prefix twice sends it", async () => {
     const { control } = await startRun();
