@@ -97,7 +97,9 @@ export class AsciicastChardev extends Chardev {
   override resumeAfterLoss(lost: number, errno: string): boolean {
     if (this.#unfinished && !this.#finishLine()) return false;
     if (lost > this.#announced) {
-      this.#queueEvent("o", `\r\n${lossNote(lost - this.#announced, errno).trimEnd()}\r\n`);
+      // A character cut by the hole cannot be finished: U+FFFD for it, then the note.
+      const cut = this.#outputDecoder.decode();
+      this.#queueEvent("o", `${cut}\r\n${lossNote(lost - this.#announced, errno).trimEnd()}\r\n`);
       this.#announced = lost;
       if (this.#unfinished) return false;
     }
