@@ -138,6 +138,15 @@ describe("web tabs as hub backends of their own", () => {
     expect(hub.stats().map((r) => r.id)).toEqual(["web0", "web0#2", "web0#3"]);
     expect(web.clientCount).toBe(2);
     expect(fe.events, "two tabs still keep the hub open").toEqual([ChrEvent.OPENED]);
+    // One tab detached by id (QMP hub-detach) is closed, told why; the last one stays.
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => tabs[1].socket.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+    expect(await qmp.execute("hub-detach", { hub: "hub0", chardev: "web0#2" })).toEqual({ return: {} });
+    expect(await closed).toEqual({ code: WebCloseCode.GOING_AWAY, reason: "detached from the hub" });
+    await until(() => web.clientCount === 1);
+    expect(hub.stats().map((r) => r.id)).toEqual(["web0", "web0#3"]);
+    await writeAll(frontend, bytes("!"));
+    await until(() => tabs[2].receivedBytes === 13);
+    expect(tabs[2].text()).toBe("to every tab!");
   });
 
   it("a stalled tab with policy=drop gets gaps that end at line starts while the other tabs keep streaming every byte", async () => {

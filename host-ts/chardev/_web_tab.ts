@@ -140,9 +140,12 @@ export class WebTabChardev extends Chardev {
     this.peerClosed();
   }
 
-  /** Closes the tab's connection (GOING_AWAY) if it is still there. */
+  /**
+   * Closes the tab's connection (GOING_AWAY) if it is still there. Only its hub destroys a tab
+   * (it is in no registry): when it detaches it, or the web chardev, or goes itself.
+   */
   override async destroy(): Promise<void> {
-    this.#close(WebCloseCode.GOING_AWAY, "chardev removed");
+    this.#close(WebCloseCode.GOING_AWAY, "detached from the hub");
     await super.destroy();
   }
 }
