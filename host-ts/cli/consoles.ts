@@ -98,7 +98,7 @@ export function consoleSpecFromEntries(name: string, entries: Iterable<readonly 
  * `-console NAME,device=DEVICE_ID,...` read into a ConsoleSpec (QEMU's comma rules: `,,` is a
  * comma). `name=NAME` may stand first instead of the bare name.
  *
- * @example
+ * @example A console with a log and a socket client
  * ```ts
  * parseConsoleOption("vm1,device=serial1,log=vm1.log,chardevs.0=s1").hubKeys; // [["chardevs.0", "s1"]]
  * ```

@@ -55,7 +55,7 @@ interface Section {
  * ChardevError `FILE:LINE: ...` at the first mistake; checks what it can without a registry
  * (a chardev section's backend, a console's device and name), not the chardevs' own keys.
  *
- * @example
+ * @example A socket chardev from a section
  * ```ts
  * const config = parseConfig('[chardev "s1"]\n  backend = "socket"\n  path = "/tmp/s1.sock"\n  server = "on"\n', "hub.ini");
  * config.chardevs[0].spec; // "socket,id=s1,path=/tmp/s1.sock,server=on"
@@ -159,12 +159,16 @@ export interface ConfigChanges {
  * left alone (its hub, clients and device go on streaming). A console whose section or any of
  * its chardevs changed is made again.
  *
- * @example
+ * @example Reading a file again changes only what changed
  * ```ts
- * declare const reg: ChardevRegistry;
- * declare const consoles: Consoles;
+ * import { ChardevRegistry } from "chardev-hub";
+ * import { Consoles } from "./consoles.ts";
+ * const reg = await ChardevRegistry.create({ qemuCompat: false });
+ * const consoles = new Consoles(reg, { onDeviceEvent: () => {} });
  * const loaded = new LoadedConfig(reg, consoles);
- * await loaded.apply(parseConfig(text, "consoles.ini"), { atStart: true });
+ * const text = '[chardev "sh"]\n  backend = "spawn"\n  cmd = "sh"\n[console "shell"]\n  device = "sh"\n';
+ * await loaded.apply(parseConfig(text, "consoles.ini"), { atStart: true }); // console 'shell' made
+ * await loaded.apply(parseConfig(text, "consoles.ini"), { atStart: false }); // { kept: ["shell"], ... }
  * ```
  */
 export class LoadedConfig {
