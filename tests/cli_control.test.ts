@@ -161,6 +161,23 @@ describe("chardev-hub list, who and the control protocol", () => {
     expect(client.answers().at(-1)).toEqual({ error: "control: request longer than 4096 bytes" });
   });
 
+  it("each client command has --help, and a mistake on its command line is one line with exit status 2", async () => {
+    for (const [command, usage] of [
+      ["list", "Usage: chardev-hub list [--json] [--control PATH]\n"],
+      ["who", "Usage: chardev-hub who NAME [--control PATH]\n"],
+      ["tail", "Usage: chardev-hub tail NAME [--replay BYTES] [--control PATH]\n"],
+      ["attach", "Usage: chardev-hub attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n"],
+    ]) {
+      const help = await CliProcess.run([command, "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout.startsWith(usage)).toBe(true);
+    }
+    expect((await CliProcess.run(["attach", "--help"])).stdout).toContain("  .  detach\n");
+    expect(await CliProcess.run(["tail", "sh", "--ro"])).toEqual({ code: 2, stdout: "", stderr: "chardev-hub: tail: unknown option '--ro' (see tail --help)\n" });
+    expect(await CliProcess.run(["attach", "sh", "--escape", "^^^"])).toEqual({ code: 2, stdout: "", stderr: "chardev-hub: --escape expects ^X (a Ctrl key) or one ASCII character, not '^^^'\n" });
+    expect(await CliProcess.run(["attach", "sh", "--replay", "lots"])).toEqual({ code: 2, stdout: "", stderr: "chardev-hub: attach: --replay expects a byte count (K, M suffixes) or 'screen', not 'lots'\n" });
+  });
+
   it("a client command for a run that is not there says where it looked, with exit status 1", async () => {
     const result = await CliProcess.run(["list", "--control", at("nothing.sock")]);
     expect(result.stderr).toBe(`chardev-hub: cannot reach the control socket ${at("nothing.sock")}: is chardev-hub running here with a control socket? (--control PATH names another)\n`);

@@ -85,14 +85,30 @@ export const ESCAPE_COMMANDS_HELP =
   "  .  detach\n  ?  this help\n  w  who is attached\n  r  replay the last lines\n  b  send a BREAK to the device\n" +
   "  f  force read-write (take the floor under input=exclusive)\n  s  become read-only\n  the prefix again sends it to the device\n";
 
-/** `^]`, `^A` (Ctrl keys) or one ASCII character. */
+/**
+ * `--escape`: `^]`, `^A` (Ctrl keys) or one ASCII character, as the byte it types.
+ *
+ * @example Ctrl-A, and a plain character
+ * ```ts
+ * parseEscape("^A"); // 1
+ * parseEscape("~"); // 126
+ * ```
+ */
 export function parseEscape(text: string): number {
   if (/^\^[@A-Za-z[\\\]^_]$/.test(text)) return text.toUpperCase().charCodeAt(1) & 0x1f;
   if (text.length === 1 && text.charCodeAt(0) < 0x80) return text.charCodeAt(0);
   throw new ClientError(`--escape expects ^X (a Ctrl key) or one ASCII character, not '${quoteInput(text.slice(0, 32))}'`, EXIT_USAGE);
 }
 
-/** Reads a subcommand's arguments (`args` starts with the subcommand). Throws ClientError (status 2). */
+/**
+ * Reads a subcommand's arguments (`args` starts with the subcommand). Throws ClientError (status 2).
+ *
+ * @example A read-only attach with a replay, to a socket elsewhere
+ * ```ts
+ * const options = parseClientArgs(["attach", "vm1", "--ro", "--replay", "4K", "--control", "/run/hub.sock"]);
+ * // options.console === "vm1", options.readOnly === true, options.replay === 4096
+ * ```
+ */
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const command = args[0];
   if (!isClientCommand(command)) throw new ClientError(`unknown command '${quoteInput(String(command))}'`, EXIT_USAGE);
@@ -234,6 +250,7 @@ export class ControlConnection {
     if (this.#closed) handlers.closed();
   }
 
+  /** Sends console input (after `takeOver`). */
   write(data: Uint8Array): void {
     this.#connection.write(data);
   }
@@ -243,6 +260,7 @@ export class ControlConnection {
     return this.#connection.bufferedBytes;
   }
 
+  /** Stops reading until `resume` (the screen cannot take more yet). */
   pause(): void {
     this.#connection.pause();
   }
@@ -251,6 +269,7 @@ export class ControlConnection {
     this.#connection.resume();
   }
 
+  /** Ends the connection: after an attach, that detaches. */
   close(): void {
     this.#closed = true;
     this.#connection.close();
@@ -267,7 +286,16 @@ export async function requestOnce(runtime: HostRuntime, path: string, request: R
   }
 }
 
-/** `1234`, `12.1 KiB`, `3.0 MiB`. */
+/**
+ * A byte count for people.
+ *
+ * @example Three sizes
+ * ```ts
+ * formatBytes(1000); // "1000 B"
+ * formatBytes(12390); // "12.1 KiB"
+ * formatBytes(3 * 1024 * 1024); // "3.0 MiB"
+ * ```
+ */
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
