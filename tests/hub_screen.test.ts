@@ -16,6 +16,8 @@ import { chromium } from "playwright-core";
 import { CHROMIUM, CHROMIUM_ARGS, Tab } from "./_web_clients.ts";
 import { SwitchChardev, switchDriver } from "./_switch_chardev.ts";
 import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
+import { CliProcess } from "./cli/_cli.ts";
+import { freePort } from "./_ports.ts";
 
 let reg: ChardevRegistry;
 let dir: string;
@@ -26,6 +28,7 @@ beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-hub-screen-"));
 });
 afterEach(async () => {
+  await CliProcess.stopAll();
   for (const socket of sockets.splice(0)) socket.destroy();
   await reg.close();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -425,6 +428,43 @@ describe("size policy", () => {
     manual.resize("tab1", 90, 30);
     expect(manual.terminalSize).toEqual({ cols: 132, rows: 43 });
     expect((await errorOf(() => reg.add("hub,id=hub2,chardevs.0=tab2,size=biggest"))).message).toBe("hub: 'size' must be latest, smallest, largest, manual, not 'biggest'");
+  });
+
+  it("the command gives a spawned program the smaller of two tabs under size=smallest; a view-only tab's size is ignored", async () => {
+    const port = await freePort();
+    // The program says its window size (stty) whenever it changes.
+    const script = "trap 'echo; echo size $(stty size)' WINCH; echo ready; while :; do sleep 0.05; done";
+    const cli = new CliProcess([
+      "-chardev", `spawn,id=sh,cmd=sh,args.0=-c,args.1=${script.replaceAll(",", ",,")}`,
+      "-chardev", `web,id=web0,port=${port},token=SECRET,ro-token=VIEW,max-clients=4`,
+      "-chardev", "hub,id=h,ring=65536,chardevs.0=web0,size=smallest",
+      "-frontend", "sh,chardev=h",
+    ]);
+    cli.child.stdin.end();
+    const url = (token: string) => `ws://127.0.0.1:${port}/ws?token=${token}`;
+    let first: Tab | null = null;
+    while (!first) {
+      first = await Tab.open(url("SECRET"), { protocol: TERMINAL_PROTOCOL }).catch(() => null);
+      if (!first && cli.ended) throw new Error(`chardev-hub ended: ${cli.stderr}`);
+      if (!first) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const second = await Tab.open(url("SECRET"), { protocol: TERMINAL_PROTOCOL });
+    const viewer = await Tab.open(url("VIEW"), { protocol: TERMINAL_PROTOCOL });
+    try {
+      const sizes = () => [...first!.text().matchAll(/size (\d+) (\d+)/g)].map((match) => `${match[2]}x${match[1]}`);
+      first.socket.send(JSON.stringify({ type: "resize", cols: 120, rows: 40 }));
+      await until(() => sizes().includes("120x40"));
+      second.socket.send(JSON.stringify({ type: "resize", cols: 100, rows: 50 }));
+      await until(() => sizes().includes("100x40"));
+      viewer.socket.send(JSON.stringify({ type: "resize", cols: 30, rows: 10 }));
+      second.socket.send(JSON.stringify({ type: "resize", cols: 90, rows: 50 }));
+      await until(() => sizes().includes("90x40"));
+      // The viewer's 30x10 never reached the program, and every size it got was the smaller of each.
+      expect(sizes()).toEqual(["120x40", "100x40", "90x40"]);
+    } finally {
+      for (const tab of [first, second, viewer]) tab.socket.terminate();
+      await cli.stop("SIGTERM");
+    }
   });
 
   it("the screen emulator follows the agreed size: a late backend's repaint is drawn at it", async () => {

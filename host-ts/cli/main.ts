@@ -197,7 +197,7 @@ class CliRun {
       try {
         if (sizeHub && id !== undefined) return sizeHub.resize(id, cols, rows);
       } catch {
-        // Not one of its backends (a listener whose tabs are backends of their own): straight.
+        // Not one of its backends (a chardev of another hub): straight, as before size policies.
       }
       toDevice(cols, rows);
     };
@@ -205,7 +205,7 @@ class CliRun {
     const backends = hub ? new Set(hub.stats().map((backend) => backend.id)) : null;
     const chardevs = this.#everyChardev().filter((chardev) => !backends || backends.has(chardev.id));
     for (const chardev of chardevs) {
-      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize(sizeOf(chardev.id)));
+      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize((cols, rows, backendId) => sizeOf(backendId)(cols, rows)));
     }
     if (this.#sharedTerminal && (!backends || chardevs.some((chardev) => chardev instanceof StdioChardev))) {
       const terminal = sizeOf(chardevs.find((chardev) => chardev instanceof StdioChardev)?.id);
