@@ -225,6 +225,39 @@ describe("chardev-hub attach", () => {
     }
   });
 
+  for (const [way, status] of [["the run ends", 1], ["SIGTERM reaches the client", 143]] as const) {
+    it(`under tmux: when ${way}, the client leaves with status ${status} and the terminal is restored`, async () => {
+      const { cli, control } = await startRun();
+      const server = `chub-control-${process.pid}-${Date.now()}`;
+      const tmux = (...args: string[]) => spawnSync("tmux", ["-L", server, ...args], { encoding: "utf8" });
+      const runtimeCommand = testRuntime === "deno" ? `${process.execPath} run -A` : process.execPath;
+      const after = at("stty-after.txt");
+      const paneCommand = `${runtimeCommand} ${CLI} attach sh --control ${control}; echo attach-exit=$?; stty -a > ${after}; sleep 60`;
+      try {
+        expect(tmux("new-session", "-d", "-x", "100", "-y", "30", paneCommand).status).toBe(0);
+        const screen = () => tmux("capture-pane", "-p").stdout ?? "";
+        await until(() => screen().includes("[-- sh: attached rw, 0 others --]"), `the attach notice (screen: ${screen()})`);
+        const paneTty = tmux("display-message", "-p", "#{pane_tty}").stdout.trim();
+        expect(spawnSync("stty", ["-a", "-F", paneTty], { encoding: "utf8" }).stdout).toMatch(/(^|\s)-icanon(\s|$)/m);
+        if (way === "the run ends") {
+          await cli.stop("SIGTERM");
+        } else {
+          // The pane's shell runs the client as its one child.
+          const shellPid = tmux("display-message", "-p", "#{pane_pid}").stdout.trim();
+          const children = fs.readFileSync(`/proc/${shellPid}/task/${shellPid}/children`, "utf8").trim().split(/\s+/);
+          expect(children).toHaveLength(1);
+          process.kill(Number(children[0]), "SIGTERM");
+        }
+        await until(() => readText(after).includes("speed"), `stty -a after the client left (screen: ${screen()})`);
+        expect(screen()).toContain(`attach-exit=${status}`);
+        expect(readText(after)).toMatch(/(^|\s)icanon(\s|$)/m);
+        expect(readText(after)).toMatch(/(^|\s)echo(\s|$)/m);
+      } finally {
+        tmux("kill-server");
+      }
+    });
+  }
+
   it("--ro can't type: its keys never reach the device, while it still sees the output", async () => {
     const { control } = await startRun();
     const viewer = attach(control, "--ro");
