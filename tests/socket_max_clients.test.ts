@@ -291,12 +291,14 @@ describe("socket max-clients=N with the command", () => {
     expect(cli.ended).toBeNull();
   });
 
-  it("a max-clients socket held by the device's bridge instead of a hub is refused with a clear error", async () => {
+  it("a max-clients socket as the device (held by the bridge, not by a hub) is refused with a clear error and leaves no socket file", async () => {
     const { code, stderr } = await CliProcess.run([
-      "-chardev", "spawn,id=dev,cmd=sh",
       "-chardev", `socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=2`,
-      "-frontend", "dev,chardev=s",
+      "-chardev", "ringbuf,id=r",
+      "-chardev", "hub,id=h,chardevs.0=r",
+      "-frontend", "s,chardev=h",
     ]);
+    expect(fs.existsSync(at("c.sock"))).toBe(false);
     expect(stderr).toBe("chardev-hub: socket: chardev 's' has max-clients=2: each client is a backend of its own of a hub, so it can only be a hub's backend (hub,chardevs.N=s), not a frontend's chardev\n");
     expect(code).toBe(1);
   });
@@ -391,6 +393,27 @@ describe("socket max-clients=N in the library", () => {
     expect(hub.stats().map((row) => row.id)).toEqual(["s", "s#2"]);
     frontend.detach();
     second.close();
+  });
+
+  it("a listener as the hub's primary: the frontend is open while any of its connections is", async () => {
+    await reg.add("ringbuf,id=log,size=1024");
+    await reg.add(`socket,id=s,path=${at("c.sock")},server=on,wait=off,max-clients=2`);
+    await reg.add("hub,id=h,chardevs.0=log,chardevs.1=s,ring=4K,primary=s");
+    const fe = new FeHandler();
+    const frontend = reg.attach("h", fe);
+    expect(fe.events).toEqual([]); // the ringbuf is open, the primary is not
+    const a = await SocketClient.connect(at("c.sock"));
+    await until(() => fe.events.length === 1, "OPENED");
+    const b = await SocketClient.connect(at("c.sock"));
+    const hub = reg.get("h") as HubChardev;
+    await until(() => hub.stats().filter((row) => row.listener === "s" && row.open).length === 2, "two open connections");
+    a.close();
+    await until(() => hub.stats().filter((row) => row.listener === "s").length === 1, "a forgotten");
+    expect(fe.events).toEqual([ChrEvent.OPENED]);
+    b.close();
+    await until(() => fe.events.length === 2, "CLOSED");
+    expect(fe.events).toEqual([ChrEvent.OPENED, ChrEvent.CLOSED]);
+    frontend.detach();
   });
 
   it("telnet=on negotiates on every connection, and one client's IAC BREAK reaches the frontend as a BREAK", async () => {

@@ -694,7 +694,8 @@ export class HubChardev extends Chardev {
         open = entries.length > 0 && entries.every((entry) => entry.open);
         break;
       case "primary":
-        open = entries.some((entry) => entry.chardev.id === this.options.primary && entry.open);
+        // A listener as the primary (`max-clients`): open while any of its connections is.
+        open = entries.some((entry) => (entry.chardev.id === this.options.primary || this.#clientOf.get(entry.chardev)?.listener.chardev.id === this.options.primary) && entry.open);
         break;
       default:
         open = entries.some((entry) => entry.open);
