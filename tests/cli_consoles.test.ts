@@ -121,6 +121,53 @@ describe("named consoles (-console)", () => {
     expect((await cli.stop("SIGTERM")).code).toBe(0);
   });
 
+  it("a socket device that closes for good closes its console: stderr, QMP and the stream say so with the console's name, and the other console goes on", async () => {
+    // The VM's end of its serial socket: the command connects to it as a client (no reconnect-ms).
+    const vmConnections: net.Socket[] = [];
+    const vmServer = net.createServer((connection) => {
+      vmConnections.push(connection);
+      connection.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => vmServer.listen(at("vm.sock"), resolve));
+    try {
+      const cli = new CliProcess([
+        "-chardev", `socket,id=vm,path=${at("vm.sock")}`,
+        "-chardev", "spawn,id=sh2,cmd=sh",
+        ...socketServers("s1", "s2"),
+        "-console", `vm1,device=vm,chardevs.0=s1,log=${at("vm1.log")}`,
+        "-console", "shell,device=sh2,chardevs.0=s2",
+        "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`,
+      ]);
+      await cli.waitForStderr("chardev-hub: console 'shell':");
+      const qmp = await qmpClient("qmp.sock");
+      await qmpExecute(qmp, "hub-events", { enable: true });
+      const viewer = await connect("s1.sock");
+      await until(() => vmConnections.length === 1, "the command to connect to the VM");
+      vmConnections[0].end("last words of the VM\r\n");
+      await cli.waitForStderr("chardev-hub: console 'vm1': device 'vm' closed; its console stays, closed (1 open)\n");
+      await viewer.waitFor("last words of the VM\r\n\r\n[-- device closed --]\r\n");
+      await until(() => readText(at("vm1.log")) === "last words of the VM\r\n\r\n[-- device closed --]\r\n", "the log to end with the marker");
+      await qmp.waitFor("CHARDEV_DEVICE_CLOSED");
+      const event = JSON.parse(qmp.text.split("\r\n").find((line) => line.includes("CHARDEV_DEVICE_CLOSED"))!);
+      expect(event.data).toEqual({ id: "vm", "comes-back": false, console: "vm1" });
+      const shell = await connect("s2.sock");
+      shell.send("echo alive-$((9+9))\r");
+      await shell.waitFor("alive-18\r\n");
+      expect(cli.ended).toBeNull();
+      expect((await cli.stop("SIGTERM")).code).toBe(0);
+    } finally {
+      for (const connection of vmConnections) connection.destroy();
+      vmServer.close();
+    }
+  });
+
+  it("without -readconfig the run ends with status 3 once every console's device is gone", async () => {
+    const { code, stderr } = await CliProcess.run(["-chardev", "spawn,id=brief,cmd=sh,args.0=-c,args.1=echo bye", "-console", "only,device=brief"], { cwd: dir });
+    expect(stderr).toContain("chardev-hub: console 'only': 'sh' exited with status 0; its console stays, closed (0 open)\n");
+    expect(stderr).toContain("chardev-hub: every console's device is gone\n");
+    expect(code).toBe(3);
+  });
+
   it("a late client of a named console gets the screen as it stands, not the output a clear wiped", async () => {
     const cli = new CliProcess(["-chardev", "spawn,id=sh,cmd=sh", ...socketServers("s1"), "-console", "one,device=sh,chardevs.0=s1"]);
     await cli.waitForStderr("chardev-hub: console 'one': device 'sh', hub 'one' with s1\n");
