@@ -166,6 +166,7 @@ describe("web tabs as hub backends of their own", () => {
     // Far past lag-limit and the ring: the hub skips it ahead when it is served next.
     while (row(hub, "web0#3").lag <= 4 * 65536) {
       expect(written, "the stalled tab misses output long before this").toBeLessThan(256 * 1024 * 1024);
+      // Well under lag-limit: a healthy tab that reads every chunk before the next never lags past it.
       let chunk = "";
       while (chunk.length < 8192) chunk += `line ${line++}\n`;
       await writeAll(frontend, bytes(chunk));
