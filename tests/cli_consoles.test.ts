@@ -224,7 +224,11 @@ describe("named consoles (-console)", () => {
 });
 
 describe("-readconfig", () => {
-  /** A config in QEMU's -readconfig syntax: the device VM socket and its client, `keep` always; `old` or `new` besides. */
+  /**
+   * A config in QEMU's -readconfig syntax: the device VM socket and its client, `keep` always;
+   * `old` or `new` besides, whose client sockets leave `wait` out (a config's servers never wait
+   * for a first client, or the command would not come up, nor a reload finish, before one).
+   */
   function config(extra: "old" | "new" | "both"): string {
     const kept = `# consoles for the test
 [chardev "vm"]
@@ -255,7 +259,6 @@ describe("-readconfig", () => {
   backend = "socket"
   path = "${at(`${name}.sock`)}"
   server = "on"
-  wait = "off"
 
 [console "${name}"]
   device = "${name}-sh"

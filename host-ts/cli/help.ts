@@ -62,7 +62,8 @@ Options (one dash or two; -opt=VALUE works too):
                            backend = "socket"       device = "ID"
                            path = "/run/c.sock"     chardevs.0 = "c1"
                            server = "on"            log = "/var/log/c.log"
-                       (# comments; values in double quotes). Mistakes are reported as
+                       (# comments; values in double quotes; a server socket there does
+                       not wait for its first client). Mistakes are reported as
                        FILE:LINE: .... SIGHUP reads FILE again: consoles gone from it are
                        removed (with the chardevs only it defined), new ones added, the
                        unchanged left streaming; a file with a mistake changes nothing.

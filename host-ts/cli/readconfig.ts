@@ -58,7 +58,7 @@ interface Section {
  * @example A socket chardev from a section
  * ```ts
  * const config = parseConfig('[chardev "s1"]\n  backend = "socket"\n  path = "/tmp/s1.sock"\n  server = "on"\n', "hub.ini");
- * config.chardevs[0].spec; // "socket,id=s1,path=/tmp/s1.sock,server=on"
+ * config.chardevs[0].spec; // "socket,id=s1,path=/tmp/s1.sock,server=on,wait=off" (a config's servers never wait)
  * ```
  */
 export function parseConfig(text: string, file: string): RunConfig {
@@ -104,6 +104,10 @@ export function parseConfig(text: string, file: string): RunConfig {
       const backend = section.entries.find(([key]) => key === "backend")?.[1];
       if (!backend) throw new ChardevError("MISSING_PARAMETER", `${where}: chardev: "${quoteInput(section.id)}" missing backend`);
       const rest = section.entries.filter(([key]) => key !== "backend").map(([key, value]) => `${key}=${optionValue(value)}`);
+      // A server socket of a config does not wait for its first client (QEMU's -chardev default
+      // is wait=on): a console server must not hang its start, or a SIGHUP, until someone connects.
+      const server = section.entries.find(([key]) => key === "server")?.[1];
+      if (backend === "socket" && server !== undefined && ["on", "yes", "true", "y"].includes(server) && !section.entries.some(([key]) => key === "wait")) rest.push("wait=off");
       chardevs.push({ id: section.id, spec: [optionValue(backend), `id=${optionValue(section.id)}`, ...rest].join(","), where });
     } else {
       try {
