@@ -549,7 +549,8 @@ export class WebChardev extends Chardev {
     } catch (error) {
       const why = (error instanceof Error ? error.message : String(error)).slice(0, 120);
       this.context.warn(`web: ${this.id}: could not attach tab ${info.peer}: ${why}`);
-      this.#drop(peer, WebCloseCode.TRY_AGAIN_LATER, why);
+      // The why is for the operator; a close reason must also stay within 123 bytes.
+      this.#drop(peer, WebCloseCode.TRY_AGAIN_LATER, "the hub could not take this tab");
     }
   }
 
