@@ -89,6 +89,8 @@ export class LogFile implements LogSink {
   /** The rest of a stamp a full disk cut short: written before the line's first byte. */
   #pendingStamp: Uint8Array | null = null;
   #closed = false;
+  /** Why the last write was refused (-errno), for a LogSink caller told only that it fell short. */
+  #lastRefusal = -ERRNO.EIO;
   /** The last byte written was not a line's end (an event note starts a line of its own). */
   #midLine = false;
   readonly #timestamp: boolean;
@@ -136,7 +138,7 @@ export class LogFile implements LogSink {
       }
       if (this.#pendingStamp) {
         const result = this.#writeRaw(this.#pendingStamp, false);
-        if (result <= 0) return taken > 0 ? taken : result;
+        if (result <= 0) return this.#refused(taken, result);
         this.#pendingStamp = result === this.#pendingStamp.length ? null : this.#pendingStamp.subarray(result);
         if (this.#pendingStamp) continue; // the next try says why it fell short
       }
@@ -144,12 +146,18 @@ export class LogFile implements LogSink {
       const lineEnd = this.#timestamp ? data.indexOf(LF, taken) : -1;
       const end = lineEnd < 0 ? data.length : lineEnd + 1;
       const result = this.#writeRaw(data.subarray(taken, end), true);
-      if (result <= 0) return taken > 0 ? taken : result;
+      if (result <= 0) return this.#refused(taken, result);
       taken += result;
-      if (taken < end) return taken;
-      if (lineEnd >= 0) this.#atLineStart = true;
+      // Short: the loop tries the rest at once, and that refusal says why (ENOSPC, EIO).
+      if (taken === end && lineEnd >= 0) this.#atLineStart = true;
     }
     return taken;
+  }
+
+  /** What `take` answers when a write is refused after `taken` bytes: those, or the refusal. */
+  #refused(taken: number, result: number): number {
+    if (result < 0) this.#lastRefusal = result;
+    return taken > 0 ? taken : result;
   }
 
   /** LogSink's write: all of `data`, or throws the errno with `bytesWritten` (what did go). */
@@ -157,7 +165,7 @@ export class LogFile implements LogSink {
     const result = this.take(data);
     if (result === data.length) return;
     const written = Math.max(result, 0);
-    const errno = result < 0 ? errnoName(result) : "ENOSPC";
+    const errno = errnoName(result < 0 ? result : this.#lastRefusal);
     throw Object.assign(new Error(`logfile: ${errno}`), { code: errno, bytesWritten: written });
   }
 
