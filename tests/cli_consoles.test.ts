@@ -324,6 +324,28 @@ describe("-readconfig", () => {
     expect((await cli.stop("SIGTERM")).code).toBe(0);
   });
 
+  it("SIGHUP makes a console whose section changed again, with its new keys, keeping the chardevs that did not change", async () => {
+    const file = at("consoles.ini");
+    fs.writeFileSync(file, config("new"));
+    const cli = new CliProcess(["-readconfig", file, "-qmp", `unix:${at("qmp.sock")},server=on,wait=off`]);
+    await cli.waitForStderr("chardev-hub: console 'new': device 'new-sh', hub 'new' with new-client\n");
+    const qmp = await qmpClient("qmp.sock");
+    expect((await qmpExecute(qmp, "query-hub", { id: "new" })).backends[0].policy).toBe("drop");
+    const before = await connect("new.sock");
+    before.send("echo first-$((1+2))\r");
+    await before.waitFor("first-3\r\n");
+
+    fs.writeFileSync(file, config("new").replace('  chardevs.0 = "new-client"\n', '  chardevs.0 = "new-client"\n  policy.0 = "block"\n'));
+    process.kill(cli.child.pid!, "SIGHUP");
+    await cli.waitForStderr(`chardev-hub: re-read ${file}: console 'new' made again, 1 unchanged\n`);
+    expect((await qmpExecute(qmp, "query-hub", { id: "new" })).backends[0].policy).toBe("block");
+    // Its chardevs did not change, so they stay: the same client and shell, behind the new hub.
+    before.send("echo second-$((2+2))\r");
+    await before.waitFor("second-4\r\n");
+    expect(before.closed).toBe(false);
+    expect((await cli.stop("SIGTERM")).code).toBe(0);
+  });
+
   it("a file with a mistake on SIGHUP is reported with its line and changes nothing", async () => {
     const file = at("consoles.ini");
     fs.writeFileSync(file, config("both"));
