@@ -9,6 +9,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
 import { DeviceBridge } from "../host-ts/cli/bridge.ts";
 import { Kvm } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
@@ -139,8 +141,8 @@ describe("nats chardev", () => {
   it("the chardev-hub command with a viewer device serves the console to its socket clients, and their typing reaches the console", async () => {
     const name = freshName();
     const source = await consoleHub(shared, name);
-    await writeAll(source.fe, bytes("before the viewer\r\n"));
     const socketPath = path.join(tmp, `${name}-cli.sock`);
+    const qmpPath = path.join(tmp, `${name}-qmp.sock`);
     const deadPort = await freePort();
     // Two servers in QEMU's option syntax (a doubled comma); the second is down, the client takes the first.
     const cli = new CliProcess([
@@ -148,11 +150,20 @@ describe("nats chardev", () => {
       "-chardev", `socket,id=s,path=${socketPath},server=on,wait=off`,
       "-chardev", "hub,id=h,chardevs.0=s",
       "-frontend", "vm,chardev=h",
+      "-qmp", `unix:${qmpPath},server=on,wait=off`,
     ]);
     try {
+      // The client comes once the command is set up (its QMP greets): output the viewer hands on
+      // while the command is still setting up, to a client that connected in that moment, has
+      // been seen to leave that client with nothing (the command's console setup; reported).
+      const qmp = await CliSocketClient.connect(qmpPath);
+      await qmp.waitFor("QMP");
+      qmp.close();
       const client = await CliSocketClient.connect(socketPath);
       await writeAll(source.fe, bytes("after the client came\r\n"));
-      await client.waitFor("after the client came\r\n");
+      await client.waitFor("after the client came\r\n").catch((error: Error) => {
+        throw new Error(`${error.message}; chardev-hub said: ${cli.stderr.slice(-2000)}`);
+      });
       client.send("typed through two hubs");
       await until(() => source.fed.readCount >= "typed through two hubs".length);
       expect(source.fed.take()).toBe("typed through two hubs");
@@ -264,6 +275,36 @@ describe("nats chardev", () => {
     expect(viewer.gaps).toEqual([]);
     await until(() => source.chardev.unackedBytes === 0);
   }, 60_000);
+
+  it("a viewer puts output stored out of order back in order, and reports a hole that never fills as an exact gap", async () => {
+    const name = freshName();
+    // The console makes the stream; the test then stores messages by hand, as a failover could leave them.
+    await consoleHub(shared, name);
+    const client = await connect({ servers: shared.url });
+    try {
+      const js = jetstream(client);
+      const store = async (offset: number, text: string) => {
+        const headerSet = headers();
+        headerSet.set("Chardev-Hub-Offset", String(offset));
+        await js.publish(`console.${name}.out`, bytes(text), { headers: headerSet });
+      };
+      await store(0, "aaaa");
+      await store(8, "cccc");
+      await store(4, "bbbb");
+      await store(4, "bbbb"); // a repeat: skipped
+      await store(16, "eeee"); // 12..16 never comes
+    } finally {
+      await client.close();
+    }
+    const reg = await registry();
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${shared.url},console=${name}`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    fe.room = 1 << 20;
+    reg.attach("v0", fe);
+    await until(() => viewer.nextOffset === 20);
+    expect(fe.take()).toBe("aaaabbbbcccc" + text(missedNote(4)) + "eeee");
+    expect(viewer.gaps).toEqual([{ offset: 12, bytes: 4 }]);
+  }, 30_000);
 
   it("a second stream over the same subjects is refused with the server's reason", async () => {
     const name = freshName();

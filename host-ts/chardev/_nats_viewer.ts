@@ -15,6 +15,14 @@ import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, type Nat
 
 /** Messages the client fetches ahead of the holder; reading pauses beyond them. */
 const PREFETCH_MESSAGES = 16;
+/**
+ * Output held past a hole while the hole may still fill: a publish retried after a failover
+ * can be stored after messages that followed it. Beyond this much, or REORDER_WAIT_MS without
+ * the missing bytes, the hole is a gap.
+ */
+export const REORDER_HOLD_BYTES = 1024 * 1024;
+/** How long a hole may wait for its bytes once output beyond it has come. */
+export const REORDER_WAIT_MS = 1000;
 
 /** A hole in the followed output: where it starts and how many bytes are missing. */
 export interface NatsGap {
@@ -40,6 +48,15 @@ export class NatsViewerChardev extends Chardev {
   #missed = 0;
   #deniedWarned = false;
   #destroyed = false;
+  /** Messages past a hole, by offset, until the hole fills or is declared a gap. */
+  readonly #held = new Map<number, Uint8Array>();
+  #heldBytes = 0;
+  #holeTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * The first message decides at once: a hole before it is output the stream's limits
+   * discarded before we came (nothing retried can fill it), not a reordering.
+   */
+  #first = true;
   /** Called for every gap (a hub's gap event, a test); also reported on stderr. */
   onGap: ((gap: NatsGap) => void) | null = null;
 
@@ -107,14 +124,70 @@ export class NatsViewerChardev extends Chardev {
   /** Checks one message's offset and hands on its new bytes; false when the holder is full. */
   #take(offset: number, data: Uint8Array): boolean {
     const expected = this.#expected ?? offset;
-    const end = offset + data.length;
+    const first = this.#first;
+    this.#first = false;
     // A repeat (a publish retried after a failover, a redelivery): only what is past `expected` is new.
+    if (offset + data.length <= expected) return true;
+    if (offset > expected) {
+      if (!first) return this.#hold(offset, data);
+      this.#reportGap(expected, offset - expected);
+      this.#expected = offset;
+    }
+    return this.#deliverFrom(offset, data) && this.#drainHeld();
+  }
+
+  /** Hands on what of `data` (at `offset`, not past `expected`) is new, and moves `expected` past it. */
+  #deliverFrom(offset: number, data: Uint8Array): boolean {
+    const expected = this.#expected ?? offset;
+    const end = offset + data.length;
     if (end <= expected) return true;
-    let fresh = data;
-    if (offset < expected) fresh = data.subarray(expected - offset);
-    else if (offset > expected) this.#reportGap(expected, offset - expected);
     this.#expected = end;
-    return this.deliverInput(fresh);
+    return this.deliverInput(offset < expected ? data.subarray(expected - offset) : data);
+  }
+
+  /** Keeps a message beyond a hole; a hole that stays too long or holds too much becomes a gap. */
+  #hold(offset: number, data: Uint8Array): boolean {
+    if (!this.#held.has(offset)) {
+      this.#held.set(offset, data);
+      this.#heldBytes += data.length;
+    }
+    if (this.#heldBytes > REORDER_HOLD_BYTES) return this.#declareHole();
+    this.#holeTimer ??= setTimeout(() => {
+      this.#holeTimer = null;
+      this.#declareHole();
+    }, REORDER_WAIT_MS);
+    return true;
+  }
+
+  /** The hole before the first held message is a gap: reported exactly, then the held output goes on. */
+  #declareHole(): boolean {
+    if (this.#held.size === 0 || this.#expected === null) return true;
+    const next = Math.min(...this.#held.keys());
+    if (next > this.#expected) {
+      this.#reportGap(this.#expected, next - this.#expected);
+      this.#expected = next;
+    }
+    return this.#drainHeld();
+  }
+
+  /** Hands on held messages that now follow on; a hole still open keeps (or restarts) its wait. */
+  #drainHeld(): boolean {
+    let keepReading = true;
+    for (;;) {
+      const ready = [...this.#held.keys()].filter((offset) => offset <= this.#expected!).sort((a, b) => a - b);
+      if (ready.length === 0) break;
+      for (const offset of ready) {
+        const data = this.#held.get(offset)!;
+        this.#held.delete(offset);
+        this.#heldBytes -= data.length;
+        keepReading = this.#deliverFrom(offset, data) && keepReading;
+      }
+    }
+    if (this.#held.size === 0 && this.#holeTimer) {
+      clearTimeout(this.#holeTimer);
+      this.#holeTimer = null;
+    }
+    return keepReading;
   }
 
   #reportGap(offset: number, bytes: number): void {
@@ -156,6 +229,8 @@ export class NatsViewerChardev extends Chardev {
 
   override async destroy(): Promise<void> {
     this.#destroyed = true;
+    if (this.#holeTimer) clearTimeout(this.#holeTimer);
+    this.#holeTimer = null;
     this.resumeInput();
     try {
       await this.#messages?.close();
