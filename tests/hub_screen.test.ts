@@ -371,6 +371,46 @@ describe("screen replay", () => {
     expect(stuck.bytes).toBe(0);
   });
 
+  it("a device far faster than the emulator is never held back by it; the screen is right again after a redraw", async () => {
+    reg.registerDriver(switchDriver);
+    const fast = (await reg.add("switch,id=fast")) as SwitchChardev;
+    fast.countOnly = true;
+    const sockPath = path.join(dir, "viewer.sock");
+    await reg.add(`socket,id=viewer,path=${sockPath},server=on,wait=off`);
+    const hub = (await reg.add("hub,id=hub0,chardevs.0=fast,chardevs.1=viewer,ring=65536,policy.0=block,replay.1=screen")) as HubChardev;
+    fast.open();
+    const fe = reg.attach("hub0", new FeHandler());
+    // 4 MiB, yielding only to microtasks (the ring's drain runs there; xterm.js parses in
+    // timers): a writer that waited for the emulator would never get through.
+    const flood = bytes(numberedLines(0, 1000));
+    let written = 0;
+    let idle = 0;
+    while (written < 4 << 20) {
+      const taken = fe.write(flood.subarray(written % flood.length));
+      if (taken > 0) {
+        written += taken;
+        idle = 0;
+      } else {
+        expect(++idle, "the writer is held back").toBeLessThan(1000);
+        await Promise.resolve();
+      }
+    }
+    // The program redraws its whole screen: from here the screen is exact again.
+    const redraw = bytes("\x1b[H\x1b[2J" + drawnScreen(false).slice(drawnScreen(false).indexOf("\x1b[1;1H")));
+    for (let at = 0; at < redraw.length; ) {
+      const taken = fe.write(redraw.subarray(at));
+      if (taken > 0) at += taken;
+      else await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await hub.screenParsed();
+    const client = await connect(sockPath);
+    await until(() => client.length() > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const late = await terminalFedWith(client.received());
+    expect(late.visible).toBe((await terminalFedWith(redraw)).visible);
+    expect(late.visible).toContain("top - 13:37:00");
+  });
+
   it("replay=screen is refused without a ring, and bad values with the hub's text", async () => {
     await reg.add("null,id=n0");
     expect((await errorOf(() => reg.add("hub,id=hub0,chardevs.0=n0,replay.0=screen"))).message).toBe("hub: replay of chardev 'n0' needs a ring (ring=BYTES)");

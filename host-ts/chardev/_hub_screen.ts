@@ -2,10 +2,12 @@
 // device's screen, and a backend that opens gets the screen as it stands (one repaint sequence)
 // and then the live stream, with no byte missing or repeated between the two.
 //
-// The emulator is one more reader of the hub's broadcast ring (a slot no backend owns, policy
-// `block`): the core hands it slices during the ring's drain, after the frontend's write has
-// returned, so the device never waits on it; xterm.js parses them later still (its own write
-// queue). The snapshot a joining backend gets must belong to exactly the ring position its
+// The emulator is one more reader of the hub's broadcast ring (a slot no backend owns): the core
+// hands it slices during the ring's drain, after the frontend's write has returned, and xterm.js
+// parses them later still (its own write queue). Its policy is `drop`, so the device never waits
+// on it: a device faster than the parser for longer than the ring lasts makes the emulator skip
+// to a safe start a ring behind the head (as a `drop` client would; the screen is right again
+// once the program redraws, or after a screenful of scrolling text). The snapshot a joining backend gets must belong to exactly the ring position its
 // cursor starts at. xterm.js calls a write's callback right after parsing that write and before
 // the next, so an empty write queued when the emulator has been fed up to position P calls back
 // with the screen as it was at P. The emulator is never fed past a position a joiner still
@@ -28,7 +30,7 @@ type Serializer = InstanceType<typeof xtermSerialize.SerializeAddon>;
 
 /**
  * Bytes fed to the emulator and not parsed yet beyond which it takes no more (the ring holds
- * them meanwhile): a device faster than the parser fills the ring, not memory.
+ * them meanwhile, until it laps the emulator): a device faster than the parser costs no memory.
  */
 const PARSE_BACKLOG_LIMIT = 256 * 1024;
 /** A backend whose repaint is refused without a watch of its own is retried after this long. */
@@ -70,8 +72,8 @@ export class HubScreen implements HubScreenReader {
   readonly slot: number;
   /** Stream position of the next byte the emulator is given. */
   #fed: number;
-  /** Stream position the emulator has parsed up to. */
-  #parsed: number;
+  /** Bytes given to the emulator that it has not parsed yet (positions may jump: a skip). */
+  #unparsed = 0;
   /** `terminalStep`'s state at `#fed`: 0 is a place a reader may start. */
   #parserState = 0;
   /** The core holds the emulator's reader as blocked (it took less than offered). */
@@ -94,9 +96,9 @@ export class HubScreen implements HubScreenReader {
     const core = ring.core;
     const address = ring.settled();
     // It reads what the ring still holds: a screen made late is as right as the history allows.
-    this.slot = core.bcastAddBackend(address, "block", ringSize, ringSize);
+    this.slot = core.bcastAddBackend(address, "drop", ringSize, ringSize);
     core.bcastSetOpen(address, this.slot, true);
-    this.#fed = this.#parsed = core.bcastCursor(address, this.slot);
+    this.#fed = core.bcastCursor(address, this.slot);
   }
 
   /** The emulator's size now (the hub's agreed size, once the bytes before it are parsed). */
@@ -135,9 +137,13 @@ export class HubScreen implements HubScreenReader {
     const core = this.#ring.core;
     const at = core.bcastCursor(this.#ring.address, this.slot);
     if (at !== this.#fed) {
-      // The core skipped to a safe start for it (it opened mid-sequence): a known state.
+      // The core skipped it to a safe start (it opened mid-sequence, or fell a ring behind): a
+      // known parser state. A joiner whose start was skipped over gets the screen as it is here.
       this.#fed = at;
       this.#parserState = 0;
+      for (const join of this.#joins.values()) {
+        if (!join.snapshotQueued && (join.startsAt ?? join.openedAt) < at) join.startsAt = at;
+      }
     }
     let taken = 0;
     while (true) {
@@ -154,7 +160,7 @@ export class HubScreen implements HubScreenReader {
 
   /** How far the emulator may be fed now: not past a joiner's start, a resize, or the backlog. */
   #feedLimit(): number {
-    let limit = this.#parsed + PARSE_BACKLOG_LIMIT;
+    let limit = this.#fed + Math.max(0, PARSE_BACKLOG_LIMIT - this.#unparsed);
     for (const join of this.#joins.values()) {
       if (join.snapshotQueued) continue;
       limit = Math.min(limit, join.startsAt ?? join.openedAt);
@@ -169,13 +175,13 @@ export class HubScreen implements HubScreenReader {
     for (let i = 0; i < copy.length; i++) state = terminalStep(state, copy[i]);
     this.#parserState = state;
     this.#fed += copy.length;
-    const end = this.#fed;
-    this.#terminal.write(copy, () => this.#parsedUpTo(end));
+    this.#unparsed += copy.length;
+    this.#terminal.write(copy, () => this.#parsedSome(copy.length));
   }
 
-  #parsedUpTo(position: number): void {
-    const wasFull = this.#fed - this.#parsed >= PARSE_BACKLOG_LIMIT;
-    this.#parsed = position;
+  #parsedSome(length: number): void {
+    const wasFull = this.#unparsed >= PARSE_BACKLOG_LIMIT;
+    this.#unparsed -= length;
     if (wasFull) this.#wakeReader();
   }
 
