@@ -37,7 +37,18 @@ interface InFlight {
   acked: boolean;
 }
 
-/** The console side of the `nats` chardev (made by natsDriver). */
+/**
+ * The console side of the `nats` chardev (made by natsDriver).
+ *
+ * @example A hub's output on NATS, and how far JetStream has it
+ * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
+ * const up = (await reg.add("nats,id=up,console=vm1")) as NatsConsoleChardev;
+ * await reg.add("hub,id=hub0,chardevs.0=up");
+ * up.ackedBytes; // output JetStream has acknowledged so far
+ * ```
+ */
 export class NatsConsoleChardev extends Chardev {
   readonly kind = "nats";
   readonly #subject: string;

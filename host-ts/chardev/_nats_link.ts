@@ -60,6 +60,12 @@ const SERVER = /^((nats|tls):\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})
 /**
  * The server list of `server=`: QEMU's option syntax doubles a comma inside a value, so
  * `server=nats://a:4222,,nats://b:4222` is two servers; `;` and spaces separate them too.
+ *
+ * @example Two servers, as the option parser hands them on (`,,` already made `,`)
+ * ```ts
+ * parseServers("nats://a:4222,nats://b:4222"); // ["nats://a:4222", "nats://b:4222"]
+ * parseServers("nats://a:4222; tls://b:4443"); // ["nats://a:4222", "tls://b:4443"]
+ * ```
  */
 export function parseServers(text: string): string[] {
   const servers = text.split(/[,;\s]+/).filter((part) => part !== "");
@@ -70,7 +76,14 @@ export function parseServers(text: string): string[] {
   return servers;
 }
 
-/** `from=start|new|OFFSET`; `screen` is refused with what it needs. */
+/**
+ * `from=start|new|OFFSET`; `screen` is refused with what it needs.
+ *
+ * @example A byte offset
+ * ```ts
+ * parseFrom("1048576"); // { kind: "offset", offset: 1048576 }
+ * ```
+ */
 export function parseFrom(text: string): NatsFrom {
   if (text === "start" || text === "new") return { kind: text };
   if (/^\d{1,15}$/.test(text)) return { kind: "offset", offset: Number(text) };
@@ -85,7 +98,16 @@ function checkName(key: string, value: string): string {
   return value;
 }
 
-/** Checked settings from QAPI-shaped `data` (the schema checked the types already). */
+/**
+ * Checked settings from QAPI-shaped `data` (the schema checked the types already).
+ *
+ * @example A viewer of console vm1 with the defaults
+ * ```ts
+ * const options = natsOptionsFromData({ console: "vm1", role: "viewer" });
+ * options.stream; // "CONSOLES"
+ * options.from; // { kind: "start" }
+ * ```
+ */
 export function natsOptionsFromData(data: BackendData): NatsOptions {
   const text = (key: string) => data[key] as string | undefined;
   const count = (key: string, max: number) => {
@@ -122,7 +144,17 @@ export function natsOptionsFromData(data: BackendData): NatsOptions {
   };
 }
 
-/** The client's connection options: servers, auth, TLS, and a reconnect loop that never gives up. */
+/**
+ * The client's connection options: servers, auth, TLS, and a reconnect loop that never gives up.
+ *
+ * @example What a console with a token connects with
+ * ```ts
+ * import type { ChardevContext } from "./_chardev.ts";
+ * declare const context: ChardevContext;
+ * const options = natsOptionsFromData({ console: "vm1", token: "s3cret" });
+ * connectionOptions("n0", options, context, null).token; // "s3cret"
+ * ```
+ */
 export function connectionOptions(id: string, options: NatsOptions, context: ChardevContext, tls: TlsCredsX509 | null): ConnectionOptions {
   const connection: ConnectionOptions = {
     servers: [...options.servers],
@@ -154,7 +186,14 @@ export function connectionOptions(id: string, options: NatsOptions, context: Cha
   return connection;
 }
 
-/** The client's error, short: its message (and its code when that says more). */
+/**
+ * The client's error, short: its message (and its cause when that says more), cut to a sane length.
+ *
+ * @example
+ * ```ts
+ * describeNatsError(new Error("Authorization Violation")); // "Authorization Violation"
+ * ```
+ */
 export function describeNatsError(error: unknown): string {
   if (error instanceof Error) {
     const cause = (error as { cause?: unknown }).cause;
@@ -164,7 +203,17 @@ export function describeNatsError(error: unknown): string {
   return quoteInput(String(error));
 }
 
-/** Connects, or throws OPEN_FAILED naming the servers and the client's reason. */
+/**
+ * Connects, or throws OPEN_FAILED naming the servers and the client's reason.
+ *
+ * @example
+ * ```ts
+ * import type { ChardevContext } from "./_chardev.ts";
+ * declare const context: ChardevContext;
+ * const connection = await connectNats("n0", natsOptionsFromData({ console: "vm1" }), context, null);
+ * await connection.close();
+ * ```
+ */
 export async function connectNats(id: string, options: NatsOptions, context: ChardevContext, tls: TlsCredsX509 | null): Promise<NatsConnection> {
   const nats = context.runtime.nats;
   if (!nats) throw new ChardevError("UNSUPPORTED", `nats: the ${context.runtime.name} runtime has no NATS transport`);
@@ -176,7 +225,15 @@ export async function connectNats(id: string, options: NatsOptions, context: Cha
   }
 }
 
-/** Whether NATS subject `pattern` (with `*` and `>`) takes `subject`. */
+/**
+ * Whether NATS subject `pattern` (with `*` and `>`) takes `subject`.
+ *
+ * @example
+ * ```ts
+ * subjectMatches("console.*.out", "console.vm1.out"); // true
+ * subjectMatches("console.*.out", "console.vm1.in"); // false
+ * ```
+ */
 export function subjectMatches(pattern: string, subject: string): boolean {
   const want = pattern.split(".");
   const have = subject.split(".");
@@ -191,6 +248,14 @@ export function subjectMatches(pattern: string, subject: string): boolean {
  * The stream that holds `console.NAME.out`: found, or (when `create`) made with the limits
  * of `options`. Throws OPEN_FAILED when JetStream is off, the stream cannot be made, or an
  * existing stream of that name does not take the subject.
+ *
+ * @example A console's stream, made if missing
+ * ```ts
+ * import type { NatsConnection } from "@nats-io/nats-core";
+ * declare const connection: NatsConnection;
+ * const { info } = await ensureStream(connection, natsOptionsFromData({ console: "vm1", "max-bytes": 1 << 30 }), true);
+ * info.config.name; // "CONSOLES"
+ * ```
  */
 export async function ensureStream(connection: NatsConnection, options: NatsOptions, create: boolean): Promise<{ manager: JetStreamManager; info: StreamInfo }> {
   const subject = outputSubject(options.console);

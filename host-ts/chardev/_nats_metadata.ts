@@ -34,7 +34,21 @@ export interface ConsoleCard {
   readonly offset: number;
 }
 
-/** Keeps one console's card up to date until stopped. */
+/**
+ * Keeps one console's card up to date until stopped.
+ *
+ * @example
+ * ```ts
+ * import type { NatsConnection } from "@nats-io/nats-core";
+ * import type { ChardevContext } from "./_chardev.ts";
+ * import { natsOptionsFromData } from "./_nats_link.ts";
+ * declare const connection: NatsConnection;
+ * declare const context: ChardevContext;
+ * const card = new ConsoleMetadata("up", natsOptionsFromData({ console: "vm1" }), connection, context, () => 0);
+ * await card.start();
+ * await card.stop();
+ * ```
+ */
 export class ConsoleMetadata {
   #bucket: KV | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;

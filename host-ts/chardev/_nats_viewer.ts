@@ -30,12 +30,29 @@ export interface NatsGap {
   readonly bytes: number;
 }
 
-/** The note a terminal client sees where output is missing (its own line, CR LF as a terminal wants). */
+/**
+ * The note a terminal client sees where output is missing (its own line, CR LF as a terminal wants).
+ *
+ * @example
+ * ```ts
+ * new TextDecoder().decode(missedNote(4096)); // "\r\n[-- 4096 bytes missed --]\r\n"
+ * ```
+ */
 export function missedNote(bytes: number): Uint8Array {
   return new TextEncoder().encode(`\r\n[-- ${bytes} bytes missed --]\r\n`);
 }
 
-/** The viewer side of the `nats` chardev (made by natsDriver). */
+/**
+ * The viewer side of the `nats` chardev (made by natsDriver).
+ *
+ * @example Follow console vm1 and count what is missing
+ * ```ts
+ * import { ChardevRegistry } from "chardev-hub";
+ * const reg = await ChardevRegistry.create();
+ * const viewer = (await reg.add("nats,id=vm1,role=viewer,console=vm1,from=start")) as NatsViewerChardev;
+ * viewer.onGap = (gap) => console.log(`${gap.bytes} bytes missed at ${gap.offset}`);
+ * ```
+ */
 export class NatsViewerChardev extends Chardev {
   readonly kind = "nats";
   readonly #inSubject: string;

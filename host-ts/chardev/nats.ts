@@ -17,7 +17,14 @@ export { missedNote, NatsViewerChardev, type NatsGap } from "./_nats_viewer.ts";
 export { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "./_nats_metadata.ts";
 export { natsOptionsFromData, OFFSET_HEADER, parseServers, type NatsFrom, type NatsOptions } from "./_nats_link.ts";
 
-/** `nats`'s options (ours). */
+/**
+ * `nats`'s options (ours).
+ *
+ * @example The keys a console takes
+ * ```ts
+ * natsOptions.map((option) => option.key); // ["server", "console", "role", "stream", ...]
+ * ```
+ */
 export const natsOptions: OptionSchema = [
   { key: "server", type: "string", default: "nats://127.0.0.1:4222", help: "the NATS servers: `nats://HOST:PORT`, several separated by `,,` (QEMU's escaped comma), `;` or spaces; the client reconnects to any of them" },
   { key: "console", type: "string", required: true, missing: "nats: 'console' is required (console=NAME)", help: "the console's name: subjects `console.NAME.out` (output) and `console.NAME.in` (typing)" },

@@ -4,7 +4,15 @@
 import { connect } from "@nats-io/transport-node";
 import type { HostNats } from "./types.ts";
 
-/** The NATS transport of Node, Deno and Bun. */
+/**
+ * The NATS transport of Node, Deno and Bun.
+ *
+ * @example Connect and close
+ * ```ts
+ * const connection = await nodeNats.connect({ servers: "nats://127.0.0.1:4222" });
+ * await connection.close();
+ * ```
+ */
 export const nodeNats: HostNats = {
   connect: (options) => connect(options),
 };
