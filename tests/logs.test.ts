@@ -292,6 +292,22 @@ describe("log-events=on", () => {
     expect(fs.readFileSync(log, "utf8")).toBe("[-- typist attached rw --]\r\n[-- viewer attached ro --]\r\n[-- typist sent a break --]\r\n");
   });
 
+  it("a single-client socket's peer coming and going is [-- ID connected --] and [-- ID disconnected --]", async () => {
+    const log = path.join(dir, "console.log");
+    const sock = path.join(dir, "c1.sock");
+    await reg.add(`file,id=log,path=${log},log-events=on`);
+    await reg.add(`socket,id=c1,path=${sock},server=on,wait=off`);
+    await reg.add("hub,id=hub0,ring=4096,chardevs.0=log,chardevs.1=c1");
+    const fe = reg.attach("hub0", new FeHandler());
+    const client = await SocketClient.connect(sock);
+    await until(() => readText(log).includes("[-- c1 connected --]"), "the connect line");
+    fe.write(bytes("for you\n"));
+    await client.waitFor("for you\n");
+    client.close();
+    await until(() => readText(log).includes("[-- c1 disconnected --]"), "the disconnect line");
+    expect(readText(log)).toBe("[-- c1 attached rw --]\r\n[-- c1 connected --]\r\nfor you\n[-- c1 disconnected --]\r\n");
+  });
+
   it("without log-events a file behind a hub has output only", async () => {
     const log = path.join(dir, "console.log");
     await reg.add(`file,id=log,path=${log}`);

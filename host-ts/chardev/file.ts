@@ -22,6 +22,8 @@ export class FileChardev extends FdChardev {
   #stopEvents: (() => void) | null = null;
   /** Who each backend is, as its attach line named it (its detach line names it the same). */
   readonly #who = new Map<string, string>();
+  /** Open and close lines waiting for the end of this turn, by backend. */
+  readonly #deferred = new Map<string, { line: string }>();
 
   constructor(id: string, context: ChardevContext, path: string, file: LogFile, inFd: number | null, logEvents: boolean) {
     super(id, context, path, file, inFd);
@@ -52,9 +54,23 @@ export class FileChardev extends FdChardev {
       if (row?.mode === "ro") mode = "ro";
       if (event.type === "attach") this.#who.set(event.backend, who);
     }
-    if (event.type === "detach") this.#who.delete(event.backend);
+    if (event.type === "attach" || event.type === "detach") {
+      // An open while attaching, a close while detaching: the attach or detach line says it.
+      this.#deferred.delete(event.backend);
+      if (event.type === "detach") this.#who.delete(event.backend);
+    }
     const line = eventLine(event, own, who, mode);
-    if (line) this.#note(line);
+    if (!line) return;
+    if (event.type !== "open" && event.type !== "close") return this.#note(line);
+    // A backend's own connect or disconnect (a single-client socket's peer): written after
+    // this turn unless an attach or detach of it came in the same turn.
+    const deferred = { line };
+    this.#deferred.set(event.backend, deferred);
+    queueMicrotask(() => {
+      if (this.#deferred.get(event.backend) !== deferred) return;
+      this.#deferred.delete(event.backend);
+      if (this.#stopEvents) this.#note(line);
+    });
   }
 
   /** Writes `[-- ... --]` on a line of its own (after a line the output left open). */
@@ -80,8 +96,9 @@ export class FileChardev extends FdChardev {
 }
 
 /**
- * The text of a hub event's line, or null for one not worth a line: a backend's open and close
- * are not (attaching opens it, detaching closes it, and a connection is a backend of its own).
+ * The text of a hub event's line, or null for one not worth a line. A backend's open and close
+ * are `connected` and `disconnected` (a single-client socket's peer came or went), but not when
+ * they come with its attach or detach (the caller drops those).
  */
 function eventLine(event: HubEvent, own: boolean, who: string, mode: string): string | null {
   switch (event.type) {
@@ -89,6 +106,10 @@ function eventLine(event: HubEvent, own: boolean, who: string, mode: string): st
       return `${who} attached ${mode}`;
     case "detach":
       return `${who} detached`;
+    case "open":
+      return `${who} connected`;
+    case "close":
+      return `${who} disconnected`;
     case "gap":
       // Its own gap is a hole in this file; another's is news about that backend.
       return own ? `gap: ${event.bytes} bytes dropped` : `${who}: gap: ${event.bytes} bytes dropped`;
