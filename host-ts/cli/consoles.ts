@@ -222,9 +222,9 @@ export class Consoles implements ConsoleDirectory {
     if (!reg.find(spec.device)) throw new ChardevError("NOT_FOUND", `${where}: device chardev '${quoteInput(spec.device)}' not found (define it with -chardev, or a [chardev] section, before the console)`);
     if (reg.find(spec.name)) throw new ChardevError("DUPLICATE_ID", `${where}: Chardev with id '${quoteInput(spec.name)}' already exists (a console's name is its hub's id)`);
     const logId = spec.log === undefined ? null : `${spec.name}-log`;
-    const { text: hubSpec, replay } = this.#hubSpec(spec, logId);
     const made: string[] = [];
     try {
+      const { text: hubSpec, replay } = this.#hubSpec(spec, logId);
       if (logId !== null) {
         await reg.add(`file,id=${logId},path=${optionValue(spec.log!)}`);
         made.push(logId);
