@@ -106,7 +106,7 @@ export class HubScreen implements HubScreenReader {
     return { cols: this.#cols, rows: this.#rows };
   }
 
-  /** The screen as the emulator has it now: for tests and `query-hub`, not for joiners. */
+  /** The screen as the emulator has it now (tests, tools); a joiner gets `#repaint` at its own position. */
   serialize(scrollback = 0): string {
     return this.#serializer.serialize({ scrollback });
   }
