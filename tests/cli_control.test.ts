@@ -137,6 +137,27 @@ describe("chardev-hub list, who and the control protocol", () => {
     expect(who.stdout).toMatch(new RegExp(`^sh: 1 attached\\nID +KIND +MODE +UID +SINCE\\nattach-1 +attach +rw +${process.getuid!()} +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\n$`));
   });
 
+  it("who and list show a max-clients socket's connections and its listener row", async () => {
+    const control = at("control.sock");
+    const cli = new CliProcess([
+      "-chardev", "spawn,id=sh,cmd=sh",
+      "-chardev", `socket,id=s0,path=${at("s0.sock")},server=on,wait=off,max-clients=4`,
+      "-chardev", "hub,id=hub0,ring=64K,chardevs.0=s0",
+      "-frontend", "sh,chardev=hub0",
+      "-control", control,
+    ]);
+    await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+    const socketClient = await ProtocolClient.connect(at("s0.sock"));
+    socketClient.send("echo s-$((4*4))\r");
+    await socketClient.waitFor("s-16");
+    const who = await CliProcess.run(["who", "sh", "--control", control]);
+    // A UNIX connection's uid is not known to every runtime (no SO_PEERCRED in Node): a uid or "-".
+    expect(who.stdout).toMatch(new RegExp(`^s0#1 +socket +rw +(${process.getuid!()}|-) +\\d{4}-`, "m"));
+    const listed = JSON.parse((await CliProcess.run(["list", "--json", "--control", control])).stdout);
+    expect(listed.consoles[0].clients).toContainEqual(expect.objectContaining({ id: "s0", kind: "listener", open: false, clients: 1 }));
+    expect(listed.consoles[0].clients).toContainEqual(expect.objectContaining({ id: "s0#1", kind: "socket", open: true, listener: "s0", peer: expect.stringMatching(/^unix:/) }));
+  });
+
   it("the protocol answers mistakes with one error line each and goes on serving the connection", async () => {
     const { control } = await startRun();
     const client = await ProtocolClient.connect(control);

@@ -321,6 +321,8 @@ interface ClientRow {
   lag?: number;
   uid?: number | null;
   since?: number;
+  /** A `max-clients` listener's own row: its connections now. */
+  clients?: number;
 }
 
 interface ConsoleRow {
@@ -339,6 +341,7 @@ export function formatList(answer: Record<string, unknown>): string {
   let text = "";
   for (const entry of consoles) {
     const open = entry.clients.filter((client) => client.open);
+    // A listener's row moves no bytes: its connections are rows of their own.
     const rw = open.filter((client) => client.mode === "rw").length;
     const hub = entry.ring > 0 ? `ring ${formatBytes(entry.ring)}` : "unbuffered";
     text += `${entry.name}: device '${entry.device}' ${entry["device-open"] ? "open" : "closed"}, ${rw} rw, ${open.length - rw} ro, ${hub}, input ${entry.input}\n`;
@@ -347,7 +350,7 @@ export function formatList(answer: Record<string, unknown>): string {
       rows.push([
         `  ${client.id}`,
         client.kind,
-        client.open ? "open" : "closed",
+        client.clients !== undefined ? `${client.clients} conn` : client.open ? "open" : "closed",
         client.mode,
         client.uid === undefined || client.uid === null ? "-" : String(client.uid),
         formatBytes(client["bytes-in"] ?? 0),

@@ -6,7 +6,7 @@
 
 import { AttachedClientChardev } from "../chardev/_attached_client.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
-import type { HubBackendOptions, HubChardev } from "../chardev/hub.ts";
+import type { HubBackendOptions, HubBackendStats, HubChardev } from "../chardev/hub.ts";
 import { ChardevError } from "../errors.ts";
 import { MAX_RING_BYTES, quoteInput } from "../limits.ts";
 import type { HostRuntime, NetConnection, NetListener } from "../runtime/types.ts";
@@ -44,6 +44,21 @@ interface Attached {
   readonly since: number;
   /** `tail`: no notices on its stream (a script reads the console's bytes only). */
   readonly quiet: boolean;
+}
+
+/**
+ * Who is on the other end of a backend, where known: an attached client's uid, or what the
+ * hub knows of a listener's connection (`max-clients`: peer, uid, since, its listener).
+ */
+function whoIsOn(stats: HubBackendStats, client: Attached | undefined): Record<string, unknown> {
+  if (client) return { uid: client.uid, since: client.since, peer: "control" };
+  const known: Record<string, unknown> = {};
+  if (stats.uid !== undefined) known.uid = stats.uid;
+  if (stats.since !== undefined) known.since = stats.since;
+  if (stats.peer !== undefined) known.peer = stats.peer;
+  if (stats.listener !== undefined) known.listener = stats.listener;
+  if (stats.clients !== undefined) known.clients = stats.clients;
+  return known;
 }
 
 /** A mistake in a request: answered as `{"error": message}`; the connection stays. */
@@ -257,7 +272,7 @@ export class ControlServer {
         const client = this.#attached.get(stats.id);
         return {
           id: stats.id,
-          kind: kinds.get(stats.id) ?? "",
+          kind: kinds.get(stats.id) ?? (stats.clients !== undefined ? "listener" : ""),
           open: stats.open,
           mode: stats.mode,
           policy: stats.policy,
@@ -265,7 +280,7 @@ export class ControlServer {
           "bytes-out": stats.bytesOut,
           "bytes-dropped": stats.bytesDropped,
           lag: stats.lag,
-          ...(client ? { uid: client.uid, since: client.since } : {}),
+          ...whoIsOn(stats, client),
         };
       }),
     };
@@ -276,7 +291,7 @@ export class ControlServer {
     const kinds = new Map(entry.hub.backends.map((chardev) => [chardev.id, chardev.kind]));
     const clients = entry.hub.stats().filter((stats) => stats.open).map((stats) => {
       const client = this.#attached.get(stats.id);
-      return { id: stats.id, kind: kinds.get(stats.id) ?? "", mode: stats.mode, ...(client ? { uid: client.uid, since: client.since } : {}) };
+      return { id: stats.id, kind: kinds.get(stats.id) ?? (stats.clients !== undefined ? "listener" : ""), mode: stats.mode, ...whoIsOn(stats, client) };
     });
     return { console: entry.name, clients };
   }
