@@ -436,6 +436,8 @@ describe("size policy", () => {
     expect(hub.terminalSize).toEqual({ cols: 100, rows: 40 });
     hub.resize("tab2", 130, 50); // tab1 is the smaller in both now
     expect(told).toEqual(["120x40", "100x40", "120x40"]);
+    const query = new Map(hubCommands(reg)).get("query-hub")!;
+    expect(((await query({ id: "hub0" })) as { size: unknown }).size).toEqual({ policy: "smallest", cols: 120, rows: 40 });
   });
 
   it("size=largest takes the larger, size=latest the last to resize, until it leaves", async () => {

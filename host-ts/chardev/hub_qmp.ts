@@ -93,6 +93,8 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
         return {
           ring: hub.options.ring,
           evictions: hub.evictions,
+          // The size policy and the size it agreed on (the device's, the screen emulator's).
+          size: { policy: hub.options.size, ...hub.terminalSize },
           backends: hub.stats().map((row) => ({
             id: row.id,
             open: row.open,
