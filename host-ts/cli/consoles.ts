@@ -143,8 +143,6 @@ export class Console implements ConsoleEntry {
   deviceOpened = false;
   /** The device closed and may come back. */
   deviceDown = false;
-  /** The `-console` text it was made from (null for a classic run's console). */
-  readonly specText: string | null;
 
   constructor(
     readonly name: string,
@@ -157,9 +155,7 @@ export class Console implements ConsoleEntry {
     /** What it was made from (null for a classic run's console). */
     readonly spec: ConsoleSpec | null,
     readonly reg: ChardevRegistry,
-  ) {
-    this.specText = spec ? formatConsoleSpec(spec) : null;
-  }
+  ) {}
 
   /** True while the device is open (a socket device may be waiting for its peer). */
   get deviceOpen(): boolean {
@@ -202,11 +198,6 @@ export class Consoles implements ConsoleDirectory {
 
   find(name: string): Console | undefined {
     return this.#byName.get(name);
-  }
-
-  /** The console whose device is chardev `id`. */
-  byDevice(id: string): Console | undefined {
-    return this.list().find((console) => console.deviceId === id);
   }
 
   /**
