@@ -381,6 +381,24 @@ describe("nats chardev", () => {
     }
   }, 30_000);
 
+  it("QMP's chardev-add takes the same members as JSON, and a viewer of a stream that does not exist says so", async () => {
+    const name = freshName();
+    const source = await consoleHub(shared, name);
+    await writeAll(source.fe, bytes("over qmp\r\n"));
+    const reg = await registry();
+    const viewer = (await reg.add({ id: "v0", backend: { type: "nats", data: { server: shared.url, console: name, role: "viewer", from: "start" } } })) as NatsViewerChardev;
+    expect(viewer).toBeInstanceOf(NatsViewerChardev);
+    const fe = new FeHandler();
+    reg.attach("v0", fe);
+    await until(() => fe.readCount >= "over qmp\r\n".length);
+    expect(fe.take()).toBe("over qmp\r\n");
+    expect(await errorOf(() => reg.add({ id: "v1", backend: { type: "nats", data: { server: shared.url, console: name, role: "viewer", stream: "NOSUCH" } } }))).toMatchObject({
+      code: "OPEN_FAILED",
+      message: "nats: stream 'NOSUCH' does not exist (a console creates it)",
+    });
+    expect(await errorOf(() => reg.add({ id: "v1", backend: { type: "nats", data: { console: name, replicas: "3" } } }))).toMatchObject({ message: "Invalid parameter type for 'backend.data.replicas', expected: integer" });
+  }, 30_000);
+
   it("rejects bad options with clear errors", async () => {
     const reg = await registry();
     expect(await errorOf(() => reg.add("nats,id=n0"))).toMatchObject({ code: "MISSING_PARAMETER", message: "nats: 'console' is required (console=NAME)" });
