@@ -160,8 +160,13 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
             return;
           case "b":
             return request({ cmd: "break" }, () => say(`${name}: BREAK sent`));
-          case "f":
-            return request({ cmd: "mode", mode: "rw", force: true });
+          case "f": {
+            // Read-write again: this terminal's size counts for the device from now on.
+            const now = host.terminalSize();
+            return request({ cmd: "mode", mode: "rw", force: true }, () => {
+              if (now) request({ cmd: "resize", cols: now.cols, rows: now.rows });
+            });
+          }
           case "s":
             return request({ cmd: "mode", mode: "ro" });
           default:

@@ -341,7 +341,6 @@ export function formatList(answer: Record<string, unknown>): string {
   let text = "";
   for (const entry of consoles) {
     const open = entry.clients.filter((client) => client.open);
-    // A listener's row moves no bytes: its connections are rows of their own.
     const rw = open.filter((client) => client.mode === "rw").length;
     const hub = entry.ring > 0 ? `ring ${formatBytes(entry.ring)}` : "unbuffered";
     text += `${entry.name}: device '${entry.device}' ${entry["device-open"] ? "open" : "closed"}, ${rw} rw, ${open.length - rw} ro, ${hub}, input ${entry.input}\n`;
