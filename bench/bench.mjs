@@ -25,7 +25,7 @@ await esbuild.build({
   format: "esm",
   platform: "node",
   target: "node20",
-  external: ["pino", "ws"],
+  external: ["pino", "ws", "@nats-io/*"],
   logLevel: "warning",
 });
 const run = spawnSync(process.execPath, ["--expose-gc", outfile, ...process.argv.slice(2)], {
