@@ -15,6 +15,7 @@ import { connect } from "@nats-io/transport-node";
 import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
+import { makeTestPki } from "./_tls_certs.ts";
 import { CliProcess, SocketClient as CliSocketClient } from "./cli/_cli.ts";
 import { natsTmp, startServer, stopAll, stopServer, until, type NatsServer } from "./_nats.ts";
 
@@ -472,3 +473,37 @@ authorization {
   }, 30_000);
 });
 
+describe("nats chardev over TLS", () => {
+  it("tls-creds with a client certificate reaches a server that requires one; without it, setup fails", async () => {
+    const pki = makeTestPki();
+    const server = await startServer({ config: `
+tls {
+  cert_file: "${path.join(pki.serverDir, "server-cert.pem")}"
+  key_file: "${path.join(pki.serverDir, "server-key.pem")}"
+  ca_file: "${path.join(pki.serverDir, "ca-cert.pem")}"
+  verify: true
+}
+` });
+    const name = freshName();
+    const reg = await registry();
+    await reg.addObject(`tls-creds-x509,id=tls0,endpoint=client,dir=${pki.clientDir}`);
+    await reg.add(`nats,id=n0,server=tls://127.0.0.1:${server.port},console=${name},tls-creds=tls0`);
+    await reg.add("hub,id=h0,chardevs.0=n0");
+    const fe = reg.attach("h0", new FeHandler());
+    await writeAll(fe, bytes("over TLS\r\n"));
+    await reg.add(`nats,id=v0,role=viewer,server=tls://127.0.0.1:${server.port},console=${name},tls-creds=tls0`);
+    const screen = new FeHandler();
+    reg.attach("v0", screen);
+    await until(() => screen.readCount >= "over TLS\r\n".length);
+    expect(screen.take()).toBe("over TLS\r\n");
+    await reg.addObject(`tls-creds-x509,id=anon,endpoint=client,dir=${pki.anonymousClientDir}`);
+    const refused = await errorOf(() => reg.add(`nats,id=v1,role=viewer,server=tls://127.0.0.1:${server.port},console=${name},tls-creds=anon`));
+    expect(refused.code).toBe("OPEN_FAILED");
+    expect(refused.message).toMatch(/^nats: could not connect to tls:\/\/127\.0\.0\.1:\d+: /);
+    // A client certificate of the wrong kind of endpoint is refused before any connection, with QEMU's text.
+    await reg.addObject(`tls-creds-x509,id=srv,endpoint=server,dir=${pki.serverDir}`);
+    expect(await errorOf(() => reg.add(`nats,id=v2,role=viewer,server=tls://127.0.0.1:${server.port},console=${name},tls-creds=srv`))).toMatchObject({
+      message: "Expected TLS credentials for a client endpoint",
+    });
+  }, 30_000);
+});
