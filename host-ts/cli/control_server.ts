@@ -18,6 +18,8 @@ export const MAX_CONTROL_LINE_BYTES = 4096;
 export const MAX_CONTROL_CONNECTIONS = 256;
 /** Where the default setup puts the control socket, and where the client looks by default. */
 export const DEFAULT_CONTROL_PATH = "run/chardev-hub.sock";
+/** How long a refused connection's last answer may take to leave before it is closed anyway. */
+const CLOSE_FLUSH_MS = 1000;
 /** Kinds of hub backend that are not people (counted out of "N others"). */
 const UNATTENDED_KINDS = new Set(["file", "ringbuf", "null", "asciicast", "pipe"]);
 /** The largest window size a client may ask for (a terminal's cells, as `stty` takes them). */
@@ -157,12 +159,21 @@ export class ControlServer {
   #serve(connection: NetConnection): void {
     if (this.#connections.size >= MAX_CONTROL_CONNECTIONS) {
       connection.write(encoder.encode(`${JSON.stringify({ error: `control: too many connections (at most ${MAX_CONTROL_CONNECTIONS})` })}\n`));
-      setTimeout(() => connection.close(), 100);
+      setTimeout(() => connection.close(), CLOSE_FLUSH_MS);
       return;
     }
     this.#connections.add(connection);
     let pending = new Uint8Array(0);
     let attached: AttachedClientChardev | null = null;
+    /** Set once the connection is to end after its last answer is out. */
+    let closing = false;
+    const closeAfterAnswer = () => {
+      closing = true;
+      connection.pause();
+      this.#connections.delete(connection);
+      if (connection.bufferedBytes === 0) connection.close();
+      else setTimeout(() => connection.close(), CLOSE_FLUSH_MS); // a peer that does not read
+    };
     const answer = (value: unknown) => connection.write(encoder.encode(`${JSON.stringify(value)}\n`));
     connection.start({
       data: (chunk) => {
@@ -186,12 +197,15 @@ export class ControlServer {
         if (pending.length > MAX_CONTROL_LINE_BYTES) {
           answer({ error: `control: request longer than ${MAX_CONTROL_LINE_BYTES} bytes` });
           pending = new Uint8Array(0);
-          connection.close();
-          this.#connections.delete(connection);
+          closeAfterAnswer();
+          return false;
         }
         return true;
       },
-      drain: () => attached?.drained(),
+      drain: () => {
+        if (closing) connection.close();
+        else attached?.drained();
+      },
       closed: () => {
         this.#connections.delete(connection);
         attached?.closed();
