@@ -7,7 +7,7 @@ import { parseSize } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import type { HostRuntime, NetConnection } from "../runtime/types.ts";
 import { runAttachTerminal } from "./attach_terminal.ts";
-import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES } from "./control_server.ts";
+import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES, UNATTENDED_KINDS } from "./control_server.ts";
 
 /** The subcommands, as the first argument names them. */
 export const CLIENT_COMMANDS = ["list", "attach", "who", "tail"] as const;
@@ -340,7 +340,8 @@ export function formatList(answer: Record<string, unknown>): string {
   if (consoles.length === 0) return "no consoles\n";
   let text = "";
   for (const entry of consoles) {
-    const open = entry.clients.filter((client) => client.open);
+    // People only: logs and a listener's own row are not clients.
+    const open = entry.clients.filter((client) => client.open && !UNATTENDED_KINDS.has(client.kind) && client.clients === undefined);
     const rw = open.filter((client) => client.mode === "rw").length;
     const hub = entry.ring > 0 ? `ring ${formatBytes(entry.ring)}` : "unbuffered";
     text += `${entry.name}: device '${entry.device}' ${entry["device-open"] ? "open" : "closed"}, ${rw} rw, ${open.length - rw} ro, ${hub}, input ${entry.input}\n`;

@@ -20,8 +20,8 @@ export const MAX_CONTROL_CONNECTIONS = 256;
 export const DEFAULT_CONTROL_PATH = "run/chardev-hub.sock";
 /** How long a refused connection's last answer may take to leave before it is closed anyway. */
 const CLOSE_FLUSH_MS = 1000;
-/** Kinds of hub backend that are not people (counted out of "N others"). */
-const UNATTENDED_KINDS = new Set(["file", "ringbuf", "null", "asciicast", "pipe"]);
+/** Kinds of hub backend that are not people (counted out of "N others", and of `list`'s rw/ro). */
+export const UNATTENDED_KINDS: ReadonlySet<string> = new Set(["file", "ringbuf", "null", "asciicast", "pipe"]);
 /** The largest window size a client may ask for (a terminal's cells, as `stty` takes them). */
 const MAX_WINDOW_CELLS = 10_000;
 
