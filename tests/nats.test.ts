@@ -277,6 +277,44 @@ describe("nats chardev", () => {
     await until(() => source.chardev.unackedBytes === 0);
   }, 60_000);
 
+  it("a console under a hub's drop policy: what the hub skipped while NATS was away is an exact gap for every viewer", async () => {
+    const own = await startServer();
+    const name = freshName();
+    const reg = await registry();
+    const chardev = (await reg.add(`nats,id=n0,server=${own.url},console=${name}`)) as NatsConsoleChardev;
+    await reg.add("hub,id=h0,ring=1M,chardevs.0=n0,policy.0=drop,lag-limit.0=256K");
+    const fe = reg.attach("h0", new FeHandler());
+    const first = consoleLines(1000);
+    await writeAll(fe, first);
+    await until(() => chardev.unackedBytes === 0);
+    await stopServer(own);
+    // Far more than the unacknowledged window and the lag limit: the hub skips ahead for NATS.
+    const second = consoleLines(40_000, 1000);
+    await writeAll(fe, second);
+    await until(() => chardev.skippedBytes > 0);
+    await startServer({ again: own });
+    const third = consoleLines(100, 41_000);
+    await writeAll(fe, third);
+    const output = new Uint8Array([...first, ...second, ...third]);
+    await until(() => chardev.unackedBytes === 0 && chardev.nextOffset === output.length);
+    const watcher = await registry();
+    const viewer = (await watcher.add(`nats,id=v0,role=viewer,server=${own.url},console=${name}`)) as NatsViewerChardev;
+    const screen = new FeHandler();
+    screen.room = 1 << 24;
+    watcher.attach("v0", screen);
+    await until(() => viewer.nextOffset === output.length);
+    expect(viewer.missedBytes).toBe(chardev.skippedBytes);
+    // What the viewer shows is the output with each skipped range replaced by its note.
+    let expected = "";
+    let at = 0;
+    for (const gap of viewer.gaps) {
+      expected += text(output.subarray(at, gap.offset)) + text(missedNote(gap.bytes));
+      at = gap.offset + gap.bytes;
+    }
+    expected += text(output.subarray(at));
+    expect(screen.take()).toBe(expected);
+  }, 60_000);
+
   it("a viewer puts output stored out of order back in order, and reports a hole that never fills as an exact gap", async () => {
     const name = freshName();
     // The console makes the stream; the test then stores messages by hand, as a failover could leave them.

@@ -10,6 +10,7 @@ import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext } from "./_chardev.ts";
+import { onEveryHubEvent } from "./hub.ts";
 import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
 import { ConsoleMetadata } from "./_nats_metadata.ts";
 
@@ -69,10 +70,12 @@ export class NatsConsoleChardev extends Chardev {
   #heldBytes = 0;
   #droppedInputBytes = 0;
   #destroyed = false;
+  #skippedBytes = 0;
   /** Resolves a closing console's wait once nothing is unacknowledged. */
   #drained: (() => void) | null = null;
   readonly #maxMessageBytes: number;
   readonly #metadata: ConsoleMetadata;
+  readonly #stopHubEvents: () => void;
 
   constructor(
     id: string,
@@ -86,6 +89,24 @@ export class NatsConsoleChardev extends Chardev {
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.#maxMessageBytes = Math.max(1024, Math.min(MAX_MESSAGE_BYTES, maxPayload - HEADER_ROOM_BYTES));
     this.#metadata = new ConsoleMetadata(id, options, connection, context, () => this.#nextOffset);
+    // A hub's `drop` policy skipping output for us must not vanish from the offsets: the
+    // skipped bytes advance them, so every viewer reports the exact gap.
+    this.#stopHubEvents = onEveryHubEvent((hub, event) => {
+      if (event.type === "gap" && event.backend === this.id && hub.children.includes(this)) this.#skipped(event.bytes);
+    });
+  }
+
+  /** `bytes` of the console's output will never reach us: what is batched goes first, then the offsets jump. */
+  #skipped(bytes: number): void {
+    if (this.#destroyed || bytes <= 0) return;
+    if (this.#batchBytes > 0) this.#flush();
+    this.#nextOffset += bytes;
+    this.#skippedBytes += bytes;
+  }
+
+  /** Output a hub's `drop` policy skipped for this backend: a gap every viewer sees exactly. */
+  get skippedBytes(): number {
+    return this.#skippedBytes;
   }
 
   /** `nats:console.NAME.out@SERVERS`. */
@@ -263,6 +284,7 @@ export class NatsConsoleChardev extends Chardev {
   override async destroy(): Promise<void> {
     if (this.#flushQueued) this.#flush();
     this.#destroyed = true;
+    this.#stopHubEvents();
     this.#input?.unsubscribe();
     this.#input = null;
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
