@@ -33,9 +33,12 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Longest time option in seconds (socket `reconnect=`): whole seconds within {@link MAX_TIMER_MS}. */
 export const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000);
 
-/** Fewest and most clients a `web` chardev serves at once (`max-clients=`). */
+/**
+ * Fewest and most clients one listener serves at once (`max-clients=` of a `socket` server and of
+ * `web`). Above 1, the hub that holds the listener takes each client as a backend of its own.
+ */
 export const MIN_CLIENTS = 1;
-/** @see MIN_CLIENTS; one per port number is far beyond any real console. */
+/** @see MIN_CLIENTS; one per port number is far beyond any real console, and each client holds a descriptor and its own buffers. */
 export const MAX_CLIENTS = 65535;
 
 /**
