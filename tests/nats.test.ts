@@ -175,10 +175,10 @@ describe("nats chardev", () => {
     expect(cli.ended?.code).toBe(0);
   }, 60_000);
 
-  it("a late viewer with from=start gets the whole console", async () => {
+  it("a late viewer hub with from=start gives its socket client the whole 20,000-line console, in order", async () => {
     const name = freshName();
     const source = await consoleHub(shared, name);
-    const output = consoleLines(5000);
+    const output = consoleLines(20_000);
     await writeAll(source.fe, output);
     await until(() => source.chardev.unackedBytes === 0);
     const remote = await viewerHub(shared, name, ",from=start");
