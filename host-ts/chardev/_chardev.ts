@@ -133,6 +133,8 @@ export abstract class Chardev {
   readonly #watches = new Set<{ readonly callback: () => void; readonly stopWaiting?: () => void }>();
   /** A hook threw once already: later throws are still -EIO but not reported again. */
   #hookThrew = false;
+  /** `sendBreakToPeer` was refused once already (told once, not on every BREAK). */
+  #breakRefusalTold = false;
   #log: LogSink | null = null;
   /** While `logfile=` cannot write: output it missed since, why, and the next try. */
   #logLoss: { lost: number; errno: string; delayMs: number; timer: ReturnType<typeof setTimeout> } | null = null;
@@ -297,6 +299,29 @@ export abstract class Chardev {
    * writes to it again. Backends without it come back only by reporting OPENED.
    */
   resumeAfterLoss?(lost: number, errno: string): boolean;
+
+  /**
+   * Whether `sendBreakToPeer` can ever put a BREAK on the wire: a `socket` with `telnet=on`
+   * (IAC BREAK), and so on. False by default: most kinds have no such thing to send.
+   */
+  get canSendBreak(): boolean {
+    return false;
+  }
+
+  /**
+   * A BREAK from this chardev's frontend to its far end (QEMU's CHR_IOCTL_SERIAL_SET_BREAK from
+   * a device): the command's bridge calls it when a hub client sent one, so the guest or board
+   * behind this chardev gets it. Returns whether it went out now. Kinds that can send one
+   * override it (and `canSendBreak`); this default drops it and tells the operator once, since
+   * a BREAK that silently goes nowhere (a SysRq that never arrives) is hard to find.
+   */
+  sendBreakToPeer(): boolean {
+    if (!this.#breakRefusalTold) {
+      this.#breakRefusalTold = true;
+      this.context.warn(`device '${this.id}' cannot send a BREAK (${this.kind}): dropped`);
+    }
+    return false;
+  }
 
   /** The chardevs this one stands on (a hub's backends, a mux's base): for cycle checks. */
   get children(): Chardev[] {

@@ -13,7 +13,10 @@ import { Chardev, type ChardevContext } from "./_chardev.ts";
 import type { ClientInfo } from "./_client_source.ts";
 import type { SocketOptions } from "./_socket_options.ts";
 import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
-import { TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
+import { IAC, TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
+
+/** Telnet's BREAK command byte (RFC 854), sent after IAC. */
+const TELNET_BREAK_BYTE = 0xf3;
 
 /** The give-up time for our last bytes (a refused upgrade's answer, a CLOSE frame) to leave. */
 const LAST_BYTES_FLUSH_MS = 1000;
@@ -212,6 +215,23 @@ export class SocketClientChardev extends Chardev {
     // `data` views WASM memory the next write reuses: #send hands the runtime a copy.
     this.#send(data.subarray(0, taken));
     return taken;
+  }
+
+  /** A telnet connection (`telnet=on` or `tn3270=on`, either end) can: IAC BREAK. */
+  override get canSendBreak(): boolean {
+    return this.options.telnet || this.options.tn3270;
+  }
+
+  /**
+   * IAC BREAK to the peer, after the output already taken: how a guest behind QEMU's `-serial
+   * telnet::PORT,server` gets a BREAK. False (dropped) when the link is not open, or for a
+   * connection that is not telnet (told once, as the base does).
+   */
+  override sendBreakToPeer(): boolean {
+    if (!this.canSendBreak) return super.sendBreakToPeer();
+    if (!this.#linkOpen) return false;
+    this.#send(Uint8Array.of(IAC, TELNET_BREAK_BYTE));
+    return true;
   }
 
   /** Fires once the queued output has gone to the kernel (or the peer left). */

@@ -466,6 +466,20 @@ export class SocketChardev extends Chardev implements ClientSource {
     return this.#current ? this.#current.write(data) : -ERRNO.EIO;
   }
 
+  /** With `telnet=on` (or `tn3270=on`), server or client, a BREAK goes out as IAC BREAK. */
+  override get canSendBreak(): boolean {
+    return this.options.telnet || this.options.tn3270;
+  }
+
+  /**
+   * IAC BREAK to the peer served now, after the output it already took; false (dropped) when
+   * no peer is connected. Not telnet: dropped, and the operator told once.
+   */
+  override sendBreakToPeer(): boolean {
+    if (!this.canSendBreak) return super.sendBreakToPeer();
+    return this.#current?.sendBreakToPeer() ?? false;
+  }
+
   /**
    * Fires once the queued output has gone to the kernel (or the peer left). No peer: no
    * watch, as QEMU has no channel to watch then.

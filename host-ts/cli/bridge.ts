@@ -4,11 +4,12 @@
 // queue, -1/EAGAIN waits for the watch and the same bytes are offered again, so nothing is lost
 // or sent twice (../output_queue.ts does this for all writers). A full queue makes
 // the receiving side's `canRead` answer 0, which holds the sender back instead of growing
-// memory.
+// memory. A BREAK a hub client sent goes to the device in its place among the bytes: it waits
+// until the bytes typed before it are written, and the bytes typed after it wait for it.
 
 import type { ChardevRegistry } from "../registry.ts";
 import type { Frontend } from "../frontend.ts";
-import type { ChrEvent } from "../events.ts";
+import { ChrEvent } from "../events.ts";
 import { OutputQueue } from "../output_queue.ts";
 
 /**
@@ -17,11 +18,24 @@ import { OutputQueue } from "../output_queue.ts";
  */
 export const DEFAULT_BRIDGE_QUEUE_BYTES = 64 * 1024;
 
-/** One direction: bytes read from `from`, waiting in an `OutputQueue` to be written to `to`. */
+/** A BREAK held in its place among the bytes of a direction. */
+const BREAK_MARK = "break" as const;
+
+/**
+ * One direction: bytes read from `from`, waiting in an `OutputQueue` to be written to `to`.
+ * Behind a BREAK that waits for the bytes before it, what comes after is held here, in order.
+ */
 class Direction {
   readonly #output: OutputQueue;
   #throttled = false;
   #stopped = false;
+  /** A BREAK waiting for the queue to empty, and whatever arrived after it (BREAKs too). */
+  readonly #held: (Uint8Array | typeof BREAK_MARK)[] = [];
+  #heldBytes = 0;
+  /** `#releaseHeld` is running (a push it makes flushes, and flushing calls it again). */
+  #releasing = false;
+  /** Sends a BREAK to the target, its turn come. */
+  onBreak: () => void = () => {};
   /** Bytes the target refused with an error other than EAGAIN (it is gone): dropped, as QEMU's devices drop them. */
   dropped = 0;
   /** Set once both frontends are attached. */
@@ -29,7 +43,10 @@ class Direction {
 
   constructor(readonly capacity: number) {
     this.#output = new OutputQueue(null, {
-      onFlushed: () => this.#resumeSourceIfRoom(),
+      onFlushed: () => {
+        this.#releaseHeld();
+        this.#resumeSourceIfRoom();
+      },
       onFailed: (_errno, dropped) => {
         this.dropped += dropped;
       },
@@ -41,9 +58,9 @@ class Direction {
     return this.#output.writtenBytes;
   }
 
-  /** Bytes waiting. */
+  /** Bytes waiting (those held behind a BREAK too). */
   get queued(): number {
-    return this.#output.queuedBytes;
+    return this.#output.queuedBytes + this.#heldBytes;
   }
 
   /** Both ends are attached; `pump` then writes what the source delivered meanwhile. */
@@ -59,7 +76,7 @@ class Direction {
 
   /** The source's `canRead`: free room. Answering 0 is remembered, to tell the source when room is back. */
   room(): number {
-    const room = Math.max(0, this.capacity - this.#output.queuedBytes);
+    const room = Math.max(0, this.capacity - this.queued);
     if (room === 0) this.#throttled = true;
     return room;
   }
@@ -67,11 +84,46 @@ class Direction {
   /** The source's `read`: kept (copied: the bytes may be a view valid only during the call), then written on. */
   push(data: Uint8Array): void {
     if (this.#stopped || data.length === 0) return;
+    if (this.#held.length > 0) {
+      this.#held.push(data.slice());
+      this.#heldBytes += data.length;
+      return;
+    }
     this.#output.push(data.slice());
   }
 
+  /** A BREAK after the bytes pushed so far: sent now if they are all written, else once they are. */
+  pushBreak(): void {
+    if (this.#stopped) return;
+    this.#held.push(BREAK_MARK);
+    this.#releaseHeld();
+  }
+
+  /** Moves held bytes on to the queue, and sends each held BREAK once everything before it is written. */
+  #releaseHeld(): void {
+    if (this.#releasing) return;
+    this.#releasing = true;
+    try {
+      while (!this.#stopped && this.#held.length > 0) {
+        const head = this.#held[0];
+        if (head === BREAK_MARK) {
+          // Not before the target has all the bytes typed before it (nor with no target yet).
+          if (this.#output.queuedBytes > 0 || !this.#output.target) return;
+          this.#held.shift();
+          this.onBreak();
+        } else {
+          this.#held.shift();
+          this.#heldBytes -= head.length;
+          this.#output.push(head);
+        }
+      }
+    } finally {
+      this.#releasing = false;
+    }
+  }
+
   #resumeSourceIfRoom(): void {
-    if (this.#stopped || !this.from || !this.#throttled || this.#output.queuedBytes >= this.capacity) return;
+    if (this.#stopped || !this.from || !this.#throttled || this.queued >= this.capacity) return;
     this.#throttled = false;
     // Input the source kept while we were full (and paused reading for) comes now.
     this.from.acceptInput();
@@ -84,6 +136,8 @@ class Direction {
 
   stop(): void {
     this.#stopped = true;
+    this.#held.length = 0;
+    this.#heldBytes = 0;
     this.#output.close();
   }
 }
@@ -101,7 +155,10 @@ export interface BridgeOptions {
 
 /**
  * Bridges a device chardev to the frontend end of a hub: the device's output is written to
- * the hub (so to every open backend), the hub's aggregated input is written to the device.
+ * the hub (so to every open backend), the hub's aggregated input is written to the device, and
+ * a BREAK from a read-write backend goes to the device's far end (`Chardev.sendBreakToPeer`:
+ * IAC BREAK on a telnet socket) in its place among those bytes. A device that cannot send
+ * one drops it and the operator is told once.
  *
  * @example A spawned shell behind a hub with a socket and a log
  * ```ts
@@ -144,7 +201,10 @@ export class DeviceBridge {
     const hubFe = reg.attach(hubId, {
       canRead: () => toDevice.room(),
       read: (data) => toDevice.push(data),
-      event: () => {},
+      // The hub's OPENED/CLOSED (its first backend came, its last left) mean nothing to a device.
+      event: (event) => {
+        if (event === ChrEvent.BREAK) toDevice.pushBreak();
+      },
     });
     let deviceFe: Frontend;
     try {
@@ -157,6 +217,8 @@ export class DeviceBridge {
       hubFe.detach();
       throw error;
     }
+    const device = reg.get(deviceId);
+    toDevice.onBreak = () => void device.sendBreakToPeer();
     toHub.connect(deviceFe, hubFe);
     toDevice.connect(hubFe, deviceFe);
     // Anything either side delivered while the other was not attached yet goes now.

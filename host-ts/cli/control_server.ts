@@ -384,9 +384,19 @@ export class ControlServer {
     return { client: client.id, mode };
   }
 
+  /**
+   * `b`: the BREAK goes through the hub to the console's device, which sends it to its far end
+   * (IAC BREAK on a telnet socket). A device that cannot is refused here, so the client's
+   * notice says so instead of "BREAK sent".
+   */
   #break(client: Attached): Record<string, unknown> {
     const mode = client.hub.stats().find((stats) => stats.id === client.id)?.mode;
     if (mode !== "rw") throw new RequestError(`control: client '${client.id}' is read-only: a BREAK from it would be discarded`);
+    const entry = this.#options.directory.find(client.console);
+    const device = entry ? this.#options.findChardev(entry.deviceId) : undefined;
+    if (device && !device.canSendBreak) {
+      throw new RequestError(`control: device '${quoteInput(device.id)}' cannot send a BREAK (${device.kind}): not sent`);
+    }
     client.chardev.sendBreak();
     return { client: client.id, break: true };
   }
