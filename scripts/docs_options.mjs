@@ -4,9 +4,9 @@
 // when a table and its schema disagree; run `node scripts/docs_options.mjs` after changing one.
 // `--check` writes nothing and exits 1 naming the files that are out of date.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const esbuild = await import("esbuild");
@@ -21,9 +21,20 @@ const bundle = await esbuild.build({
   write: false,
   format: "esm",
   platform: "node",
+  // npm packages stay imports (some, like the NATS client, are CommonJS that a bundle cannot
+  // require); the bundle is written inside node_modules so that node finds them from there.
+  packages: "external",
   logLevel: "error",
 });
-const { renderOptionTables, BUILTIN_DRIVERS } = await import(`data:text/javascript;base64,${Buffer.from(bundle.outputFiles[0].text).toString("base64")}`);
+const bundlePath = join(root, "node_modules", ".docs_options.bundle.mjs");
+writeFileSync(bundlePath, bundle.outputFiles[0].text);
+let loaded;
+try {
+  loaded = await import(pathToFileURL(bundlePath).href);
+} finally {
+  rmSync(bundlePath, { force: true });
+}
+const { renderOptionTables, BUILTIN_DRIVERS } = loaded;
 
 const check = process.argv.includes("--check");
 const stale = [];

@@ -331,6 +331,43 @@ describe("web tabs as hub backends of their own", () => {
     expect(reg.find("web0")).toBeUndefined();
   });
 
+  it("web's own replay= is what a late tab gets when the hub's replay.N for it is not given; replay.N wins over it", async () => {
+    const { web, frontend, fe } = await tabsOnRingHub(",replay=16");
+    const early = await openTab(web);
+    await until(() => fe.events.length === 1);
+    await writeAll(frontend, bytes("line 01\nline 02\nline 03\nline 04\n"));
+    await until(() => early.receivedBytes === 32);
+    const late = await openTab(web);
+    await until(() => late.receivedBytes === 16);
+    expect(late.text()).toBe("line 03\nline 04\n");
+
+    const other = (await reg.add(`web,id=web1,port=0,token=${SECRET},replay=16`)) as WebChardev;
+    await reg.add("hub,id=hub1,ring=65536,chardevs.0=web1,replay.0=8");
+    const fe1 = new FeHandler();
+    const frontend1 = reg.attach("hub1", fe1);
+    const first = await openTab(other);
+    await until(() => fe1.events.length === 1);
+    await writeAll(frontend1, bytes("line 01\nline 02\n"));
+    await until(() => first.receivedBytes === 16);
+    const second = await openTab(other);
+    await until(() => second.receivedBytes === 8);
+    expect(second.text()).toBe("line 02\n");
+  });
+
+  it("a hub without a ring (QEMU's, block only) leaves the tabs to the web chardev: one backend, which fans out to every tab", async () => {
+    const web = (await reg.add(`web,id=plain,port=0,token=${SECRET}`)) as WebChardev;
+    await reg.add("hub,id=h0,chardevs.0=plain");
+    const fe = new FeHandler();
+    const frontend = reg.attach("h0", fe);
+    const tabs = [await openTab(web), await openTab(web)];
+    await until(() => web.clientCount === 2);
+    expect(web.handsOutTabs).toBe(false);
+    expect(reg.hub("h0").stats().map((r) => r.id)).toEqual(["plain"]);
+    expect(frontend.write(bytes("both"))).toBe(4);
+    await until(() => tabs.every((tab) => tab.receivedBytes === 4));
+    expect(fe.events).toEqual([ChrEvent.OPENED]);
+  });
+
   it("with max-clients=1, or under qemuCompat, the web chardev stays one backend that fans out to its tabs", async () => {
     const single = (await reg.add(`web,id=single,port=0,token=${SECRET},max-clients=1`)) as WebChardev;
     await reg.add("hub,id=h1,ring=65536,chardevs.0=single");

@@ -4,6 +4,7 @@
 // mode). The listener itself moves no bytes; it announces clients.
 
 import type { Chardev } from "./_chardev.ts";
+import type { HubReplay } from "./_hub_screen_contract.ts";
 
 /** Who is on the other end of one connection (query-hub, `chardev-hub who`). */
 export interface ClientInfo {
@@ -31,6 +32,18 @@ export interface ClientSource {
    * Returns the function that stops the calls.
    */
   onClient(listener: (client: Chardev, info: ClientInfo) => void): () => void;
+  /**
+   * What each client is replayed when it opens if the hub's keys for the listener (`replay.N`)
+   * say nothing: the listener's own `replay=` (web's), so a new tab can start with the screen.
+   */
+  readonly defaultReplay?: HubReplay;
+  /**
+   * True for a listener that can also fan out to its clients itself, each with a bounded queue
+   * it drops a client at (web). QEMU's unbuffered hub (no ring) has only `block`: there one
+   * client that stops reading would stop the console for all, so such a hub takes the listener
+   * as one plain backend instead. Without this, every hub takes the clients apart.
+   */
+  readonly fansOutItself?: boolean;
 }
 
 /** True for a chardev that serves many clients, each as a chardev of its own. */

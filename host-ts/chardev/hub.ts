@@ -282,7 +282,9 @@ export class HubChardev extends Chardev {
     if (reaches(chardev, this)) {
       throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
     }
-    if (isClientSource(chardev)) return this.#attachListener(chardev, options);
+    if (isClientSource(chardev) && (this.isRing || !chardev.fansOutItself)) {
+      return this.#attachListener(chardev, { ...options, replay: options.replay ?? chardev.defaultReplay });
+    }
     const policy = options.policy ?? "block";
     // QEMU's write-to-all refuses any policy but `block`, and the keys only a ring gives meaning.
     const slot = this.#output.addBackend(chardev.id, { policy, lagLimit: options.lagLimit, replay: options.replay, stallMs: options.stallMs });
@@ -316,6 +318,44 @@ export class HubChardev extends Chardev {
       throw error;
     }
     this.#emit({ type: "attach", backend: chardev.id });
+  }
+
+  /**
+   * Makes a backend in this hub's context and attaches it (a connection of the control socket,
+   * which no registry knows); returns it. Throws as `attachBackend` does, leaving nothing attached.
+   */
+  attachNew<T extends Chardev>(make: (context: ChardevContext) => T, options: HubBackendOptions = {}): T {
+    const chardev = make(this.context);
+    this.attachBackend(chardev, options);
+    return chardev;
+  }
+
+  /**
+   * Makes backend `id` read-write or read-only from now on (`chardev-hub attach`'s `f` and `s`).
+   * One that becomes read-only lets go of the floor it held under `input=exclusive`.
+   */
+  setBackendMode(id: string, mode: "rw" | "ro"): void {
+    const entry = this.#entryById(id);
+    entry.mode = mode;
+    if (mode === "ro") this.#forgetSize(id);
+    if (mode === "ro" && this.#typist === entry) this.#typist = null;
+  }
+
+  /**
+   * Under `input=exclusive`, backend `id` takes the floor from whoever holds it (conserver's
+   * bump), for `inputIdleMs` of idleness as if it had typed; a no-op under `input=shared`.
+   */
+  giveFloor(id: string): void {
+    const entry = this.#entryById(id);
+    if (this.options.input !== "exclusive") return;
+    this.#typist = null;
+    this.#mayType(entry);
+  }
+
+  #entryById(id: string): Entry {
+    const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
+    if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${quoteInput(id)}' is not a backend of hub '${this.id}'`);
+    return entry;
   }
 
   /**
@@ -373,44 +413,6 @@ export class HubChardev extends Chardev {
     for (const client of [...row.clients]) this.detachBackend(client.id);
     this.#clientListeners.delete(row.chardev.id);
     this.#emit({ type: "detach", backend: row.chardev.id });
-  }
-
-  /**
-   * Makes a backend in this hub's context and attaches it (a connection of the control socket,
-   * which no registry knows); returns it. Throws as `attachBackend` does, leaving nothing attached.
-   */
-  attachNew<T extends Chardev>(make: (context: ChardevContext) => T, options: HubBackendOptions = {}): T {
-    const chardev = make(this.context);
-    this.attachBackend(chardev, options);
-    return chardev;
-  }
-
-  /**
-   * Makes backend `id` read-write or read-only from now on (`chardev-hub attach`'s `f` and `s`).
-   * One that becomes read-only lets go of the floor it held under `input=exclusive`.
-   */
-  setBackendMode(id: string, mode: "rw" | "ro"): void {
-    const entry = this.#entryById(id);
-    entry.mode = mode;
-    if (mode === "ro") this.#forgetSize(id);
-    if (mode === "ro" && this.#typist === entry) this.#typist = null;
-  }
-
-  /**
-   * Under `input=exclusive`, backend `id` takes the floor from whoever holds it (conserver's
-   * bump), for `inputIdleMs` of idleness as if it had typed; a no-op under `input=shared`.
-   */
-  giveFloor(id: string): void {
-    const entry = this.#entryById(id);
-    if (this.options.input !== "exclusive") return;
-    this.#typist = null;
-    this.#mayType(entry);
-  }
-
-  #entryById(id: string): Entry {
-    const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
-    if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${quoteInput(id)}' is not a backend of hub '${this.id}'`);
-    return entry;
   }
 
   /** Hot-unplug: lets go of backend `id`; it behaves as if it closed. */

@@ -23,13 +23,15 @@ import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { OptionSchema } from "../option_schema.ts";
-import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS, quoteInput } from "../limits.ts";
+import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MAX_RING_BYTES, MIN_CLIENTS, quoteInput } from "../limits.ts";
+import { parseSize } from "../options.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
 import { Chardev, type BackendData, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
 import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import type { ClientInfo } from "./_client_source.ts";
+import { type HubReplay, isScreenReplay } from "./_hub_screen_contract.ts";
 import { tabPeerAddress, WebTabChardev } from "./_web_tab.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
@@ -142,6 +144,11 @@ export interface WebChardevOptions {
    * `verify-peer=on` a browser must present a client certificate signed by its CA.
    */
   tlsCreds?: string;
+  /**
+   * What a new tab is replayed when a ring hub takes the tabs apart and its `replay.N` for this
+   * chardev is not given: bytes of recent output, or `screen` (`screen:LINES`), the screen as it stands.
+   */
+  replay?: HubReplay;
 }
 
 /** Counters of what the chardev refused, for operators (and tests). */
@@ -247,13 +254,21 @@ export class WebChardev extends Chardev {
     readonly access: PeerAccess,
     /** The credentials it serves HTTPS with, or null for plain HTTP. */
     readonly tlsCreds: TlsCredsX509 | null,
+    replay?: HubReplay,
   ) {
     super(id, context);
     this.#releaseTlsCreds = tlsCreds?.hold() ?? null;
     // QEMU's hub takes at most 4 backends and knows no listeners: under qemuCompat the tabs
     // stay one backend, fanned out to here. One tab at most needs no hub row per tab either.
     if (!context.qemuCompat && maxClients > 1) this.onClient = (listener) => this.#handTabsTo(listener);
+    this.defaultReplay = replay;
   }
+
+  /** Tabs of a hub without a ring stay here, each with its queue limit (ClientSource). */
+  readonly fansOutItself = true;
+
+  /** `replay=`: what a new tab is replayed when the hub's `replay.N` for this chardev says nothing. */
+  readonly defaultReplay: HubReplay | undefined;
 
   /**
    * Present outside qemuCompat with `max-clients` above 1 (ClientSource): calls `listener` with
@@ -297,7 +312,7 @@ export class WebChardev extends Chardev {
     if (secrets && secretsEqual(secrets.rw, secrets.ro)) throw new ChardevError("INVALID_VALUE", "web: 'token' and 'ro-token' must differ");
 
     const tlsCreds = options.tlsCreds === undefined ? null : tlsCredsFor(context, options.tlsCreds, "server");
-    const chardev = new WebChardev(id, context, host, queueLimit, maxClients, secrets, options.access ?? "user", tlsCreds);
+    const chardev = new WebChardev(id, context, host, queueLimit, maxClients, secrets, options.access ?? "user", tlsCreds, options.replay);
     // The page's policy needs the bound port, which port=0 only tells after listening.
     let origins: (request: WebRequestInfo) => boolean = () => false;
     const resources = await pageResources();
@@ -682,15 +697,22 @@ export const webOptions: OptionSchema = [
   { key: "token-file", type: "string", help: "read `token` from this file's first line" },
   { key: "ro-token", type: "string", default: "random", help: "the secret of view-only tabs (no typing, no resizing)" },
   { key: "ro-token-file", type: "string", help: "read `ro-token` from this file's first line" },
-  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503. Above 1, a hub holding the web chardev (not under --qemu-compat) takes each tab as a backend of its own, `ID#N`, with the hub's keys for ID" },
+  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503. Above 1, a ring hub holding the web chardev (not under --qemu-compat) takes each tab as a backend of its own, `ID#N`, with the hub's keys for ID" },
   { key: "access", type: "string", values: ["user", "any"], default: "user", help: "on loopback, only our own uid's connections (Linux), or anyone" },
   { key: "tls-creds", type: "string", help: "HTTPS and WSS with the tls-creds-x509 object of that id (endpoint=server)" },
+  { key: "replay", type: "string", help: "what a new tab gets first when a ring hub takes the tabs apart and says nothing for this chardev (`replay.N`): `screen` (`screen:LINES`), the screen as it stands, or BYTES of recent output" },
 ];
+
+/** `replay=screen`, `screen:LINES` or a size (`64K`). */
+function parseReplay(value: string): HubReplay {
+  if (isScreenReplay(value)) return value;
+  return checkSize("web", "replay", parseSize("replay", value), MAX_RING_BYTES);
+}
 
 /**
  * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
  * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]
- * [,tls-creds=ID]`.
+ * [,tls-creds=ID][,replay=BYTES|screen]`.
  */
 export const webDriver = defineDriver({
   type: "web",
@@ -706,5 +728,6 @@ export const webDriver = defineDriver({
       maxClients: data["max-clients"] as number | undefined,
       access: data.access === undefined ? undefined : parsePeerAccess("web", data.access as string),
       tlsCreds: data["tls-creds"] as string | undefined,
+      replay: data.replay === undefined ? undefined : parseReplay(data.replay as string),
     }),
 });

@@ -186,8 +186,11 @@ C-a h lists its keys, C-a x ends ${program}):
                                 default: random, printed as a second, view-only URL
              auth=token|none    none serves anyone who reaches the address (a warning says so)
              max-clients=N      tabs at once (64, at most 65535); the next gets HTTP 503.
-                                Above 1, a hub takes each tab as a backend of its own
-                                (ID#N) with the hub's policy.N, replay.N, ... for ID
+                                Above 1, a ring hub takes each tab as a backend of its
+                                own (ID#N) with the hub's policy.N, replay.N, ... for ID
+             replay=BYTES|screen
+                                what a new tab gets first when the hub's replay.N for ID
+                                is not given: recent output, or the screen as it stands
              access=user|any    on loopback, only our own uid's connections (user, Linux)
              tls-creds=ID       HTTPS and WSS with the -object of that id (endpoint=server)
   spawn      cmd=PROGRAM        runs PROGRAM on a new pty (its controlling terminal):
