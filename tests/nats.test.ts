@@ -12,7 +12,7 @@ import { Kvm } from "@nats-io/kv";
 import { jetstream } from "@nats-io/jetstream";
 import { headers } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
+import { CONSOLE_BUCKET, missedNote, NATS_UNACKED_LIMIT_BYTES, NATS_UNACKED_LIMIT_MESSAGES, type ConsoleCard, NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
 import { makeTestPki } from "./_tls_certs.ts";
@@ -275,6 +275,35 @@ describe("nats chardev", () => {
     expect(fe.take()).toBe(text(first) + text(second));
     expect(viewer.gaps).toEqual([]);
     await until(() => source.chardev.unackedBytes === 0);
+  }, 60_000);
+
+  it("a device that writes a byte a turn while NATS is away is held back at the message window, then every byte arrives in order", async () => {
+    const own = await startServer();
+    const name = freshName();
+    const source = await consoleHub(own, name);
+    await stopServer(own);
+    let written = 0;
+    for (;;) {
+      // One byte a turn: each turn's write is a message of its own.
+      if (source.fe.write(bytes(String.fromCharCode(97 + (written % 26)))) !== 1) break;
+      written++;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    expect(source.fe.lastError).toBe("EAGAIN");
+    expect(source.chardev.unackedMessages).toBe(NATS_UNACKED_LIMIT_MESSAGES);
+    expect(written).toBe(NATS_UNACKED_LIMIT_MESSAGES);
+    await startServer({ again: own });
+    await until(() => source.chardev.unackedMessages === 0);
+    const reg = await registry();
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${own.url},console=${name}`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    fe.room = 1 << 20;
+    reg.attach("v0", fe);
+    await until(() => viewer.nextOffset === written);
+    let expected = "";
+    for (let i = 0; i < written; i++) expected += String.fromCharCode(97 + (i % 26));
+    expect(fe.take()).toBe(expected);
+    expect(viewer.gaps).toEqual([]);
   }, 60_000);
 
   it("a console under a hub's drop policy: what the hub skipped while NATS was away is an exact gap for every viewer", async () => {

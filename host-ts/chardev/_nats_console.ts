@@ -16,6 +16,11 @@ import { ConsoleMetadata } from "./_nats_metadata.ts";
 
 /** Output taken but not yet acknowledged by JetStream before writes answer EAGAIN. */
 export const NATS_UNACKED_LIMIT_BYTES = 1024 * 1024;
+/**
+ * Messages published and not yet acknowledged before writes answer EAGAIN: a device that
+ * writes a byte a turn (echoed typing) makes a message a turn, and each waits for its ack.
+ */
+export const NATS_UNACKED_LIMIT_MESSAGES = 1024;
 /** The largest message we publish, below the server's max payload (room left for headers). */
 const MAX_MESSAGE_BYTES = 128 * 1024;
 const HEADER_ROOM_BYTES = 512;
@@ -71,6 +76,7 @@ export class NatsConsoleChardev extends Chardev {
   #droppedInputBytes = 0;
   #destroyed = false;
   #skippedBytes = 0;
+  #failureWarned = false;
   /** Resolves a closing console's wait once nothing is unacknowledged. */
   #drained: (() => void) | null = null;
   readonly #maxMessageBytes: number;
@@ -129,6 +135,11 @@ export class NatsConsoleChardev extends Chardev {
     return this.#batchBytes + this.#inFlightBytes;
   }
 
+  /** Messages published and not yet acknowledged (acked ones waiting behind an unacked one included). */
+  get unackedMessages(): number {
+    return this.#inFlight.length;
+  }
+
   /** Typing dropped because the device took no input for too long. */
   get droppedInputBytes(): number {
     return this.#droppedInputBytes;
@@ -183,11 +194,16 @@ export class NatsConsoleChardev extends Chardev {
     this.#heldBytes = 0;
   }
 
+  /** Whether the unacknowledged window is full (in bytes, or in messages). */
+  get #windowFull(): boolean {
+    return this.unackedBytes >= NATS_UNACKED_LIMIT_BYTES || this.#inFlight.length >= NATS_UNACKED_LIMIT_MESSAGES;
+  }
+
   /** Takes what fits in the unacknowledged window; -EAGAIN when it is full. */
   protected writeOut(data: Uint8Array): number {
     if (this.#destroyed) return -ERRNO.EIO;
+    if (this.#windowFull) return -ERRNO.EAGAIN;
     const room = NATS_UNACKED_LIMIT_BYTES - this.unackedBytes;
-    if (room <= 0) return -ERRNO.EAGAIN;
     const taken = Math.min(room, data.length);
     // `data` views WASM memory that the next write reuses: keep a copy.
     this.#batch.push(data.slice(0, taken));
@@ -238,18 +254,24 @@ export class NatsConsoleChardev extends Chardev {
     message.acked = true;
     this.#acked += message.data.length;
     this.#inFlightBytes -= message.data.length;
-    // Acks come in order on one connection; a retried one may not: keep the unacked in order.
-    this.#inFlight = this.#inFlight.filter((entry) => !entry.acked);
+    this.#failureWarned = false;
+    // Acks come in order on one connection, so acked messages leave from the head; one acked
+    // out of order (a retry) waits in place until those before it are acked too.
+    let acked = 0;
+    while (acked < this.#inFlight.length && this.#inFlight[acked].acked) acked++;
+    if (acked > 0) this.#inFlight.splice(0, acked);
     if (this.#inFlight.length === 0) this.#drained?.();
     if (this.#destroyed) return;
-    if (this.watchesWaiting && this.unackedBytes < NATS_UNACKED_LIMIT_BYTES) this.fireWatches();
+    if (this.watchesWaiting && !this.#windowFull) this.fireWatches();
   }
 
   #failed(message: InFlight, error: unknown): void {
     message.attempts--;
     if (message.acked || this.#retryTimer || this.#connectionClosed) return;
-    if (this.#inFlight.length > 0 && this.#inFlight[0] === message) {
-      this.context.warn(`nats: ${this.id}: publish of offset ${message.offset} failed (${describeNatsError(error)}); sending again`);
+    // Once per outage: the next ack ends it.
+    if (!this.#failureWarned) {
+      this.#failureWarned = true;
+      this.context.warn(`nats: ${this.id}: publish of offset ${message.offset} failed (${describeNatsError(error)}); sending again until JetStream acknowledges`);
     }
     this.#retryTimer = setTimeout(() => this.#retry(), RETRY_MS);
   }
@@ -266,7 +288,7 @@ export class NatsConsoleChardev extends Chardev {
   /** Fires when acks bring the unacknowledged bytes under the window. */
   override addWatch(callback: () => void): (() => void) | null {
     if (this.#destroyed) return null;
-    if (this.unackedBytes < NATS_UNACKED_LIMIT_BYTES) {
+    if (!this.#windowFull) {
       const timer = setTimeout(callback, 0);
       return () => clearTimeout(timer);
     }

@@ -12,7 +12,7 @@ import { NatsConsoleChardev } from "./_nats_console.ts";
 import { connectNats, describeNatsError, ensureStream, natsOptionsFromData, type NatsOptions } from "./_nats_link.ts";
 import { NatsViewerChardev } from "./_nats_viewer.ts";
 
-export { NATS_UNACKED_LIMIT_BYTES, NatsConsoleChardev } from "./_nats_console.ts";
+export { NATS_UNACKED_LIMIT_BYTES, NATS_UNACKED_LIMIT_MESSAGES, NatsConsoleChardev } from "./_nats_console.ts";
 export { missedNote, NatsViewerChardev, type NatsGap } from "./_nats_viewer.ts";
 export { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "./_nats_metadata.ts";
 export { natsOptionsFromData, OFFSET_HEADER, parseServers, type NatsFrom, type NatsOptions } from "./_nats_link.ts";
