@@ -86,7 +86,7 @@ export const LIMITS: readonly Limit[] = [
   { name: "hub replay.N=", min: 0, max: MAX_RING_BYTES, unit: "bytes", why: "no more than a ring can hold" },
   { name: "stall-ms.N=, input-idle-ms=, reconnect-ms=", min: 0, max: MAX_TIMER_MS, unit: "ms", why: "timers keep a signed 32-bit delay" },
   { name: "socket reconnect=", min: 0, max: MAX_TIMER_S, unit: "s", why: "the same timer, in seconds" },
-  { name: "web max-clients=", min: MIN_CLIENTS, max: MAX_CLIENTS, unit: "clients", why: "a bound on memory and descriptors" },
+  { name: "socket and web max-clients=", min: MIN_CLIENTS, max: MAX_CLIENTS, unit: "clients", why: "a bound on memory and descriptors" },
   { name: "queue-limit=, high-water-mark=", min: 1, max: MAX_CLIENT_BUFFER_BYTES, unit: "bytes", why: "held per client in the runtime's heap" },
   { name: "socket path=", min: 1, max: MAX_UNIX_PATH_BYTES, unit: "bytes", why: "sun_path has 108 bytes with the NUL" },
 ];

@@ -45,7 +45,7 @@ export interface ClientOptions {
   readonly readOnly: boolean;
   /**
    * Bytes of recent output to replay on attach, or "screen"; null when not given: `attach`
-   * then gets the console's own default (named consoles and the default setup: 64 KiB), `tail` none.
+   * then gets the console's own default (named consoles and the default setup: the screen), `tail` none.
    */
   readonly replay: number | "screen" | null;
   /** The escape prefix byte. @default DEFAULT_ESCAPE */
@@ -71,7 +71,7 @@ export function clientHelp(program: string, command: ClientCommand): string {
         `Attaches this terminal to console NAME (raw mode; the window size goes to the device when read-write).\n\n` +
         `  --ro              only watch: keys and BREAKs do not reach the device\n` +
         `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes;\n` +
-        `                    by default the console's own replay=, 64 KiB on named consoles);\n` +
+        `                    by default the console's own replay=: the screen on named consoles);\n` +
         `                    'screen' asks for the screen as it stands (where the console keeps one)\n` +
         `  --escape CHAR     the escape prefix: ^X for Ctrl-X, or one character (default ^])\n` +
         control +
