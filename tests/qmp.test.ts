@@ -34,6 +34,7 @@ const COMMANDS = [
   "hub-attach",
   "hub-detach",
   "query-hub",
+  "hub-history",
   "hub-events",
   "query-status",
   "quit",

@@ -56,6 +56,23 @@ export interface HubOutputCounters {
   stalls: number;
 }
 
+/**
+ * A piece of a hub's history (`HubChardev.history`, QMP `hub-history`), by absolute stream
+ * offset: offset 0 is the hub's first output byte.
+ */
+export interface HubHistory {
+  /** Where the answer starts: the offset asked for, or `written` when that is past the end. */
+  from: number;
+  /** Where it ends (exclusive): `from + size` asked for, or `written` if sooner. Read on from here. */
+  to: number;
+  /** The bytes of [from, to) still kept, in order; the `gone` ranges are left out. */
+  data: Uint8Array;
+  /** Ranges [from, to) of [from, to) no longer kept: past `keep-head` and already out of the ring. */
+  gone: { from: number; to: number }[];
+  /** Bytes the hub has written in all: the offset of the next byte. */
+  written: number;
+}
+
 /** Per-backend options a strategy books. */
 export interface HubOutputBackendOptions {
   policy: RingPolicy;
@@ -118,4 +135,6 @@ export interface HubOutput {
   resizeScreen?(cols: number, rows: number): void;
   /** Resolves once a screen emulator, if any, has parsed everything written so far. */
   screenParsed?(): Promise<void>;
+  /** History by absolute offset (`keep-head` and the ring); a strategy without it keeps none. */
+  history?(from: number, size: number): HubHistory;
 }

@@ -8,7 +8,7 @@
 import type { BcastWriter } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { type HubEntry, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
+import { type HubEntry, type HubHistory, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
 import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubScreenReader, makeHubScreen, screenScrollback } from "./_hub_screen_contract.ts";
 
 /** A backend with no watch of its own is retried after this long. */
@@ -32,13 +32,23 @@ export class RingOutput implements HubOutput {
   readonly #screenBackends = new Map<number, number>();
   /** The hub's agreed terminal size, which a screen made later starts at. */
   #screenSize = { cols: DEFAULT_SCREEN_COLS, rows: DEFAULT_SCREEN_ROWS };
+  /**
+   * `keep-head`: the hub's first output bytes (the boot log), kept after the ring has
+   * overwritten them. Filled by the write until full; from then on a write pays one comparison.
+   */
+  readonly #head: Uint8Array;
+  /** Bytes of `#head` filled: stream offsets [0, #headKept) are kept there. */
+  #headKept = 0;
 
+  /** `keepHead`: bytes of the stream's start to keep besides the ring (0: none). */
   constructor(
     private readonly host: HubOutputHost,
     private readonly size: number,
+    keepHead = 0,
   ) {
     this.address = host.core.bcastNew(size);
     this.#writer = host.core.bcastWriter(this.address);
+    this.#head = new Uint8Array(keepHead);
   }
 
   /** The address, once the writer has booked what it copied: for every ring call but the write. */
@@ -112,8 +122,49 @@ export class RingOutput implements HubOutput {
     // Most writes are only a copy into the ring: no call into the core, no allocation.
     const taken = this.#writer.write(data);
     if (taken === 0 && data.length > 0) return -ERRNO.EAGAIN;
+    if (this.#headKept < this.#head.length) this.#keepHead(data, taken);
     if (!this.#drainScheduled) this.#scheduleDrain();
     return taken;
+  }
+
+  /** Copies the start of what the ring took into the head keep, up to its size. */
+  #keepHead(data: Uint8Array, taken: number): void {
+    const count = Math.min(taken, this.#head.length - this.#headKept);
+    this.#head.set(count === data.length ? data : data.subarray(0, count), this.#headKept);
+    this.#headKept += count;
+  }
+
+  /**
+   * The kept bytes of stream offsets [from, from + size): the head keep holds [0, keep-head),
+   * the ring the last `ring` bytes written; what lies between them is gone.
+   */
+  history(from: number, size: number): HubHistory {
+    const core = this.host.core;
+    const ring = this.#ring(); // booked: the ring's head is every byte written
+    const written = core.bcastHead(ring);
+    const start = Math.min(from, written);
+    const end = Math.min(start + size, written);
+    const headEnd = Math.min(end, this.#headKept);
+    const ringStart = Math.max(written - this.size, 0);
+    // Head bytes first; the ring serves the rest of the range it still holds.
+    const fromRing = Math.max(start, this.#headKept, ringStart);
+    const headBytes = Math.max(headEnd - start, 0);
+    const ringBytes = Math.max(end - fromRing, 0);
+    const data = new Uint8Array(headBytes + ringBytes);
+    if (headBytes > 0) data.set(this.#head.subarray(start, headEnd));
+    // The ring's byte at offset p sits at its base + p mod size.
+    const base = (core.bcastHeadAddress(ring) >>> 0) - (written % this.size);
+    let filled = headBytes;
+    for (let at = fromRing; at < end;) {
+      const inRing = at % this.size;
+      const run = Math.min(end - at, this.size - inRing);
+      data.set(core.view(base + inRing, run), filled);
+      filled += run;
+      at += run;
+    }
+    const goneFrom = Math.max(start, this.#headKept);
+    const goneTo = Math.min(end, ringStart);
+    return { from: start, to: end, data, gone: goneFrom < goneTo ? [{ from: goneFrom, to: goneTo }] : [], written };
   }
 
   backendWrote(entry: HubEntry, length: number, result: number, hardError: boolean): number {

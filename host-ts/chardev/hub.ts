@@ -19,7 +19,7 @@ import type { OptionSchema } from "../option_schema.ts";
 import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import { type ClientInfo, type ClientSource, isClientSource } from "./_client_source.ts";
-import type { HubEntry, HubOutput, HubOutputHost } from "./_hub_output.ts";
+import type { HubEntry, HubHistory, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
 import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubReplay, isScreenReplay } from "./_hub_screen_contract.ts";
 import { HUB_SIZE_POLICIES, HubSizeAgreement, type HubSizePolicy, type HubTerminalSize } from "./_hub_size.ts";
@@ -56,6 +56,11 @@ export interface HubBackendOptions {
 export interface HubOptions {
   /** Broadcast ring size, a power of two; 0 is QEMU's unbuffered hub. @default 0 */
   ring?: number;
+  /**
+   * Bytes of the hub's first output (the boot log) kept besides the ring, after the ring has
+   * overwritten them; read with `history`. Needs a ring. @default 0
+   */
+  keepHead?: number;
   /** @default "any" (QEMU: first OPENED, last CLOSED) */
   open?: HubOpenPolicy;
   /** The backend whose state the frontend follows with `open: "primary"`. */
@@ -109,6 +114,8 @@ export type HubEvent =
   | { type: "open" | "close" | "attach" | "detach" | "break"; backend: string };
 
 const DEFAULT_STALL_MS = 5000;
+/** The most bytes one `history` read (QMP `hub-history`) returns: its answer stays one bounded message. */
+export const MAX_HISTORY_READ_BYTES = 1024 * 1024;
 /** The largest terminal width or height a backend may report (a pty's winsize is 16-bit). */
 const MAX_TERMINAL_CELLS = 65535;
 const DEFAULT_INPUT_IDLE_MS = 1000;
@@ -206,6 +213,7 @@ export class HubChardev extends Chardev {
     super(id, context);
     this.options = {
       ring: options.ring ?? 0,
+      keepHead: options.keepHead ?? 0,
       open: options.open ?? (options.primary ? "primary" : "any"),
       primary: options.primary,
       input: options.input ?? "shared",
@@ -229,7 +237,10 @@ export class HubChardev extends Chardev {
         return hub.watchesWaiting;
       },
     };
-    this.#output = this.isRing ? new RingOutput(host, this.options.ring) : new WriteAllOutput(host);
+    if (this.options.keepHead > 0 && !this.isRing) {
+      throw new ChardevError("INVALID_VALUE", "hub: keep-head needs a ring (ring=BYTES): QEMU's unbuffered hub keeps no history");
+    }
+    this.#output = this.isRing ? new RingOutput(host, this.options.ring, this.options.keepHead) : new WriteAllOutput(host);
     this.#output.resizeScreen?.(this.options.cols, this.options.rows);
     hubsOf(core).set(this.#output.address, this);
     if (this.options.open === "always") this.beOpen = true;
@@ -257,6 +268,31 @@ export class HubChardev extends Chardev {
 
   override get children(): Chardev[] {
     return this.backends;
+  }
+
+  /**
+   * The hub's output by absolute offset (0: its first byte): what `keepHead` kept of the start
+   * and what the ring still holds of the end, with the ranges in between reported `gone`. At most
+   * {@link MAX_HISTORY_READ_BYTES} of the range are read. A hub without a ring keeps nothing:
+   * the whole range is gone.
+   *
+   * @example The boot log, after the ring has wrapped
+   * ```ts
+   * declare const hub: HubChardev; // e.g. from reg.add("hub,id=hub0,chardevs.0=log0,ring=64K,keep-head=1M")
+   * const { data, gone, written } = hub.history(0, 65536);
+   * console.log(new TextDecoder().decode(data), gone, written);
+   * ```
+   */
+  history(from: number, size: number): HubHistory {
+    if (!Number.isSafeInteger(from) || from < 0) throw new ChardevError("INVALID_VALUE", "hub: history 'from' must be a non-negative integer");
+    if (!Number.isSafeInteger(size) || size < 1 || size > MAX_HISTORY_READ_BYTES) {
+      throw new ChardevError("INVALID_VALUE", `hub: history 'size' must be 1..${MAX_HISTORY_READ_BYTES}`);
+    }
+    if (this.#output.history) return this.#output.history(from, size);
+    const written = this.#output.streamPosition();
+    const start = Math.min(from, written);
+    const end = Math.min(start + size, written);
+    return { from: start, to: end, data: new Uint8Array(0), gone: start < end ? [{ from: start, to: end }] : [], written };
   }
 
   /** Hot-plugged and configured backends evicted so far. */
@@ -907,6 +943,7 @@ function backendOptions(id: string, raw: unknown): HubBackendOptions {
 export const hubOptions: OptionSchema = [
   { key: "chardevs", type: "list", help: "the backends, N = 0, 1, ... (0..3 with --qemu-compat); chardevs defined before the hub" },
   { key: "ring", type: "size", default: "0", max: MAX_RING_BYTES, help: "0: QEMU's unbuffered hub (the slowest backend sets the pace); a power of two: a broadcast ring each backend drains at its own pace" },
+  { key: "keep-head", type: "size", default: "0", max: MAX_RING_BYTES, help: "bytes of the hub's first output (the boot log) kept besides the ring once the ring has overwritten them; QMP `hub-history` reads both by offset. Needs `ring`" },
   { key: "open", type: "string", values: OPEN_POLICIES, default: "any", help: "when the frontend sees OPENED/CLOSED: first open/last close (QEMU), all open, from the start, or as the `primary` backend" },
   { key: "primary", type: "string", help: "a chardev id of the hub; implies `open=primary`" },
   { key: "input", type: "string", values: ["shared", "exclusive"], default: "shared", help: "`exclusive`: the first backend to type holds the floor; others' input is discarded (counted) until it is idle for `input-idle-ms`, closes or is detached" },
@@ -929,6 +966,7 @@ export const hubDriver = defineDriver({
     const chardevs = listOption(options, "chardevs");
     const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
     if (options.has("ring")) data.ring = checkSize("hub", "ring", parseSize("ring", options.get("ring")!), MAX_RING_BYTES);
+    if (options.has("keep-head")) data["keep-head"] = checkSize("hub", "keep-head", parseSize("keep-head", options.get("keep-head")!), MAX_RING_BYTES);
     if (options.has("input-idle-ms")) data["input-idle-ms"] = checkMilliseconds("hub", "input-idle-ms", parseSize("input-idle-ms", options.get("input-idle-ms")!));
     for (const key of ["open", "primary", "input", "size"]) if (options.has(key)) data[key] = options.get(key);
     for (const key of ["cols", "rows"]) if (options.has(key)) data[key] = parseSize(key, options.get(key)!);
@@ -961,8 +999,10 @@ export const hubDriver = defineDriver({
       if (!ids.includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: options given for '${quoteInput(key)}', which is not one of the hub's chardevs`);
     }
     const configured = ids.map((backendId) => backendOptions(backendId, perBackend[backendId]));
+    const keepHead = bytesUpTo("keep-head", data["keep-head"], MAX_RING_BYTES) ?? 0;
     const hub = new HubChardev(id, context, {
       ring,
+      keepHead,
       open: oneOf("open", data.open, OPEN_POLICIES),
       primary,
       input: oneOf("input", data.input, ["shared", "exclusive"] as const),

@@ -1,11 +1,12 @@
 // The hub's own QMP commands, beside the backend: hub-attach and hub-detach (QEMU has no
-// hot-plug for hubs, so these are ours) and query-hub, the hub's per-backend counters. The
-// monitor (qmp/monitor.ts) puts them in its table.
+// hot-plug for hubs, so these are ours), query-hub, the hub's per-backend counters, and
+// hub-history, its output by offset (keep-head and the ring). The monitor (qmp/monitor.ts) puts
+// them in its table.
 
 import type { ChardevRegistry } from "../registry.ts";
-import { checkArguments, isInteger, isOneOf, isString, type MemberCheck, type QmpCommand } from "../qmp/args.ts";
+import { checkArguments, isDataFormat, isInteger, isOneOf, isString, type MemberCheck, QapiArgumentError, type QmpCommand } from "../qmp/args.ts";
 import { isScreenReplay } from "./_hub_screen_contract.ts";
-import { checkHubBackendOptions, type HubBackendOptions, type HubEvent } from "./hub.ts";
+import { checkHubBackendOptions, type HubBackendOptions, type HubEvent, MAX_HISTORY_READ_BYTES } from "./hub.ts";
 
 /**
  * Our QMP events for what a hub reports (QEMU has none of these): the event's name and data.
@@ -53,7 +54,27 @@ const isReplay: MemberCheck = (value, name) => {
   if (!isScreenReplay(value)) isInteger(value, name);
 };
 
-/** hub-attach, hub-detach and query-hub on the hubs of `reg`. */
+/** hub-history's `from`: a stream offset, 0 or more. */
+const isOffset: MemberCheck = (value, name) => {
+  isInteger(value, name);
+  if ((value as number) < 0 || !Number.isSafeInteger(value)) throw new QapiArgumentError("value", `Parameter '${name}' expects a non-negative integer`);
+};
+
+/** hub-history's `size`: 1 to MAX_HISTORY_READ_BYTES, so that one answer stays bounded. */
+const isHistorySize: MemberCheck = (value, name) => {
+  isInteger(value, name);
+  if ((value as number) < 1 || (value as number) > MAX_HISTORY_READ_BYTES) {
+    throw new QapiArgumentError("value", `Parameter '${name}' expects a value between 1 and ${MAX_HISTORY_READ_BYTES}`);
+  }
+};
+
+function encodeBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** hub-attach, hub-detach, query-hub and hub-history on the hubs of `reg`. */
 export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
   return [
     [
@@ -114,6 +135,28 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
             ...(row.uid === undefined ? {} : { uid: row.uid }),
             ...(row.since === undefined ? {} : { since: new Date(row.since).toISOString() }),
           })),
+        };
+      },
+    ],
+    [
+      // The hub's output by absolute offset (0: its first byte). `format` as ringbuf-read's, but
+      // base64 by default: history is read by byte offset, and utf8 would not keep every byte.
+      "hub-history",
+      (args) => {
+        checkArguments(args, {
+          id: { check: isString },
+          from: { check: isOffset },
+          size: { check: isHistorySize },
+          format: { check: isDataFormat, optional: true },
+        });
+        const history = reg.hub(args.id as string).history(args.from as number, args.size as number);
+        return {
+          from: history.from,
+          to: history.to,
+          size: history.data.length,
+          data: args.format === "utf8" ? new TextDecoder().decode(history.data) : encodeBase64(history.data),
+          gone: history.gone,
+          written: history.written,
         };
       },
     ],

@@ -76,6 +76,9 @@ Options (one dash or two; -opt=VALUE works too):
                        chardev-send-break, object-add, object-del, query-commands,
                        query-version, query-status, quit (exits 0), and ours:
                        hub-attach, hub-detach, query-hub (backends of a running hub),
+                       hub-history {id, from, size (up to 1 MiB), format: base64 (the
+                       default) | utf8} (output by offset: keep-head and the ring,
+                       with the ranges gone),
                        hub-events (our events: backends attached, gaps, evictions,
                        errors, the device closed/back; off until a client asks).
   -control PATH        the control socket (a UNIX socket, mode 0600: only our user) that
@@ -111,6 +114,8 @@ C-a h lists its keys, C-a x ends ${program}):
                                 lag-limit.N=BYTES, stall-ms.N=MS, replay.N=BYTES apply per
                                 backend; replay.N=screen (screen:LINES) sends the screen as
                                 it stands, then the live stream: docs/hub.md)
+             keep-head=BYTES    with a ring, also keep the first BYTES of output (the boot
+                                log, up to 512M); QMP hub-history reads both by offset
              size=latest|smallest|largest|manual, cols=N, rows=N
                                 the device's window size, agreed among read-write backends
                                 (tmux's window-size; 80x24 until one tells; manual: cols x rows)
