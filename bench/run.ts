@@ -6,6 +6,8 @@
 //   npx bun bench/run.ts --runtime-only [--quick]             ... on Bun
 //
 // Options: --only=memory,socket,stall,latency,screen  --runtimes=node,deno,bun  --chunks=64,1024
+//          --only=nats (not in the default run: nats-server and 4 chardev-hub processes, ~1 min)
+//          --seconds=S (nats: how long the device writes per topology and round, default 2)
 //          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
 //          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
 // BENCH_RING=BYTES in the environment changes the ring of the in-memory cases (1 MiB).
@@ -33,6 +35,7 @@ interface Args {
   chunks: number[];
   sinks: number[];
   rounds: number | null;
+  seconds: number;
   markdown: boolean;
   verbose: boolean;
 }
@@ -49,6 +52,7 @@ function parseArgs(argv: string[]): Args {
     chunks: list("chunks", "64,1024,16384").map(Number),
     sinks: list("sinks", "1,4,16,1024").map(Number),
     rounds: value("rounds") ? Number(value("rounds")) : null,
+    seconds: value("seconds") ? Number(value("seconds")) : 2,
     markdown: argv.includes("--markdown"),
     verbose: argv.includes("--verbose"),
   };
@@ -235,6 +239,27 @@ function otherTables(rows: Row[], markdown: boolean): string {
       ),
     );
   }
+  const nats = rows.filter((row) => row.case === "nats");
+  if (nats.length > 0) {
+    const extra = nats[0].extra!;
+    out.push(
+      `\nOne console fanned out to ${nats[0].n} UNIX sockets (${formatBytes(nats[0].chunk)} device writes for ${extra.secondsWriting} s), then a keystroke round trip with them connected; medians of ${nats[0].mbpsRounds.length} rounds, load ${formatNumber(extra.loadAverage1m as number, 1)}`,
+    );
+    out.push(
+      table(
+        ["path", "MB/s", "hub processes", "hub CPU ms/MiB", "nats-server CPU ms/MiB", "keystroke p50 µs", "p99 µs"],
+        nats.map((row) => [
+          row.variant,
+          formatNumber(row.mbps, 1),
+          String(row.extra?.hubProcesses),
+          formatNumber(row.extra?.hubCpuMsPerMiB as number, 1),
+          row.extra?.natsCpuMsPerMiB == null ? "" : formatNumber(row.extra.natsCpuMsPerMiB as number, 1),
+          formatNumber(row.extra?.p50Us as number, 1),
+          formatNumber(row.extra?.p99Us as number, 1),
+        ]),
+      ),
+    );
+  }
   return out.join("\n");
 }
 
@@ -296,6 +321,12 @@ async function main(): Promise<void> {
   if (args.only.has("screen")) {
     const { runScreenCase } = await import("./_screen.ts");
     rows.push(...(await runScreenCase({ quick: args.quick, log })));
+  }
+  if (args.only.has("nats")) {
+    const { runNatsCase } = await import("./_nats.ts");
+    const nats = await runNatsCase({ root, seconds: args.seconds, rounds: args.rounds ?? (args.quick ? 2 : 3), log });
+    rows.push(...nats.rows);
+    skipped.push(...nats.skipped.map((skip) => ({ ...skip, runtime: "node" })));
   }
   const targets = evaluateTargets(rows);
   const seconds = (now() - started) / 1000;
