@@ -1,6 +1,7 @@
 // A hub's head and tail history: `keep-head=BYTES` keeps the start of the output besides the
 // ring, and QMP `hub-history {id, from, size}` (hub.history) reads it by absolute offset over a
-// real QMP socket (UNIX and TCP on 127.0.0.1), saying which ranges are gone.
+// real QMP socket (UNIX and TCP on 127.0.0.1), saying which ranges are gone; and the same through
+// the real command (dist/cli.js), a program's output against its log file.
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -10,6 +11,7 @@ import { ChardevError, ChardevRegistry } from "../host-ts/mod.ts";
 import type { Frontend } from "../host-ts/frontend.ts";
 import { MAX_HISTORY_READ_BYTES } from "../host-ts/chardev/hub.ts";
 import { connectClient, type QmpTestClient } from "./qmp/_clients.ts";
+import { CliProcess, readText, SocketClient, until } from "./cli/_cli.ts";
 
 const RING = 4096;
 const KEEP_HEAD = 1000;
@@ -34,6 +36,7 @@ beforeEach(async () => {
   cleanups = [];
 });
 afterEach(async () => {
+  await CliProcess.stopAll();
   for (const cleanup of cleanups) await cleanup();
   await reg.close();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -176,5 +179,34 @@ describe("keep-head", () => {
     cleanups.push(() => fe.detach());
     expect(fe.write(stream(500))).toBe(500);
     expect(reg.hub("hub0").history(100, 1000)).toEqual({ from: 100, to: 500, data: new Uint8Array(0), gone: [{ from: 100, to: 500 }], written: 500 });
+  });
+});
+
+describe("hub-history through the command", () => {
+  it("gives a program's first bytes from keep-head and its last from the ring, as its log has them", async () => {
+    const log = path.join(dir, "console.log");
+    const qmpPath = path.join(dir, "qmp.sock");
+    new CliProcess([
+      "-chardev", "spawn,id=dev,cmd=sh,args.0=-c,args.1=seq 1 20000; echo END-OF-BOOT; exec sleep 60",
+      "-chardev", `file,id=log,path=${log}`,
+      "-chardev", `hub,id=hub0,chardevs.0=log,ring=${RING},keep-head=${KEEP_HEAD}`,
+      "-frontend", "dev,chardev=hub0",
+      "-qmp", `unix:${qmpPath},server=on,wait=off`,
+    ]);
+    const qmp = await SocketClient.connect(qmpPath);
+    cleanups.push(() => qmp.close());
+    await qmp.waitFor('"QMP"');
+    qmp.send('{"execute": "qmp_capabilities"}\n');
+    await qmp.waitFor('"return"');
+    await until(() => readText(log).endsWith("END-OF-BOOT\r\n"), "the program's last line in the log");
+    const logged = new Uint8Array(fs.readFileSync(log)); // the file backend blocks: every byte
+    qmp.send(JSON.stringify({ execute: "hub-history", arguments: { id: "hub0", from: 0, size: logged.length }, id: 1 }) + "\n");
+    await qmp.waitFor('"id": 1');
+    const answer = JSON.parse(qmp.text.split("\r\n").find((line) => line.includes('"id": 1'))!).return;
+    expect(logged.length).toBeGreaterThan(100_000);
+    expect(answer.written).toBe(logged.length);
+    expect(answer.gone).toEqual([{ from: KEEP_HEAD, to: logged.length - RING }]);
+    expect(answer.data).toBe(base64(new Uint8Array([...logged.subarray(0, KEEP_HEAD), ...logged.subarray(logged.length - RING)])));
+    expect(new TextDecoder().decode(logged.subarray(0, 9))).toBe("1\r\n2\r\n3\r\n"); // the boot log's start, through the pty
   });
 });
