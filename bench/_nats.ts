@@ -230,7 +230,11 @@ interface TopologyRun {
   bytes: number;
   seconds: number;
   hubCpuMsPerMiB: number;
+  /** NATS: the console hub's share of hubCpuMsPerMiB (the rest is the viewer hubs'). */
+  consoleCpuMsPerMiB: number | null;
   natsCpuMsPerMiB: number | null;
+  /** MiB/s the device got rid of its stream while writing (the console hub's intake). */
+  intakeMbps: number;
   samples: number[];
 }
 
@@ -292,6 +296,7 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
     const natsBefore = nats ? cpuSeconds(nats.child.pid!) : 0;
     const started = now();
     const length = await device.stream(options.seconds);
+    const writing = (now() - started) / 1000;
     for (const reader of readers) reader.expect(length);
     const limitMs = Math.max(60_000, options.seconds * 20_000);
     const results = await Promise.race([
@@ -299,7 +304,8 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nats bench: ${kind}: the stream did not reach every socket in ${limitMs / 1000} s`)), limitMs)),
     ]);
     const elapsed = (now() - started) / 1000;
-    const hubCpu = hubs.reduce((sum, hub, i) => sum + cpuSeconds(hub.pid) - cpuBefore[i], 0);
+    const cpuUsed = hubs.map((hub, i) => cpuSeconds(hub.pid) - cpuBefore[i]);
+    const hubCpu = cpuUsed.reduce((sum, used) => sum + used, 0);
     const natsCpu = nats ? cpuSeconds(nats.child.pid!) - natsBefore : null;
     const want = streamMd5(length);
     results.forEach((result, r) =>
@@ -320,6 +326,8 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
       bytes: length,
       seconds: elapsed,
       hubCpuMsPerMiB: (hubCpu * 1000) / mib,
+      consoleCpuMsPerMiB: kind === "nats" ? (cpuUsed[0] * 1000) / mib : null,
+      intakeMbps: mib / writing,
       natsCpuMsPerMiB: natsCpu === null ? null : (natsCpu * 1000) / mib,
       samples: typed.samples as number[],
     };
@@ -377,7 +385,7 @@ export async function runNatsCase(options: NatsCaseOptions): Promise<{ rows: Row
         const run = await runTopology(kind, { cli, root: options.root, dir, seconds: options.seconds, keystrokes });
         runs[kind].push(run);
         loads.push(os.loadavg()[0]);
-        options.log(`  round ${round + 1} ${kind}: ${(run.bytes / MiB).toFixed(0)} MiB in ${run.seconds.toFixed(2)} s, ${run.mbps.toFixed(1)} MB/s, hub CPU ${run.hubCpuMsPerMiB.toFixed(1)} ms/MiB${run.natsCpuMsPerMiB === null ? "" : `, nats-server ${run.natsCpuMsPerMiB.toFixed(1)} ms/MiB`}`);
+        options.log(`  round ${round + 1} ${kind}: ${(run.bytes / MiB).toFixed(0)} MiB in ${run.seconds.toFixed(2)} s, ${run.mbps.toFixed(1)} MB/s (intake ${run.intakeMbps.toFixed(1)} MB/s), hub CPU ${run.hubCpuMsPerMiB.toFixed(1)} ms/MiB${run.natsCpuMsPerMiB === null ? "" : ` (console hub ${run.consoleCpuMsPerMiB!.toFixed(1)}), nats-server ${run.natsCpuMsPerMiB.toFixed(1)} ms/MiB`}, keystroke p50 ${percentile([...run.samples].sort((a, b) => a - b), 50).toFixed(0)} µs`);
       }
     }
   } finally {
@@ -409,7 +417,9 @@ export async function runNatsCase(options: NatsCaseOptions): Promise<{ rows: Row
         extra: {
           hubProcesses: kind === "nats" ? VIEWER_HUBS + 1 : 1,
           hubCpuMsPerMiB: median(own.map((run) => run.hubCpuMsPerMiB)),
+          consoleCpuMsPerMiB: kind === "nats" ? median(own.map((run) => run.consoleCpuMsPerMiB!)) : null,
           natsCpuMsPerMiB: kind === "nats" ? median(own.map((run) => run.natsCpuMsPerMiB!)) : null,
+          intakeMbps: median(own.map((run) => run.intakeMbps)),
           p50Us: percentile(sorted, 50),
           p99Us: percentile(sorted, 99),
           samples: sorted.length,

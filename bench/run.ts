@@ -247,12 +247,14 @@ function otherTables(rows: Row[], markdown: boolean): string {
     );
     out.push(
       table(
-        ["path", "MB/s", "hub processes", "hub CPU ms/MiB", "nats-server CPU ms/MiB", "keystroke p50 µs", "p99 µs"],
+        ["path", "MB/s", "intake MB/s", "hub processes", "hub CPU ms/MiB", "of it console hub", "nats-server CPU ms/MiB", "keystroke p50 µs", "p99 µs"],
         nats.map((row) => [
           row.variant,
           formatNumber(row.mbps, 1),
+          formatNumber(row.extra?.intakeMbps as number, 1),
           String(row.extra?.hubProcesses),
           formatNumber(row.extra?.hubCpuMsPerMiB as number, 1),
+          row.extra?.consoleCpuMsPerMiB == null ? "" : formatNumber(row.extra.consoleCpuMsPerMiB as number, 1),
           row.extra?.natsCpuMsPerMiB == null ? "" : formatNumber(row.extra.natsCpuMsPerMiB as number, 1),
           formatNumber(row.extra?.p50Us as number, 1),
           formatNumber(row.extra?.p99Us as number, 1),
