@@ -34,17 +34,134 @@ function lastLines(bytes: Uint8Array, lines: number): Uint8Array {
   return bytes.subarray(at);
 }
 
+/** What an attached session's byte stream does, as the transport reports it. */
+export interface AttachStreamHandlers {
+  /** Console output; false pauses the transport until `resume`. */
+  data(chunk: Uint8Array): boolean | void;
+  /** The transport can take more typing again. */
+  drain(): void;
+  /** The console or the transport went away. */
+  closed(): void;
+}
+
+/** How a server-side escape command reports back: a notice line, or text as it is. */
+export interface AttachCommandOutput {
+  say(text: string): void;
+  print(text: string): void;
+}
+
+/**
+ * What a terminal session talks through: the control socket (its console's hub is next to it)
+ * or NATS (a console elsewhere, followed by a `nats` viewer). The terminal part (raw mode,
+ * escape keys, the screen's backpressure) is the same for both.
+ */
+export interface AttachTransport {
+  /** The console's name, for notices. */
+  readonly name: string;
+  /** Starts handing console output (and the end) to `handlers`. */
+  start(handlers: AttachStreamHandlers): void;
+  /** Typing for the console (a read-only session's transport may drop it; the server decides). */
+  write(data: Uint8Array): void;
+  /** Typing queued but not yet sent: the session stops reading keys while it is long. */
+  readonly bufferedBytes: number;
+  pause(): void;
+  resume(): void;
+  /** Ends the stream (detach); the session waits for it before it returns. */
+  close(): void | Promise<void>;
+  /** The terminal's new size (for a read-write client's device). */
+  resize(cols: number, rows: number): void;
+  /**
+   * An escape command only the console's hub can do (`w`, `b`, `f`, `s`): runs it and reports
+   * through `output`; false when this transport has no hub to ask (the session says so).
+   */
+  hubCommand(key: "w" | "b" | "f" | "s", output: AttachCommandOutput): boolean;
+  /** What the session says when the stream ends on its own. */
+  readonly goneText: string;
+  /** A line `?` adds under the commands (what this transport cannot do). */
+  readonly helpNote?: string;
+}
+
+/** The local transport: a control socket connection that `attach` made the console's stream. */
+class ControlAttachTransport implements AttachTransport {
+  readonly goneText: string;
+  constructor(
+    readonly name: string,
+    readonly runtime: HostRuntime,
+    readonly controlPath: string,
+    readonly connection: ControlConnection,
+    readonly clientId: string,
+  ) {
+    this.goneText = `${name}: the console went away (chardev-hub ended or let this client go)`;
+  }
+
+  start(handlers: AttachStreamHandlers): void {
+    this.connection.takeOver({ data: (chunk) => handlers.data(chunk), drain: () => handlers.drain(), closed: () => handlers.closed() });
+  }
+
+  write(data: Uint8Array): void {
+    this.connection.write(data);
+  }
+
+  get bufferedBytes(): number {
+    return this.connection.bufferedBytes;
+  }
+
+  pause(): void {
+    this.connection.pause();
+  }
+
+  resume(): void {
+    this.connection.resume();
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  resize(cols: number, rows: number): void {
+    void requestOnce(this.runtime, this.controlPath, { cmd: "resize", client: this.clientId, cols, rows }).catch(() => {});
+  }
+
+  hubCommand(key: "w" | "b" | "f" | "s", output: AttachCommandOutput): boolean {
+    const request = (body: Record<string, unknown>, then?: (answer: Record<string, unknown>) => void) =>
+      void requestOnce(this.runtime, this.controlPath, { ...body, client: this.clientId }).then(
+        (result) => then?.(result),
+        (error: Error) => output.say(quoteInput(error.message)),
+      );
+    switch (key) {
+      case "w":
+        void requestOnce(this.runtime, this.controlPath, { cmd: "who", console: this.name }).then(
+          (who) => output.print(formatWho(who, "\r\n")),
+          (error: Error) => output.say(quoteInput(error.message)),
+        );
+        break;
+      case "b":
+        request({ cmd: "break" }, () => output.say(`${this.name}: BREAK sent`));
+        break;
+      case "f": {
+        // Read-write again: this terminal's size counts for the device from now on.
+        const now = this.runtime.process!.terminalSize();
+        request({ cmd: "mode", mode: "rw", force: true }, () => {
+          if (now) request({ cmd: "resize", cols: now.cols, rows: now.rows });
+        });
+        break;
+      }
+      case "s":
+        request({ cmd: "mode", mode: "ro" });
+        break;
+    }
+    return true;
+  }
+}
+
 /**
  * Runs one attached session to its end; returns the exit status. Throws ClientError when the
  * attach is refused (no such console, the control socket unreachable), before the terminal
  * was touched.
  */
 export async function runAttachTerminal(program: string, runtime: HostRuntime, options: ClientOptions): Promise<number> {
-  const host = runtime.process!;
-  const stdio = runtime.stdio!;
   const name = options.console!;
-  const terminal = stdio.isTerminal;
-  const size = host.terminalSize();
+  const size = runtime.process!.terminalSize();
   const connection = await ControlConnection.open(runtime, options.controlPath);
   let answer: Record<string, unknown>;
   try {
@@ -59,7 +176,20 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
     connection.close();
     throw error;
   }
-  const clientId = String(answer.attached);
+  return await runAttachSession(program, runtime, options, new ControlAttachTransport(name, runtime, options.controlPath, connection, String(answer.attached)));
+}
+
+/**
+ * The terminal part of a session over any transport: raw mode, keys to the console (the escape
+ * prefix and its commands taken out), output to the screen, the terminal restored on every way
+ * out. Returns the exit status.
+ */
+export async function runAttachSession(program: string, runtime: HostRuntime, options: ClientOptions, transport: AttachTransport): Promise<number> {
+  const host = runtime.process!;
+  const stdio = runtime.stdio!;
+  const name = transport.name;
+  const terminal = stdio.isTerminal;
+  const connection = transport;
   const eol = terminal ? "\r\n" : "\n";
   const say = (text: string) => host.print("stderr", `${eol}[-- ${text} --]${eol}`);
 
@@ -74,9 +204,11 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
       if (terminal) stdio.setRaw(false);
       input?.close();
       for (const stop of stops) stop();
-      connection.close();
+      const closing = connection.close();
       if (why) host.print("stderr", `${eol}[-- ${why} --]\n`);
-      resolve(status);
+      void Promise.resolve(closing)
+        .catch(() => {})
+        .then(() => resolve(status));
     };
     /** A handler that throws (a bug) still ends the session the one way, terminal restored. */
     const guarded = <A extends unknown[], R>(handler: (...args: A) => R, fallback: R) => (...args: A): R => {
@@ -94,9 +226,7 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
         stops.push(host.onSignal(signal, () => end(SIGNAL_STATUS[signal], `${name}: ${signal}, detached`)));
       }
       stops.push(
-        host.onTerminalResize(({ cols, rows }) => {
-          void requestOnce(runtime, options.controlPath, { cmd: "resize", client: clientId, cols, rows }).catch(() => {});
-        }),
+        host.onTerminalResize(({ cols, rows }) => connection.resize(cols, rows)),
       );
 
       // ---- console output to the screen, with a pause while stdout is full ----
@@ -127,48 +257,36 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
         );
         return false;
       };
-      connection.takeOver({
+      connection.start({
         data: guarded((chunk: Uint8Array) => {
           const copy = chunk.slice();
           keep(copy);
           return show(copy);
         }, false),
         drain: () => input?.resume(),
-        closed: () => end(EXIT_SERVER_GONE, `${name}: the console went away (chardev-hub ended or let this client go)`),
+        closed: () => end(EXIT_SERVER_GONE, transport.goneText),
       });
 
       // ---- our commands, after the escape prefix ----
+      const hubOutput = { say, print: (text: string) => host.print("stderr", eol + text.replaceAll("\r\n", eol)) };
       const command = (key: number) => {
-        const request = (body: Record<string, unknown>, then?: (answer: Record<string, unknown>) => void) =>
-          void requestOnce(runtime, options.controlPath, { ...body, client: clientId }).then(
-            (result) => then?.(result),
-            (error: Error) => say(quoteInput(error.message)),
-          );
         switch (String.fromCharCode(key)) {
           case ".":
             return end(EXIT_DETACHED, `${name}: detached`);
           case "?":
-            return host.print("stderr", `${eol}[-- ${name}: commands after ${describeEscape(options.escape)} --]${eol}${ESCAPE_COMMANDS_HELP.replaceAll("\n", eol)}`);
-          case "w":
-            return void requestOnce(runtime, options.controlPath, { cmd: "who", console: name }).then(
-              (who) => host.print("stderr", eol + formatWho(who, eol)),
-              (error: Error) => say(quoteInput(error.message)),
-            );
+            return host.print("stderr", `${eol}[-- ${name}: commands after ${describeEscape(options.escape)} --]${eol}${(ESCAPE_COMMANDS_HELP + (transport.helpNote ?? "")).replaceAll("\n", eol)}`);
           case "r":
             say(`${name}: the last ${REPLAY_LINES} lines`);
             show(lastLines(recent.slice(0, recentLength), REPLAY_LINES));
             return;
+          case "w":
           case "b":
-            return request({ cmd: "break" }, () => say(`${name}: BREAK sent`));
-          case "f": {
-            // Read-write again: this terminal's size counts for the device from now on.
-            const now = host.terminalSize();
-            return request({ cmd: "mode", mode: "rw", force: true }, () => {
-              if (now) request({ cmd: "resize", cols: now.cols, rows: now.rows });
-            });
+          case "f":
+          case "s": {
+            const letter = String.fromCharCode(key) as "w" | "b" | "f" | "s";
+            if (!transport.hubCommand(letter, hubOutput)) say(`${name}: '${letter}' is not available here (it needs the console's own hub: attach on its host)`);
+            return;
           }
-          case "s":
-            return request({ cmd: "mode", mode: "ro" });
           default:
             return say(`unknown command '${key < 0x20 || key > 0x7e ? `\\x${key.toString(16).padStart(2, "0")}` : String.fromCharCode(key)}': ${describeEscape(options.escape)} ? lists them`);
         }

@@ -8,6 +8,7 @@ import { quoteInput } from "../limits.ts";
 import type { HostRuntime, NetConnection } from "../runtime/types.ts";
 import { runAttachTerminal } from "./attach_terminal.ts";
 import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES, UNATTENDED_KINDS } from "./control_server.ts";
+import { isNatsUrl, type NatsClientAuth, type NatsTarget, parseNatsTarget, runNatsAttach, runNatsList, runNatsTail } from "./nats_client.ts";
 
 /** The subcommands, as the first argument names them. */
 export const CLIENT_COMMANDS = ["list", "attach", "who", "tail"] as const;
@@ -53,21 +54,37 @@ export interface ClientOptions {
   /** `list --json`: the server's answer as is. */
   readonly json: boolean;
   readonly help: boolean;
+  /** A `nats://HOST:PORT[/NAME]` argument instead of a local console (nats_client.ts); null for the control socket. */
+  readonly nats: NatsTarget | null;
+  /** `--creds`, `--token`, `--user`/`--password`, `--stream`: only with `nats`. */
+  readonly natsAuth: NatsClientAuth;
 }
 
 /** `--help` of each subcommand. */
 export function clientHelp(program: string, command: ClientCommand): string {
   const control = `  --control PATH    the control socket (default ${DEFAULT_CONTROL_PATH}, where \`npm start\` runs)\n`;
+  const nats =
+    `\nA console published on NATS (a \`nats\` chardev, docs/nats.md) instead: nats://HOST:PORT${command === "list" ? "" : "/NAME"}, with\n` +
+    `  --creds FILE      a NATS credentials file\n` +
+    `  --token TOKEN     a NATS token\n` +
+    `  --user USER --password PASSWORD   a NATS user\n` +
+    (command === "list" ? "" : `  --stream NAME     the JetStream stream (default: the console's card's, else CONSOLES)\n`);
   switch (command) {
     case "list":
-      return `Usage: ${program} list [--json] [--control PATH]\n\nThe consoles of a running ${program}: device state, clients (rw/ro), bytes, lag.\n\n  --json            the server's answer as JSON\n${control}`;
+      return (
+        `Usage: ${program} list [--json] [--control PATH]\n       ${program} list nats://HOST:PORT [--json] [--creds FILE | --token TOKEN | --user USER --password PASSWORD]\n\n` +
+        `The consoles of a running ${program}: device state, clients (rw/ro), bytes, lag.\n` +
+        `Over NATS: the consoles' cards (KV bucket chardev-hub-consoles): host, state (open, closed, stale), started, heartbeat age.\n\n` +
+        `  --json            the server's answer (or the cards) as JSON\n${control}${nats}`
+      );
     case "who":
       return `Usage: ${program} who NAME [--control PATH]\n\nWho is attached to console NAME: attached clients with their uid, and the hub's other open backends.\n\n${control}`;
     case "tail":
-      return `Usage: ${program} tail NAME [--replay BYTES] [--control PATH]\n\nConsole NAME's output on stdout, read-only, until the console ends or SIGINT (for scripts).\n\n  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes)\n${control}`;
+      return `Usage: ${program} tail NAME [--replay BYTES] [--control PATH]\n       ${program} tail nats://HOST:PORT/NAME [--replay BYTES] [NATS options]\n\nConsole NAME's output on stdout, read-only, until the console ends or SIGINT (for scripts).\n\n  --replay BYTES    start with up to BYTES of recent output (a ring hub's, or the NATS stream's; K, M suffixes)\n${control}${nats}`;
     case "attach":
       return (
-        `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n\n` +
+        `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n` +
+        `       ${program} attach nats://HOST:PORT/NAME [--ro] [--replay BYTES] [--escape CHAR] [NATS options]\n\n` +
         `Attaches this terminal to console NAME (raw mode; the window size goes to the device when read-write).\n\n` +
         `  --ro              only watch: keys and BREAKs do not reach the device\n` +
         `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes;\n` +
@@ -75,7 +92,11 @@ export function clientHelp(program: string, command: ClientCommand): string {
         `                    'screen' asks for the screen as it stands (where the console keeps one)\n` +
         `  --escape CHAR     the escape prefix: ^X for Ctrl-X, or one character (default ^])\n` +
         control +
-        `\nAfter the escape prefix (Ctrl-] by default):\n${ESCAPE_COMMANDS_HELP}`
+        nats +
+        `Over NATS, typing goes to console.NAME.in and output is followed from console.NAME.out: by default\n` +
+        `from now on, with --replay BYTES from that many bytes before its end; a hole is a [-- N bytes missed --] line.\n` +
+        `\nAfter the escape prefix (Ctrl-] by default):\n${ESCAPE_COMMANDS_HELP}` +
+        `(w, b, f and s need the console's own hub: not over NATS)\n`
       );
   }
 }
@@ -119,13 +140,15 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   let escape = DEFAULT_ESCAPE;
   let json = false;
   let help = false;
-  const takes = new Set(command === "attach" ? ["control", "replay", "escape"] : command === "tail" ? ["control", "replay"] : ["control"]);
+  const natsAuth: Record<string, string> = {};
+  const natsKeys = command === "who" ? [] : command === "list" ? ["creds", "token", "user", "password"] : ["creds", "token", "user", "password", "stream"];
+  const takes = new Set([...(command === "attach" ? ["control", "replay", "escape"] : command === "tail" ? ["control", "replay"] : ["control"]), ...natsKeys]);
   const flags = new Set(command === "attach" ? ["ro", "help", "h"] : command === "list" ? ["json", "help", "h"] : ["help", "h"]);
   for (let i = 1; i < args.length; i++) {
     const arg = args[i];
     const match = /^--?([A-Za-z][A-Za-z-]*)(?:=(.*))?$/s.exec(arg);
     if (!match) {
-      if (command === "list" || consoleName !== null) throw new ClientError(`${command}: unexpected argument '${quoteInput(arg.slice(0, 64))}' (see ${command} --help)`, EXIT_USAGE);
+      if ((command === "list" && !isNatsUrl(arg)) || consoleName !== null) throw new ClientError(`${command}: unexpected argument '${quoteInput(arg.slice(0, 64))}' (see ${command} --help)`, EXIT_USAGE);
       consoleName = arg;
       continue;
     }
@@ -139,7 +162,8 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     if (!takes.has(name)) throw new ClientError(`${command}: unknown option '${quoteInput(arg.split("=")[0].slice(0, 64))}' (see ${command} --help)`, EXIT_USAGE);
     const value = inline ?? args[++i];
     if (value === undefined) throw new ClientError(`${command}: option '--${name}' needs an argument`, EXIT_USAGE);
-    if (name === "control") controlPath = value;
+    if (natsKeys.includes(name)) natsAuth[name] = value;
+    else if (name === "control") controlPath = value;
     else if (name === "escape") escape = parseEscape(value);
     else if (value === "screen" && command === "attach") replay = "screen";
     else {
@@ -151,7 +175,13 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     }
   }
   if (!help && command !== "list" && consoleName === null) throw new ClientError(`${command}: which console? (${command} NAME; \`list\` shows them)`, EXIT_USAGE);
-  return { command, console: consoleName, controlPath, readOnly, replay, escape, json, help };
+  const nats = consoleName !== null && isNatsUrl(consoleName) ? parseNatsTarget(consoleName) : null;
+  if (nats && command === "who") throw new ClientError("who: not available over NATS (the console's hub knows who is attached: ask on its host)", EXIT_USAGE);
+  if (nats && command === "list" && nats.console !== null) throw new ClientError("list: nats://HOST:PORT names the servers only (no /NAME)", EXIT_USAGE);
+  if (nats && command !== "list" && nats.console === null) throw new ClientError(`${command}: which console? (${command} nats://HOST:PORT/NAME)`, EXIT_USAGE);
+  const given = Object.keys(natsAuth);
+  if (!nats && given.length > 0) throw new ClientError(`${command}: --${given[0]} is for consoles on NATS (nats://HOST:PORT...)`, EXIT_USAGE);
+  return { command, console: consoleName, controlPath, readOnly, replay, escape, json, help, nats, natsAuth };
 }
 
 /**
@@ -394,6 +424,16 @@ export async function runClientCommand(program: string, runtime: HostRuntime, ar
     if (options.help) {
       host.print("stdout", clientHelp(program, options.command));
       return 0;
+    }
+    if (options.nats) {
+      switch (options.command) {
+        case "list":
+          return await runNatsList(runtime, options, options.nats, options.natsAuth);
+        case "tail":
+          return await runNatsTail(runtime, options, options.nats, options.natsAuth);
+        case "attach":
+          return await runNatsAttach(program, runtime, options, options.nats, options.natsAuth);
+      }
     }
     switch (options.command) {
       case "list": {

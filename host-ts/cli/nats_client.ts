@@ -1,0 +1,380 @@
+// `chardev-hub list nats://HOST:PORT` and `chardev-hub attach|tail nats://HOST:PORT/NAME`: the
+// client subcommands against consoles published on NATS (docs/nats.md) instead of a local
+// control socket. `list` reads the console cards of the KV bucket; `attach` and `tail` follow
+// `console.NAME.out` with the `nats` chardev's own viewer (role=viewer, so the offsets are
+// checked the same way and a hole is the same `[-- N bytes missed --]` line) in a registry of
+// their own, and `attach` hands its typing to `console.NAME.in`. The terminal part is
+// attach_terminal.ts's, shared with the local attach.
+
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { ChardevContext } from "../chardev/_chardev.ts";
+import { connectNats, describeNatsError, natsOptionsFromData, outputSubject, type NatsOptions } from "../chardev/_nats_link.ts";
+import { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "../chardev/_nats_metadata.ts";
+import { ChardevError } from "../errors.ts";
+import { ChrEvent } from "../events.ts";
+import type { Frontend } from "../frontend.ts";
+import { quoteInput } from "../limits.ts";
+import { ChardevRegistry } from "../mod.ts";
+import type { HostRuntime } from "../runtime/types.ts";
+import { type AttachStreamHandlers, type AttachTransport, runAttachSession } from "./attach_terminal.ts";
+import { ClientError, type ClientOptions } from "./control_client.ts";
+
+/** A card whose heartbeat is older than this many periods belongs to a console whose host stopped without closing it. */
+const STALE_HEARTBEATS = 3;
+/** Output the viewer may hand the screen before the screen says it is full. */
+const SCREEN_CHUNK_BYTES = 64 * 1024;
+/** The stream a console publishes to unless its card or `--stream` says otherwise. */
+const DEFAULT_STREAM = "CONSOLES";
+/** The chardev id of the client's viewer (in a registry of its own). */
+const VIEWER_ID = "nats-attach";
+
+/** Where a `nats://` argument points: servers, and (for attach and tail) the console. */
+export interface NatsTarget {
+  /** What was given, for messages. */
+  readonly url: string;
+  readonly servers: readonly string[];
+  readonly console: string | null;
+}
+
+/** How the client logs in to NATS (the `nats` chardev's options of the same names). */
+export interface NatsClientAuth {
+  readonly creds?: string;
+  readonly token?: string;
+  readonly user?: string;
+  readonly password?: string;
+  /** The JetStream stream; by default the one on the console's card, else CONSOLES. */
+  readonly stream?: string;
+}
+
+/** Whether a subcommand's argument is a NATS address rather than a console name. */
+export function isNatsUrl(text: string): boolean {
+  return /^(nats|tls):\/\//.test(text);
+}
+
+/**
+ * `nats://HOST:PORT[/NAME]` (`tls://` too; several servers as `nats://a:4222,b:4222/NAME`).
+ *
+ * @example A console on a local server
+ * ```ts
+ * parseNatsTarget("nats://127.0.0.1:4222/vm1"); // { url: "nats://127.0.0.1:4222/vm1", servers: ["nats://127.0.0.1:4222"], console: "vm1" }
+ * ```
+ */
+export function parseNatsTarget(text: string): NatsTarget {
+  const match = /^(nats|tls):\/\/([^/]+)(?:\/([^/]*))?$/.exec(text);
+  if (!match) throw new ClientError(`'${quoteInput(text.slice(0, 128))}' is not nats://HOST:PORT or nats://HOST:PORT/NAME`, 2);
+  const [, scheme, hosts, name] = match;
+  const servers = hosts.split(",").filter((host) => host !== "").map((host) => `${scheme}://${host}`);
+  if (name !== undefined && name !== "" && !/^[A-Za-z0-9_-]{1,128}$/.test(name)) {
+    throw new ClientError(`the console name in '${quoteInput(text.slice(0, 128))}' must be letters, digits, '-' or '_'`, 2);
+  }
+  return { url: text, servers, console: name ? name : null };
+}
+
+/** The `nats` chardev's checked options for this target (the same checks as `-chardev nats,...`). */
+function targetOptions(target: NatsTarget, auth: NatsClientAuth, extra: Record<string, unknown> = {}): NatsOptions {
+  try {
+    return natsOptionsFromData({
+      server: target.servers.join(","),
+      console: target.console ?? "list",
+      stream: auth.stream ?? DEFAULT_STREAM,
+      ...(auth.creds !== undefined ? { creds: auth.creds } : {}),
+      ...(auth.token !== undefined ? { token: auth.token } : {}),
+      ...(auth.user !== undefined ? { user: auth.user } : {}),
+      ...(auth.password !== undefined ? { password: auth.password } : {}),
+      ...extra,
+    });
+  } catch (error) {
+    if (error instanceof ChardevError) throw new ClientError(error.message, 2);
+    throw error;
+  }
+}
+
+/** A NATS connection of the client's own (list, and the lookups before an attach). */
+async function connect(runtime: HostRuntime, options: NatsOptions): Promise<NatsConnection> {
+  // connectNats reads only the runtime of its context (the transport, a creds file); the
+  // client has no registry around it for that.
+  const context = { runtime } as Pick<ChardevContext, "runtime"> as ChardevContext;
+  try {
+    return await connectNats("client", options, context, null);
+  } catch (error) {
+    if (error instanceof ChardevError) throw new ClientError(error.message);
+    throw error;
+  }
+}
+
+/** Every console card in the bucket (none when the bucket does not exist yet). */
+async function readCards(connection: NatsConnection): Promise<ConsoleCard[]> {
+  let bucket;
+  try {
+    bucket = await new Kvm(connection).open(CONSOLE_BUCKET);
+    await bucket.status();
+  } catch (error) {
+    if (/not found/i.test(describeNatsError(error))) return [];
+    throw new ClientError(`nats: could not read KV bucket '${CONSOLE_BUCKET}': ${describeNatsError(error)}`);
+  }
+  const cards: ConsoleCard[] = [];
+  const names: string[] = [];
+  for await (const key of await bucket.keys()) names.push(key);
+  for (const key of names.sort()) {
+    const entry = await bucket.get(key);
+    if (!entry || entry.operation !== "PUT") continue;
+    try {
+      cards.push(JSON.parse(entry.string()) as ConsoleCard);
+    } catch {
+      // Not a card of ours: nothing to show.
+    }
+  }
+  return cards;
+}
+
+/** One card's state as a person reads it: open, closed, or stale (open, but no heartbeat for a while). */
+function cardState(card: ConsoleCard, now: number): string {
+  if (card.state !== "open") return card.state;
+  const periods = (card.heartbeatSeconds || HEARTBEAT_MS / 1000) * 1000 * STALE_HEARTBEATS;
+  return now - Date.parse(card.heartbeat) > periods ? "stale" : "open";
+}
+
+/** Seconds as `4 s`, `3 min`, `2 h`, `5 d`. */
+function formatAge(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+/** Cut a card's text field for a table cell (cards are other people's data). */
+const cell = (value: unknown): string => (value === undefined || value === null || value === "" ? "-" : quoteInput(String(value).slice(0, 64)));
+
+/**
+ * `list nats://...`'s table: one row per console card.
+ *
+ * @example
+ * ```ts
+ * formatNatsList([], Date.now()); // "no consoles\n"
+ * ```
+ */
+export function formatNatsList(cards: readonly ConsoleCard[], now: number): string {
+  if (cards.length === 0) return "no consoles\n";
+  const rows = [["CONSOLE", "HOST", "DEVICE", "CHARDEV", "STATE", "STARTED", "HEARTBEAT", "OUTPUT"]];
+  for (const card of cards) {
+    const device = (card as unknown as { device?: unknown }).device;
+    rows.push([
+      cell(card.console),
+      card.pid ? `${cell(card.host)}:${card.pid}` : cell(card.host),
+      // The card does not name the device yet (docs/nats.md); a card that does is shown so.
+      cell(device),
+      cell(card.chardev),
+      cardState(card, now),
+      cell(String(card.started).replace("T", " ").slice(0, 19)),
+      Number.isNaN(Date.parse(card.heartbeat)) ? "-" : `${formatAge(now - Date.parse(card.heartbeat))} ago`,
+      typeof card.offset === "number" ? `${card.offset} B` : "-",
+    ]);
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((text, column) => (column === row.length - 1 ? text : text.padEnd(widths[column]))).join("  ")).join("\n") + "\n";
+}
+
+/** `list nats://HOST:PORT`: the consoles' cards as a table, or `--json`. */
+export async function runNatsList(runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
+  const host = runtime.process!;
+  const connection = await connect(runtime, targetOptions(target, auth));
+  try {
+    const cards = await readCards(connection);
+    const now = Date.now();
+    if (options.json) {
+      const consoles = cards.map((card) => ({ ...card, stale: cardState(card, now) === "stale" }));
+      host.print("stdout", `${JSON.stringify({ consoles })}\n`);
+    } else {
+      host.print("stdout", formatNatsList(cards, now));
+    }
+    return 0;
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+/**
+ * Where to start following: `from=new` without a replay, else the offset `replay` bytes before
+ * where the console's output ends now (its last stored message). Also the stream, from the
+ * card when there is one.
+ */
+async function startingPoint(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, replay: number | null): Promise<{ from: string; stream: string; card: ConsoleCard | null }> {
+  const name = target.console!;
+  const connection = await connect(runtime, targetOptions(target, auth));
+  try {
+    let card: ConsoleCard | null = null;
+    try {
+      card = (await readCards(connection)).find((each) => each.console === name) ?? null;
+    } catch {
+      // A user that may not read the bucket can still follow the stream.
+    }
+    const stream = auth.stream ?? card?.stream ?? DEFAULT_STREAM;
+    if (!replay) return { from: "new", stream, card };
+    let end = 0;
+    try {
+      const manager = await jetstreamManager(connection);
+      const last = await manager.streams.getMessage(stream, { last_by_subj: outputSubject(name) });
+      const offset = Number(last?.header?.get("Chardev-Hub-Offset"));
+      if (last && Number.isSafeInteger(offset)) end = offset + last.data.length;
+    } catch (error) {
+      // No message yet: the console has written nothing, so there is nothing to replay.
+      const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
+      if (code !== 10037 && !/no message found/i.test(String((error as Error).message))) {
+        throw new ClientError(`nats: could not read where console '${name}' ends in stream '${stream}': ${describeNatsError(error)}`);
+      }
+    }
+    return { from: String(Math.max(0, end - replay)), stream, card };
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+/**
+ * The NATS transport of a terminal session: a `nats,role=viewer` chardev in a registry of the
+ * client's own, held by this as its frontend.
+ */
+class NatsAttachTransport implements AttachTransport {
+  readonly goneText: string;
+  #handlers: AttachStreamHandlers | null = null;
+  #paused = false;
+  #frontend: Frontend | null = null;
+
+  private constructor(
+    readonly name: string,
+    readonly registry: ChardevRegistry,
+    readonly readOnly: boolean,
+  ) {
+    this.goneText = `${name}: the NATS viewer stopped`;
+  }
+
+  readonly helpNote = "  (w, b, f and s need the console's own hub: not available over NATS)\n";
+
+  /** Connects the viewer; a ClientError (status 1) says why not, before the terminal is touched. */
+  static async open(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, from: string, stream: string, readOnly: boolean, warn: (line: string) => void): Promise<NatsAttachTransport> {
+    const registry = await ChardevRegistry.create({ runtime, onWarning: warn });
+    try {
+      // The same checks as `-chardev nats,...` (auth options that go together, names).
+      targetOptions(target, { ...auth, stream });
+      await registry.add({
+        id: VIEWER_ID,
+        backend: {
+          type: "nats",
+          data: {
+            server: target.servers.join(","),
+            console: target.console!,
+            role: "viewer",
+            from,
+            stream,
+            ...(auth.creds !== undefined ? { creds: auth.creds } : {}),
+            ...(auth.token !== undefined ? { token: auth.token } : {}),
+            ...(auth.user !== undefined ? { user: auth.user } : {}),
+            ...(auth.password !== undefined ? { password: auth.password } : {}),
+          },
+        },
+      });
+    } catch (error) {
+      await registry.close().catch(() => {});
+      if (error instanceof ChardevError) throw new ClientError(error.message);
+      throw error;
+    }
+    return new NatsAttachTransport(target.console!, registry, readOnly);
+  }
+
+  start(handlers: AttachStreamHandlers): void {
+    this.#handlers = handlers;
+    this.#frontend = this.registry.attach(VIEWER_ID, {
+      canRead: () => (this.#paused ? 0 : SCREEN_CHUNK_BYTES),
+      read: (data) => {
+        if (handlers.data(data) === false) this.#paused = true;
+      },
+      event: (event) => {
+        if (event === ChrEvent.CLOSED) handlers.closed();
+      },
+    });
+  }
+
+  /** Typing to `console.NAME.in`; a read-only session sends nothing. */
+  write(data: Uint8Array): void {
+    if (this.readOnly || !this.#frontend) return;
+    this.#frontend.write(data);
+  }
+
+  /** The NATS client queues typing itself (and holds it while reconnecting). */
+  get bufferedBytes(): number {
+    return 0;
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#frontend?.acceptInput();
+  }
+
+  async close(): Promise<void> {
+    this.#handlers = null;
+    this.#frontend?.detach();
+    this.#frontend = null;
+    // Closing the registry drains the connection: typing published just before a detach still goes out.
+    await this.registry.close().catch(() => {});
+  }
+
+  /** The terminal's size belongs to the console's host: NATS carries bytes only. */
+  resize(): void {}
+
+  hubCommand(): boolean {
+    return false;
+  }
+}
+
+/** `attach nats://HOST:PORT/NAME`: the terminal session over NATS. */
+export async function runNatsAttach(program: string, runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
+  if (options.replay === "screen") throw new ClientError("attach: --replay screen is not available over NATS (the console does not publish its screen yet); use --replay BYTES", 2);
+  const host = runtime.process!;
+  const terminal = runtime.stdio!.isTerminal;
+  const eol = terminal ? "\r\n" : "\n";
+  const { from, stream, card } = await startingPoint(runtime, target, auth, options.replay);
+  if (!options.readOnly && card && card.input === null) {
+    host.print("stderr", `${program}: console '${target.console}' ignores typing (input=off): attached read-only${eol}`);
+  }
+  const readOnly = options.readOnly || (card !== null && card.input === null);
+  const transport = await NatsAttachTransport.open(runtime, target, auth, from, stream, readOnly, (line) => host.print("stderr", `${program}: ${line}${eol}`));
+  host.print("stderr", `[-- ${target.console}: attached ${readOnly ? "ro" : "rw"} over NATS (${quoteInput(target.servers.join(","))}) --]${eol}`);
+  return await runAttachSession(program, runtime, options, transport);
+}
+
+/** `tail nats://HOST:PORT/NAME`: the console's output on stdout until SIGINT or SIGTERM. */
+export async function runNatsTail(runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
+  const host = runtime.process!;
+  const stdio = runtime.stdio!;
+  const replay = options.replay === "screen" ? null : options.replay;
+  const { from, stream } = await startingPoint(runtime, target, auth, replay);
+  const transport = await NatsAttachTransport.open(runtime, target, auth, from, stream, true, (line) => host.print("stderr", `${line}\n`));
+  return await new Promise<number>((resolve) => {
+    const stops: (() => void)[] = [];
+    let ended = false;
+    const finish = (status: number) => {
+      if (ended) return;
+      ended = true;
+      for (const stop of stops) stop();
+      void transport.close().then(() => resolve(status));
+    };
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) stops.push(host.onSignal(signal, () => finish(0)));
+    const writeOut = (chunk: Uint8Array): boolean => {
+      if (stdio.write(chunk) >= 0) return true;
+      // stdout is full (a slow pipe): hold this chunk and the viewer until it drains.
+      stops.push(
+        stdio.onDrain(() => {
+          if (writeOut(chunk)) transport.resume();
+        }),
+      );
+      return false;
+    };
+    transport.start({ data: (chunk) => writeOut(chunk.slice()), drain: () => {}, closed: () => finish(1) });
+  });
+}
