@@ -100,6 +100,10 @@ export class Hub {
     if (options.primary) data.primary = options.primary;
     if (options.input) data.input = options.input;
     if (options.inputIdleMs !== undefined) data["input-idle-ms"] = options.inputIdleMs;
+    if (options.keepHead !== undefined) data["keep-head"] = options.keepHead;
+    if (options.size) data.size = options.size;
+    if (options.cols !== undefined) data.cols = options.cols;
+    if (options.rows !== undefined) data.rows = options.rows;
     const chardev = await registry.add({ id: options.id ?? "hub0", backend: { type: "hub", data } });
     return new this(registry, chardev as HubChardev, ownsRegistry);
   }
