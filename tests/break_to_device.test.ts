@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { freePort } from "./_ports.ts";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
+import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
 import { CliProcess, until } from "./cli/_cli.ts";
 
 const IAC_BREAK = "\xff\xf3";
@@ -90,7 +91,7 @@ async function request(control: string, body: Record<string, unknown>): Promise<
  * A run whose device is `device` (a chardev spec with id `dev`), bridged to a hub whose backend is
  * a telnet server on a free loopback port, with a control socket. Returns once both listen.
  */
-async function startRun(device: string): Promise<{ cli: CliProcess; control: string; telnetPort: number }> {
+async function startRun(device: string, ...options: string[]): Promise<{ cli: CliProcess; control: string; telnetPort: number }> {
   const control = at("control.sock");
   const telnetPort = await freePort();
   const cli = new CliProcess([
@@ -99,6 +100,7 @@ async function startRun(device: string): Promise<{ cli: CliProcess; control: str
     "-chardev", "hub,id=hub0,chardevs.0=tn",
     "-frontend", "dev,chardev=hub0",
     "-control", control,
+    ...options,
   ]);
   await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
   if (cli.ended) throw new Error(`chardev-hub ended before listening: ${cli.stderr}`);
@@ -123,6 +125,47 @@ describe("a BREAK from a console client reaches the device", () => {
     await received(device, "two", "the guest");
     expect(device.text).toBe(`before${IAC_BREAK}afterone${IAC_BREAK}two`);
     expect(cli.stderr).not.toContain("BREAK");
+  });
+
+  it("a BREAK sent while the bridge holds bytes the guest has not read yet reaches it after them, not before", async () => {
+    const guest = await guestServer();
+    // A device that holds little (4 KiB) past the kernel: the rest waits in the bridge's queue.
+    // --qemu-compat: QEMU's hub hands input straight to the bridge. (Our own hub queues up to
+    // 64 KiB of input of its own, and a BREAK does not wait behind that queue yet: hub.ts.)
+    const { control } = await startRun(`socket,id=dev,host=127.0.0.1,port=${guest.port},telnet=on,high-water-mark=4096`, "--qemu-compat");
+    const device = await guest.connection;
+    // The guest reads nothing for now: the kernel's buffers, the device, then the bridge fill up.
+    device.socket.pause();
+    const attached = await connectUnix(control);
+    attached.socket.write(`${JSON.stringify({ cmd: "attach", console: "dev" })}\n`);
+    await received(attached, "[-- dev: attached rw", "the attached client");
+    const clientId = JSON.parse(attached.text.slice(0, attached.text.indexOf("\n"))).attached as string;
+    const total = 16 * 1024 * 1024;
+    const line = "0123456789abcdef".repeat(4) + "\n";
+    const bulk = line.repeat(Math.ceil(total / line.length)).slice(0, total);
+    attached.socket.write(bulk);
+    // Held back for good: the hub took part of the bulk and no more (the bridge is full), the
+    // same count twice in a row 300 ms apart (a bound on waiting, not a measurement).
+    const bytesIn = async () => {
+      const listed = await request(control, { cmd: "list" });
+      const consoles = listed.consoles as { clients: { id: string; "bytes-in": number }[] }[];
+      return consoles[0].clients.find((backend) => backend.id === clientId)?.["bytes-in"] ?? -1;
+    };
+    let taken = -1;
+    for (;;) {
+      const now = await bytesIn();
+      if (now > 0 && now === taken) break;
+      taken = now;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    expect(taken).toBeLessThan(total);
+    expect(await request(control, { cmd: "break", client: clientId })).toEqual({ client: clientId, break: true });
+    device.socket.resume();
+    await until(() => device.text.length >= total + IAC_BREAK.length, "the guest to receive the bulk and the BREAK");
+    // Every byte the hub had taken went first; the bulk the client still had came after.
+    expect(device.text.indexOf(IAC_BREAK)).toBe(taken);
+    expect(device.text.length).toBe(total + IAC_BREAK.length);
+    expect(device.text.slice(0, taken) + device.text.slice(taken + IAC_BREAK.length) === bulk).toBe(true);
   });
 
   it("an attached client's b (the control protocol's break) reaches the telnet device's peer as IAC BREAK in its place", async () => {
@@ -178,5 +221,43 @@ describe("a BREAK from a console client reaches the device", () => {
     await received(attached, "[-- dev: attached rw", "the attached client");
     const clientId = JSON.parse(attached.text.slice(0, attached.text.indexOf("\n"))).attached as string;
     expect(await request(control, { cmd: "break", client: clientId })).toEqual({ error: "control: device 'dev' cannot send a BREAK (spawn): not sent" });
+  });
+});
+
+describe("a telnet server connection keeps a BREAK in its place", () => {
+  it("a BREAK typed after bytes its holder had no room for reaches the holder after them", async () => {
+    const reg = await ChardevRegistry.create({ qemuCompat: false, onWarning: () => {} });
+    try {
+      const port = await freePort();
+      await reg.add(`socket,id=tn,host=127.0.0.1,port=${port},server=on,wait=off,telnet=on`);
+      // The holder's log: bytes as latin1 text, a BREAK as "<BREAK>"; no room until we say so.
+      let log = "";
+      let room = 0;
+      const frontend = reg.attach("tn", {
+        canRead: () => room,
+        read: (data) => {
+          log += Buffer.from(data).toString("latin1");
+          room -= data.length;
+        },
+        event: (event) => {
+          if (event === ChrEvent.BREAK) log += "<BREAK>";
+        },
+      });
+      const client = await connectTcp(port);
+      await received(client, "\xff\xfb\x01", "the telnet client");
+      client.socket.write(Buffer.from(`abc${IAC_BREAK}def`, "latin1"));
+      // Nothing, not even the BREAK, until the bytes before it are taken.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(log).toBe("");
+      room = 2;
+      frontend.acceptInput();
+      expect(log).toBe("ab");
+      room = 100;
+      frontend.acceptInput();
+      await until(() => log.length >= "abc<BREAK>def".length, "the rest to reach the holder");
+      expect(log).toBe("abc<BREAK>def");
+    } finally {
+      await reg.close();
+    }
   });
 });

@@ -13,7 +13,7 @@ import { Chardev, type ChardevContext } from "./_chardev.ts";
 import type { ClientInfo } from "./_client_source.ts";
 import type { SocketOptions } from "./_socket_options.ts";
 import { binaryFrame, upgradeResponse, UpgradeRequestReader, WebSocketFrameDecoder } from "./_socket_websocket.ts";
-import { IAC, TELNET_BREAK, TELNET_NEGOTIATION, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
+import { IAC, TELNET_BREAK, TELNET_NEGOTIATION, type TelnetInput, TelnetInputParser, TN3270_NEGOTIATION } from "./_telnet.ts";
 
 /** Telnet's BREAK command byte (RFC 854), sent after IAC. */
 const TELNET_BREAK_BYTE = 0xf3;
@@ -45,6 +45,9 @@ export class SocketClientChardev extends Chardev {
   #upgrade: UpgradeRequestReader | null;
   #frames: WebSocketFrameDecoder | null = null;
   readonly #telnetInput: TelnetInputParser | null;
+  /** Telnet input parsed but not yet handed on: what followed data the holder had no room for. */
+  readonly #parsedWaiting: TelnetInput[] = [];
+  #deliveringParsed = false;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #gone: (client: SocketClientChardev) => void;
 
@@ -157,12 +160,28 @@ export class SocketClientChardev extends Chardev {
   /** Hands input to the holder, with a telnet client's commands taken out. */
   #deliver(data: Uint8Array): boolean {
     if (!this.#telnetInput) return data.length === 0 || this.deliverInput(data);
-    let keepReading = true;
-    for (const piece of this.#telnetInput.feed(data)) {
-      if (piece === TELNET_BREAK) this.emitEvent(ChrEvent.BREAK);
-      else keepReading = this.deliverInput(piece) && keepReading;
+    for (const piece of this.#telnetInput.feed(data)) this.#parsedWaiting.push(piece);
+    return this.#deliverParsed();
+  }
+
+  /**
+   * Parsed telnet input, in order, until the holder is full: then the rest waits (false) for
+   * `resumeInput`, so a BREAK never overtakes the bytes typed before it.
+   */
+  #deliverParsed(): boolean {
+    // deliverInput calls resumeInput when all is taken: the loop running already goes on.
+    if (this.#deliveringParsed) return true;
+    this.#deliveringParsed = true;
+    try {
+      while (this.#parsedWaiting.length > 0 && !this.#ended) {
+        const piece = this.#parsedWaiting.shift()!;
+        if (piece === TELNET_BREAK) this.emitEvent(ChrEvent.BREAK);
+        else if (!this.deliverInput(piece)) return false;
+      }
+      return true;
+    } finally {
+      this.#deliveringParsed = false;
     }
-    return keepReading;
   }
 
   /** Ends the client now and lets the connection go once our last bytes left (or after a second). */
@@ -203,7 +222,9 @@ export class SocketClientChardev extends Chardev {
   protected override resumeInput(): void {
     // A WebSocket whose upgrade is being answered reads again only once it is (see #received).
     if (this.options.websocket && !this.#linkOpen) return;
-    if (!this.#ended) this.connection.resume();
+    // Inside #deliverParsed's loop, the loop decides whether reading goes on.
+    if (this.#ended || this.#deliveringParsed) return;
+    if (this.#deliverParsed()) this.connection.resume();
   }
 
   /** Takes what fits under the high-water mark; EIO before the handshakes are done and after the end. */
