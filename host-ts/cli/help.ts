@@ -245,6 +245,9 @@ run/chardev-hub.sock, --control PATH for another; each has --help):
   tail NAME [--replay BYTES]
                        the console's output on stdout until it ends or SIGINT (scripts)
 A console is the default setup's \`shell\`, a -frontend run's device id, or a -console NAME.
+On NATS (a console published by a \`nats\` chardev, docs/nats.md) the same commands take
+nats://HOST:PORT (list: the consoles' KV cards) or nats://HOST:PORT/NAME (attach, tail),
+with --creds FILE, --token TOKEN or --user USER --password PASSWORD, and --stream NAME.
 
 Examples:
   # Two consoles in one process, each with its socket and the first with a log
