@@ -339,6 +339,9 @@ export async function runNatsAttach(program: string, runtime: HostRuntime, optio
   const terminal = runtime.stdio!.isTerminal;
   const eol = terminal ? "\r\n" : "\n";
   const { from, stream, card } = await startingPoint(runtime, target, auth, options.replay);
+  // Following a name nobody publishes would wait silently: say what the cards know.
+  if (card === null) host.print("stderr", `${program}: console '${target.console}' has no card in KV bucket ${CONSOLE_BUCKET}: waiting for its output anyway${eol}`);
+  else if (card.state !== "open") host.print("stderr", `${program}: console '${target.console}' is closed (its card says so since ${quoteInput(String(card.heartbeat).slice(0, 32))})${eol}`);
   if (!options.readOnly && card && card.input === null) {
     host.print("stderr", `${program}: console '${target.console}' ignores typing (input=off): attached read-only${eol}`);
   }
