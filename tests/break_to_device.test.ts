@@ -230,7 +230,8 @@ describe("a telnet server connection keeps a BREAK in its place", () => {
     try {
       const port = await freePort();
       await reg.add(`socket,id=tn,host=127.0.0.1,port=${port},server=on,wait=off,telnet=on`);
-      // The holder's log: bytes as latin1 text, a BREAK as "<BREAK>"; no room until we say so.
+      // The holder's log: bytes as latin1 text, a BREAK as "<BREAK>", in one string because
+      // their order is the point (FeHandler keeps reads and events apart); no room until we say so.
       let log = "";
       let room = 0;
       const frontend = reg.attach("tn", {
@@ -246,7 +247,8 @@ describe("a telnet server connection keeps a BREAK in its place", () => {
       const client = await connectTcp(port);
       await received(client, "\xff\xfb\x01", "the telnet client");
       client.socket.write(Buffer.from(`abc${IAC_BREAK}def`, "latin1"));
-      // Nothing, not even the BREAK, until the bytes before it are taken.
+      // Nothing, not even the BREAK, until the bytes before it are taken. (The wait only gives
+      // the bytes time to arrive; before they do, the log is empty too.)
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(log).toBe("");
       room = 2;
