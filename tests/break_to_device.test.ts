@@ -186,6 +186,23 @@ describe("a BREAK from a console client reaches the device", () => {
     expect(device.text).toBe(`typed-before${IAC_BREAK}typed-after`);
   });
 
+  it("chardev-hub attach's b reaches the telnet device's peer as IAC BREAK and says BREAK sent", async () => {
+    const guest = await guestServer();
+    const { control } = await startRun(`socket,id=dev,host=127.0.0.1,port=${guest.port},telnet=on`);
+    const device = await guest.connection;
+    // A pipe for stdin: nothing is made raw, the escape prefix (Ctrl-]) works the same.
+    const attach = new CliProcess(["attach", "dev", "--control", control]);
+    await attach.waitForStdout("[-- dev: attached rw, 0 others --]");
+    attach.send("typed-before");
+    await received(device, "typed-before", "the guest");
+    attach.send("\x1db");
+    await attach.waitForStderr("[-- dev: BREAK sent --]");
+    await received(device, `typed-before${IAC_BREAK}`, "the guest");
+    attach.send("typed-after");
+    await received(device, "typed-after", "the guest");
+    expect(device.text).toBe(`typed-before${IAC_BREAK}typed-after`);
+  });
+
   it("a read-only attached client's break is refused and nothing reaches the device", async () => {
     const guest = await guestServer();
     const { control } = await startRun(`socket,id=dev,host=127.0.0.1,port=${guest.port},telnet=on`);
@@ -221,6 +238,13 @@ describe("a BREAK from a console client reaches the device", () => {
     await received(attached, "[-- dev: attached rw", "the attached client");
     const clientId = JSON.parse(attached.text.slice(0, attached.text.indexOf("\n"))).attached as string;
     expect(await request(control, { cmd: "break", client: clientId })).toEqual({ error: "control: device 'dev' cannot send a BREAK (spawn): not sent" });
+
+    // What a person at `chardev-hub attach` sees after Ctrl-] b.
+    const person = new CliProcess(["attach", "dev", "--control", control]);
+    await person.waitForStdout("[-- dev: attached rw, ");
+    person.send("\x1db");
+    await person.waitForStderr("[-- control: device 'dev' cannot send a BREAK (spawn): not sent --]");
+    expect(person.stderr).not.toContain("BREAK sent");
   });
 });
 
