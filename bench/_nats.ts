@@ -178,6 +178,16 @@ function exitOf(hub: HubProcess, who: string): Promise<never> {
   return new Promise((_, reject) => hub.child.once("exit", (code) => reject(new Error(`nats bench: ${who} exited (${code}): ${hub.log}`))));
 }
 
+/** `promise`, or a rejection with `message` after `ms` (the timer cleared either way, so it keeps no process alive). */
+async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface ReaderResult {
   counts: number[];
   md5s: string[];
@@ -299,10 +309,7 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
     const writing = (now() - started) / 1000;
     for (const reader of readers) reader.expect(length);
     const limitMs = Math.max(60_000, options.seconds * 20_000);
-    const results = await Promise.race([
-      Promise.all(readers.map((reader) => reader.result)),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nats bench: ${kind}: the stream did not reach every socket in ${limitMs / 1000} s`)), limitMs)),
-    ]);
+    const results = await within(Promise.all(readers.map((reader) => reader.result)), limitMs, `nats bench: ${kind}: the stream did not reach every socket in ${limitMs / 1000} s`);
     const elapsed = (now() - started) / 1000;
     const cpuUsed = hubs.map((hub, i) => cpuSeconds(hub.pid) - cpuBefore[i]);
     const hubCpu = cpuUsed.reduce((sum, used) => sum + used, 0);
@@ -319,7 +326,7 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
     // The keystroke round trip, the 48 readers still connected.
     device.echo = true;
     typist = new Client(path.join(options.root, "bench", "_echo_client.mjs"), [keyPath, String(options.keystrokes), String(Math.min(200, options.keystrokes))]);
-    const typed = await typist.result;
+    const typed = await within(typist.result, 120_000, `nats bench: ${kind}: ${options.keystrokes} keystrokes took over 120 s`);
     const mib = length / MiB;
     return {
       mbps: mib / elapsed,
@@ -340,7 +347,6 @@ async function runTopology(kind: Topology, options: { cli: string; root: string;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-
 
 /** Whether `nats-server` runs here (Debian `nats-server`). */
 function natsServerMissing(): string | null {
