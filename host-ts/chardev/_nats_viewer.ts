@@ -109,11 +109,16 @@ export class NatsViewerChardev extends Chardev {
     return this.#missed;
   }
 
-  /** Creates the ordered consumer, opens, and follows in the background. */
-  async start(): Promise<void> {
+  /**
+   * Creates the ordered consumer, opens, and follows in the background. `startSequence`: a
+   * stream sequence at or before the first offset wanted (found by the attach client), so a
+   * `from=OFFSET` near the end does not read the console's whole stream to skip it.
+   */
+  async start(startSequence?: number): Promise<void> {
     const consumerOptions: Partial<OrderedConsumerOptions> = {
       filter_subjects: outputSubject(this.options.console),
-      deliver_policy: this.options.from.kind === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      deliver_policy: startSequence !== undefined ? DeliverPolicy.StartSequence : this.options.from.kind === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      ...(startSequence !== undefined ? { opt_start_seq: startSequence } : {}),
     };
     const consumer = await jetstream(this.connection).consumers.get(this.options.stream, consumerOptions);
     this.#messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });

@@ -7,16 +7,16 @@
 // attach_terminal.ts's, shared with the local attach.
 
 import type { NatsConnection } from "@nats-io/nats-core";
-import { jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager, MsgRequest } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { ChardevContext } from "../chardev/_chardev.ts";
-import { connectNats, describeNatsError, natsOptionsFromData, outputSubject, type NatsOptions } from "../chardev/_nats_link.ts";
+import { connectNats, describeNatsError, ensureStream, natsOptionsFromData, OFFSET_HEADER, outputSubject, type NatsOptions } from "../chardev/_nats_link.ts";
+import { NatsViewerChardev } from "../chardev/_nats_viewer.ts";
 import { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "../chardev/_nats_metadata.ts";
 import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
-import type { Frontend } from "../frontend.ts";
+import { Core } from "../core.ts";
 import { quoteInput } from "../limits.ts";
-import { ChardevRegistry } from "../mod.ts";
 import type { HostRuntime } from "../runtime/types.ts";
 import { type AttachStreamHandlers, type AttachTransport, runAttachSession } from "./attach_terminal.ts";
 import { ClientError, type ClientOptions } from "./control_client.ts";
@@ -27,7 +27,7 @@ const STALE_HEARTBEATS = 3;
 const SCREEN_CHUNK_BYTES = 64 * 1024;
 /** The stream a console publishes to unless its card or `--stream` says otherwise. */
 const DEFAULT_STREAM = "CONSOLES";
-/** The chardev id of the client's viewer (in a registry of its own). */
+/** The chardev id of the client's viewer and the name of its NATS connection. */
 const VIEWER_ID = "nats-attach";
 
 /** Where a `nats://` argument points: servers, and (for attach and tail) the console. */
@@ -91,13 +91,18 @@ function targetOptions(target: NatsTarget, auth: NatsClientAuth, extra: Record<s
   }
 }
 
-/** A NATS connection of the client's own (list, and the lookups before an attach). */
-async function connect(runtime: HostRuntime, options: NatsOptions): Promise<NatsConnection> {
-  // connectNats reads only the runtime of its context (the transport, a creds file); the
-  // client has no registry around it for that.
-  const context = { runtime } as Pick<ChardevContext, "runtime"> as ChardevContext;
+/**
+ * What the `nats` chardev's code needs around it, for a client that runs no registry: the
+ * runtime (the transport, a creds file), the core, and warnings to stderr.
+ */
+async function clientContext(runtime: HostRuntime, warn: (line: string) => void): Promise<ChardevContext> {
+  return { core: await Core.load(), runtime, qemuCompat: false, find: () => undefined, requestExit: () => {}, warn, tlsCreds: () => undefined };
+}
+
+/** A NATS connection of the client's own; a ClientError (status 1) says why not. */
+async function connect(context: ChardevContext, options: NatsOptions): Promise<NatsConnection> {
   try {
-    return await connectNats("client", options, context, null);
+    return await connectNats(VIEWER_ID, options, context, null);
   } catch (error) {
     if (error instanceof ChardevError) throw new ClientError(error.message);
     throw error;
@@ -180,7 +185,8 @@ export function formatNatsList(cards: readonly ConsoleCard[], now: number): stri
 /** `list nats://HOST:PORT`: the consoles' cards as a table, or `--json`. */
 export async function runNatsList(runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
   const host = runtime.process!;
-  const connection = await connect(runtime, targetOptions(target, auth));
+  const context = await clientContext(runtime, (line) => host.print("stderr", `${line}\n`));
+  const connection = await connect(context, targetOptions(target, auth));
   try {
     const cards = await readCards(connection);
     const now = Date.now();
@@ -196,14 +202,67 @@ export async function runNatsList(runtime: HostRuntime, options: ClientOptions, 
   }
 }
 
+/** The offset in a message's header (the console's byte offset of its first byte), or NaN. */
+function offsetOf(message: { header: { get(key: string): string } } | null): number {
+  return Number(message?.header.get(OFFSET_HEADER));
+}
+
+/** Whether a JetStream "get message" failed because there is no such message (10037). */
+function noMessage(error: unknown): boolean {
+  const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
+  return code === 10037 || /no message found/i.test(String((error as Error)?.message));
+}
+
 /**
- * Where to start following: `from=new` without a replay, else the offset `replay` bytes before
- * where the console's output ends now (its last stored message). Also the stream, from the
- * card when there is one.
+ * Where `--replay BYTES` starts: the offset BYTES before the end of the console's last stored
+ * message, and the stream sequence of the message holding it (a binary search over the
+ * stream's sequences, each step the next message of this console at or after one), so the
+ * viewer starts there instead of reading the whole stream to skip it. No sequence when the
+ * wanted start is no longer stored (the viewer then reports the exact gap) or cannot be looked up.
  */
-async function startingPoint(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, replay: number | null): Promise<{ from: string; stream: string; card: ConsoleCard | null }> {
+async function replayStart(manager: JetStreamManager, stream: string, name: string, replay: number): Promise<{ from: number; sequence?: number }> {
+  const subject = outputSubject(name);
+  let last;
+  try {
+    last = await manager.streams.getMessage(stream, { last_by_subj: subject });
+  } catch (error) {
+    // No message yet: the console has written nothing, so there is nothing to replay.
+    if (noMessage(error)) return { from: 0 };
+    throw new ClientError(`nats: could not read where console '${name}' ends in stream '${stream}': ${describeNatsError(error)}`);
+  }
+  const end = offsetOf(last);
+  if (!last || !Number.isSafeInteger(end)) return { from: 0 };
+  const from = Math.max(0, end + last.data.length - replay);
+  try {
+    const info = await manager.streams.info(stream);
+    let low = info.state.first_seq;
+    let high = last.seq;
+    let found: number | undefined;
+    while (low <= high) {
+      const middle = Math.floor((low + high) / 2);
+      // STREAM.MSG.GET takes next_by_subj (nats-server 2.9+); the client's type does not list it.
+      const next = await manager.streams.getMessage(stream, { seq: middle, next_by_subj: subject } as unknown as MsgRequest);
+      // A server that ignored next_by_subj answered another subject's message: no shortcut.
+      if (!next || next.subject !== subject) return { from };
+      if (offsetOf(next) <= from) {
+        found = next.seq;
+        low = next.seq + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return { from, sequence: found };
+  } catch {
+    // A server or a user that cannot look messages up this way: the viewer reads from the stream's start.
+    return { from };
+  }
+}
+
+/** A viewer of the console, started where the session asks, and the console's card (when it has one). */
+async function openViewer(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, replay: number | null, warn: (line: string) => void): Promise<{ viewer: NatsViewerChardev; card: ConsoleCard | null }> {
   const name = target.console!;
-  const connection = await connect(runtime, targetOptions(target, auth));
+  const context = await clientContext(runtime, warn);
+  const connection = await connect(context, targetOptions(target, auth));
   try {
     let card: ConsoleCard | null = null;
     try {
@@ -212,94 +271,59 @@ async function startingPoint(runtime: HostRuntime, target: NatsTarget, auth: Nat
       // A user that may not read the bucket can still follow the stream.
     }
     const stream = auth.stream ?? card?.stream ?? DEFAULT_STREAM;
-    if (!replay) return { from: "new", stream, card };
-    let end = 0;
+    let manager: JetStreamManager;
     try {
-      const manager = await jetstreamManager(connection);
-      const last = await manager.streams.getMessage(stream, { last_by_subj: outputSubject(name) });
-      const offset = Number(last?.header?.get("Chardev-Hub-Offset"));
-      if (last && Number.isSafeInteger(offset)) end = offset + last.data.length;
+      manager = (await ensureStream(connection, targetOptions(target, { ...auth, stream }), false)).manager;
     } catch (error) {
-      // No message yet: the console has written nothing, so there is nothing to replay.
-      const code = (error as { api_error?: { err_code?: number } }).api_error?.err_code;
-      if (code !== 10037 && !/no message found/i.test(String((error as Error).message))) {
-        throw new ClientError(`nats: could not read where console '${name}' ends in stream '${stream}': ${describeNatsError(error)}`);
-      }
+      if (error instanceof ChardevError) throw new ClientError(error.message);
+      throw error;
     }
-    return { from: String(Math.max(0, end - replay)), stream, card };
-  } finally {
+    const start = replay ? await replayStart(manager, stream, name, replay) : null;
+    const options = targetOptions(target, { ...auth, stream }, { role: "viewer", from: start ? String(start.from) : "new" });
+    const viewer = new NatsViewerChardev(VIEWER_ID, context, options, connection);
+    await viewer.start(start?.sequence);
+    return { viewer, card };
+  } catch (error) {
     await connection.close().catch(() => {});
+    throw error;
   }
 }
 
 /**
- * The NATS transport of a terminal session: a `nats,role=viewer` chardev in a registry of the
- * client's own, held by this as its frontend.
+ * The NATS transport of a terminal session: a `nats,role=viewer` chardev of the client's own,
+ * held by this as its frontend would hold it.
  */
 class NatsAttachTransport implements AttachTransport {
   readonly goneText: string;
-  #handlers: AttachStreamHandlers | null = null;
+  readonly helpNote = "  (w, b, f and s need the console's own hub: not available over NATS)\n";
   #paused = false;
-  #frontend: Frontend | null = null;
+  #held = false;
 
-  private constructor(
+  constructor(
     readonly name: string,
-    readonly registry: ChardevRegistry,
+    readonly viewer: NatsViewerChardev,
     readonly readOnly: boolean,
   ) {
     this.goneText = `${name}: the NATS viewer stopped`;
   }
 
-  readonly helpNote = "  (w, b, f and s need the console's own hub: not available over NATS)\n";
-
-  /** Connects the viewer; a ClientError (status 1) says why not, before the terminal is touched. */
-  static async open(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, from: string, stream: string, readOnly: boolean, warn: (line: string) => void): Promise<NatsAttachTransport> {
-    const registry = await ChardevRegistry.create({ runtime, onWarning: warn });
-    try {
-      // The same checks as `-chardev nats,...` (auth options that go together, names).
-      targetOptions(target, { ...auth, stream });
-      await registry.add({
-        id: VIEWER_ID,
-        backend: {
-          type: "nats",
-          data: {
-            server: target.servers.join(","),
-            console: target.console!,
-            role: "viewer",
-            from,
-            stream,
-            ...(auth.creds !== undefined ? { creds: auth.creds } : {}),
-            ...(auth.token !== undefined ? { token: auth.token } : {}),
-            ...(auth.user !== undefined ? { user: auth.user } : {}),
-            ...(auth.password !== undefined ? { password: auth.password } : {}),
-          },
-        },
-      });
-    } catch (error) {
-      await registry.close().catch(() => {});
-      if (error instanceof ChardevError) throw new ClientError(error.message);
-      throw error;
-    }
-    return new NatsAttachTransport(target.console!, registry, readOnly);
-  }
-
   start(handlers: AttachStreamHandlers): void {
-    this.#handlers = handlers;
-    this.#frontend = this.registry.attach(VIEWER_ID, {
+    this.#held = true;
+    this.viewer.attachUser({
       canRead: () => (this.#paused ? 0 : SCREEN_CHUNK_BYTES),
       read: (data) => {
         if (handlers.data(data) === false) this.#paused = true;
       },
       event: (event) => {
-        if (event === ChrEvent.CLOSED) handlers.closed();
+        if (event === ChrEvent.CLOSED && this.#held) handlers.closed();
       },
     });
   }
 
   /** Typing to `console.NAME.in`; a read-only session sends nothing. */
   write(data: Uint8Array): void {
-    if (this.readOnly || !this.#frontend) return;
-    this.#frontend.write(data);
+    if (this.readOnly || !this.#held) return;
+    this.viewer.write(data);
   }
 
   /** The NATS client queues typing itself (and holds it while reconnecting). */
@@ -313,15 +337,13 @@ class NatsAttachTransport implements AttachTransport {
 
   resume(): void {
     this.#paused = false;
-    this.#frontend?.acceptInput();
+    this.viewer.flushInput();
   }
 
+  /** Ends the viewer; closing its connection drains it, so typing sent just before a detach still goes out. */
   async close(): Promise<void> {
-    this.#handlers = null;
-    this.#frontend?.detach();
-    this.#frontend = null;
-    // Closing the registry drains the connection: typing published just before a detach still goes out.
-    await this.registry.close().catch(() => {});
+    this.#held = false;
+    await this.viewer.destroy().catch(() => {});
   }
 
   /** The terminal's size belongs to the console's host: NATS carries bytes only. */
@@ -338,7 +360,8 @@ export async function runNatsAttach(program: string, runtime: HostRuntime, optio
   const host = runtime.process!;
   const terminal = runtime.stdio!.isTerminal;
   const eol = terminal ? "\r\n" : "\n";
-  const { from, stream, card } = await startingPoint(runtime, target, auth, options.replay);
+  const warn = (line: string) => host.print("stderr", `${program}: ${line}${eol}`);
+  const { viewer, card } = await openViewer(runtime, target, auth, options.replay, warn);
   // Following a name nobody publishes would wait silently: say what the cards know.
   if (card === null) host.print("stderr", `${program}: console '${target.console}' has no card in KV bucket ${CONSOLE_BUCKET}: waiting for its output anyway${eol}`);
   else if (card.state !== "open") host.print("stderr", `${program}: console '${target.console}' is closed (its card says so since ${quoteInput(String(card.heartbeat).slice(0, 32))})${eol}`);
@@ -346,7 +369,7 @@ export async function runNatsAttach(program: string, runtime: HostRuntime, optio
     host.print("stderr", `${program}: console '${target.console}' ignores typing (input=off): attached read-only${eol}`);
   }
   const readOnly = options.readOnly || (card !== null && card.input === null);
-  const transport = await NatsAttachTransport.open(runtime, target, auth, from, stream, readOnly, (line) => host.print("stderr", `${program}: ${line}${eol}`));
+  const transport = new NatsAttachTransport(target.console!, viewer, readOnly);
   host.print("stderr", `[-- ${target.console}: attached ${readOnly ? "ro" : "rw"} over NATS (${quoteInput(target.servers.join(","))}) --]${eol}`);
   return await runAttachSession(program, runtime, options, transport);
 }
@@ -356,8 +379,8 @@ export async function runNatsTail(runtime: HostRuntime, options: ClientOptions, 
   const host = runtime.process!;
   const stdio = runtime.stdio!;
   const replay = options.replay === "screen" ? null : options.replay;
-  const { from, stream } = await startingPoint(runtime, target, auth, replay);
-  const transport = await NatsAttachTransport.open(runtime, target, auth, from, stream, true, (line) => host.print("stderr", `${line}\n`));
+  const { viewer } = await openViewer(runtime, target, auth, replay, (line) => host.print("stderr", `${line}\n`));
+  const transport = new NatsAttachTransport(target.console!, viewer, true);
   return await new Promise<number>((resolve) => {
     const stops: (() => void)[] = [];
     let ended = false;
