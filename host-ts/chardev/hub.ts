@@ -195,7 +195,8 @@ export class HubChardev extends Chardev {
   /** Hear the input the hub takes for its device (an `asciicast` backend's `"i"` events). */
   readonly #inputListeners = new Set<(data: Uint8Array, backend: string) => void>();
   #evictions = 0;
-  readonly #inputQueue: Uint8Array[] = [];
+  /** Input waiting for the frontend, in order: bytes, and the events (a BREAK) sent between them. */
+  readonly #inputQueue: (Uint8Array | ChrEvent)[] = [];
   #inputQueued = 0;
   #typist: Entry | null = null;
   #typistTimer: ReturnType<typeof setTimeout> | null = null;
@@ -603,9 +604,14 @@ export class HubChardev extends Chardev {
 
   #pumpInput(): void {
     while (this.#inputQueue.length > 0 && this.user) {
+      const head = this.#inputQueue[0];
+      if (!(head instanceof Uint8Array)) {
+        this.#inputQueue.shift();
+        this.emitEvent(head);
+        continue;
+      }
       const room = this.user.canRead();
       if (room <= 0) return;
-      const head = this.#inputQueue[0];
       const piece = head.length <= room ? head : head.subarray(0, room);
       if (piece === head) this.#inputQueue.shift();
       else this.#inputQueue[0] = head.subarray(room);
@@ -684,7 +690,9 @@ export class HubChardev extends Chardev {
       // A viewer's BREAK would reach the device as surely as its keys (SysRq on a Linux console).
       if (entry.mode === "ro") entry.eventsDiscarded++;
       else {
-        this.emitEvent(event);
+        // Behind the keys typed before it that still wait for room (the device sees them in order).
+        if (this.#inputQueue.length > 0) this.#inputQueue.push(event);
+        else this.emitEvent(event);
         if (event === ChrEvent.BREAK) this.#emit({ type: "break", backend: entry.chardev.id });
       }
       return;

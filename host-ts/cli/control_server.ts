@@ -313,7 +313,7 @@ export class ControlServer {
   #attach(entry: ConsoleEntry, request: Record<string, unknown>, connection: NetConnection, answer: (value: unknown) => void): AttachedClientChardev {
     const mode = request.mode ?? "rw";
     if (mode !== "rw" && mode !== "ro") throw new RequestError("control: 'mode' must be 'rw' or 'ro'");
-    // A client that asks for nothing gets the console's own default (named consoles: 64 KiB).
+    // A client that asks for nothing gets the console's own default (named consoles: the screen).
     const replay = request.replay ?? (entry.hub.isRing ? (entry.replay ?? 0) : 0);
     const hub = entry.hub;
     // `screen`, or `screen:LINES` (a console's default may name the scrollback lines it keeps).
