@@ -31,7 +31,7 @@ import * as path from "node:path";
 import { startServer, stopAll } from "../tests/_nats.ts";
 import { Client } from "./_clients.ts";
 import { median, MiB, percentile, type Row } from "./_report.ts";
-import { now } from "./_runtime.ts";
+import { now, runtimeName } from "./_runtime.ts";
 import { chunksOf, pattern, PERIOD } from "./_stream.ts";
 
 const VIEWER_HUBS = 3;
@@ -365,7 +365,8 @@ export interface NatsCaseOptions {
 
 /** The NATS fan-out against the local hub; `skipped` says why when nothing could be measured. */
 export async function runNatsCase(options: NatsCaseOptions): Promise<{ rows: Row[]; skipped: { name: string; reason: string }[] }> {
-  const missing = natsServerMissing();
+  // The hub and reader processes are `process.execPath dist/cli.js` and `-e` scripts: Node's.
+  const missing = runtimeName !== "node" ? `Node only (it runs node dist/cli.js processes); npm run bench -- --only=nats` : natsServerMissing();
   const cli = path.join(options.root, "dist", "cli.js");
   if (missing) {
     options.log(`skipped: nats fan-out: ${missing}`);

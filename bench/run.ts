@@ -6,7 +6,8 @@
 //   npx bun bench/run.ts --runtime-only [--quick]             ... on Bun
 //
 // Options: --only=memory,socket,stall,latency,screen  --runtimes=node,deno,bun  --chunks=64,1024
-//          --only=nats (not in the default run: nats-server and 4 chardev-hub processes, ~1 min)
+//          --only=nats (Node; not in the default run: nats-server and 5 chardev-hub processes,
+//          about 1.5 min on a busy 2-core machine)
 //          --seconds=S (nats: how long the device writes per topology and round, default 2)
 //          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
 //          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
@@ -328,7 +329,7 @@ async function main(): Promise<void> {
     const { runNatsCase } = await import("./_nats.ts");
     const nats = await runNatsCase({ root, seconds: args.seconds, rounds: args.rounds ?? (args.quick ? 2 : 3), log });
     rows.push(...nats.rows);
-    skipped.push(...nats.skipped.map((skip) => ({ ...skip, runtime: "node" })));
+    skipped.push(...nats.skipped.map((skip) => ({ ...skip, runtime: runtimeName })));
   }
   const targets = evaluateTargets(rows);
   const seconds = (now() - started) / 1000;
