@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { freePort } from "./_ports.ts";
 import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, ChrEvent } from "../host-ts/mod.ts";
-import { CliProcess, until } from "./cli/_cli.ts";
+import { CliProcess, until, untilListening } from "./cli/_cli.ts";
 
 const IAC_BREAK = "\xff\xf3";
 
@@ -102,7 +102,7 @@ async function startRun(device: string, ...options: string[]): Promise<{ cli: Cl
     "-control", control,
     ...options,
   ]);
-  await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+  await untilListening(control, cli, "the control socket to listen");
   if (cli.ended) throw new Error(`chardev-hub ended before listening: ${cli.stderr}`);
   return { cli, control, telnetPort };
 }

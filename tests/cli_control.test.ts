@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, testRuntime } from "./_harness.ts";
 import { asIntruder, ensureIntruderAccount } from "./_intruder.ts";
-import { CLI, CliProcess, readText, until } from "./cli/_cli.ts";
+import { CLI, CliProcess, readText, until, untilListening } from "./cli/_cli.ts";
 
 let dir: string;
 let protocolClients: ProtocolClient[];
@@ -46,7 +46,7 @@ async function stopEveryCli(): Promise<void> {
 async function startRun(hubKeys = ""): Promise<{ cli: CliProcess; control: string }> {
   const control = at("control.sock");
   const cli = new CliProcess(["-chardev", "spawn,id=sh,cmd=sh", "-chardev", `hub,id=hub0,ring=64K${hubKeys}`, "-frontend", "sh,chardev=hub0", "-control", control]);
-  await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+  await untilListening(control, cli, "the control socket to listen");
   if (cli.ended) throw new Error(`chardev-hub ended before listening: ${cli.stderr}`);
   return { cli, control };
 }
@@ -109,7 +109,7 @@ describe("chardev-hub list, who and the control protocol", () => {
       "-console", "two,device=dev2",
       "-control", control,
     ]);
-    await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+    await untilListening(control, cli, "the control socket to listen");
     expect(cli.ended, cli.stderr).toBeNull();
     const watcher = await ProtocolClient.connect(control);
     watcher.send(`${JSON.stringify({ cmd: "attach", console: "two", mode: "ro" })}\n`);
@@ -146,7 +146,7 @@ describe("chardev-hub list, who and the control protocol", () => {
       "-frontend", "sh,chardev=hub0",
       "-control", control,
     ]);
-    await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+    await untilListening(control, cli, "the control socket to listen");
     const socketClient = await ProtocolClient.connect(at("s0.sock"));
     socketClient.send("echo s-$((4*4))\r");
     await socketClient.waitFor("s-16");
@@ -406,7 +406,7 @@ describe("chardev-hub attach's commands", () => {
     const section = (name: string) => `[chardev "${name}-sh"]\n  backend = "spawn"\n  cmd = "sh"\n\n[console "${name}"]\n  device = "${name}-sh"\n\n`;
     fs.writeFileSync(file, section("stays") + section("goes"));
     const cli = new CliProcess(["-readconfig", file, "-control", control]);
-    await until(() => fs.existsSync(control) || cli.ended !== null, "the control socket to appear");
+    await untilListening(control, cli, "the control socket to listen");
     const leaving = new CliProcess(["attach", "goes", "--control", control]);
     await leaving.waitForStdout("[-- goes: attached rw, 0 others --]");
     const staying = new CliProcess(["attach", "stays", "--control", control]);

@@ -23,6 +23,29 @@ export async function until(condition: () => boolean, what: string): Promise<voi
   }
 }
 
+/**
+ * Waits until a UNIX socket at `socketPath` takes a connection (closed at once), or `cli`
+ * has ended. The file alone is not enough: under Deno's node:net a socket file can exist a
+ * moment before its listener listens, and a connect then is refused.
+ */
+export async function untilListening(socketPath: string, cli: { readonly ended: unknown }, what = `${socketPath} to listen`): Promise<void> {
+  const deadline = Date.now() + GIVE_UP_MS;
+  while (cli.ended === null) {
+    if (fs.existsSync(socketPath)) {
+      const answered = await new Promise<boolean>((resolve) => {
+        const probe = net.connect({ path: socketPath }, () => {
+          probe.destroy();
+          resolve(true);
+        });
+        probe.once("error", () => resolve(false));
+      });
+      if (answered) return;
+    }
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** The runtimes dist/cli.js runs on. */
 export type CliRuntime = "node" | "deno" | "bun";
 
