@@ -7,8 +7,10 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { replayStart } from "../host-ts/cli/nats_client.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it, testRuntime } from "./_harness.ts";
 import { CLI, CliProcess, readText, until } from "./cli/_cli.ts";
 import { natsTmp, startServer, stopAll, type NatsServer } from "./_nats.ts";
@@ -218,6 +220,41 @@ describe("chardev-hub tail nats://HOST:PORT/NAME", () => {
       expect(all.stdout.length - note.length).toBe(end - firstOffset);
       expect(all.stdout.slice(note.length).startsWith(Buffer.from(first!.data).toString("latin1"))).toBe(true);
       expect(all.stderr).toContain(`${firstOffset} bytes of console.${name}.out missed at offset 0`);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("where --replay BYTES starts in the stream", () => {
+  it("is the sequence of the console's message holding that offset, among other consoles' messages", async () => {
+    const own = await startServer();
+    const client = await connect({ servers: own.url });
+    try {
+      const manager = await jetstreamManager(client);
+      await manager.streams.add({ name: "MIXED", subjects: ["console.*.out"] });
+      const js = jetstream(client);
+      // Console a: 10 messages of 100 bytes (offsets 0, 100, ... 900), each after one of console b's.
+      const sequenceOfA: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const other = headers();
+        other.set("Chardev-Hub-Offset", String(i * 7));
+        await js.publish("console.b.out", new Uint8Array(7), { headers: other });
+        const mine = headers();
+        mine.set("Chardev-Hub-Offset", String(i * 100));
+        sequenceOfA.push((await js.publish("console.a.out", new Uint8Array(100).fill(0x61 + i), { headers: mine })).seq);
+      }
+      // The end is 1000: 250 bytes back is offset 750, in the message at 700 (the 8th).
+      expect(await replayStart(manager, "MIXED", "a", 250)).toEqual({ from: 750, sequence: sequenceOfA[7] });
+      expect(await replayStart(manager, "MIXED", "a", 300)).toEqual({ from: 700, sequence: sequenceOfA[7] });
+      expect(await replayStart(manager, "MIXED", "a", 5000)).toEqual({ from: 0, sequence: sequenceOfA[0] });
+      expect(await replayStart(manager, "MIXED", "a", 1)).toEqual({ from: 999, sequence: sequenceOfA[9] });
+      // A console with no output yet: nothing to replay.
+      expect(await replayStart(manager, "MIXED", "c", 100)).toEqual({ from: 0 });
+      // Once the oldest are gone (purged up to a's 4th message), an earlier start has no sequence: the viewer reports the gap.
+      await manager.streams.purge("MIXED", { seq: sequenceOfA[3] });
+      expect(await replayStart(manager, "MIXED", "a", 5000)).toEqual({ from: 0, sequence: undefined });
+      expect(await replayStart(manager, "MIXED", "a", 650)).toEqual({ from: 350, sequence: sequenceOfA[3] });
     } finally {
       await client.close();
     }

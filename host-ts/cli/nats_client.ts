@@ -219,8 +219,15 @@ function noMessage(error: unknown): boolean {
  * stream's sequences, each step the next message of this console at or after one), so the
  * viewer starts there instead of reading the whole stream to skip it. No sequence when the
  * wanted start is no longer stored (the viewer then reports the exact gap) or cannot be looked up.
+ *
+ * @example Where the last 4 KiB of vm1 start
+ * ```ts
+ * import type { JetStreamManager } from "@nats-io/jetstream";
+ * declare const manager: JetStreamManager;
+ * const { from, sequence } = await replayStart(manager, "CONSOLES", "vm1", 4096);
+ * ```
  */
-async function replayStart(manager: JetStreamManager, stream: string, name: string, replay: number): Promise<{ from: number; sequence?: number }> {
+export async function replayStart(manager: JetStreamManager, stream: string, name: string, replay: number): Promise<{ from: number; sequence?: number }> {
   const subject = outputSubject(name);
   let last;
   try {
