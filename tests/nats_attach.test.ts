@@ -166,6 +166,25 @@ describe("chardev-hub attach nats://HOST:PORT/NAME", () => {
     expect(viewer.stderr).toContain(`[-- ${name}: detached --]`);
   });
 
+  it("a console published with input=off is attached read-only, saying why", async () => {
+    const name = newConsoleName();
+    await startConsole(name, { natsKeys: ",input=off" });
+    const session = new CliProcess(["attach", `${server.url}/${name}`]);
+    await session.waitForStderr(`[-- ${name}: attached ro over NATS (${server.url}) --]`);
+    expect(session.stderr).toContain(`chardev-hub: console '${name}' ignores typing (input=off): attached read-only\n`);
+    session.send("\x1d.");
+    expect((await session.exit).code).toBe(0);
+  });
+
+  it("a console with no card is followed all the same, with a line saying so", async () => {
+    await startConsole(newConsoleName()); // the stream exists (a console creates it); this name has no card
+    const session = new CliProcess(["attach", `${server.url}/nobody${process.pid}`, "--ro"]);
+    await session.waitForStderr(`[-- nobody${process.pid}: attached ro over NATS (${server.url}) --]`);
+    expect(session.stderr).toContain(`chardev-hub: console 'nobody${process.pid}' has no card in KV bucket chardev-hub-consoles: waiting for its output anyway\n`);
+    session.send("\x1d.");
+    expect((await session.exit).code).toBe(0);
+  });
+
   it("a console that does not exist is refused before the terminal is touched; --replay screen is refused", async () => {
     const missingStream = await CliProcess.run(["attach", `${server.url}/nobody`, "--stream", "NOSUCHSTREAM"]);
     expect(missingStream).toEqual({ code: 1, stdout: "", stderr: "chardev-hub: nats: stream 'NOSUCHSTREAM' does not exist (a console creates it)\n" });
