@@ -13,6 +13,7 @@ import { Chardev, type ChardevContext } from "./_chardev.ts";
 import { onEveryHubEvent } from "./hub.ts";
 import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
 import { ConsoleMetadata } from "./_nats_metadata.ts";
+import { PushedInputHold } from "./_pushed_input.ts";
 
 /** Output taken but not yet acknowledged by JetStream before writes answer EAGAIN. */
 export const NATS_UNACKED_LIMIT_BYTES = 1024 * 1024;
@@ -71,8 +72,7 @@ export class NatsConsoleChardev extends Chardev {
   #nextOffset = 0;
   #acked = 0;
   #input: Subscription | null = null;
-  #holding = false;
-  #heldBytes = 0;
+  readonly #hold = new PushedInputHold(INPUT_HOLD_BYTES);
   #droppedInputBytes = 0;
   #destroyed = false;
   #skippedBytes = 0;
@@ -174,24 +174,11 @@ export class NatsConsoleChardev extends Chardev {
 
   #arrived(data: Uint8Array): void {
     if (this.#destroyed || data.length === 0) return;
-    if (!this.#holding) {
-      if (!this.deliverInput(data)) {
-        this.#holding = true;
-        this.#heldBytes = data.length;
-      }
-      return;
-    }
-    if (this.#heldBytes + data.length > INPUT_HOLD_BYTES) {
-      this.#droppedInputBytes += data.length;
-      return;
-    }
-    this.#heldBytes += data.length;
-    this.deliverInput(data);
+    if (!this.#hold.arrive(data, (bytes) => this.deliverInput(bytes))) this.#droppedInputBytes += data.length;
   }
 
   protected override resumeInput(): void {
-    this.#holding = false;
-    this.#heldBytes = 0;
+    this.#hold.resume();
   }
 
   /** Whether the unacknowledged window is full (in bytes, or in messages). */

@@ -10,6 +10,7 @@ import { quoteInput } from "../limits.ts";
 import type { DatagramSocket, HostDatagram } from "../runtime/types.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { Chardev, type BackendData, type ChardevContext, defineDriver, startedOrDestroyed, runtimePart } from "./_chardev.ts";
+import { PushedInputHold } from "./_pushed_input.ts";
 
 /**
  * Largest datagram one write sends: the most an IPv4 UDP datagram can carry. A longer write
@@ -51,8 +52,7 @@ export class UdpChardev extends Chardev {
   readonly kind = "udp";
   #socket: DatagramSocket | null = null;
   /** While input waits for the holder: bytes held since, and datagrams dropped past the hold. */
-  #holding = false;
-  #heldBytes = 0;
+  readonly #hold = new PushedInputHold(RECEIVE_HOLD_BYTES);
   #droppedDatagrams = 0;
 
   constructor(id: string, context: ChardevContext, readonly options: UdpOptions) {
@@ -90,25 +90,11 @@ export class UdpChardev extends Chardev {
   }
 
   #arrived(data: Uint8Array): void {
-    if (!this.#holding) {
-      if (!this.deliverInput(data)) {
-        this.#holding = true;
-        this.#heldBytes = data.length;
-      }
-      return;
-    }
-    if (this.#heldBytes + data.length > RECEIVE_HOLD_BYTES) {
-      this.#droppedDatagrams++;
-      return;
-    }
-    this.#heldBytes += data.length;
-    // Queued behind what is held; delivering all of it ends the hold (resumeInput).
-    this.deliverInput(data);
+    if (!this.#hold.arrive(data, (bytes) => this.deliverInput(bytes))) this.#droppedDatagrams++;
   }
 
   protected override resumeInput(): void {
-    this.#holding = false;
-    this.#heldBytes = 0;
+    this.#hold.resume();
   }
 
   /** One datagram of at most MAX_DATAGRAM_BYTES; -EAGAIN while the kernel has not taken what is queued. */
