@@ -2,9 +2,9 @@
 // client subcommands against consoles published on NATS (docs/nats.md) instead of a local
 // control socket. `list` reads the console cards of the KV bucket; `attach` and `tail` follow
 // `console.NAME.out` with the `nats` chardev's own viewer (role=viewer, so the offsets are
-// checked the same way and a hole is the same `[-- N bytes missed --]` line) in a registry of
-// their own, and `attach` hands its typing to `console.NAME.in`. The terminal part is
-// attach_terminal.ts's, shared with the local attach.
+// checked the same way and a hole is the same `[-- N bytes missed --]` line), held as its
+// frontend would hold it, and `attach` hands its typing to `console.NAME.in`. The terminal part
+// is attach_terminal.ts's, shared with the local attach.
 
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { JetStreamManager, MsgRequest } from "@nats-io/jetstream";
