@@ -7,7 +7,8 @@
 
 import { quoteInput } from "../limits.ts";
 import type { HostRuntime } from "../runtime/types.ts";
-import { type ClientOptions, ControlConnection, ESCAPE_COMMANDS_HELP, formatWho, requestOnce } from "./control_client.ts";
+import { type ClientOptions, ControlConnection, controlTarget, ESCAPE_COMMANDS_HELP, formatWho, requestOnce } from "./control_client.ts";
+import type { ControlTarget } from "./control_address.ts";
 
 /** Console output kept for `r` (replay the last lines): the session's own recent output. */
 const REPLAY_KEEP_BYTES = 64 * 1024;
@@ -87,7 +88,7 @@ class ControlAttachTransport implements AttachTransport {
   constructor(
     readonly name: string,
     readonly runtime: HostRuntime,
-    readonly controlPath: string,
+    readonly control: ControlTarget,
     readonly connection: ControlConnection,
     readonly clientId: string,
   ) {
@@ -119,18 +120,18 @@ class ControlAttachTransport implements AttachTransport {
   }
 
   resize(cols: number, rows: number): void {
-    void requestOnce(this.runtime, this.controlPath, { cmd: "resize", client: this.clientId, cols, rows }).catch(() => {});
+    void requestOnce(this.runtime, this.control, { cmd: "resize", client: this.clientId, cols, rows }).catch(() => {});
   }
 
   hubCommand(key: "w" | "b" | "f" | "s", output: AttachCommandOutput): boolean {
     const request = (body: Record<string, unknown>, then?: (answer: Record<string, unknown>) => void) =>
-      void requestOnce(this.runtime, this.controlPath, { ...body, client: this.clientId }).then(
+      void requestOnce(this.runtime, this.control, { ...body, client: this.clientId }).then(
         (result) => then?.(result),
         (error: Error) => output.say(quoteInput(error.message)),
       );
     switch (key) {
       case "w":
-        void requestOnce(this.runtime, this.controlPath, { cmd: "who", console: this.name }).then(
+        void requestOnce(this.runtime, this.control, { cmd: "who", console: this.name }).then(
           (who) => output.print(formatWho(who, "\r\n")),
           (error: Error) => output.say(quoteInput(error.message)),
         );
@@ -162,7 +163,8 @@ class ControlAttachTransport implements AttachTransport {
 export async function runAttachTerminal(program: string, runtime: HostRuntime, options: ClientOptions): Promise<number> {
   const name = options.console!;
   const size = runtime.process!.terminalSize();
-  const connection = await ControlConnection.open(runtime, options.controlPath);
+  const control = await controlTarget(runtime, options);
+  const connection = await ControlConnection.open(runtime, control);
   let answer: Record<string, unknown>;
   try {
     answer = await connection.request({
@@ -176,7 +178,7 @@ export async function runAttachTerminal(program: string, runtime: HostRuntime, o
     connection.close();
     throw error;
   }
-  return await runAttachSession(program, runtime, options, new ControlAttachTransport(name, runtime, options.controlPath, connection, String(answer.attached)));
+  return await runAttachSession(program, runtime, options, new ControlAttachTransport(name, runtime, control, connection, String(answer.attached)));
 }
 
 /**

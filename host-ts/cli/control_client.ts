@@ -8,6 +8,8 @@ import { quoteInput } from "../limits.ts";
 import type { HostRuntime, NetConnection } from "../runtime/types.ts";
 import { runAttachTerminal } from "./attach_terminal.ts";
 import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES, UNATTENDED_KINDS } from "./control_server.ts";
+import { type ControlTarget, resolveControlTarget } from "./control_address.ts";
+import { ChardevError } from "../errors.ts";
 import { isNatsUrl, type NatsClientAuth, type NatsTarget, parseNatsTarget, runNatsAttach, runNatsList, runNatsTail } from "./nats_client.ts";
 
 /** The subcommands, as the first argument names them. */
@@ -42,7 +44,10 @@ export class ClientError extends Error {
 export interface ClientOptions {
   readonly command: ClientCommand;
   readonly console: string | null;
+  /** `--control`: a socket path, or `tcp:HOST:PORT` (control_address.ts). */
   readonly controlPath: string;
+  /** `--tls-creds DIR`: TLS to a `tcp:` control socket with QEMU's client files (ca-cert.pem, client-cert.pem, client-key.pem); null for none. */
+  readonly tlsCredsDir: string | null;
   readonly readOnly: boolean;
   /**
    * Bytes of recent output to replay on attach, or "screen"; null when not given: `attach`
@@ -62,7 +67,12 @@ export interface ClientOptions {
 
 /** `--help` of each subcommand. */
 export function clientHelp(program: string, command: ClientCommand): string {
-  const control = `  --control PATH    the control socket (default ${DEFAULT_CONTROL_PATH}, where \`npm start\` runs)\n`;
+  const control =
+    `  --control PATH    the control socket (default ${DEFAULT_CONTROL_PATH}, where \`npm start\` runs)\n` +
+    `  --control tcp:HOST:PORT   a TCP control socket (-control tcp:...): plain on a loopback address only,\n` +
+    `                    else with --tls-creds\n` +
+    `  --tls-creds DIR   speak TLS to it: DIR holds ca-cert.pem, and client-cert.pem and client-key.pem\n` +
+    `                    when the server verifies peers (docs/control.md)\n`;
   const nats =
     `\nA console published on NATS (a \`nats\` chardev, docs/nats.md) instead: nats://HOST:PORT${command === "list" ? "" : "/NAME"}, with\n` +
     `  --creds FILE      a NATS credentials file\n` +
@@ -72,7 +82,7 @@ export function clientHelp(program: string, command: ClientCommand): string {
   switch (command) {
     case "list":
       return (
-        `Usage: ${program} list [--json] [--control PATH]\n       ${program} list nats://HOST:PORT [--json] [--creds FILE | --token TOKEN | --user USER --password PASSWORD]\n\n` +
+        `Usage: ${program} list [--json] [--control PATH]\n       ${program} list [--json] --control tcp:HOST:PORT [--tls-creds DIR]\n       ${program} list nats://HOST:PORT [--json] [--creds FILE | --token TOKEN | --user USER --password PASSWORD]\n\n` +
         `The consoles of a running ${program}: device state, clients (rw/ro), bytes, lag.\n` +
         `Over NATS: the consoles' cards (KV bucket chardev-hub-consoles): host, state (open, closed, stale), started, heartbeat age.\n\n` +
         `  --json            the server's answer (or the cards) as JSON\n${control}${nats}`
@@ -135,6 +145,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   if (!isClientCommand(command)) throw new ClientError(`unknown command '${quoteInput(String(command))}'`, EXIT_USAGE);
   let consoleName: string | null = null;
   let controlPath = DEFAULT_CONTROL_PATH;
+  let tlsCredsDir: string | null = null;
   let readOnly = false;
   let replay: number | "screen" | null = null;
   let escape = DEFAULT_ESCAPE;
@@ -142,7 +153,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   let help = false;
   const natsAuth: Record<string, string> = {};
   const natsKeys = command === "who" ? [] : command === "list" ? ["creds", "token", "user", "password"] : ["creds", "token", "user", "password", "stream"];
-  const takes = new Set([...(command === "attach" ? ["control", "replay", "escape"] : command === "tail" ? ["control", "replay"] : ["control"]), ...natsKeys]);
+  const takes = new Set([...(command === "attach" ? ["control", "replay", "escape"] : command === "tail" ? ["control", "replay"] : ["control"]), "tls-creds", ...natsKeys]);
   const flags = new Set(command === "attach" ? ["ro", "help", "h"] : command === "list" ? ["json", "help", "h"] : ["help", "h"]);
   for (let i = 1; i < args.length; i++) {
     const arg = args[i];
@@ -164,6 +175,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     if (value === undefined) throw new ClientError(`${command}: option '--${name}' needs an argument`, EXIT_USAGE);
     if (natsKeys.includes(name)) natsAuth[name] = value;
     else if (name === "control") controlPath = value;
+    else if (name === "tls-creds") tlsCredsDir = value;
     else if (name === "escape") escape = parseEscape(value);
     else if (value === "screen" && command === "attach") replay = "screen";
     else {
@@ -181,7 +193,8 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   if (nats && command !== "list" && nats.console === null) throw new ClientError(`${command}: which console? (${command} nats://HOST:PORT/NAME)`, EXIT_USAGE);
   const given = Object.keys(natsAuth);
   if (!nats && given.length > 0) throw new ClientError(`${command}: --${given[0]} is for consoles on NATS (nats://HOST:PORT...)`, EXIT_USAGE);
-  return { command, console: consoleName, controlPath, readOnly, replay, escape, json, help, nats, natsAuth };
+  if (nats && tlsCredsDir !== null) throw new ClientError(`${command}: --tls-creds is for a TCP control socket (--control tcp:HOST:PORT), not NATS`, EXIT_USAGE);
+  return { command, console: consoleName, controlPath, tlsCredsDir, readOnly, replay, escape, json, help, nats, natsAuth };
 }
 
 /**
@@ -194,9 +207,12 @@ export class ControlConnection {
   #waiting: ((line: string | null) => void) | null = null;
   #closed = false;
   #raw: { data(chunk: Uint8Array): boolean | void; drain(): void; closed(): void } | null = null;
+  /** Over TLS: the target, until its first answer (a TLS 1.3 server refuses a client certificate only after the handshake). */
+  #unansweredTls: ControlTarget | null;
 
-  private constructor(connection: NetConnection) {
+  private constructor(connection: NetConnection, target: ControlTarget) {
     this.#connection = connection;
+    this.#unansweredTls = target.tls ? target : null;
     connection.start({
       data: (chunk) => {
         if (this.#raw) return this.#raw.data(chunk);
@@ -216,16 +232,24 @@ export class ControlConnection {
     });
   }
 
-  /** Connects to the control socket at `path`; a ClientError says why not, and what to check. */
-  static async open(runtime: HostRuntime, path: string): Promise<ControlConnection> {
-    if (!runtime.net) throw new ClientError(`${runtime.name} has no UNIX sockets`);
+  /** Connects to the control socket `target` (controlTarget); a ClientError says why not, and what to check. */
+  static async open(runtime: HostRuntime, target: ControlTarget): Promise<ControlConnection> {
+    if (!runtime.net) throw new ClientError(`${runtime.name} has no sockets`);
+    const address = target.address;
+    const path = target.text;
     try {
-      return new ControlConnection(await runtime.net.connect({ transport: "unix", path }));
+      const netAddress = address.transport === "unix" ? address : { transport: "tcp" as const, host: address.host, port: address.port };
+      return new ControlConnection(await runtime.net.connect(netAddress, { tls: target.tls }), target);
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";
+      // Over TLS, anything but a refused connection is the handshake: a certificate missing, or not from the CA.
+      if (target.tls && code !== "ECONNREFUSED") {
+        const why = (error as Error).message.replace(/\s+/g, " ").slice(0, 200);
+        throw new ClientError(`control: TLS handshake with ${quoteInput(path)} failed: ${quoteInput(why)}`);
+      }
       const hint =
         code === "ENOENT" || code === "ECONNREFUSED"
-          ? ": is chardev-hub running here with a control socket? (--control PATH names another)"
+          ? `: is chardev-hub running ${address.transport === "unix" ? "here " : ""}with a control socket? (--control PATH names another)`
           : code === "EACCES"
             ? ": permission denied (the control socket is its owner's only)"
             : `: ${quoteInput((error as Error).message.slice(0, 200))}`;
@@ -255,6 +279,11 @@ export class ControlConnection {
     this.#connection.write(new TextEncoder().encode(`${line}\n`));
     this.#offerLine();
     const text = await answer;
+    if (text === null && this.#unansweredTls) {
+      const dir = this.#unansweredTls.tls?.cert ? "its client certificate is not from the server's CA" : "it presented no client certificate (client-cert.pem, client-key.pem in --tls-creds DIR)";
+      throw new ClientError(`control: TLS handshake with ${quoteInput(this.#unansweredTls.text)} failed: the server ended the session unanswered: ${dir}`);
+    }
+    this.#unansweredTls = null;
     if (text === null) throw new ClientError(this.#buffer.length > MAX_ANSWER_LINE_BYTES ? "control: answer too long" : "control: the server closed the connection");
     let parsed: unknown;
     try {
@@ -306,9 +335,22 @@ export class ControlConnection {
   }
 }
 
+/**
+ * The control socket the options name (`--control`, `--tls-creds`), its TLS credentials read;
+ * a ClientError when they cannot be (QEMU's texts for the files).
+ */
+export async function controlTarget(runtime: HostRuntime, options: Pick<ClientOptions, "controlPath" | "tlsCredsDir">): Promise<ControlTarget> {
+  try {
+    return await resolveControlTarget(runtime, options.controlPath, options.tlsCredsDir);
+  } catch (error) {
+    if (error instanceof ChardevError) throw new ClientError(error.message, error.code === "INVALID_VALUE" || error.code === "INVALID_PARAMETER" ? EXIT_USAGE : EXIT_FAILED);
+    throw error;
+  }
+}
+
 /** One request on a connection of its own (list, who, and an attached session's commands). */
-export async function requestOnce(runtime: HostRuntime, path: string, request: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const connection = await ControlConnection.open(runtime, path);
+export async function requestOnce(runtime: HostRuntime, target: ControlTarget, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const connection = await ControlConnection.open(runtime, target);
   try {
     return await connection.request(request);
   } finally {
@@ -437,12 +479,12 @@ export async function runClientCommand(program: string, runtime: HostRuntime, ar
     }
     switch (options.command) {
       case "list": {
-        const answer = await requestOnce(runtime, options.controlPath, { cmd: "list" });
+        const answer = await requestOnce(runtime, await controlTarget(runtime, options), { cmd: "list" });
         host.print("stdout", options.json ? `${JSON.stringify(answer)}\n` : formatList(answer));
         return 0;
       }
       case "who": {
-        host.print("stdout", formatWho(await requestOnce(runtime, options.controlPath, { cmd: "who", console: options.console })));
+        host.print("stdout", formatWho(await requestOnce(runtime, await controlTarget(runtime, options), { cmd: "who", console: options.console })));
         return 0;
       }
       case "tail":
@@ -461,7 +503,7 @@ export async function runClientCommand(program: string, runtime: HostRuntime, ar
 async function runTail(runtime: HostRuntime, options: ClientOptions): Promise<number> {
   const host = runtime.process!;
   const stdio = runtime.stdio!;
-  const connection = await ControlConnection.open(runtime, options.controlPath);
+  const connection = await ControlConnection.open(runtime, await controlTarget(runtime, options));
   await connection.request({ cmd: "attach", console: options.console, mode: "ro", replay: options.replay ?? 0, quiet: true });
   return await new Promise<number>((resolve) => {
     const stops: (() => void)[] = [];

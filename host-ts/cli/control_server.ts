@@ -9,7 +9,8 @@ import type { Chardev } from "../chardev/_chardev.ts";
 import type { HubBackendOptions, HubBackendStats, HubChardev } from "../chardev/hub.ts";
 import { ChardevError } from "../errors.ts";
 import { MAX_RING_BYTES, quoteInput } from "../limits.ts";
-import type { HostRuntime, NetConnection, NetListener } from "../runtime/types.ts";
+import type { HostRuntime, NetAddress, NetConnection, NetListener, TlsOptions } from "../runtime/types.ts";
+import { loopbackPeerRefusal } from "../chardev/_peer_access.ts";
 import type { ConsoleDirectory, ConsoleEntry } from "./console_directory.ts";
 
 /** A request line longer than this is refused and its connection closed (nobody needs more). */
@@ -28,8 +29,14 @@ const MAX_WINDOW_CELLS = 10_000;
 /** What the server needs of the run it serves. */
 export interface ControlServerOptions {
   readonly runtime: HostRuntime;
-  /** The socket file. */
+  /** The socket file; or, with `tcp`, the `-control` value (for messages). */
   readonly path: string;
+  /**
+   * Listen on TCP instead of `path` (`-control tcp:HOST:PORT[,tls-creds=ID]`, control_address.ts):
+   * with `tls`, every connection is a TLS session (a client certificate from the CA when it
+   * verifies peers); without, only our own user is served (loopback, as `access=user`).
+   */
+  readonly tcp?: { readonly host: string; readonly port: number; readonly tls: TlsOptions | null };
   /** The run's consoles. */
   readonly directory: ConsoleDirectory;
   /** A chardev by id: a console's device, which takes a read-write client's window size when it can (`resize`). */
@@ -125,10 +132,14 @@ export class ControlServer {
    */
   static async start(options: ControlServerOptions): Promise<ControlServer> {
     const net = options.runtime.net;
-    if (!net) throw new ChardevError("UNSUPPORTED", `control: ${options.runtime.name} has no UNIX sockets`);
+    if (!net) throw new ChardevError("UNSUPPORTED", `control: ${options.runtime.name} has no sockets`);
     const server = new ControlServer(options);
+    const tcp = options.tcp;
+    const address: NetAddress = tcp ? { transport: "tcp", host: tcp.host, port: tcp.port } : { transport: "unix", path: options.path };
+    // A failed handshake (no certificate, another CA's) is the client's to hear about; we note it on one line.
+    const onTlsFailure = (peer: string, reason: string) => options.runtime.process?.print("stderr", `control: refused a TLS connection from ${quoteInput(peer)}: ${quoteInput(reason)}\n`);
     try {
-      server.#listener = await net.listen({ transport: "unix", path: options.path }, (connection) => server.#serve(connection));
+      server.#listener = await net.listen(address, (connection) => server.#accept(connection), tcp?.tls ? { tls: tcp.tls, onTlsFailure } : undefined);
     } catch (error) {
       const code = (error as { code?: string }).code;
       const why = code === "EADDRINUSE" ? "another chardev-hub answers on it" : quoteInput((error as Error).message);
@@ -137,9 +148,32 @@ export class ControlServer {
     return server;
   }
 
-  /** The socket file it listens on. */
+  /** The socket file it listens on (or the `-control tcp:...` value). */
   get path(): string {
     return this.#options.path;
+  }
+
+  /** Where it listens: with `tcp`, the port it got when asked for port 0. */
+  get address(): NetAddress | null {
+    return this.#listener?.address ?? null;
+  }
+
+  /**
+   * A plain TCP control socket (loopback only) serves our own user only, as an `access=user`
+   * socket does: another local account must not attach to our consoles. TLS connections
+   * proved themselves with a certificate (or the listener does not ask for one: its owner's choice).
+   */
+  #accept(connection: NetConnection): void {
+    const tcp = this.#options.tcp;
+    if (tcp && !tcp.tls) {
+      const refusal = loopbackPeerRefusal(this.#options.runtime, "control", this.#options.path, "user", connection.local, connection.remote);
+      if (refusal) {
+        connection.close();
+        this.#options.runtime.process?.print("stderr", `${refusal.replace(/; access=any allows it$/, "")}\n`);
+        return;
+      }
+    }
+    this.#serve(connection);
   }
 
   /** Stops listening (the socket file goes) and lets every client go. */
@@ -336,7 +370,8 @@ export class ControlServer {
       id,
       console: entry.name,
       hub,
-      uid: peers ? peers.ownUid : null,
+      // A TLS client may be anyone with a certificate: its uid is not ours to claim.
+      uid: peers && !this.#options.tcp?.tls ? peers.ownUid : null,
       since: Date.now(),
       quiet: request.quiet === true,
       chardev: null!,

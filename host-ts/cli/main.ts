@@ -11,6 +11,8 @@ import { addDefaultSetup } from "./default_setup.ts";
 import { helpText } from "./help.ts";
 import { isClientCommand, runClientCommand } from "./control_client.ts";
 import { ControlServer, DEFAULT_CONTROL_PATH } from "./control_server.ts";
+import { parseControlListenAddress } from "./control_address.ts";
+import { tlsCredsFor } from "../tls_creds.ts";
 import { ServiceError, ServiceMode, startBackgroundCopy, STDIO_WITH_DAEMONIZE } from "./service.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev } from "../chardev/hub.ts";
@@ -27,7 +29,7 @@ import { ChrEvent } from "../events.ts";
 import { startQmp, type QmpMonitor } from "../qmp.ts";
 import { ChardevRegistry } from "../mod.ts";
 import { detectRuntime } from "../runtime/detect.ts";
-import type { HostRuntime, ProcessExit, ProcessPrimitives } from "../runtime/types.ts";
+import type { HostRuntime, ProcessExit, ProcessPrimitives, TlsOptions } from "../runtime/types.ts";
 
 /** Replaced by scripts/build.mjs with package.json's version. */
 declare const CHARDEV_HUB_VERSION: string | undefined;
@@ -427,7 +429,19 @@ class CliRun {
     for (const console of this.consoles.list()) this.#consoleMade(console);
     const controlPath = options.control ?? (options.useDefault ? DEFAULT_CONTROL_PATH : null);
     if (controlPath) {
-      this.control = await ControlServer.start({ runtime: this.runtime, path: controlPath, directory: this.consoles, findChardev: (id) => this.reg?.find(id) });
+      const address = parseControlListenAddress(controlPath);
+      let tcp: { host: string; port: number; tls: TlsOptions | null } | undefined;
+      if (address.transport === "tcp") {
+        const reg = this.reg!;
+        // QEMU's texts for an unknown id and a client endpoint; held for the run, so object-del refuses.
+        const creds = address.tlsCreds === null ? null : tlsCredsFor({ tlsCreds: (id) => reg.findObject(id) }, address.tlsCreds, "server");
+        creds?.hold();
+        tcp = { host: address.host, port: address.port, tls: creds?.tls ?? null };
+      }
+      this.control = await ControlServer.start({ runtime: this.runtime, path: controlPath, tcp, directory: this.consoles, findChardev: (id) => this.reg?.find(id) });
+      const bound = this.control.address;
+      // A script (or a person) needs the port when it asked for port 0.
+      if (bound?.transport === "tcp") this.#sayLine(`control socket on tcp:${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}${tcp?.tls ? " (TLS)" : ""}`);
     }
     // Last, so that a script waiting for these lines finds everything up.
     if (options.useDefault) this.host.print("stderr", `${PROGRAM}: ${defaultLines.join("\n")}\n`);
