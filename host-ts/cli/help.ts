@@ -84,6 +84,12 @@ Options (one dash or two; -opt=VALUE works too):
   -control PATH        the control socket (a UNIX socket, mode 0600: only our user) that
                        \`${program} list | who | attach | tail\` talk to (docs/control.md).
                        The default setup has run/chardev-hub.sock; otherwise none unless given.
+  -control tcp:HOST:PORT[,tls-creds=ID]
+                       the control socket on TCP, for remote attach: with tls-creds=ID (an
+                       -object tls-creds-x509 with endpoint=server; verify-peer=on asks
+                       clients for a certificate from its CA) on any address; without,
+                       on a loopback address only, serving our own user only. Port 0
+                       takes a free port (printed: "control socket on tcp:HOST:PORT").
   -daemonize           run in the background (QEMU's): the command returns 0 once the
                        background copy is set up and every listener listens, or prints
                        why it failed and exits 1. It keeps this working directory
@@ -234,7 +240,8 @@ and the terminal's mode are cleaned up. SIGHUP reopens every log instead (logrot
 postrotate kill -HUP), and with -readconfig reads the file again.
 
 Client commands (the same binary, talking to a run's -control socket; default
-run/chardev-hub.sock, --control PATH for another; each has --help):
+run/chardev-hub.sock, --control PATH for another, --control tcp:HOST:PORT
+--tls-creds DIR for a remote one over TLS; each has --help):
   list [--json]        the consoles: device state, clients (rw/ro), bytes, lag
   who NAME             who is attached to console NAME (uid, mode, since when)
   attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR]
