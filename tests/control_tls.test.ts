@@ -1,12 +1,14 @@
 // Remote attach over TCP+TLS: `-control tcp:HOST:PORT,tls-creds=ID` served by the real
 // dist/cli.js (sh on a pty as the device), and its client commands with `--control tcp:...
 // --tls-creds DIR`, with certificates made by `openssl` for the test (tests/_tls_certs.ts).
-// Needs sh and openssl.
+// Needs sh, openssl, and for the other-user case root, socat and setpriv (util-linux).
 
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "./_harness.ts";
+import { asIntruder, ensureIntruderAccount } from "./_intruder.ts";
 import { makeTestPki, type TestPki } from "./_tls_certs.ts";
 import { CliProcess } from "./cli/_cli.ts";
 
@@ -142,5 +144,21 @@ describe("control socket over TCP+TLS", () => {
     });
     const unix = await CliProcess.run(["list", "--control", path.join(dir, "c.sock"), "--tls-creds", pki.clientDir]);
     expect(unix).toEqual({ code: 2, stdout: "", stderr: "chardev-hub: control: --tls-creds is for a TCP control socket (--control tcp:HOST:PORT)\n" });
+  });
+});
+
+describe("plain TCP control socket on loopback", () => {
+  it("closes another local user's connection unread and says so on stderr (needs root: useradd, setpriv)", async () => {
+    const intruder = ensureIntruderAccount();
+    const { cli, address } = await startRun("tcp:127.0.0.1:0");
+    const port = address.slice("tcp:127.0.0.1:".length);
+    const [command, ...args] = asIntruder(intruder, ["socat", "-", `TCP:127.0.0.1:${port}`]);
+    const result = spawnSync(command, args, { input: `${JSON.stringify({ cmd: "list" })}\n`, encoding: "utf8", timeout: 10_000 });
+    expect(result.stdout).toBe("");
+    await cli.waitForStderr(`control: ${address}: refused a connection from 127.0.0.1:`);
+    expect(cli.stderr).toContain(`: uid ${intruder.uid} is not ours (uid ${process.getuid!()})\n`);
+    // Our own user is still served.
+    const list = await CliProcess.run(["list", "--control", address]);
+    expect(list.stdout).toMatch(/^sh: device 'sh' open/);
   });
 });

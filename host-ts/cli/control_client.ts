@@ -26,6 +26,13 @@ export const DEFAULT_ESCAPE = 0x1d;
 /** An answer line longer than this is the server's bug or not our server: refused. */
 const MAX_ANSWER_LINE_BYTES = 1024 * 1024;
 
+/**
+ * How long an answer may take. The server answers at once; a connection that neither answers
+ * nor closes (a Deno server leaves a refused TLS client's connection open) must not hang the
+ * client, nor let a runtime whose event loop empties end it silently with status 0.
+ */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
@@ -273,17 +280,27 @@ export class ControlConnection {
   async request(request: Record<string, unknown>): Promise<Record<string, unknown>> {
     const line = JSON.stringify(request);
     if (line.length >= MAX_CONTROL_LINE_BYTES) throw new ClientError("control: request too long");
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const answer = new Promise<string | null>((resolve) => {
       this.#waiting = resolve;
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.#waiting = null;
+        resolve(null);
+      }, ANSWER_TIMEOUT_MS);
     });
     this.#connection.write(new TextEncoder().encode(`${line}\n`));
     this.#offerLine();
     const text = await answer;
+    clearTimeout(timer);
+    const silence = timedOut ? `no answer within ${ANSWER_TIMEOUT_MS / 1000} s` : "the server ended the session unanswered";
     if (text === null && this.#unansweredTls) {
       const dir = this.#unansweredTls.tls?.cert ? "its client certificate is not from the server's CA" : "it presented no client certificate (client-cert.pem, client-key.pem in --tls-creds DIR)";
-      throw new ClientError(`control: TLS handshake with ${quoteInput(this.#unansweredTls.text)} failed: the server ended the session unanswered: ${dir}`);
+      throw new ClientError(`control: TLS handshake with ${quoteInput(this.#unansweredTls.text)} failed: ${silence}: ${dir}`);
     }
     this.#unansweredTls = null;
+    if (text === null && timedOut) throw new ClientError(`control: ${silence}`);
     if (text === null) throw new ClientError(this.#buffer.length > MAX_ANSWER_LINE_BYTES ? "control: answer too long" : "control: the server closed the connection");
     let parsed: unknown;
     try {

@@ -166,7 +166,10 @@ export class ControlServer {
   #accept(connection: NetConnection): void {
     const tcp = this.#options.tcp;
     if (tcp && !tcp.tls) {
-      const refusal = loopbackPeerRefusal(this.#options.runtime, "control", this.#options.path, "user", connection.local, connection.remote);
+      // Named by where it listens (the port it got, not the 0 it may have asked for).
+      const bound = this.address;
+      const name = bound?.transport === "tcp" ? `tcp:${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}` : this.#options.path;
+      const refusal = loopbackPeerRefusal(this.#options.runtime, "control", name, "user", connection.local, connection.remote);
       if (refusal) {
         connection.close();
         this.#options.runtime.process?.print("stderr", `${refusal.replace(/; access=any allows it$/, "")}\n`);
