@@ -5,8 +5,9 @@
 // bounded: past the window writes answer EAGAIN, and the watch fires when acks free room, so a
 // hub's block/drop/evict policies treat NATS as any slow backend.
 
-import { headers, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { natsApi } from "./_nats_api.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext } from "./_chardev.ts";
@@ -91,7 +92,7 @@ export class NatsConsoleChardev extends Chardev {
   ) {
     super(id, context);
     this.#subject = outputSubject(options.console);
-    this.#client = jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
+    this.#client = natsApi().jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.#maxMessageBytes = Math.max(1024, Math.min(MAX_MESSAGE_BYTES, maxPayload - HEADER_ROOM_BYTES));
     this.#metadata = new ConsoleMetadata(id, options, connection, context, () => this.#nextOffset);
@@ -226,7 +227,7 @@ export class NatsConsoleChardev extends Chardev {
   }
 
   #publish(message: InFlight): void {
-    const headerSet = headers();
+    const headerSet = natsApi().headers();
     headerSet.set(OFFSET_HEADER, String(message.offset));
     message.attempts++;
     this.#client.publish(this.#subject, message.data, { msgID: `${this.options.console}-${message.offset}`, headers: headerSet }).then(

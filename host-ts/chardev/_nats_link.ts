@@ -1,8 +1,9 @@
 // What both roles of the `nats` chardev share: the subjects, the offset header, the checked
 // options, the connection (auth, TLS, reconnecting) and the JetStream stream the output lives in.
 
-import { credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/nats-core";
-import { jetstreamManager, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core";
+import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import { loadNatsApi, natsApi } from "./_nats_api.ts";
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { quoteInput } from "../limits.ts";
@@ -177,7 +178,7 @@ export function connectionOptions(id: string, options: NatsOptions, context: Cha
     } catch (error) {
       throw new ChardevError("OPEN_FAILED", `nats: could not read 'creds' ${quoteInput(options.creds)}: ${strerror(error)}`);
     }
-    connection.authenticator = credsAuthenticator(creds);
+    connection.authenticator = natsApi().credsAuthenticator(creds);
   }
   if (tls) {
     const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
@@ -217,6 +218,7 @@ export function describeNatsError(error: unknown): string {
 export async function connectNats(id: string, options: NatsOptions, context: ChardevContext, tls: TlsCredsX509 | null): Promise<NatsConnection> {
   const nats = context.runtime.nats;
   if (!nats) throw new ChardevError("UNSUPPORTED", `nats: the ${context.runtime.name} runtime has no NATS transport`);
+  await loadNatsApi();
   const connection = connectionOptions(id, options, context, tls);
   try {
     return await nats.connect(connection);
@@ -261,7 +263,7 @@ export async function ensureStream(connection: NatsConnection, options: NatsOpti
   const subject = outputSubject(options.console);
   let manager: JetStreamManager;
   try {
-    manager = await jetstreamManager(connection, { timeout: REQUEST_TIMEOUT_MS });
+    manager = await natsApi().jetstreamManager(connection, { timeout: REQUEST_TIMEOUT_MS });
   } catch (error) {
     throw new ChardevError("OPEN_FAILED", `nats: JetStream is not available: ${describeNatsError(error)}`);
   }

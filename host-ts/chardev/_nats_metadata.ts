@@ -5,7 +5,8 @@
 // never the console.
 
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Kvm, type KV } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { natsApi } from "./_nats_api.ts";
 import type { ChardevContext } from "./_chardev.ts";
 import { describeNatsError, inputSubject, outputSubject, type NatsOptions } from "./_nats_link.ts";
 
@@ -67,7 +68,7 @@ export class ConsoleMetadata {
   /** Opens (or creates) the bucket and writes the first card; a failure is a warning. */
   async start(): Promise<void> {
     try {
-      this.#bucket = await new Kvm(this.connection).create(CONSOLE_BUCKET, { history: 1, replicas: this.options.replicas });
+      this.#bucket = await new (natsApi().Kvm)(this.connection).create(CONSOLE_BUCKET, { history: 1, replicas: this.options.replicas });
       await this.#write("open");
     } catch (error) {
       this.#warn(error);

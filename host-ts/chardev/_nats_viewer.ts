@@ -7,7 +7,8 @@
 // report, never a silent loss.
 
 import type { NatsConnection } from "@nats-io/nats-core";
-import { DeliverPolicy, jetstream, type ConsumerMessages, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import type { ConsumerMessages, OrderedConsumerOptions } from "@nats-io/jetstream";
+import { natsApi } from "./_nats_api.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { Chardev, type ChardevContext } from "./_chardev.ts";
@@ -117,10 +118,10 @@ export class NatsViewerChardev extends Chardev {
   async start(startSequence?: number): Promise<void> {
     const consumerOptions: Partial<OrderedConsumerOptions> = {
       filter_subjects: outputSubject(this.options.console),
-      deliver_policy: startSequence !== undefined ? DeliverPolicy.StartSequence : this.options.from.kind === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      deliver_policy: startSequence !== undefined ? natsApi().DeliverPolicy.StartSequence : this.options.from.kind === "new" ? natsApi().DeliverPolicy.New : natsApi().DeliverPolicy.All,
       ...(startSequence !== undefined ? { opt_start_seq: startSequence } : {}),
     };
-    const consumer = await jetstream(this.connection).consumers.get(this.options.stream, consumerOptions);
+    const consumer = await natsApi().jetstream(this.connection).consumers.get(this.options.stream, consumerOptions);
     this.#messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
     this.#watchStatus();
     this.emitEvent(ChrEvent.OPENED);

@@ -8,7 +8,7 @@
 
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { JetStreamManager, MsgRequest } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { natsApi } from "../chardev/_nats_api.ts";
 import type { ChardevContext } from "../chardev/_chardev.ts";
 import { connectNats, describeNatsError, ensureStream, natsOptionsFromData, OFFSET_HEADER, outputSubject, type NatsOptions } from "../chardev/_nats_link.ts";
 import { NatsViewerChardev } from "../chardev/_nats_viewer.ts";
@@ -113,7 +113,7 @@ async function connect(context: ChardevContext, options: NatsOptions): Promise<N
 async function readCards(connection: NatsConnection): Promise<ConsoleCard[]> {
   let bucket;
   try {
-    bucket = await new Kvm(connection).open(CONSOLE_BUCKET);
+    bucket = await new (natsApi().Kvm)(connection).open(CONSOLE_BUCKET);
     await bucket.status();
   } catch (error) {
     if (/not found/i.test(describeNatsError(error))) return [];

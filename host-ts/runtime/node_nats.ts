@@ -1,7 +1,6 @@
 // NATS over Node's TCP and TLS (`@nats-io/transport-node`). Deno and Bun take this one too:
 // their `node:net` and `node:tls` carry it (tests/nats.test.ts runs in all three).
 
-import { connect } from "@nats-io/transport-node";
 import type { HostNats } from "./types.ts";
 
 /**
@@ -14,5 +13,6 @@ import type { HostNats } from "./types.ts";
  * ```
  */
 export const nodeNats: HostNats = {
-  connect: (options) => connect(options),
+  // Loaded on first use, as chardev/_nats_api.ts explains.
+  connect: async (options) => (await import("@nats-io/transport-node")).connect(options),
 };
