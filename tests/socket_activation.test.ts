@@ -16,9 +16,20 @@ const CLI = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "di
 const RUNTIME_COMMAND: string[] = testRuntime === "deno" ? [process.execPath, "run", "-A", CLI] : [process.execPath, CLI];
 
 let children: ChildProcess[] = [];
+/** Commands socat started (it cannot pass on its own SIGKILL): their pids, from a file each wrote. */
+let grandchildPidFiles: string[] = [];
 afterEach(() => {
   for (const child of children) child.kill("SIGKILL");
   children = [];
+  for (const file of grandchildPidFiles) {
+    try {
+      process.kill(Number(fs.readFileSync(file, "utf8")), "SIGTERM");
+    } catch {
+      // Never started, or already gone.
+    }
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  }
+  grandchildPidFiles = [];
 });
 
 /** A device that prints `tick` lines for as long as it runs. */
@@ -87,7 +98,10 @@ describe("socket activation and fd=", () => {
       // (a connected socketpair) on fd 3; commas would end socat's EXEC address, so a script.
       const script = path.join(dir, "child.sh");
       const quoted = [...RUNTIME_COMMAND, "-chardev", TICKER, "-serial", "chardev:console", "-chardev", "socket,id=console,fd=3"].map((arg) => `'${arg}'`).join(" ");
-      fs.writeFileSync(script, `#!/bin/sh\nexec ${quoted} 2>${path.join(dir, "stderr")}\n`, { mode: 0o700 });
+      // The command's pid (exec keeps the shell's) goes to a file in a directory kept until afterEach.
+      const pidFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "chardev-fd-pid-")), "pid");
+      grandchildPidFiles.push(pidFile);
+      fs.writeFileSync(script, `#!/bin/sh\necho $$ > ${pidFile}\nexec ${quoted} 2>${path.join(dir, "stderr")}\n`, { mode: 0o700 });
       const socat = spawn("socat", [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `EXEC:${script},fdin=3,fdout=3`], { stdio: "ignore" });
       children.push(socat);
       if (testRuntime === "bun") {
