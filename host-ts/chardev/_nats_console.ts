@@ -10,7 +10,8 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { natsApi } from "./_nats_api.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { Chardev, type ChardevContext } from "./_chardev.ts";
+import type { ChardevContext } from "./_chardev.ts";
+import { NatsChardev } from "./_nats_chardev.ts";
 import { onEveryHubEvent } from "./hub.ts";
 import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
 import { ConsoleMetadata } from "./_nats_metadata.ts";
@@ -57,8 +58,7 @@ interface InFlight {
  * up.ackedBytes; // output JetStream has acknowledged so far
  * ```
  */
-export class NatsConsoleChardev extends Chardev {
-  readonly kind = "nats";
+export class NatsConsoleChardev extends NatsChardev {
   readonly #subject: string;
   #client: JetStreamClient;
   /** Output taken and not yet cut into messages. */
@@ -84,13 +84,8 @@ export class NatsConsoleChardev extends Chardev {
   readonly #metadata: ConsoleMetadata;
   readonly #stopHubEvents: () => void;
 
-  constructor(
-    id: string,
-    context: ChardevContext,
-    readonly options: NatsOptions,
-    readonly connection: NatsConnection,
-  ) {
-    super(id, context);
+  constructor(id: string, context: ChardevContext, options: NatsOptions, connection: NatsConnection) {
+    super(id, context, options, connection);
     this.#subject = outputSubject(options.console);
     this.#client = natsApi().jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
@@ -313,11 +308,7 @@ export class NatsConsoleChardev extends Chardev {
     this.#connectionClosed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    try {
-      await this.connection.close();
-    } catch {
-      // Already closed (the server went away for good): nothing left to release.
-    }
+    await this.closeConnection();
     await super.destroy();
   }
 }

@@ -11,7 +11,8 @@ import type { ConsumerMessages, OrderedConsumerOptions } from "@nats-io/jetstrea
 import { natsApi } from "./_nats_api.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { Chardev, type ChardevContext } from "./_chardev.ts";
+import type { ChardevContext } from "./_chardev.ts";
+import { NatsChardev } from "./_nats_chardev.ts";
 import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, type NatsOptions } from "./_nats_link.ts";
 
 /** Messages the client fetches ahead of the holder; reading pauses beyond them. */
@@ -54,8 +55,7 @@ export function missedNote(bytes: number): Uint8Array {
  * viewer.onGap = (gap) => console.log(`${gap.bytes} bytes missed at ${gap.offset}`);
  * ```
  */
-export class NatsViewerChardev extends Chardev {
-  readonly kind = "nats";
+export class NatsViewerChardev extends NatsChardev {
   readonly #inSubject: string;
   /** The next offset expected; null until the first message under from=new. */
   #expected: number | null;
@@ -78,13 +78,8 @@ export class NatsViewerChardev extends Chardev {
   /** Called for every gap (a hub's gap event, a test); also reported on stderr. */
   onGap: ((gap: NatsGap) => void) | null = null;
 
-  constructor(
-    id: string,
-    context: ChardevContext,
-    readonly options: NatsOptions,
-    readonly connection: NatsConnection,
-  ) {
-    super(id, context);
+  constructor(id: string, context: ChardevContext, options: NatsOptions, connection: NatsConnection) {
+    super(id, context, options, connection);
     this.#inSubject = inputSubject(options.console);
     const from = options.from;
     this.#expected = from.kind === "start" ? 0 : from.kind === "offset" ? from.offset : null;
@@ -261,11 +256,7 @@ export class NatsViewerChardev extends Chardev {
       // The consumer is gone with its server; nothing to release.
     }
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
-    try {
-      await this.connection.close();
-    } catch {
-      // Already closed.
-    }
+    await this.closeConnection();
     await super.destroy();
   }
 }
