@@ -19,7 +19,8 @@ const CLIENTS = 16;
 const LINE = 64;
 const RING = 1 << 20;
 
-function streamMd5(length: number): string {
+/** The md5 of the stream's first `length` bytes (what every socket client must have read). */
+export function streamMd5(length: number): string {
   const hash = createHash("md5");
   for (let at = 0; at < length; at += PERIOD) hash.update(pattern.subarray(0, Math.min(PERIOD, length - at)));
   return hash.digest("hex");

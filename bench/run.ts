@@ -25,6 +25,7 @@ import { measureMemoryCase, HUB, type MeasureOptions } from "./_measure.ts";
 import { RING_BYTES, type Skipped } from "./_memory.ts";
 import { formatBytes, formatNumber, formatRatio, markdownTable, MiB, textTable, type Row } from "./_report.ts";
 import { now, runtimeName, runtimeVersion, scriptArgs } from "./_runtime.ts";
+import { buildCAnchors } from "./_c_anchors.ts";
 import { evaluateTargets, type TargetResult } from "./_targets.ts";
 
 interface Args {
@@ -60,6 +61,8 @@ function parseArgs(argv: string[]): Args {
 }
 
 const args = parseArgs(scriptArgs());
+/** The C anchors, compiled on first use (see bench/_c_anchors.ts). */
+const cAnchors = () => buildCAnchors(root, log);
 const root = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.CHARDEV_HUB_ROOT ?? process.cwd();
 const log = (line: string) => console.error(line);
 
@@ -196,6 +199,24 @@ function otherTables(rows: Row[], markdown: boolean): string {
       ),
     );
   }
+  const socketC = rows.filter((row) => row.case === "socket-c");
+  for (const write of [...new Set(socketC.map((row) => row.chunk))]) {
+    const own = socketC.filter((row) => row.chunk === write);
+    out.push(`\nThe command against C: a device streams ${formatBytes(own[0].bytesPerRun)} in ${formatBytes(write)} writes to one server process, fanned out to ${own[0].n} md5-checking client processes (load ${formatNumber(own[0].extra?.loadAverage1m as number, 1)})`);
+    out.push(
+      table(
+        ["server", "MB/s", "hub ÷ this", "CPU ms/MiB", "hub CPU ÷ this", "peak RSS MiB"],
+        own.map((row) => [
+          row.variant,
+          formatNumber(row.mbps, 1),
+          row.ours ? "" : formatRatio(row.hubRatio),
+          formatNumber(row.extra?.cpuMsPerMiB as number, 1),
+          row.ours ? "" : formatRatio(row.extra?.cpuRatio as number),
+          formatNumber(row.peakRssMiB, 1),
+        ]),
+      ),
+    );
+  }
   const stall = rows.filter((row) => row.case === "stall");
   if (stall.length > 0) {
     out.push(`\nOne stalled consumer of ${stall[0].n} (${formatBytes(stall[0].chunk)} writes; fresh chunks where the fan-out keeps them)`);
@@ -312,6 +333,11 @@ async function main(): Promise<void> {
   if (args.only.has("socket")) {
     const { runSocketCase } = await import("./_socket.ts");
     rows.push(...(await runSocketCase({ quick: args.quick, root, log })));
+    const { anchors, reason } = cAnchors();
+    if (anchors) {
+      const { runCommandSocketCase } = await import("./_command_socket.ts");
+      rows.push(...(await runCommandSocketCase({ quick: args.quick, root, cServer: anchors.fanoutServer, log })));
+    } else skipped.push({ name: "socket fan-out against the C epoll server", reason, runtime: runtimeName });
   }
   if (args.only.has("stall")) {
     const { runStallCase } = await import("./_stall.ts");
