@@ -6,7 +6,7 @@
 
 import { Chardev, ChardevRegistry, ChrEvent, Core, Hub, type ChardevDriver, type Frontend } from "../host-ts/mod.ts";
 import { TsRing, POLICY_BLOCK } from "./_ts_ring.ts";
-import { chunksOf, delivered, makeStores, put, resetAll, type SinkStore } from "./_stream.ts";
+import { chunksOf, delivered, makeStores, pattern, PERIOD, put, resetAll, type SinkStore } from "./_stream.ts";
 import { now, runtimeName } from "./_runtime.ts";
 
 /** The hub's broadcast ring in every in-memory case (and the ring of both ring anchors). */
@@ -209,6 +209,45 @@ async function wasmRing(spec: CaseSpec, stores: SinkStore[]): Promise<Variant> {
     },
   );
 }
+
+/** The compiled C in-memory fan-out (bench/c/fanout_memory.c), when cc built it; see `useCFanout`. */
+let cFanoutBinary: string | null = null;
+
+/** Adds the C fan-out to every case built from now on (null: leave it out). */
+export function useCFanout(binary: string | null): void {
+  cFanoutBinary = binary;
+}
+
+/**
+ * The C fan-out: one producer, N sinks each copying every chunk into a 48 KiB buffer of its
+ * own, as the copy ceiling does, in a process of its own (its own timing of the copy loop,
+ * without the process start). The C program checks its sinks itself (byte count, and every
+ * byte of the buffer against the stream) and fails otherwise; the shared stores here are then
+ * set to what it delivered, so that the harness's per-run check (written for sinks in this
+ * process) holds for it too.
+ */
+async function cFanout(spec: CaseSpec, stores: SinkStore[], binary: string): Promise<Variant> {
+  const { spawnSync } = await import("node:child_process");
+  return {
+    name: C_FANOUT,
+    ours: false,
+    async run(bytes) {
+      const child = spawnSync(binary, [String(spec.chunk), String(spec.sinks), String(bytes)], { encoding: "utf8" });
+      if (child.status !== 0) throw new Error(`C fan-out (${spec.chunk} B × ${spec.sinks}): ${child.stderr || child.error || `exit ${child.status}`}`);
+      const { ns } = JSON.parse(child.stdout) as { ns: number };
+      const span = Math.min(bytes, PERIOD);
+      for (const store of stores) {
+        put(store, pattern.subarray(0, span));
+        store.pos = bytes;
+        store.at = bytes % PERIOD;
+      }
+      return { ms: ns / 1e6, producerMs: ns / 1e6, writes: bytes / spec.chunk };
+    },
+  };
+}
+
+/** The C fan-out's variant name. */
+export const C_FANOUT = "C fan-out";
 
 interface HubSetup {
   registry: ChardevRegistry;
@@ -475,6 +514,7 @@ export async function buildVariants(
     await hubWritable(spec, stores, registry),
     teeTree(spec, stores),
   ];
+  if (cFanoutBinary) variants.push(await cFanout(spec, stores, cFanoutBinary));
   const skipped: Skipped[] = [];
   const anchors = await loadNodeAnchors();
   if (!options.node && runtimeName !== "node") {

@@ -22,7 +22,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { measureMemoryCase, HUB, type MeasureOptions } from "./_measure.ts";
-import { RING_BYTES, type Skipped } from "./_memory.ts";
+import { C_FANOUT, RING_BYTES, useCFanout, type Skipped } from "./_memory.ts";
 import { formatBytes, formatNumber, formatRatio, markdownTable, MiB, textTable, type Row } from "./_report.ts";
 import { now, runtimeName, runtimeVersion, scriptArgs } from "./_runtime.ts";
 import { buildCAnchors } from "./_c_anchors.ts";
@@ -82,6 +82,9 @@ async function runMemory(): Promise<{ rows: Row[]; skipped: Skipped[] }> {
   const rows: Row[] = [];
   const skipped: Skipped[] = [];
   const options = memoryOptions();
+  const { anchors, reason } = cAnchors();
+  useCFanout(anchors?.fanoutMemory ?? null);
+  if (!anchors) skipped.push({ name: C_FANOUT, reason });
   log(`in-memory cases on ${runtimeVersion()} (${options.rounds} rounds, runs of ~${options.targetMs} ms)`);
   for (const chunk of args.chunks) {
     for (const sinks of args.sinks) {
@@ -120,6 +123,7 @@ function runOtherRuntime(runtime: string): { rows: Row[]; skipped: Skipped[] } |
 // ---- output ----
 
 const ANCHOR_ORDER = [
+  C_FANOUT,
   "copy ceiling",
   "naive loop",
   "PassThrough.pipe",
@@ -158,8 +162,9 @@ function memoryTables(rows: Row[], markdown: boolean): string {
 
 /** One line per case: the hub and its ratio to each anchor (what the README shows). */
 function summaryTable(rows: Row[], markdown: boolean): string {
-  const anchors = ["copy ceiling", "naive loop", "PassThrough.pipe", "Web Streams tee()", "pino.multistream", "TS ring (port)"];
+  const anchors = [C_FANOUT, "copy ceiling", "naive loop", "PassThrough.pipe", "Web Streams tee()", "pino.multistream", "TS ring (port)"];
   const short: Record<string, string> = {
+    [C_FANOUT]: "÷C",
     "copy ceiling": "÷ceiling",
     "naive loop": "÷naive",
     "PassThrough.pipe": "÷pipe",
