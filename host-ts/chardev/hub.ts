@@ -8,119 +8,37 @@
 //
 // The two ways of output are two strategies behind one interface (_hub_output.ts), chosen once
 // when the hub is made: _hub_write_all.ts and _hub_ring.ts. This file keeps what both share:
-// the backends and their options, input, events, open policy, failures and resumption.
+// the backends, events, open policy, terminal size, failures and resumption. Beside it: the
+// options and their checks (_hub_options.ts), the input queue and exclusive typist
+// (_hub_input.ts), the listeners that serve many clients (_hub_listeners.ts) and the event
+// listeners (_hub_events.ts).
 
-import type { Core, RingPolicy } from "../core.ts";
+import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
 import { ERRNO, errnoName } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import { listOption, parseSize, QEMU_MAX_HUB } from "../options.ts";
-import type { OptionSchema } from "../option_schema.ts";
-import { checkCoreRoom, checkMilliseconds, checkSize, MAX_RING_BYTES, MAX_TIMER_MS, quoteInput } from "../limits.ts";
+import { QEMU_MAX_HUB } from "../options.ts";
+import { quoteInput } from "../limits.ts";
 import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
-import { type ClientInfo, type ClientSource, isClientSource } from "./_client_source.ts";
+import { isClientSource } from "./_client_source.ts";
+import { type HubEvent, HubEventListeners } from "./_hub_events.ts";
+import { type HubBackendStats, HubClientListeners } from "./_hub_listeners.ts";
+import { HubInputQueue, INPUT_QUEUE_LIMIT } from "./_hub_input.ts";
+import { type HubBackendOptions, hubDataFromOptions, type HubOptions, hubOptions, hubSettingsFromData, MAX_TERMINAL_CELLS } from "./_hub_options.ts";
 import type { HubEntry, HubHistory, HubOutput, HubOutputHost } from "./_hub_output.ts";
 import { RingOutput } from "./_hub_ring.ts";
-import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubReplay, isScreenReplay } from "./_hub_screen_contract.ts";
-import { HUB_SIZE_POLICIES, HubSizeAgreement, type HubSizePolicy, type HubTerminalSize } from "./_hub_size.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS } from "./_hub_screen_contract.ts";
+import { HubSizeAgreement, type HubTerminalSize } from "./_hub_size.ts";
 import { WriteAllOutput } from "./_hub_write_all.ts";
 
-/** How a backend of a ring hub is treated when it cannot keep up. */
-export type HubPolicy = RingPolicy;
-/** When the frontend sees OPENED and CLOSED. */
-export type HubOpenPolicy = "any" | "all" | "always" | "primary";
-
-/** Per-backend options (`policy.N=...` in option strings). */
-export interface HubBackendOptions {
-  /**
-   * `block` holds the writer back (QEMU); `drop` skips ahead and reports a gap; `evict`
-   * blocks, then is detached once stalled for `stallMs`. Only a ring hub has a choice.
-   * @default "block"
-   */
-  policy?: HubPolicy;
-  /** A `drop` backend further behind than this skips ahead. @default the ring size */
-  lagLimit?: number;
-  /** An `evict` backend stalled this long is detached. @default 5000 */
-  stallMs?: number;
-  /**
-   * What a ring hub replays when the backend opens: bytes of recent output, or `screen` (the
-   * screen as it stands, one repaint from the hub's terminal emulator, then the live stream;
-   * `screen:LINES` limits the scrollback lines above it). @default 0
-   */
-  replay?: HubReplay;
-  /** `ro` discards (and counts) the backend's input. @default "rw" */
-  mode?: "rw" | "ro";
-}
-
-/** Hub-wide options. */
-export interface HubOptions {
-  /** Broadcast ring size, a power of two; 0 is QEMU's unbuffered hub. @default 0 */
-  ring?: number;
-  /**
-   * Bytes of the hub's first output (the boot log) kept besides the ring, after the ring has
-   * overwritten them; read with `history`. Needs a ring. @default 0
-   */
-  keepHead?: number;
-  /** @default "any" (QEMU: first OPENED, last CLOSED) */
-  open?: HubOpenPolicy;
-  /** The backend whose state the frontend follows with `open: "primary"`. */
-  primary?: string;
-  /** `exclusive` lets one backend type at a time. @default "shared" */
-  input?: "shared" | "exclusive";
-  /** With `input: "exclusive"`, the typist keeps the floor until this long idle. @default 1000 */
-  inputIdleMs?: number;
-  /** How the terminal size is agreed among read-write backends (tmux's `window-size`). @default "latest" */
-  size?: HubSizePolicy;
-  /** The width before any backend tells one, and always with `size: "manual"`. @default 80 */
-  cols?: number;
-  /** The height before any backend tells one, and always with `size: "manual"`. @default 24 */
-  rows?: number;
-}
-
-/** Counters of one backend (API, `query-chardev`, QMP). */
-export interface HubBackendStats {
-  id: string;
-  open: boolean;
-  policy: HubPolicy;
-  mode: "rw" | "ro";
-  bytesIn: number;
-  bytesOut: number;
-  bytesDropped: number;
-  inputDiscarded: number;
-  /** Events other than OPENED/CLOSED (a BREAK) a read-only backend sent, dropped. */
-  eventsDiscarded: number;
-  /** Bytes written by the frontend that this backend has not taken yet. */
-  lag: number;
-  stalls: number;
-  /** A listener's row (`max-clients` > 1): its connections now. It moves no bytes itself. */
-  clients?: number;
-  /** A connection's row: the listener it came through (its id is `LISTENER#N`). */
-  listener?: string;
-  /** A connection's row: who is on the other end (`unix:PATH`, `tcp:HOST:PORT`). */
-  peer?: string;
-  /** A connection's row: the peer's uid, where the kernel tells (TCP on this machine, Linux). */
-  uid?: number;
-  /** A connection's row: when it connected, ms since the epoch. */
-  since?: number;
-}
-
-/** What happens on a hub, for `hub.onEvent` and `for await (const ev of hub.events())`. */
-export type HubEvent =
-  | { type: "gap"; backend: string; bytes: number }
-  | { type: "evict"; backend: string; reason: string }
-  /** A hard write error (`errno`: "ENOSPC", "EIO", "EPIPE", ...) took the backend out; it is closed for the hub. */
-  | { type: "error"; backend: string; errno: string }
-  /** `break`: a read-write backend sent a BREAK, passed on to the device (a viewer's is discarded). */
-  | { type: "open" | "close" | "attach" | "detach" | "break"; backend: string };
+export { type HubEvent, onEveryHubEvent } from "./_hub_events.ts";
+export type { HubBackendStats } from "./_hub_listeners.ts";
+export { checkHubBackendOptions, type HubBackendOptions, type HubOpenPolicy, type HubOptions, hubOptions, type HubPolicy } from "./_hub_options.ts";
 
 const DEFAULT_STALL_MS = 5000;
 /** The most bytes one `history` read (QMP `hub-history`) returns: its answer stays one bounded message. */
 export const MAX_HISTORY_READ_BYTES = 1024 * 1024;
-/** The largest terminal width or height a backend may report (a pty's winsize is 16-bit). */
-const MAX_TERMINAL_CELLS = 65535;
 const DEFAULT_INPUT_IDLE_MS = 1000;
-/** Input kept for a frontend that cannot take it yet, beyond which backends are paused. */
-const INPUT_QUEUE_LIMIT = 64 * 1024;
 /** A failed backend that can come back (`resumeAfterLoss`) is asked first after this long... */
 const FIRST_RESUME_MS = 100;
 /** ...then after twice as long each time, up to this. */
@@ -143,24 +61,6 @@ function hubsOf(core: Core): Map<number, HubChardev> {
   return hubs;
 }
 
-/** Listeners of the events of every hub in this process; see `onEveryHubEvent`. */
-const everyHubListeners = new Set<(hub: HubChardev, event: HubEvent) => void>();
-
-/**
- * Calls `listener` for every event of every hub (of any registry) in this process; returns the
- * function that stops it. For watchers that outlive the hubs they report on (a QMP monitor
- * forwards backend errors as events); check that a hub is yours with `registry.find(hub.id) === hub`.
- *
- * @example Log every backend error of every hub
- * ```ts
- * const stop = onEveryHubEvent((hub, event) => { if (event.type === "error") console.log(hub.id, event.backend, event.errno); });
- * ```
- */
-export function onEveryHubEvent(listener: (hub: HubChardev, event: HubEvent) => void): () => void {
-  everyHubListeners.add(listener);
-  return () => everyHubListeners.delete(listener);
-}
-
 /** Kinds QEMU refuses to stack under a hub. */
 export function isStackingKind(chardev: Chardev): boolean {
   return chardev.kind === "hub" || chardev.kind === "mux";
@@ -172,40 +72,22 @@ function reaches(from: Chardev, target: Chardev): boolean {
   return from.children.some((child) => reaches(child, target));
 }
 
-/** A listener (a ClientSource) of a hub: each of its connections is a backend of its own. */
-interface ListenerRow {
-  readonly chardev: Chardev & ClientSource;
-  /** The per-backend options every connection gets. */
-  readonly options: HubBackendOptions;
-  readonly clients: Set<Chardev>;
-  stopListening: () => void;
-}
-
-function isPowerOfTwo(value: number): boolean {
-  return Number.isSafeInteger(value) && value > 0 && (value & (value - 1)) === 0;
-}
-
 export class HubChardev extends Chardev {
   readonly kind = "hub";
   readonly options: Required<Omit<HubOptions, "primary">> & { primary?: string };
   /** QEMU's write-to-all or the broadcast ring, chosen once here: all that differs between them. */
   readonly #output: HubOutput;
   readonly #entries = new Map<number, Entry>();
-  readonly #listeners = new Set<(event: HubEvent) => void>();
+  readonly #events = new HubEventListeners(this);
   /** Hear the input the hub takes for its device (an `asciicast` backend's `"i"` events). */
   readonly #inputListeners = new Set<(data: Uint8Array, backend: string) => void>();
   #evictions = 0;
-  /** Input waiting for the frontend, in order: bytes, and the events (a BREAK) sent between them. */
-  readonly #inputQueue: (Uint8Array | ChrEvent)[] = [];
-  #inputQueued = 0;
-  #typist: Entry | null = null;
-  #typistTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Input waiting for the frontend (outside qemuCompat), and who holds the floor. */
+  readonly #inputQueue: HubInputQueue;
   readonly #sizes: HubSizeAgreement;
   readonly #sizeListeners = new Set<(size: HubTerminalSize) => void>();
-  /** Listeners by id (`max-clients` > 1): rows of their own, their connections are entries. */
-  readonly #clientListeners = new Map<string, ListenerRow>();
-  /** Each connection's listener and who it is, while it is a backend. */
-  readonly #clientOf = new Map<Chardev, { listener: ListenerRow; info: ClientInfo }>();
+  /** Listeners that serve many clients (`max-clients` > 1) and their connections. */
+  readonly #clientListeners: HubClientListeners;
   /** Attach order of entries and listener rows, so `stats` lists them as they came. */
   readonly #attachedAt = new WeakMap<object, number>();
   #attachCount = 0;
@@ -223,6 +105,20 @@ export class HubChardev extends Chardev {
       cols: options.cols ?? DEFAULT_SCREEN_COLS,
       rows: options.rows ?? DEFAULT_SCREEN_ROWS,
     };
+    this.#clientListeners = new HubClientListeners({
+      id,
+      checkBackendOptions: (listenerId, given) => {
+        const trial = this.#output.addBackend(listenerId, { policy: given.policy ?? "block", lagLimit: given.lagLimit, replay: given.replay, stallMs: given.stallMs });
+        this.#output.removeBackend(trial);
+      },
+      attachBackend: (chardev, given) => this.attachBackend(chardev, given),
+      detachBackend: (backendId) => this.detachBackend(backendId),
+      emit: (event) => this.#emit(event),
+      warn: (message) => this.context.warn(message),
+      noteAttached: (row) => this.#attachedAt.set(row, this.#attachCount++),
+      attachOrder: (row) => this.#attachedAt.get(row) ?? 0,
+    });
+    this.#inputQueue = new HubInputQueue(this, this.options.input === "exclusive", this.options.inputIdleMs);
     this.#sizes = new HubSizeAgreement(this.options.size, { cols: this.options.cols, rows: this.options.rows });
     const core = context.core;
     const hub = this;
@@ -320,7 +216,7 @@ export class HubChardev extends Chardev {
       throw new ChardevError("HUB_CYCLE", `hub: chardev '${chardev.id}' can't be attached to hub '${this.id}': it would make a cycle`);
     }
     if (isClientSource(chardev) && (this.isRing || !chardev.fansOutItself)) {
-      return this.#attachListener(chardev, { ...options, replay: options.replay ?? chardev.defaultReplay });
+      return this.#clientListeners.attach(chardev, { ...options, replay: options.replay ?? chardev.defaultReplay });
     }
     const policy = options.policy ?? "block";
     // QEMU's write-to-all refuses any policy but `block`, and the keys only a ring gives meaning.
@@ -375,7 +271,7 @@ export class HubChardev extends Chardev {
     const entry = this.#entryById(id);
     entry.mode = mode;
     if (mode === "ro") this.#forgetSize(id);
-    if (mode === "ro" && this.#typist === entry) this.#typist = null;
+    if (mode === "ro") this.#inputQueue.releaseFloor(entry);
   }
 
   /**
@@ -384,9 +280,7 @@ export class HubChardev extends Chardev {
    */
   giveFloor(id: string): void {
     const entry = this.#entryById(id);
-    if (this.options.input !== "exclusive") return;
-    this.#typist = null;
-    this.#mayType(entry);
+    this.#inputQueue.giveFloor(entry);
   }
 
   #entryById(id: string): Entry {
@@ -395,67 +289,9 @@ export class HubChardev extends Chardev {
     return entry;
   }
 
-  /**
-   * A listener that serves many clients: the hub keeps a row for it (no bytes, never open) and
-   * takes each connection as a backend with the listener's options, until it closes. The
-   * strategy checks those options now (a policy without a ring), before any client comes.
-   */
-  #attachListener(chardev: Chardev & ClientSource, options: HubBackendOptions): void {
-    if (this.#clientListeners.has(chardev.id)) throw new ChardevError("IN_USE", `chardev '${chardev.id}' is already in use`);
-    const trial = this.#output.addBackend(chardev.id, { policy: options.policy ?? "block", lagLimit: options.lagLimit, replay: options.replay, stallMs: options.stallMs });
-    this.#output.removeBackend(trial);
-    const row: ListenerRow = { chardev, options, clients: new Set(), stopListening: () => {} };
-    // In place before `onClient`, which hands out at once the clients that came first.
-    this.#clientListeners.set(chardev.id, row);
-    this.#attachedAt.set(row, this.#attachCount++);
-    try {
-      row.stopListening = chardev.onClient((client, info) => this.#attachClient(row, client, info));
-    } catch (error) {
-      this.#clientListeners.delete(chardev.id); // another hub takes its clients already
-      throw error;
-    }
-    this.#emit({ type: "attach", backend: chardev.id });
-  }
-
-  /** One connection of a listener becomes a backend; one the hub cannot take (QEMU's 4) is closed, with a line why. */
-  #attachClient(row: ListenerRow, client: Chardev, info: ClientInfo): void {
-    if (this.#clientListeners.get(row.chardev.id) !== row) return void client.destroy();
-    this.#clientOf.set(client, { listener: row, info });
-    row.clients.add(client);
-    try {
-      // A client may only narrow what the listener allows (a view-only tab is `ro`), never widen it.
-      this.attachBackend(client, info.mode === "ro" ? { ...row.options, mode: "ro" } : row.options);
-    } catch (error) {
-      this.#clientOf.delete(client);
-      row.clients.delete(client);
-      const why = error instanceof Error ? error.message : String(error);
-      this.context.warn(`hub: '${this.id}' refused client '${client.id}' of '${row.chardev.id}': ${quoteInput(why)}`);
-      void client.destroy();
-    }
-  }
-
-  /** A connection left (CLOSED) or was detached: the hub forgets it and closes it; it belongs to no registry. */
-  #forgetClient(client: Chardev): void {
-    const known = this.#clientOf.get(client);
-    if (!known) return;
-    this.#clientOf.delete(client);
-    known.listener.clients.delete(client);
-    // After this turn: an evicted client is told why first (`evicted` follows the detach).
-    queueMicrotask(() => void client.destroy());
-  }
-
-  /** Detaching a listener detaches its connections and closes them. */
-  #detachListener(row: ListenerRow): void {
-    row.stopListening();
-    for (const client of [...row.clients]) this.detachBackend(client.id);
-    this.#clientListeners.delete(row.chardev.id);
-    this.#emit({ type: "detach", backend: row.chardev.id });
-  }
-
   /** Hot-unplug: lets go of backend `id`; it behaves as if it closed. */
   detachBackend(id: string): void {
-    const listener = this.#clientListeners.get(id);
-    if (listener) return this.#detachListener(listener);
+    if (this.#clientListeners.detach(id)) return;
     const entry = [...this.#entries.values()].find((candidate) => candidate.chardev.id === id);
     if (!entry) throw new ChardevError("NOT_FOUND", `hub: chardev '${id}' is not a backend of hub '${this.id}'`);
     this.#output.beforeDetach(entry); // what it is still owed, served before letting go
@@ -463,10 +299,10 @@ export class HubChardev extends Chardev {
     if (entry.open) this.#backendEvent(entry, ChrEvent.CLOSED);
     this.#entries.delete(entry.slot);
     this.#output.removeBackend(entry.slot);
-    if (this.#typist === entry) this.#typist = null;
+    this.#inputQueue.releaseFloor(entry);
     this.#forgetSize(id);
     this.#emit({ type: "detach", backend: id });
-    this.#forgetClient(entry.chardev);
+    this.#clientListeners.forgetClient(entry.chardev);
     this.#output.spaceFreed(); // a waiting writer hears of it (a left backend's watch never fires)
   }
 
@@ -570,12 +406,12 @@ export class HubChardev extends Chardev {
   #roomFor(entry: Entry): number {
     if (entry.mode === "ro") return INPUT_QUEUE_LIMIT; // read and discarded
     if (this.context.qemuCompat) return this.canReceive();
-    return Math.max(0, INPUT_QUEUE_LIMIT - this.#inputQueued);
+    return this.#inputQueue.room;
   }
 
   #input(entry: Entry, data: Uint8Array): void {
     entry.bytesIn += data.length;
-    if (entry.mode === "ro" || !this.#mayType(entry)) {
+    if (entry.mode === "ro" || !this.#inputQueue.mayType(entry)) {
       entry.inputDiscarded += data.length;
       return;
     }
@@ -584,44 +420,11 @@ export class HubChardev extends Chardev {
       this.receive(data);
       return;
     }
-    this.#inputQueue.push(data.slice());
-    this.#inputQueued += data.length;
-    this.#pumpInput();
-  }
-
-  /** With `input=exclusive`, the first to type holds the floor until idle, closed or detached. */
-  #mayType(entry: Entry): boolean {
-    if (this.options.input !== "exclusive") return true;
-    if (this.#typist && this.#typist !== entry) return false;
-    this.#typist = entry;
-    if (this.#typistTimer) clearTimeout(this.#typistTimer);
-    this.#typistTimer = setTimeout(() => {
-      this.#typist = null;
-      this.#typistTimer = null;
-    }, this.options.inputIdleMs);
-    return true;
-  }
-
-  #pumpInput(): void {
-    while (this.#inputQueue.length > 0 && this.user) {
-      const head = this.#inputQueue[0];
-      if (!(head instanceof Uint8Array)) {
-        this.#inputQueue.shift();
-        this.emitEvent(head);
-        continue;
-      }
-      const room = this.user.canRead();
-      if (room <= 0) return;
-      const piece = head.length <= room ? head : head.subarray(0, room);
-      if (piece === head) this.#inputQueue.shift();
-      else this.#inputQueue[0] = head.subarray(room);
-      this.#inputQueued -= piece.length;
-      this.user.read(piece);
-    }
+    this.#inputQueue.push(data);
   }
 
   override flushInput(): void {
-    this.#pumpInput();
+    this.#inputQueue.pump();
     for (const entry of this.#entries.values()) entry.chardev.flushInput();
   }
 
@@ -691,14 +494,13 @@ export class HubChardev extends Chardev {
       if (entry.mode === "ro") entry.eventsDiscarded++;
       else {
         // Behind the keys typed before it that still wait for room (the device sees them in order).
-        if (this.#inputQueue.length > 0) this.#inputQueue.push(event);
-        else this.emitEvent(event);
+        this.#inputQueue.pushEvent(event);
         if (event === ChrEvent.BREAK) this.#emit({ type: "break", backend: entry.chardev.id });
       }
       return;
     }
     const opened = event === ChrEvent.OPENED;
-    if (!opened && this.#clientOf.has(entry.chardev)) {
+    if (!opened && this.#clientListeners.isClient(entry.chardev)) {
       // A connection that ended is detached once this event is through (not from inside a
       // write, where a hard error reports it); one that never opened counts for nothing.
       queueMicrotask(() => {
@@ -718,7 +520,7 @@ export class HubChardev extends Chardev {
     // The core's books first: QEMU's counting (and catch-up on reopen), or the ring's open flag.
     const counted = this.#output.backendOpenChanged(entry, event);
     // As before the strategies split: only a ring hub frees the floor when its typist closes.
-    if (!opened && this.isRing && this.#typist === entry) this.#typist = null;
+    if (!opened && this.isRing) this.#inputQueue.releaseFloor(entry);
     if (!opened) this.#output.spaceFreed();
     if (this.#countsEvents) {
       if (counted) this.emitEvent(event);
@@ -741,7 +543,7 @@ export class HubChardev extends Chardev {
         break;
       case "primary":
         // A listener as the primary (`max-clients`): open while any of its connections is.
-        open = entries.some((entry) => (entry.chardev.id === this.options.primary || this.#clientOf.get(entry.chardev)?.listener.chardev.id === this.options.primary) && entry.open);
+        open = entries.some((entry) => (entry.chardev.id === this.options.primary || this.#clientListeners.listenerOf(entry.chardev) === this.options.primary) && entry.open);
         break;
       default:
         open = entries.some((entry) => entry.open);
@@ -761,13 +563,11 @@ export class HubChardev extends Chardev {
 
   /** Calls `listener` for every hub event; returns the function that stops it. */
   onEvent(listener: (event: HubEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.add(listener);
   }
 
   #emit(event: HubEvent): void {
-    for (const listener of this.#listeners) listener(event);
-    for (const listener of everyHubListeners) listener(this, event);
+    this.#events.emit(event);
   }
 
   /**
@@ -779,26 +579,10 @@ export class HubChardev extends Chardev {
    * for await (const event of hub.events()) if (event.type === "gap") console.log(event.backend, event.bytes);
    * ```
    */
-  async *events(signal?: AbortSignal): AsyncGenerator<HubEvent> {
-    const queue: HubEvent[] = [];
-    let wake: (() => void) | null = null;
-    const stop = this.onEvent((event) => {
-      queue.push(event);
-      wake?.();
-    });
-    const onAbort = () => wake?.();
-    signal?.addEventListener("abort", onAbort);
-    try {
-      while (!signal?.aborted) {
-        if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-        while (queue.length > 0) yield queue.shift()!;
-      }
-    } finally {
-      stop();
-      signal?.removeEventListener("abort", onAbort);
-    }
+  events(signal?: AbortSignal): AsyncGenerator<HubEvent> {
+    return this.#events.iterate(signal);
   }
+
 
   /**
    * Counters of every backend, in attach order. A listener (`max-clients` > 1) has a row of its
@@ -808,7 +592,6 @@ export class HubChardev extends Chardev {
   stats(): HubBackendStats[] {
     const rows: [number, HubBackendStats][] = [...this.#entries.values()].map((entry) => {
       const counters = this.#output.counters(entry.slot, entry.open);
-      const client = this.#clientOf.get(entry.chardev);
       const row: HubBackendStats = {
         id: entry.chardev.id,
         open: entry.open,
@@ -822,30 +605,10 @@ export class HubChardev extends Chardev {
         lag: counters.lag,
         stalls: counters.stalls,
       };
-      if (client) {
-        row.listener = client.listener.chardev.id;
-        row.peer = client.info.peer;
-        if (client.info.uid !== undefined) row.uid = client.info.uid;
-        row.since = client.info.since;
-      }
+      this.#clientListeners.describeClient(entry.chardev, row);
       return [this.#attachedAt.get(entry) ?? 0, row];
     });
-    for (const listener of this.#clientListeners.values()) {
-      rows.push([this.#attachedAt.get(listener) ?? 0, {
-        id: listener.chardev.id,
-        open: false,
-        policy: listener.options.policy ?? "block",
-        mode: listener.options.mode ?? "rw",
-        bytesIn: 0,
-        bytesOut: 0,
-        bytesDropped: 0,
-        inputDiscarded: 0,
-        eventsDiscarded: 0,
-        lag: 0,
-        stalls: 0,
-        clients: listener.clients.size,
-      }]);
-    }
+    rows.push(...this.#clientListeners.rows());
     return rows.sort((a, b) => a[0] - b[0]).map(([, row]) => row);
   }
 
@@ -853,173 +616,24 @@ export class HubChardev extends Chardev {
     for (const entry of this.#entries.values()) this.#release(entry);
     this.#entries.clear();
     // Connections belong to no registry: they go with the hub.
-    for (const listener of this.#clientListeners.values()) listener.stopListening();
-    this.#clientListeners.clear();
-    for (const client of this.#clientOf.keys()) void client.destroy();
-    this.#clientOf.clear();
-    if (this.#typistTimer) clearTimeout(this.#typistTimer);
+    this.#clientListeners.destroy();
+    this.#inputQueue.stop();
     hubsOf(this.context.core).delete(this.#output.address);
     this.#output.free();
     await super.destroy();
   }
 }
 
-// ---- configuration ----
-
-const POLICIES: readonly HubPolicy[] = ["block", "drop", "evict"];
-const OPEN_POLICIES: readonly HubOpenPolicy[] = ["any", "all", "always", "primary"];
-
-function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
-  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be ${allowed.join(", ")}, not '${quoteInput(String(value))}'`);
-}
-
-function count(what: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (Number.isSafeInteger(value) && (value as number) >= 0) return value as number;
-  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be a non-negative integer, not '${quoteInput(String(value))}'`);
-}
-
-/** A terminal width or height: 1 to MAX_TERMINAL_CELLS. */
-function cells(what: string, value: unknown): number | undefined {
-  const count = value === undefined ? undefined : Number(value);
-  if (count === undefined) return undefined;
-  if (Number.isSafeInteger(count) && count >= 1 && count <= MAX_TERMINAL_CELLS) return count;
-  throw new ChardevError("INVALID_VALUE", `hub: '${what}' must be 1..${MAX_TERMINAL_CELLS}, not '${quoteInput(String(value))}'`);
-}
-
-/** A millisecond option: a count no larger than a timer can wait (limits.ts). */
-function milliseconds(what: string, value: unknown): number | undefined {
-  const ms = count(what, value);
-  return ms === undefined ? undefined : checkMilliseconds("hub", what, ms);
-}
-
-/** A byte count no larger than `max` (limits.ts). */
-function bytesUpTo(what: string, value: unknown, max: number): number | undefined {
-  const bytes = count(what, value);
-  return bytes === undefined ? undefined : checkSize("hub", what, bytes, max);
-}
-
-/**
- * Checks per-backend options against the limits (limits.ts) wherever they come from: option
- * strings, QMP `hub-attach`, the library's `Hub.attach`.
- */
-export function checkHubBackendOptions(id: string, options: HubBackendOptions): HubBackendOptions {
-  milliseconds(`stall-ms of ${id}`, options.stallMs);
-  replayOf(id, options.replay);
-  count(`lag-limit of ${id}`, options.lagLimit);
-  return options;
-}
-
-/** A `replay` value: `screen`, `screen:LINES`, or bytes up to a ring's largest size. */
-function replayOf(id: string, value: unknown): HubReplay | undefined {
-  if (isScreenReplay(value)) return value;
-  return bytesUpTo(`replay of ${id}`, value, MAX_RING_BYTES);
-}
-
-/** A numeric `KEY.N` option checked against its limit, named as the user wrote it (`stall-ms.1`). */
-function checkBackendNumber(key: string, name: string, value: number): number {
-  if (name === "stall-ms") return checkMilliseconds("hub", key, value);
-  if (name === "replay") return checkSize("hub", key, value, MAX_RING_BYTES);
-  return value;
-}
-
-/** Per-backend option keys as written in option strings and in QMP `options`. */
-const BACKEND_KEYS = ["policy", "lag-limit", "stall-ms", "replay", "mode"] as const;
-
-function backendOptions(id: string, raw: unknown): HubBackendOptions {
-  if (raw === undefined) return {};
-  if (typeof raw !== "object" || raw === null) throw new ChardevError("INVALID_VALUE", `hub: options of '${quoteInput(id)}' must be an object`);
-  const fields = raw as Record<string, unknown>;
-  for (const key of Object.keys(fields)) {
-    if (!(BACKEND_KEYS as readonly string[]).includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: unknown option '${quoteInput(key)}' for chardev '${quoteInput(id)}'`);
-  }
-  return {
-    policy: oneOf(`policy of ${id}`, fields.policy, POLICIES),
-    lagLimit: count(`lag-limit of ${id}`, fields["lag-limit"]),
-    stallMs: milliseconds(`stall-ms of ${id}`, fields["stall-ms"]),
-    replay: replayOf(id, fields.replay),
-    mode: oneOf(`mode of ${id}`, fields.mode, ["rw", "ro"] as const),
-  };
-}
-
-/**
- * `hub`'s options (QEMU 10.0's ChardevHub, plus ours). The per-backend keys (`policy.N`) are
- * QMP's `options` object keyed by chardev id; the driver's hook pairs them with `chardevs.N`.
- */
-export const hubOptions: OptionSchema = [
-  { key: "chardevs", type: "list", help: "the backends, N = 0, 1, ... (0..3 with --qemu-compat); chardevs defined before the hub" },
-  { key: "ring", type: "size", default: "0", max: MAX_RING_BYTES, help: "0: QEMU's unbuffered hub (the slowest backend sets the pace); a power of two: a broadcast ring each backend drains at its own pace" },
-  { key: "keep-head", type: "size", default: "0", max: MAX_RING_BYTES, help: "bytes of the hub's first output (the boot log) kept besides the ring once the ring has overwritten them; QMP `hub-history` reads both by offset. Needs `ring`" },
-  { key: "open", type: "string", values: OPEN_POLICIES, default: "any", help: "when the frontend sees OPENED/CLOSED: first open/last close (QEMU), all open, from the start, or as the `primary` backend" },
-  { key: "primary", type: "string", help: "a chardev id of the hub; implies `open=primary`" },
-  { key: "input", type: "string", values: ["shared", "exclusive"], default: "shared", help: "`exclusive`: the first backend to type holds the floor; others' input is discarded (counted) until it is idle for `input-idle-ms`, closes or is detached" },
-  { key: "input-idle-ms", type: "integer", unit: "ms", default: "1000", max: MAX_TIMER_MS, help: "how long an exclusive typist may be idle before another may type" },
-  { key: "size", type: "string", values: HUB_SIZE_POLICIES, default: "latest", help: "the terminal size the device and the screen emulator get, agreed among read-write backends that tell theirs (tmux's `window-size`): the last one to resize, the smallest or largest of each dimension, or `cols`x`rows` always (`manual`); read-only backends never resize" },
-  { key: "cols", type: "integer", default: "80", min: 1, max: MAX_TERMINAL_CELLS, help: "the terminal width until a backend tells one, and always with `size=manual`" },
-  { key: "rows", type: "integer", default: "24", min: 1, max: MAX_TERMINAL_CELLS, help: "the terminal height until a backend tells one, and always with `size=manual`" },
-  { key: "policy.N", via: "options.ID.policy", type: "string", values: POLICIES, default: "block", help: "`block` holds the writer back (QEMU); `drop` never does: a backend more than `lag-limit` behind skips ahead to a safe boundary (a line start or an ESC, never inside a UTF-8 or ANSI escape sequence) and a `gap` event reports the exact bytes it missed; `evict` blocks, but is detached once stalled `stall-ms`" },
-  { key: "lag-limit.N", via: "options.ID.lag-limit", type: "size", default: "ring size", help: "how far behind a `drop` backend may fall" },
-  { key: "stall-ms.N", via: "options.ID.stall-ms", type: "integer", unit: "ms", default: "5000", max: MAX_TIMER_MS, help: "how long an `evict` backend may stay stalled" },
-  { key: "replay.N", via: "options.ID.replay", type: "size", default: "0", max: MAX_RING_BYTES, help: "recent output a backend gets when it opens (from a safe boundary); `screen` (`screen:LINES`): the screen as it stands instead, one repaint from the hub's terminal emulator (contents, cursor, modes, scroll region, up to 1000 or LINES lines of scrollback), then the live stream with no byte missing or repeated" },
-  { key: "mode.N", via: "options.ID.mode", type: "string", values: ["rw", "ro"], default: "rw", help: "a read-only backend only watches: its input and its BREAKs are discarded and counted (`inputDiscarded`, `eventsDiscarded`), and the command takes no window size from it" },
-  { member: "options", type: "object", help: "QMP: the per-backend keys by chardev id, `{ID: {policy, lag-limit, stall-ms, replay, mode}}`" },
-];
+// ---- configuration (the options and their checks: _hub_options.ts) ----
 
 export const hubDriver = defineDriver({
   type: "hub",
   options: hubOptions,
-  fromOptions(options) {
-    const chardevs = listOption(options, "chardevs");
-    const data: Record<string, unknown> = chardevs.length > 0 ? { chardevs } : {};
-    if (options.has("ring")) data.ring = checkSize("hub", "ring", parseSize("ring", options.get("ring")!), MAX_RING_BYTES);
-    if (options.has("keep-head")) data["keep-head"] = checkSize("hub", "keep-head", parseSize("keep-head", options.get("keep-head")!), MAX_RING_BYTES);
-    if (options.has("input-idle-ms")) data["input-idle-ms"] = checkMilliseconds("hub", "input-idle-ms", parseSize("input-idle-ms", options.get("input-idle-ms")!));
-    for (const key of ["open", "primary", "input", "size"]) if (options.has(key)) data[key] = options.get(key);
-    for (const key of ["cols", "rows"]) if (options.has(key)) data[key] = parseSize(key, options.get(key)!);
-    // `policy.N=drop` belongs to the backend named by `chardevs.N`.
-    const perBackend: Record<string, Record<string, unknown>> = {};
-    for (const [key, value] of options) {
-      const match = /^([a-z-]+)\.(\d+)$/.exec(key);
-      if (!match || match[1] === "chardevs") continue;
-      const id = chardevs[Number(match[2])];
-      if (id === undefined) throw new ChardevError("INVALID_PARAMETER", `hub: '${quoteInput(key)}' has no matching 'chardevs.${quoteInput(match[2])}'`);
-      const numeric = match[1] !== "policy" && match[1] !== "mode" && !(match[1] === "replay" && isScreenReplay(value));
-      (perBackend[id] ??= {})[match[1]] = numeric ? checkBackendNumber(key, match[1], parseSize(key, value)) : value;
-    }
-    if (Object.keys(perBackend).length > 0) data.options = perBackend;
-    return data;
-  },
+  fromOptions: hubDataFromOptions,
   open(id, data, context) {
-    const ids = (data.chardevs as string[] | undefined) ?? [];
-    if (ids.length === 0 && context.qemuCompat) throw new ChardevError("HUB_NO_CHARDEVS", "hub: 'chardevs' list is not defined");
-    const ring = bytesUpTo("ring", data.ring, MAX_RING_BYTES) ?? 0;
-    if (ring !== 0 && !isPowerOfTwo(ring)) throw new ChardevError("INVALID_VALUE", `hub: 'ring' must be 0 or a power of two, not ${ring}`);
-    // The core's memory is one 4 GiB space per registry: refuse a ring it could not grow to hold.
-    if (ring !== 0) checkCoreRoom("hub", "ring", ring, context.core.view(0, 0).buffer.byteLength);
-    const primary = data.primary as string | undefined;
-    if (primary !== undefined && !ids.includes(primary)) {
-      throw new ChardevError("INVALID_VALUE", `hub: primary '${quoteInput(primary)}' is not one of the hub's chardevs`);
-    }
-    const perBackend = (data.options ?? {}) as Record<string, unknown>;
-    for (const key of Object.keys(perBackend)) {
-      if (!ids.includes(key)) throw new ChardevError("INVALID_PARAMETER", `hub: options given for '${quoteInput(key)}', which is not one of the hub's chardevs`);
-    }
-    const configured = ids.map((backendId) => backendOptions(backendId, perBackend[backendId]));
-    const keepHead = bytesUpTo("keep-head", data["keep-head"], MAX_RING_BYTES) ?? 0;
-    const hub = new HubChardev(id, context, {
-      ring,
-      keepHead,
-      open: oneOf("open", data.open, OPEN_POLICIES),
-      primary,
-      input: oneOf("input", data.input, ["shared", "exclusive"] as const),
-      inputIdleMs: milliseconds("input-idle-ms", data["input-idle-ms"]),
-      size: oneOf("size", data.size, HUB_SIZE_POLICIES),
-      cols: cells("cols", data.cols),
-      rows: cells("rows", data.rows),
-    });
-    if (hub.options.open === "primary" && primary === undefined) {
+    const { ids, configured, options } = hubSettingsFromData(data, context);
+    const hub = new HubChardev(id, context, options);
+    if (hub.options.open === "primary" && options.primary === undefined) {
       void hub.destroy();
       throw new ChardevError("MISSING_PARAMETER", "hub: open=primary needs primary=ID");
     }
