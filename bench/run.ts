@@ -5,7 +5,7 @@
 //   npx deno run -A bench/run.ts --runtime-only [--quick]    the in-memory cases on Deno
 //   npx bun bench/run.ts --runtime-only [--quick]             ... on Bun
 //
-// Options: --only=memory,socket,stall,latency,screen  --runtimes=node,deno,bun  --chunks=64,1024
+// Options: --only=memory,socket,stall,latency,screen,startup  --runtimes=node,deno,bun  --chunks=64,1024
 //          --only=nats (Node; not in the default run: nats-server and 5 chardev-hub processes,
 //          about 1.5 min on a busy 2-core machine)
 //          --seconds=S (nats: how long the device writes per topology and round, default 2)
@@ -25,7 +25,7 @@ import { measureMemoryCase, HUB, type MeasureOptions } from "./_measure.ts";
 import { C_FANOUT, RING_BYTES, useCFanout, type Skipped } from "./_memory.ts";
 import { formatBytes, formatNumber, formatRatio, markdownTable, MiB, textTable, type Row } from "./_report.ts";
 import { now, runtimeName, runtimeVersion, scriptArgs } from "./_runtime.ts";
-import { buildCAnchors } from "./_c_anchors.ts";
+import { buildCAnchors, missingProgram } from "./_c_anchors.ts";
 import { evaluateTargets, type TargetResult } from "./_targets.ts";
 
 interface Args {
@@ -49,7 +49,7 @@ function parseArgs(argv: string[]): Args {
     quick: argv.includes("--quick"),
     runtimeOnly: argv.includes("--runtime-only"),
     json: value("json") ?? null,
-    only: new Set(list("only", "memory,socket,stall,latency,screen")),
+    only: new Set(list("only", "memory,socket,stall,latency,screen,startup")),
     runtimes: list("runtimes", "node,deno,bun"),
     chunks: list("chunks", "64,1024,16384").map(Number),
     sinks: list("sinks", "1,4,16,1024").map(Number),
@@ -266,6 +266,26 @@ function otherTables(rows: Row[], markdown: boolean): string {
       ),
     );
   }
+  const relay = rows.filter((row) => row.case === "latency-relay");
+  if (relay.length > 0) {
+    out.push(`\nKeystroke round trip through a process between the client and an echoing device, ${relay[0].extra?.samples} samples (load ${formatNumber(relay[0].extra?.loadAverage1m as number, 1)})`);
+    out.push(
+      table(
+        ["path", "p50 µs", "p99 µs", "p50 ÷ socat", "p99 ÷ socat"],
+        relay.map((row) => [row.variant, formatNumber(row.extra?.p50Us as number, 1), formatNumber(row.extra?.p99Us as number, 1), formatRatio(row.extra?.p50VsSocat as number), formatRatio(row.extra?.p99VsSocat as number)]),
+      ),
+    );
+  }
+  const startup = rows.filter((row) => row.case === "startup");
+  if (startup.length > 0) {
+    out.push(`\nStartup: ms from spawn until it exits (--help) or until its socket accepts a connection, median of ${startup[0].extra?.rounds} (load ${formatNumber(startup[0].extra?.loadAverage1m as number, 1)})`);
+    out.push(
+      table(
+        ["process", "median ms", "fastest ms"],
+        startup.map((row) => [row.variant, formatNumber(row.extra?.medianMs as number, 1), formatNumber(row.extra?.minMs as number, 1)]),
+      ),
+    );
+  }
   const nats = rows.filter((row) => row.case === "nats");
   if (nats.length > 0) {
     const extra = nats[0].extra!;
@@ -351,6 +371,16 @@ async function main(): Promise<void> {
   if (args.only.has("latency")) {
     const { runLatencyCase } = await import("./_latency.ts");
     rows.push(...(await runLatencyCase({ quick: args.quick, root, log })));
+    const socat = missingProgram("socat", "-V", "socat");
+    if (socat) skipped.push({ name: "keystroke round trip through a socat relay", reason: socat, runtime: runtimeName });
+    const { runRelayLatencyCase } = await import("./_latency.ts");
+    rows.push(...(await runRelayLatencyCase({ quick: args.quick, root, socat: !socat, log })));
+  }
+  if (args.only.has("startup")) {
+    const socat = missingProgram("socat", "-V", "socat");
+    if (socat) skipped.push({ name: "startup of socat", reason: socat, runtime: runtimeName });
+    const { runStartupCase } = await import("./_startup.ts");
+    rows.push(...(await runStartupCase({ quick: args.quick, root, socat: !socat, log })));
   }
   if (args.only.has("screen")) {
     const { runScreenCase } = await import("./_screen.ts");
