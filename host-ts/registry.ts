@@ -4,6 +4,7 @@
 import { Chardev, type BackendData, type ChardevContext, type ChardevDriver, type FieldType } from "./chardev/_chardev.ts";
 import { fileDriver } from "./chardev/file.ts";
 import { hubDriver, HubChardev, type HubBackendOptions } from "./chardev/hub.ts";
+import { httpDriver } from "./chardev/http.ts";
 import { muxDriver, MuxChardev } from "./chardev/mux.ts";
 import { nullDriver } from "./chardev/null.ts";
 import { pipeDriver } from "./chardev/pipe.ts";
@@ -179,6 +180,7 @@ export class ChardevRegistry {
     pipeDriver,
     muxDriver,
     webStreamDriver,
+    httpDriver,
   ];
 
   /**

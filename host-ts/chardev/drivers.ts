@@ -4,6 +4,7 @@ import type { ChardevDriver } from "./_chardev.ts";
 import { asciicastDriver } from "./asciicast.ts";
 import { fileDriver } from "./file.ts";
 import { hubDriver } from "./hub.ts";
+import { httpDriver } from "./http.ts";
 import { muxDriver } from "./mux.ts";
 import { natsDriver } from "./nats.ts";
 import { nullDriver } from "./null.ts";
@@ -18,4 +19,4 @@ import { udpDriver } from "./udp.ts";
 import { webDriver } from "./web.ts";
 import { webStreamDriver } from "./webstream.ts";
 
-export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver, natsDriver, asciicastDriver];
+export const BUILTIN_DRIVERS: readonly ChardevDriver[] = [hubDriver, ringbufDriver, nullDriver, fileDriver, pipeDriver, muxDriver, stdioDriver, ptyDriver, socketDriver, webDriver, webStreamDriver, spawnDriver, serialDriver, udpDriver, natsDriver, asciicastDriver, httpDriver];

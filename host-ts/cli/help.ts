@@ -213,6 +213,18 @@ C-a h lists its keys, C-a x ends ${program}):
                                 console closes, the run goes on)
   serial     path=DEVICE        (alias tty) a host tty, e.g. /dev/ttyUSB0, set raw, non-blocking
              speed=BPS          line speed, e.g. 115200 (default: left as it is)
+  http       url=http://HOST/PATH a log sink (docs/http.md): the output in batches of whole
+                                lines, each a request body; a 429, 5xx or network error is
+                                sent again, any other 4xx fails the sink. method=POST|PUT|PATCH,
+                                headers.N=Name: value, content-type=TYPE (text/plain)
+             batch-bytes=BYTES,batch-ms=MS
+                                a batch is sent at 64K or 200 ms after its first byte
+             concurrency=N      requests in flight (1); past them writes answer EAGAIN, so
+                                the hub's policy.N applies; a drop gap is told to the
+                                receiver in a Chardev-Hub-Gap: BYTES header
+             retry-ms=MS,retry-max=N
+                                the first backoff (500, doubled up to 30 s; Retry-After
+                                wins) and the retries of one batch before it fails (10)
   webstream  high-water-mark=BYTES
                                 a pair of Web Streams; for programs using the library, not
                                 useful from the command line

@@ -1,0 +1,358 @@
+// The `http` sink behind a ring hub, against real HTTP receivers on 127.0.0.1 (node:http
+// servers in this process): a fast one, a slow one (500 ms an answer), one that answers 503
+// twice, one that refuses connections, one that answers 400. The device writes line after
+// line and, when the hub is full, waits on its watch.
+
+import * as http from "node:http";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
+import { type ChardevRegistry as Registry, ChardevRegistry, type Frontend, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
+import { GAP_HEADER, HttpChardev } from "../host-ts/chardev/http.ts";
+import { backoffMs, retryAfterMs } from "../host-ts/chardev/_http_settings.ts";
+import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
+import { freePort } from "./_ports.ts";
+
+/** What a receiver answers to its Nth request (0-based). */
+interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  /** Answer after this long (the slow receiver). */
+  delayMs?: number;
+  body?: string;
+}
+
+/** One request a receiver accepted (answered 2xx). */
+interface Accepted {
+  body: string;
+  gap: number;
+  contentType: string | undefined;
+  token: string | undefined;
+}
+
+/** A local HTTP receiver; `until` waits (event-driven, bounded) for what it has received. */
+class Receiver {
+  readonly accepted: Accepted[] = [];
+  /** Every request, answered or not. */
+  attempts = 0;
+  #waiters = new Set<() => void>();
+  private constructor(
+    readonly server: http.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(answer: (attempt: number) => Answer): Promise<Receiver> {
+    let receiver: Receiver | null = null;
+    const server = http.createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const self = receiver!;
+        const reply = answer(self.attempts++);
+        const respond = () => {
+          if (reply.status >= 200 && reply.status <= 299) {
+            self.accepted.push({
+              body: Buffer.concat(chunks).toString("utf8"),
+              gap: Number(request.headers[GAP_HEADER.toLowerCase()] ?? 0),
+              contentType: request.headers["content-type"],
+              token: request.headers["x-token"] as string | undefined,
+            });
+          }
+          response.writeHead(reply.status, reply.headers ?? {});
+          response.end(reply.body ?? "");
+          self.#changed();
+        };
+        if (reply.delayMs) setTimeout(respond, reply.delayMs);
+        else respond();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    receiver = new Receiver(server, (server.address() as { port: number }).port);
+    return receiver;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/ingest`;
+  }
+
+  /** Every accepted body, in the order accepted. */
+  get text(): string {
+    return this.accepted.map((request) => request.body).join("");
+  }
+
+  #changed(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Resolves once `done()` holds after a request; fails after `timeoutMs`. */
+  until(done: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!done()) return;
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`receiver on port ${this.port}: timed out waiting for ${what}`));
+      }, timeoutMs);
+      this.#waiters.add(check);
+    });
+  }
+
+  async stop(): Promise<void> {
+    (this.server as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Numbered lines of some length; each line says which it is, so order and wholeness can be checked. */
+function makeLines(count: number, width = 40): string[] {
+  return Array.from({ length: count }, (_, i) => `#${String(i).padStart(6, "0")} ${"x".repeat(width)}\n`);
+}
+
+/** Writes each line as its own write; on EAGAIN waits on the watch, as a device does. */
+async function writeLines(fe: Frontend, lines: readonly string[], yieldEvery = 50): Promise<void> {
+  for (let i = 0; i < lines.length; i++) {
+    const data = bytes(lines[i]);
+    let at = 0;
+    while (at < data.length) {
+      const taken = fe.write(data.subarray(at));
+      if (taken > 0) {
+        at += taken;
+        continue;
+      }
+      expect(fe.lastError).toBe("EAGAIN");
+      await new Promise<void>((resolve) => {
+        if (fe.addWatch(resolve) === 0) setTimeout(resolve, 1);
+      });
+    }
+    // Let timers and answers run between writes now and then, as a device's output arrives over time.
+    if (i % yieldEvery === yieldEvery - 1) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** Resolves with the first hub event `match` accepts; fails after `timeoutMs`. */
+function nextEvent(hub: HubChardev, match: (event: HubEvent) => boolean, timeoutMs = 20_000): Promise<HubEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error("timed out waiting for a hub event"));
+    }, timeoutMs);
+    const stop = hub.onEvent((event) => {
+      if (!match(event)) return;
+      clearTimeout(timer);
+      stop();
+      resolve(event);
+    });
+  });
+}
+
+/** Waits until `done()` holds, looking each `stepMs`; fails after `timeoutMs` (for states no event announces). */
+async function waitUntil(done: () => boolean, what: string, timeoutMs = 20_000, stepMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+}
+
+let reg: Registry;
+let warnings: string[];
+let receivers: Receiver[];
+
+beforeEach(async () => {
+  warnings = [];
+  receivers = [];
+  reg = await ChardevRegistry.create({ qemuCompat: false, onWarning: (line) => warnings.push(line) });
+});
+afterEach(async () => {
+  await reg.close();
+  for (const receiver of receivers) await receiver.stop();
+});
+
+async function receiver(answer: (attempt: number) => Answer = () => ({ status: 200 })): Promise<Receiver> {
+  const started = await Receiver.start(answer);
+  receivers.push(started);
+  return started;
+}
+
+const sink = (id: string) => reg.find(id) as HttpChardev;
+const hubOf = (id: string) => reg.find(id) as HubChardev;
+const rowOf = (hub: HubChardev, id: string) => hub.stats().find((row) => row.id === id)!;
+
+describe("http sink behind a ring hub", () => {
+  it("the fast receiver gets every line exactly once, in order, with the configured headers", async () => {
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${fast.url},batch-ms=20,headers.0=X-Token: s3cret`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=1M");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(3000);
+    await writeLines(fe, lines);
+    const all = lines.join("");
+    await fast.until(() => fast.text.length >= all.length, "every line");
+    expect(fast.text).toBe(all);
+    expect(fast.accepted.every((request) => request.contentType === "text/plain; charset=utf-8" && request.token === "s3cret")).toBe(true);
+    expect(fast.accepted.every((request) => request.body.endsWith("\n") && request.gap === 0)).toBe(true);
+    // The receiver records a body before its answer reaches the sink.
+    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    expect(sink("up").sinkStats()).toMatchObject({ bytes: all.length, requests: fast.attempts, retries: 0, gaps: 0, status: 200, pending: 0 });
+  });
+
+  it("many small writes become few requests, each at most batch-bytes of whole lines", async () => {
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${fast.url},batch-ms=50,batch-bytes=16K`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=1M");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(5000, 20);
+    await writeLines(fe, lines, 100);
+    const all = lines.join("");
+    await fast.until(() => fast.text.length >= all.length, "every line");
+    expect(fast.text).toBe(all);
+    expect(fast.attempts).toBeLessThan(lines.length / 10);
+    expect(fast.accepted.every((request) => request.body.length <= 16 * 1024 && request.body.endsWith("\n"))).toBe(true);
+    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    expect(sink("up").sinkStats().requests).toBe(fast.attempts);
+  });
+
+  it("a line longer than batch-bytes goes in pieces of batch-bytes that hold nothing else, its end starting the next body", async () => {
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${fast.url},batch-ms=20,batch-bytes=100`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    const long = `${"L".repeat(250)}\n`;
+    const all = `short one\n${long}short two\n`;
+    await writeLines(fe, ["short one\n", long, "short two\n"]);
+    await fast.until(() => fast.text.length >= all.length, "everything");
+    expect(fast.text).toBe(all);
+    expect(fast.accepted.map((request) => request.body)).toEqual(["short one\n", "L".repeat(100), "L".repeat(100), `${"L".repeat(50)}\nshort two\n`]);
+  });
+
+  it("a slow receiver under drop gets whole lines minus exactly the gaps it is told, and never holds the fast one back", async () => {
+    const fast = await receiver();
+    const slow = await receiver(() => ({ status: 200, delayMs: 500 }));
+    await reg.add(`http,id=quick,url=${fast.url},batch-ms=20`);
+    await reg.add(`http,id=lazy,url=${slow.url},batch-ms=20,batch-bytes=4K`);
+    await reg.add("hub,id=hub0,chardevs.0=quick,chardevs.1=lazy,ring=64K,policy.1=drop,lag-limit.1=16K");
+    const hub = hubOf("hub0");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(8000, 30);
+    const all = lines.join("");
+    await writeLines(fe, lines);
+    await fast.until(() => fast.text.length >= all.length, "every line at the fast receiver");
+    expect(fast.text).toBe(all);
+    // The fast one has it all while the slow one is still behind (it takes 500 ms an answer).
+    expect(slow.text.length).toBeLessThan(all.length);
+    // Then the slow one catches up with what is left of the stream.
+    await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
+    const stats = sink("lazy").sinkStats();
+    expect(rowOf(hub, "lazy").bytesDropped).toBeGreaterThan(0);
+    const reportedGaps = slow.accepted.reduce((sum, request) => sum + request.gap, 0);
+    expect(reportedGaps).toBe(stats.gaps);
+    // Every gap the hub made is reported, plus the partial lines the sink cut around them.
+    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + (stats.trimmed as number));
+    // Exact accounting: what arrived and what was reported missing is the whole stream.
+    expect(slow.text.length + reportedGaps).toBe(all.length);
+    // Every body is whole lines of the stream, in order; a gap lies only between bodies.
+    let expectedAt = 0;
+    for (const request of slow.accepted) {
+      expect(request.body.endsWith("\n")).toBe(true);
+      expectedAt += request.gap;
+      expect(all.slice(expectedAt, expectedAt + request.body.length)).toBe(request.body);
+      expect(expectedAt === 0 || all[expectedAt - 1] === "\n").toBe(true);
+      expectedAt += request.body.length;
+    }
+    expect(expectedAt).toBe(all.length);
+  });
+
+  it("a receiver that answers 503 twice gets everything after two retries (Retry-After honoured)", async () => {
+    const flaky = await receiver((attempt) => (attempt < 2 ? { status: 503, headers: { "Retry-After": "0" }, body: "busy" } : { status: 200 }));
+    await reg.add(`http,id=up,url=${flaky.url},batch-ms=20,retry-ms=60000`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=1M");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(500);
+    const all = lines.join("");
+    await writeLines(fe, lines);
+    // retry-ms is a minute: only Retry-After: 0 lets this finish in time.
+    await flaky.until(() => flaky.text.length >= all.length, "every line after the retries");
+    expect(flaky.text).toBe(all);
+    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    expect(sink("up").sinkStats()).toMatchObject({ retries: 2, requests: flaky.attempts, status: 200, bytes: all.length });
+    expect(warnings.some((line) => line.includes("503") && line.includes("sending again"))).toBe(true);
+  });
+
+  it("a receiver that refuses connections fails its sink after retry-max retries: a hub error, the others unaffected", async () => {
+    const fast = await receiver();
+    const port = await freePort();
+    await reg.add(`http,id=good,url=${fast.url},batch-ms=20`);
+    await reg.add(`http,id=dead,url=http://127.0.0.1:${port}/ingest,batch-ms=20,retry-ms=10,retry-max=2`);
+    await reg.add("hub,id=hub0,chardevs.0=good,chardevs.1=dead,ring=1M,policy.1=drop");
+    const hub = hubOf("hub0");
+    const fe = reg.attach("hub0", new FeHandler());
+    const failed = nextEvent(hub, (event) => event.type === "error" && event.backend === "dead");
+    const first = makeLines(200);
+    await writeLines(fe, first);
+    await waitUntil(() => sink("dead").failure !== null, "the dead sink to give up");
+    // The hub learns of it at its next write to the sink.
+    const rest = makeLines(200).map((line) => line.replace("#", "+"));
+    await writeLines(fe, rest);
+    expect(await failed).toEqual({ type: "error", backend: "dead", errno: "EIO" });
+    expect(sink("dead").failure).toMatch(new RegExp(`^http: 'dead': POST http://127\\.0\\.0\\.1:${port}/ingest failed: .*; gave up after 2 retries$`));
+    expect(sink("dead").sinkStats()).toMatchObject({ requests: 3, retries: 2, status: 0, bytes: 0 });
+    expect(rowOf(hub, "dead").open).toBe(false);
+    const all = [...first, ...rest].join("");
+    await fast.until(() => fast.text.length >= all.length, "every line at the good receiver");
+    expect(fast.text).toBe(all);
+  });
+
+  it("a 400 answer is a hard error at once, naming the status and the URL", async () => {
+    const refusing = await receiver(() => ({ status: 400, body: "no such stream" }));
+    await reg.add(`http,id=up,url=${refusing.url}?key=hidden,batch-ms=20`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=1M");
+    const hub = hubOf("hub0");
+    const fe = reg.attach("hub0", new FeHandler());
+    const failed = nextEvent(hub, (event) => event.type === "error");
+    await writeLines(fe, ["one\n"]);
+    await waitUntil(() => sink("up").failure !== null, "the sink to fail");
+    await writeLines(fe, ["two\n"]);
+    expect(await failed).toEqual({ type: "error", backend: "up", errno: "EIO" });
+    const message = `http: 'up': POST ${refusing.url} answered 400 Bad Request: no such stream`;
+    expect(sink("up").failure).toBe(message);
+    expect(sink("up").sinkStats()).toMatchObject({ requests: 1, retries: 0, status: 400, error: message });
+    expect(refusing.attempts).toBe(1);
+    expect(warnings).toContain(message);
+    expect(warnings.some((line) => line.includes("hidden"))).toBe(false);
+  });
+});
+
+describe("http sink options", () => {
+  it("a sink without url, with a URL of another scheme, or with a broken header is refused with a clear text", async () => {
+    expect(await errorOf(() => reg.add("http,id=h"))).toMatchObject({ code: "MISSING_PARAMETER", message: "http: 'url' is required (url=http://HOST/PATH)" });
+    expect(await errorOf(() => reg.add("http,id=h,url=ftp://127.0.0.1/x"))).toMatchObject({ code: "INVALID_VALUE", message: "http: 'url' must be an http: or https: URL, not 'ftp:'" });
+    expect((await errorOf(() => reg.add("http,id=h,url=not a url"))).message).toBe("http: 'url' is not a URL: 'not a url'");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://u:p@127.0.0.1/x"))).message).toBe("http: 'url' must not hold a user or password; send them with headers.N=Authorization: ...");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,headers.0=NoColon"))).message).toBe("http: 'headers.0' must be 'Name: value', not 'NoColon'");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,headers.0=Bad Name: v"))).message).toBe("http: 'headers.0' has an invalid header name 'Bad Name'");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,headers.0=X-A: ok,headers.1=X-B: a\r\nEvil: 1"))).message).toBe("http: 'headers.1' (X-B): a header value must not hold CR, LF or NUL");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,headers.0=Content-Length: 5"))).message).toBe("http: 'headers.0': header 'Content-Length' is set by the sink itself");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,method=GET"))).message).toBe("http: 'method' must be one of POST, PUT, PATCH, not 'GET'");
+    expect((await errorOf(() => reg.add("http,id=h,url=http://127.0.0.1/x,concurrency=0"))).message).toBe("http: 'concurrency' must be at least 1, not 0");
+    expect((await errorOf(() => reg.add({ id: "h", backend: { type: "http", data: {} } }))).message).toBe("Parameter 'backend.data.url' is missing");
+    expect(reg.query()).toEqual([]);
+  });
+
+  it("a sink made over QMP takes its headers as a list and shows its URL without the query", async () => {
+    const added = await reg.add({ id: "h", backend: { type: "http", data: { url: "https://logs.example/in?token=t", headers: ["X-A: 1"], "batch-bytes": 1024 } } });
+    expect(added).toBeInstanceOf(HttpChardev);
+    expect((added as HttpChardev).settings).toMatchObject({ method: "POST", headers: [["X-A", "1"]], batchBytes: 1024, batchMs: 200, concurrency: 1, retryMs: 500, retryMax: 10 });
+    expect(added.filename).toBe("http:https://logs.example/in");
+  });
+
+  it("Retry-After is read as seconds or as an HTTP date, and the backoff doubles up to 30 s", () => {
+    expect(retryAfterMs("3", 0)).toBe(3000);
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 4000)).toBe(6000);
+    expect(retryAfterMs("soon", 0)).toBe(null);
+    expect(retryAfterMs(null, 0)).toBe(null);
+    expect([1, 2, 3, 10].map((retry) => backoffMs(500, retry))).toEqual([500, 1000, 2000, 30_000]);
+  });
+});
