@@ -1,8 +1,8 @@
-// Issue 6's targets, checked against one run's rows (Node's, as the issue measured on Node).
+// Issue 6's and issue 17's targets, checked against one run's rows (Node's, as the issues measured on Node).
 
 import { HUB } from "./_measure.ts";
 import { RING_BYTES } from "./_memory.ts";
-import { formatNumber, formatRatio, MiB, type Row } from "./_report.ts";
+import { formatBytes, formatNumber, formatRatio, MiB, type Row } from "./_report.ts";
 
 export interface TargetResult {
   target: string;
@@ -76,5 +76,83 @@ export function evaluateTargets(rows: Row[]): TargetResult[] {
     const over = worst.extra!.p99OverDirectUs as number;
     out.push({ target: "keystroke round trip through the hub: p99 within 1 ms of a direct socket", met: over <= 1000, measured: `${over >= 0 ? "+" : "−"}${formatNumber(Math.abs(over), 1)} µs (${worst.variant})` });
   } else out.push({ target: "keystroke round trip: p99 within 1 ms of a direct socket", met: null, measured: "not measured" });
+  return out;
+}
+
+// ---- issue 17: against C, ratios within one run ----
+
+function socketC(rows: Row[], write: number, ours: boolean): Row | undefined {
+  return rows.find((row) => row.case === "socket-c" && row.chunk === write && row.ours === ours);
+}
+
+function notMeasured(target: string, why = "not measured"): TargetResult {
+  return { target, met: null, measured: why };
+}
+
+/** Issue 17's targets from this run's rows (Node's; the ratios are taken within the run). */
+export function evaluateCTargets(rows: Row[]): TargetResult[] {
+  const out: TargetResult[] = [];
+  for (const [write, least, label] of [[65536, 0.9, "64 KiB writes"], [64, 1.0, "64-byte lines"]] as const) {
+    const target = `socket fan-out, 16 md5 clients, ${label}: ≥ ${least.toFixed(1)}× the C server's throughput`;
+    const c = socketC(rows, write, false);
+    const hub = socketC(rows, write, true);
+    if (!c || !hub || c.hubRatio === null) out.push(notMeasured(target));
+    else out.push({ target, met: c.hubRatio >= least, measured: `${formatRatio(c.hubRatio)} (${formatNumber(hub.mbps, 1)} vs ${formatNumber(c.mbps, 1)} MB/s)` });
+  }
+  const cpu = [65536, 64].map((write) => socketC(rows, write, false)).filter((row): row is Row => typeof row?.extra?.cpuRatio === "number");
+  if (cpu.length === 0) out.push(notMeasured("socket fan-out: CPU per MiB ≤ 2× the C server's"));
+  else {
+    out.push({
+      target: "socket fan-out: CPU per MiB ≤ 2× the C server's",
+      met: cpu.every((row) => (row.extra!.cpuRatio as number) <= 2),
+      measured: cpu.map((row) => `${formatBytes(row.chunk)} writes ${formatRatio(row.extra!.cpuRatio as number)}`).join(", "),
+    });
+  }
+  const hubs = rows.filter((row) => row.case === "socket-c" && row.ours);
+  if (hubs.length === 0) out.push(notMeasured("socket fan-out: the command's peak RSS ≤ 48 MiB"));
+  else {
+    const peak = Math.max(...hubs.map((row) => row.peakRssMiB));
+    const c = Math.max(...rows.filter((row) => row.case === "socket-c" && !row.ours).map((row) => row.peakRssMiB));
+    out.push({ target: "socket fan-out: the command's peak RSS ≤ 48 MiB", met: peak <= 48, measured: `${formatNumber(peak, 1)} MiB (C server ${formatNumber(c, 1)} MiB)` });
+  }
+
+  for (const [chunk, n, least] of [[64, 16, 0.5], [16384, 4, 0.6]] as const) {
+    const target = `in memory, ${formatBytes(chunk)} × ${n}: hub ≥ ${least}× the C fan-out`;
+    const row = memoryRow(rows, "node", chunk, n, "C fan-out");
+    if (!row || row.hubRatio === null) out.push(notMeasured(target));
+    else out.push({ target, met: row.hubRatio >= least, measured: formatRatio(row.hubRatio) });
+  }
+  const naive = rows.filter((row) => row.case === "memory" && row.runtime === "node" && row.variant === "naive loop" && row.n >= 4 && row.hubRatio !== null);
+  if (naive.length === 0) out.push(notMeasured("in memory: hub ≥ 1.0× the naive loop at every size for N ≥ 4"));
+  else {
+    const behind = naive.filter((row) => row.hubRatio! < 1);
+    out.push({
+      target: "in memory: hub ≥ 1.0× the naive loop at every size for N ≥ 4",
+      met: behind.length === 0,
+      measured: `${naive.length - behind.length}/${naive.length} cases`,
+      note: behind.length > 0 ? `behind on: ${behind.map((row) => `${formatBytes(row.chunk)} × ${row.n} ${formatRatio(row.hubRatio)}`).join(", ")}` : undefined,
+    });
+  }
+
+  const startup = (variant: string) => rows.find((row) => row.case === "startup" && row.variant === variant)?.extra?.medianMs as number | undefined;
+  for (const [variant, limit, label, anchor] of [
+    ["chardev-hub --help", 60, "--help", "socat -h"],
+    ["chardev-hub: a hub's socket chardev accepts", 80, "a hub listening", "socat UNIX-LISTEN:PATH STDIO accepts"],
+  ] as const) {
+    const target = `${label} ≤ ${limit} ms on Node`;
+    const ms = startup(variant);
+    const theirs = startup(anchor);
+    if (ms === undefined) out.push(notMeasured(target));
+    else out.push({ target, met: ms <= limit, measured: `${formatNumber(ms, 1)} ms${theirs === undefined ? "" : ` (socat ${formatNumber(theirs, 1)} ms, node -e 0 ${formatNumber(startup("node -e 0 (the runtime alone)"), 1)} ms)`}` });
+  }
+
+  const relay = rows.find((row) => row.case === "latency-relay" && row.ours);
+  const socat = rows.find((row) => row.case === "latency-relay" && !row.ours);
+  if (!relay || !socat) out.push(notMeasured("keystroke round trip p99 ≤ 2× the socat relay's"));
+  else {
+    const ratio = relay.extra!.p99VsSocat as number;
+    out.push({ target: "keystroke round trip p99 ≤ 2× the socat relay's", met: ratio <= 2, measured: `${formatRatio(ratio)} (${formatNumber(relay.extra!.p99Us as number, 1)} vs ${formatNumber(socat.extra!.p99Us as number, 1)} µs; p50 ${formatNumber(relay.extra!.p50Us as number, 1)} vs ${formatNumber(socat.extra!.p50Us as number, 1)} µs)` });
+  }
+  out.push({ target: "no regression: N = 1,024 per-write cost, the stalled consumer, memory bounds", met: null, measured: "see issue 6's targets above" });
   return out;
 }

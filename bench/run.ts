@@ -26,7 +26,7 @@ import { C_FANOUT, RING_BYTES, useCFanout, type Skipped } from "./_memory.ts";
 import { formatBytes, formatNumber, formatRatio, markdownTable, MiB, textTable, type Row } from "./_report.ts";
 import { now, runtimeName, runtimeVersion, scriptArgs } from "./_runtime.ts";
 import { buildCAnchors, missingProgram } from "./_c_anchors.ts";
-import { evaluateTargets, type TargetResult } from "./_targets.ts";
+import { evaluateCTargets, evaluateTargets, type TargetResult } from "./_targets.ts";
 
 interface Args {
   quick: boolean;
@@ -393,6 +393,7 @@ async function main(): Promise<void> {
     skipped.push(...nats.skipped.map((skip) => ({ ...skip, runtime: runtimeName })));
   }
   const targets = evaluateTargets(rows);
+  const targetsAgainstC = evaluateCTargets(rows);
   const seconds = (now() - started) / 1000;
 
   if (rows.some((row) => row.case === "memory")) {
@@ -403,6 +404,7 @@ async function main(): Promise<void> {
   console.log(otherTables(rows, args.markdown));
   for (const skip of skipped) console.log(`skipped on ${skip.runtime}: ${skip.name}: ${skip.reason}`);
   console.log(`\nTargets (issue 6):\n${targetLines(targets)}`);
+  console.log(`\nTargets (issue 17, against C and socat, ratios within this run):\n${targetLines(targetsAgainstC)}`);
   console.log(`\n${seconds.toFixed(1)} s on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${runtimeVersion()}${args.quick ? ", --quick" : ""}`);
 
   const jsonPath = args.json ?? path.join(root, "bench", "results.json");
@@ -419,6 +421,8 @@ async function main(): Promise<void> {
     rows,
     skipped,
     targets,
+    targetsAgainstC,
+    loadAverage: os.loadavg(),
   };
   fs.writeFileSync(jsonPath, JSON.stringify(document, null, 1) + "\n");
   log(`wrote ${path.relative(root, jsonPath)}`);
