@@ -12,6 +12,11 @@
 //          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
 //          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
 // BENCH_RING=BYTES in the environment changes the ring of the in-memory cases (1 MiB).
+// C anchors (issue 17): with `cc` on PATH, bench/c/*.c are compiled with -O2 into build/bench/
+// ("C anchors: built with cc"; else "C anchors: skipped (no cc)" and the C columns are left
+// out): the in-memory fan-out is one more anchor of every memory case; `socket` also runs the
+// command (dist/cli.js) against the C epoll server; `latency` also runs the command against a
+// socat relay; `startup` times --help and a hub's first accept against socat.
 //
 // Node cannot run TypeScript itself: `npm run bench` goes through bench/bench.mjs, which
 // bundles this file for it. Deno and Bun run this file as it is.
