@@ -1,5 +1,7 @@
-// NATS over Node's TCP and TLS (`@nats-io/transport-node`). Deno and Bun take this one too:
-// their `node:net` and `node:tls` carry it (tests/nats.test.ts runs in all three).
+// NATS over Node's TCP and TLS. Deno and Bun take this one too: their `node:net` and `node:tls`
+// carry it (tests/nats.test.ts runs in all three). The transport under the NATS protocol is our
+// own (node_nats_transport.ts): the one of `@nats-io/transport-node` lets socket errors escape
+// as uncaught errors under Deno.
 
 import type { HostNats } from "./types.ts";
 
@@ -14,5 +16,5 @@ import type { HostNats } from "./types.ts";
  */
 export const nodeNats: HostNats = {
   // Loaded on first use, as chardev/_nats_api.ts explains.
-  connect: async (options) => (await import("@nats-io/transport-node")).connect(options),
+  connect: async (options) => (await import("./node_nats_transport.ts")).connectGuarded(options),
 };
