@@ -18,24 +18,27 @@
 // than `queue-limit` bytes behind is disconnected (close code 4000), so one stalled tab
 // neither stalls the others nor grows a queue; the write itself never blocks. Input: while the
 // holder cannot take more, every tab's socket stops being read.
+//
+// Beside it: the keys and their checks (_web_options.ts), the secrets (_web_auth.ts), the wire
+// protocol (_web_protocol.ts) and a tab as a backend of its own (_web_tab.ts).
 
 import { ChardevError } from "../errors.ts";
 import { strerror } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
-import type { OptionSchema } from "../option_schema.ts";
-import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MAX_RING_BYTES, MIN_CLIENTS, quoteInput } from "../limits.ts";
-import { parseSize } from "../options.ts";
+import { checkSize, MAX_CLIENT_BUFFER_BYTES, MAX_CLIENTS, MIN_CLIENTS } from "../limits.ts";
 import type { TcpEndpoint, WebRequestInfo, WebResource, WebServer, WebSocketHandlers, WebSocketPeer, WebVerdict } from "../runtime/types.ts";
-import { Chardev, type BackendData, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import { MAX_TERMINAL_CELLS, SOCKET_PATH, TERMINAL_PROTOCOL, WebCloseCode, type ControlMessage, type HelloMessage } from "./_web_protocol.ts";
-import { loopbackPeerRefusal, parsePeerAccess, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
+import { loopbackPeerRefusal, plainNetworkListenerWarning, type PeerAccess } from "./_peer_access.ts";
 import { tlsCredsFor, type TlsCredsX509 } from "../tls_creds.ts";
 import type { ClientInfo } from "./_client_source.ts";
-import { type HubReplay, isScreenReplay } from "./_hub_screen_contract.ts";
+import type { HubReplay } from "./_hub_screen_contract.ts";
 import { tabPeerAddress, WebTabChardev } from "./_web_tab.ts";
+import { webChardevOptionsFromData, type WebChardevOptions, webOptions } from "./_web_options.ts";
 import { checkSecret, cookieName, generateSecret, MAX_SECRET_LENGTH, presentedSecret, secretsEqual, sessionCookie } from "./_web_auth.ts";
 
 export { TERMINAL_PROTOCOL, WebCloseCode };
+export { type WebChardevOptions, webOptions } from "./_web_options.ts";
 
 /**
  * Where the server listens unless `host=` says otherwise: this machine only, since whoever
@@ -93,65 +96,6 @@ interface TabState {
   chardev: WebTabChardev | null;
 }
 
-/** Options of {@link WebChardev.open} (the `-chardev web,...` keys). */
-export interface WebChardevOptions {
-  /**
-   * Address to listen on. `0.0.0.0` or `::` opens the terminal to the network.
-   * @default "127.0.0.1"
-   */
-  host?: string;
-  /**
-   * TCP port; 0 picks a free one (read it back from `port` or `url`).
-   * @default 0
-   */
-  port?: number;
-  /**
-   * Bytes of output a tab may have queued before it is disconnected as too far behind; a tab
-   * that is a hub backend of its own takes no more output past this (the hub's policy decides).
-   * @default 1048576
-   */
-  queueLimit?: number;
-  /**
-   * `token`: the page and its socket ask for a secret; `none`: anyone who reaches the
-   * address may type (a warning says so).
-   * @default "token"
-   */
-  auth?: "token" | "none";
-  /**
-   * The secret for typing tabs.
-   * @default 256 random bits, base64url, from the runtime's CSPRNG
-   */
-  token?: string;
-  /**
-   * The secret for view-only tabs (they see the console but cannot type or resize).
-   * @default 256 random bits, like `token`
-   */
-  roToken?: string;
-  /**
-   * Tabs connected at once; the next one is refused (HTTP 503) until one leaves. Above 1, a
-   * hub that holds the chardev (outside qemuCompat) takes every tab as a backend of its own.
-   * @default 64
-   */
-  maxClients?: number;
-  /**
-   * `user`: on a loopback address, only our own user's connections are served (Linux);
-   * `any`: every local user's.
-   * @default "user"
-   */
-  access?: PeerAccess;
-  /**
-   * The id of a `tls-creds-x509` object with a server endpoint: serve HTTPS and WSS. With its
-   * `verify-peer=on` a browser must present a client certificate signed by its CA.
-   */
-  tlsCreds?: string;
-  /**
-   * What a new tab is replayed when a ring hub takes the tabs apart and its `replay.N` for this
-   * chardev is not given: bytes of recent output, or `screen` (`screen:LINES`), the screen as it stands.
-   */
-  replay?: HubReplay;
-}
-
-/** Counters of what the chardev refused, for operators (and tests). */
 export interface WebRefusals {
   /** Requests and upgrades without a valid secret (401), or from a foreign origin or host (403). */
   readonly requests: number;
@@ -648,67 +592,6 @@ async function pageResources(): Promise<ReadonlyMap<string, WebResource>> {
   ]);
 }
 
-function parsePort(value: string): number {
-  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(port <= 65535)) throw new ChardevError("INVALID_VALUE", "Parameter 'port' expects a port number (0 to 65535)");
-  return port;
-}
-
-function oneOf<T extends string>(key: string, value: string, allowed: readonly T[]): T {
-  if ((allowed as readonly string[]).includes(value)) return value as T;
-  throw new ChardevError("INVALID_VALUE", `web: '${key}' must be ${allowed.map((name) => `'${name}'`).join(" or ")}`);
-}
-
-function parseCount(key: string, value: string): number {
-  if (!/^\d{1,9}$/.test(value)) throw new ChardevError("INVALID_VALUE", `Parameter '${key}' expects a number`);
-  return Number(value);
-}
-
-/** A secret's file: its first line, which must be all there is of the secret. */
-function readSecretFile(context: ChardevContext, key: string, path: string): string {
-  const read = context.runtime.readSmallFile;
-  if (!read) throw new ChardevError("UNSUPPORTED", `web: '${key}': this runtime (${context.runtime.name}) cannot read files`);
-  let bytes: Uint8Array;
-  try {
-    bytes = read(path, MAX_SECRET_LENGTH + 2);
-  } catch (error) {
-    throw new ChardevError("OPEN_FAILED", `web: could not read '${key}' ${quoteInput(path)}: ${strerror(error)}`);
-  }
-  const text = new TextDecoder().decode(bytes).replace(/\r?\n$/, "");
-  if (text.includes("\n")) throw new ChardevError("INVALID_VALUE", `web: '${key}' ${quoteInput(path)} must hold one line, the secret`);
-  return checkSecret(key, text);
-}
-
-/** `token=` or `token-file=` (one of them), for the typing or the view-only secret. */
-function secretOption(context: ChardevContext, data: BackendData, key: string): string | undefined {
-  const given = data[key] as string | undefined;
-  const file = data[`${key}-file`] as string | undefined;
-  if (given !== undefined && file !== undefined) throw new ChardevError("INVALID_PARAMETER", `web: '${key}' and '${key}-file' are mutually exclusive`);
-  return file !== undefined ? readSecretFile(context, `${key}-file`, file) : given;
-}
-
-/** `web`'s options (ours). */
-export const webOptions: OptionSchema = [
-  { key: "host", type: "string", default: "127.0.0.1", help: "the address to listen on" },
-  { key: "port", type: "integer", min: 0, max: 65535, default: "0", parse: parsePort, help: "the TCP port; 0 picks a free one" },
-  { key: "queue-limit", type: "size", default: "1M", min: 1, max: MAX_CLIENT_BUFFER_BYTES, help: "output held per tab; past it a tab is dropped (close code 4000), or, as a hub backend of its own, takes no more until it reads (the hub's policy decides)" },
-  { key: "auth", type: "string", values: ["token", "none"], default: "token", help: "none serves anyone who reaches the address (a warning says so)" },
-  { key: "token", type: "string", default: "256 random bits", help: "the secret a tab must show (?token=, a Bearer header or the page's cookie)" },
-  { key: "token-file", type: "string", help: "read `token` from this file's first line" },
-  { key: "ro-token", type: "string", default: "random", help: "the secret of view-only tabs (no typing, no resizing)" },
-  { key: "ro-token-file", type: "string", help: "read `ro-token` from this file's first line" },
-  { key: "max-clients", type: "integer", default: "64", min: MIN_CLIENTS, max: MAX_CLIENTS, parse: (value) => parseCount("max-clients", value), help: "tabs at once; the next gets HTTP 503. Above 1, a ring hub holding the web chardev (not under --qemu-compat) takes each tab as a backend of its own, `ID#N`, with the hub's keys for ID" },
-  { key: "access", type: "string", values: ["user", "any"], default: "user", help: "on loopback, only our own uid's connections (Linux), or anyone" },
-  { key: "tls-creds", type: "string", help: "HTTPS and WSS with the tls-creds-x509 object of that id (endpoint=server)" },
-  { key: "replay", type: "string", help: "what a new tab gets first when a ring hub takes the tabs apart and says nothing for this chardev (`replay.N`): `screen` (`screen:LINES`), the screen as it stands, or BYTES of recent output" },
-];
-
-/** `replay=screen`, `screen:LINES` or a size (`64K`). */
-function parseReplay(value: string): HubReplay {
-  if (isScreenReplay(value)) return value;
-  return checkSize("web", "replay", parseSize("replay", value), MAX_RING_BYTES);
-}
-
 /**
  * `-chardev web,id=ID[,host=ADDR][,port=PORT][,queue-limit=SIZE][,auth=token|none]
  * [,token=SECRET|token-file=PATH][,ro-token=SECRET|ro-token-file=PATH][,max-clients=N][,access=user|any]
@@ -717,17 +600,5 @@ function parseReplay(value: string): HubReplay {
 export const webDriver = defineDriver({
   type: "web",
   options: webOptions,
-  open: (id, data, context) =>
-    WebChardev.open(id, context, {
-      host: data.host as string | undefined,
-      port: data.port as number | undefined,
-      queueLimit: data["queue-limit"] as number | undefined,
-      auth: data.auth === undefined ? undefined : oneOf("auth", data.auth as string, ["token", "none"] as const),
-      token: secretOption(context, data, "token"),
-      roToken: secretOption(context, data, "ro-token"),
-      maxClients: data["max-clients"] as number | undefined,
-      access: data.access === undefined ? undefined : parsePeerAccess("web", data.access as string),
-      tlsCreds: data["tls-creds"] as string | undefined,
-      replay: data.replay === undefined ? undefined : parseReplay(data.replay as string),
-    }),
+  open: (id, data, context) => WebChardev.open(id, context, webChardevOptionsFromData(data, context)),
 });
