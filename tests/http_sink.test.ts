@@ -112,7 +112,8 @@ function makeLines(count: number, width = 40): string[] {
 }
 
 /** Writes each line as its own write; on EAGAIN waits on the watch, as a device does. */
-async function writeLines(fe: Frontend, lines: readonly string[], yieldEvery = 50): Promise<void> {
+async function writeLines(fe: Frontend, lines: readonly string[], yieldEvery = 50): Promise<number> {
+  let refusals = 0;
   for (let i = 0; i < lines.length; i++) {
     const data = bytes(lines[i]);
     let at = 0;
@@ -123,6 +124,7 @@ async function writeLines(fe: Frontend, lines: readonly string[], yieldEvery = 5
         continue;
       }
       expect(fe.lastError).toBe("EAGAIN");
+      refusals++;
       await new Promise<void>((resolve) => {
         if (fe.addWatch(resolve) === 0) setTimeout(resolve, 1);
       });
@@ -130,6 +132,7 @@ async function writeLines(fe: Frontend, lines: readonly string[], yieldEvery = 5
     // Let timers and answers run between writes now and then, as a device's output arrives over time.
     if (i % yieldEvery === yieldEvery - 1) await new Promise((resolve) => setTimeout(resolve, 0));
   }
+  return refusals;
 }
 
 /** Resolves with the first hub event `match` accepts; fails after `timeoutMs`. */
@@ -263,6 +266,80 @@ describe("http sink behind a ring hub", () => {
       expectedAt += request.body.length;
     }
     expect(expectedAt).toBe(all.length);
+  });
+
+  it("under drop, output that resumes at an escape sequence mid-line is skipped to the next line start and counted in the gap", async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
+    await reg.add(`http,id=lazy,url=${slow.url},batch-ms=20,batch-bytes=4K`);
+    await reg.add("hub,id=hub0,chardevs.0=lazy,ring=64K,policy.0=drop,lag-limit.0=16K");
+    const hub = hubOf("hub0");
+    const fe = reg.attach("hub0", new FeHandler());
+    // An ESC every 6 bytes: the hub's safe boundary after a drop is almost never a line start.
+    const lines = Array.from({ length: 6000 }, (_, i) => `#${String(i).padStart(6, "0")} ${"ab\x1b[0m".repeat(10)}\n`);
+    const all = lines.join("");
+    await writeLines(fe, lines);
+    await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
+    const stats = sink("lazy").sinkStats();
+    expect(rowOf(hub, "lazy").bytesDropped).toBeGreaterThan(0);
+    expect(stats.trimmed).toBeGreaterThan(0);
+    const reportedGaps = slow.accepted.reduce((sum, request) => sum + request.gap, 0);
+    expect(reportedGaps).toBe(stats.gaps);
+    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + (stats.trimmed as number));
+    let expectedAt = 0;
+    for (const request of slow.accepted) {
+      expectedAt += request.gap;
+      expect(expectedAt === 0 || all[expectedAt - 1] === "\n").toBe(true);
+      expect(all.slice(expectedAt, expectedAt + request.body.length)).toBe(request.body);
+      expect(request.body.endsWith("\n")).toBe(true);
+      expectedAt += request.body.length;
+    }
+    expect(expectedAt).toBe(all.length);
+  });
+
+  it("a slow receiver under block holds the device back (EAGAIN, then the watch) and loses nothing", async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 100 }));
+    await reg.add(`http,id=up,url=${slow.url},batch-ms=20,batch-bytes=1K`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=4K");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(300);
+    const all = lines.join("");
+    const refusals = await writeLines(fe, lines);
+    expect(refusals).toBeGreaterThan(0);
+    await slow.until(() => slow.text.length >= all.length, "every line");
+    expect(slow.text).toBe(all);
+    expect(slow.accepted.every((request) => request.gap === 0 && request.body.length <= 1024)).toBe(true);
+  });
+
+  it("a receiver that stops answering is evicted under evict; the fast one gets everything", async () => {
+    const fast = await receiver();
+    const stuck = await receiver(() => ({ status: 200, delayMs: 5000 }));
+    await reg.add(`http,id=quick,url=${fast.url},batch-ms=20`);
+    await reg.add(`http,id=stuck,url=${stuck.url},batch-ms=20,batch-bytes=1K`);
+    await reg.add("hub,id=hub0,chardevs.0=quick,chardevs.1=stuck,ring=64K,policy.1=evict,stall-ms.1=300");
+    const hub = hubOf("hub0");
+    const evicted = nextEvent(hub, (event) => event.type === "evict");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(3000);
+    const all = lines.join("");
+    await writeLines(fe, lines);
+    expect(await evicted).toEqual({ type: "evict", backend: "stuck", reason: "stalled for more than 300 ms" });
+    await fast.until(() => fast.text.length >= all.length, "every line at the fast receiver");
+    expect(fast.text).toBe(all);
+    expect(hub.stats().map((row) => row.id)).toEqual(["quick"]);
+  });
+
+  it("closing sends what is batched, a last line without its newline too", async () => {
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${fast.url},batch-ms=60000`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    await writeLines(fe, ["first\n", "second\n", "no newline yet"]);
+    // Let the hub hand the output to the sink (a drain), then close.
+    (hubOf("hub0")).flush();
+    expect(sink("up").sinkStats().pending).toBe(27);
+    expect(fast.attempts).toBe(0);
+    await reg.close();
+    expect(fast.text).toBe("first\nsecond\nno newline yet");
   });
 
   it("a receiver that answers 503 twice gets everything after two retries (Retry-After honoured)", async () => {

@@ -151,7 +151,7 @@ export class HttpChardev extends Chardev {
    * answer's, 0 for a network error), `pending` (bytes batched or in flight), and `error`
    * once it failed.
    */
-  sinkStats(): Record<string, number | string> {
+  override sinkStats(): Record<string, number | string> {
     const stats: Record<string, number | string> = {
       bytes: this.#bytesAcked,
       requests: this.#requests,
