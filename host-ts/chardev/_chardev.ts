@@ -301,6 +301,13 @@ export abstract class Chardev {
   resumeAfterLoss?(lost: number, errno: string): boolean;
 
   /**
+   * Present on sinks that keep counters of their own (an `http` sink's requests, retries,
+   * bytes acknowledged): a hub's `stats()` row for this backend shows them as `sink`, and
+   * QMP `query-hub` too. Cheap and side-effect free: it is called for every stats read.
+   */
+  sinkStats?(): Record<string, number | string>;
+
+  /**
    * Whether `sendBreakToPeer` can ever put a BREAK on the wire: a `socket` with `telnet=on`
    * (IAC BREAK), and so on. False by default: most kinds have no such thing to send.
    */
