@@ -33,6 +33,9 @@ class Receiver {
   readonly accepted: Accepted[] = [];
   /** Every request, answered or not. */
   attempts = 0;
+  /** Requests being answered now, and the most there ever were at once. */
+  open = 0;
+  mostOpen = 0;
   #waiters = new Set<() => void>();
   private constructor(
     readonly server: http.Server,
@@ -47,7 +50,9 @@ class Receiver {
       request.on("end", () => {
         const self = receiver!;
         const reply = answer(self.attempts++);
+        self.mostOpen = Math.max(self.mostOpen, ++self.open);
         const respond = () => {
+          self.open--;
           if (reply.status >= 200 && reply.status <= 299) {
             self.accepted.push({
               body: Buffer.concat(chunks).toString("utf8"),
@@ -340,6 +345,22 @@ describe("http sink behind a ring hub", () => {
     expect(fast.attempts).toBe(0);
     await reg.close();
     expect(fast.text).toBe("first\nsecond\nno newline yet");
+  });
+
+  it("concurrency=N keeps at most N requests in flight, and every line arrives once", async () => {
+    const slow = await receiver(() => ({ status: 200, delayMs: 150 }));
+    await reg.add(`http,id=up,url=${slow.url},batch-ms=20,batch-bytes=1K,concurrency=3`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    const lines = makeLines(600);
+    await writeLines(fe, lines);
+    const total = lines.join("").length;
+    await slow.until(() => slow.text.length >= total, "every line");
+    expect(slow.mostOpen).toBeLessThanOrEqual(3);
+    expect(slow.mostOpen).toBeGreaterThan(1);
+    // Bodies may arrive out of order; each is whole lines, and together they are every line once.
+    const received = slow.accepted.flatMap((request) => request.body.split(/(?<=\n)/));
+    expect(received.sort()).toEqual([...lines].sort());
   });
 
   it("a receiver that answers 503 twice gets everything after two retries (Retry-After honoured)", async () => {
