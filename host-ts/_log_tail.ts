@@ -7,7 +7,10 @@
 import type { HubChardev } from "./chardev/hub.ts";
 import { WebStreamChardev } from "./chardev/webstream.ts";
 
-/** What a tail reads next: one or more whole lines (each ending in "\n"), or a hole. */
+/**
+ * What a tail reads next: one or more whole lines (each ending in "\n"), or a hole: the bytes
+ * never shown, a partial line before the skip included.
+ */
 export type LogTailItem = { lines: string } | { missed: number };
 
 /** The text a hole becomes, as in `chardev-hub tail`: `[-- N bytes missed --]`. */
@@ -35,7 +38,7 @@ export class LogTail {
   readonly #hub: HubChardev;
   readonly #chardev: WebStreamChardev;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #decoder = new TextDecoder();
+  #decoder = new TextDecoder();
   readonly #stopListening: () => void;
   /** Holes not yet read, in order: where they are (bytes of this backend's output) and how big. */
   readonly #holes: { at: number; bytes: number }[] = [];
@@ -43,8 +46,9 @@ export class LogTail {
   #read = 0;
   /** A chunk read but not yet told (a hole comes before it). */
   #chunk: Uint8Array | null = null;
-  /** The start of a line whose end has not come yet. */
+  /** The start of a line whose end has not come yet, and its size in bytes. */
   #partial = "";
+  #partialBytes = 0;
   #closed = false;
 
   /** Attaches a `drop` backend named `id` that skips ahead once more than `lagLimit` bytes behind. */
@@ -74,19 +78,20 @@ export class LogTail {
       }
       const hole = this.#holes[0];
       if (hole && hole.at <= this.#read) {
-        // A hole lands on a line start (the writer writes whole lines); a partial line before
-        // one could only come from a log holding escape sequences: end it where it broke off.
-        if (this.#partial) {
-          const lines = `${this.#partial}\n`;
-          this.#partial = "";
-          return { lines };
-        }
+        // A hole ends on a line start, but may begin inside a line (the queue took part of
+        // one before the hub skipped ahead): that start is never shown, so it counts as missed.
         this.#holes.shift();
-        return { missed: hole.bytes };
+        const missed = hole.bytes + this.#partialBytes;
+        this.#partial = "";
+        this.#partialBytes = 0;
+        this.#decoder = new TextDecoder();
+        return { missed };
       }
       const chunk = this.#chunk;
       this.#chunk = null;
       this.#read += chunk.length;
+      const lastNewline = chunk.lastIndexOf(0x0a);
+      this.#partialBytes = lastNewline === -1 ? this.#partialBytes + chunk.length : chunk.length - lastNewline - 1;
       const text = this.#partial + this.#decoder.decode(chunk, { stream: true });
       const end = text.lastIndexOf("\n") + 1;
       this.#partial = text.slice(end);

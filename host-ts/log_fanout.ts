@@ -170,9 +170,9 @@ function publicUrl(url: string): string {
   }
 }
 
-/** The http sink's counters from its hub row (`row.sink`), or none where the sink keeps none. */
-function httpCounters(row: HubBackendStats | null): Record<string, unknown> {
-  const counters = (row as (HubBackendStats & { sink?: Record<string, unknown> }) | null)?.sink;
+/** The http sink's own counters (`HttpChardev.sinkStats`, which hub rows also show as `sink`). */
+function httpCounters(chardev: Chardev): Record<string, unknown> {
+  const counters = (chardev as Chardev & { sinkStats?(): Record<string, unknown> }).sinkStats?.();
   return counters && typeof counters === "object" ? counters : {};
 }
 
@@ -295,7 +295,8 @@ class LogFanout implements LogFanoutHandler {
           // A sink's hard error (a 4xx, retries exhausted) is final: let it go so it is no
           // longer waited for, and keep its last counters.
           sink.lastRow = hub.stats().find((row) => row.id === sink.name) ?? sink.lastRow;
-          sink.out = { state: "failed", reason: `write failed with ${event.errno}` };
+          const error = httpCounters(sink.chardev).error;
+          sink.out = { state: "failed", reason: typeof error === "string" ? error : `write failed with ${event.errno}` };
           queueMicrotask(() => {
             try {
               hub.detachBackend(sink.name);
@@ -331,7 +332,7 @@ class LogFanout implements LogFanoutHandler {
       dropped: row?.bytesDropped ?? 0,
       gaps: sink.gaps,
       lag: sink.out ? 0 : row?.lag ?? 0,
-      http: httpCounters(row),
+      http: httpCounters(sink.chardev),
     };
     if (sink.out) stats.reason = sink.out.reason;
     return stats;
@@ -356,7 +357,7 @@ class LogFanout implements LogFanoutHandler {
     if (sink.out) return true;
     const row = sink.lastRow;
     if (!row) return false;
-    const { bytes: acknowledged, pending } = httpCounters(row);
+    const { bytes: acknowledged, pending } = httpCounters(sink.chardev);
     // Everything up to `end` answered 2xx or skipped; or the hub handed it all and the sink
     // holds nothing (nothing batched, nothing in flight).
     if (typeof acknowledged === "number" && acknowledged + row.bytesDropped >= end) return true;
