@@ -5,15 +5,16 @@
 // bounded: past the window writes answer EAGAIN, and the watch fires when acks free room, so a
 // hub's block/drop/evict policies treat NATS as any slow backend.
 
-import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { natsApi } from "./_nats_api.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { ChardevContext } from "./_chardev.ts";
 import { NatsChardev } from "./_nats_chardev.ts";
-import { onEveryHubEvent } from "./hub.ts";
-import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, type NatsOptions } from "./_nats_link.ts";
+import { onEveryHubEvent, type HubChardev } from "./hub.ts";
+import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, screenSubject, type NatsOptions } from "./_nats_link.ts";
+import { NatsConsoleScreen, SCREEN_ERROR_HEADER, SCREEN_SIZE_HEADER } from "./_nats_screen.ts";
 import { ConsoleMetadata } from "./_nats_metadata.ts";
 import { PushedInputHold } from "./_pushed_input.ts";
 
@@ -73,6 +74,12 @@ export class NatsConsoleChardev extends NatsChardev {
   #nextOffset = 0;
   #acked = 0;
   #input: Subscription | null = null;
+  #screenRequests: Subscription | null = null;
+  /** The screen for from=screen viewers; null under screen=off. */
+  readonly #screen: NatsConsoleScreen | null;
+  /** The hub this console is a backend of (its agreed terminal size is the card's and the screen's). */
+  #hub: HubChardev | null = null;
+  #stopHubSize: (() => void) | null = null;
   readonly #hold = new PushedInputHold(INPUT_HOLD_BYTES);
   #droppedInputBytes = 0;
   #destroyed = false;
@@ -90,12 +97,32 @@ export class NatsConsoleChardev extends NatsChardev {
     this.#client = natsApi().jetstream(connection, { timeout: REQUEST_TIMEOUT_MS });
     const maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.#maxMessageBytes = Math.max(1024, Math.min(MAX_MESSAGE_BYTES, maxPayload - HEADER_ROOM_BYTES));
-    this.#metadata = new ConsoleMetadata(id, options, connection, context, () => this.#nextOffset);
-    // A hub's `drop` policy skipping output for us must not vanish from the offsets: the
-    // skipped bytes advance them, so every viewer reports the exact gap.
+    this.#screen = options.screen ? new NatsConsoleScreen() : null;
+    this.#metadata = new ConsoleMetadata(id, options, connection, context, () => ({
+      offset: this.#nextOffset,
+      device: options.device ?? this.#hub?.id ?? null,
+      size: this.#hub?.terminalSize ?? null,
+    }));
     this.#stopHubEvents = onEveryHubEvent((hub, event) => {
-      if (event.type === "gap" && event.backend === this.id && hub.children.includes(this)) this.#skipped(event.bytes);
+      if (event.backend !== this.id || !hub.children.includes(this)) return;
+      // A hub's `drop` policy skipping output for us must not vanish from the offsets: the
+      // skipped bytes advance them, so every viewer reports the exact gap.
+      if (event.type === "gap") this.#skipped(event.bytes);
+      else if (event.type === "attach" || event.type === "open") this.#heldBy(hub);
     });
+  }
+
+  /** Follows the agreed terminal size of the hub that holds us: the screen draws at it, the card shows it. */
+  #heldBy(hub: HubChardev): void {
+    if (this.#hub === hub || this.#destroyed) return;
+    this.#stopHubSize?.();
+    this.#hub = hub;
+    const sized = ({ cols, rows }: { cols: number; rows: number }) => {
+      this.#screen?.resize(cols, rows);
+      this.#metadata.refresh();
+    };
+    this.#stopHubSize = hub.onSize(sized);
+    sized(hub.terminalSize);
   }
 
   /** `bytes` of the console's output will never reach us: what is batched goes first, then the offsets jump. */
@@ -164,8 +191,36 @@ export class NatsConsoleChardev extends NatsChardev {
         },
       });
     }
+    this.#screenRequests = this.connection.subscribe(screenSubject(this.options.console), {
+      callback: (error, message) => {
+        if (!error) void this.#answerScreen(message);
+      },
+    });
     await this.#metadata.start();
     this.emitEvent(ChrEvent.OPENED);
+  }
+
+  /**
+   * A from=screen viewer's request: the screen at the offset the output has reached now (the
+   * emulator has been fed exactly up to it), with that offset in the reply's header; the viewer
+   * follows the stream from there. Under screen=off, or a screen too large for one message, the
+   * reply is empty with SCREEN_ERROR_HEADER saying why.
+   */
+  async #answerScreen(request: Msg): Promise<void> {
+    const offset = this.#nextOffset;
+    const snapshot = this.#screen ? await this.#screen.snapshot(this.#maxMessageBytes) : null;
+    const headerSet = natsApi().headers();
+    if (snapshot) {
+      headerSet.set(OFFSET_HEADER, String(offset));
+      headerSet.set(SCREEN_SIZE_HEADER, `${snapshot.cols}x${snapshot.rows}`);
+    } else {
+      headerSet.set(SCREEN_ERROR_HEADER, this.#screen ? "the console's screen is not available now (too large for one message, or its emulator fell behind)" : "the console keeps no screen (screen=off)");
+    }
+    try {
+      request.respond(snapshot?.repaint ?? new Uint8Array(0), { headers: headerSet });
+    } catch {
+      // The connection closed meanwhile: the viewer's request times out and says so.
+    }
   }
 
   #arrived(data: Uint8Array): void {
@@ -189,7 +244,9 @@ export class NatsConsoleChardev extends NatsChardev {
     const room = NATS_UNACKED_LIMIT_BYTES - this.unackedBytes;
     const taken = Math.min(room, data.length);
     // `data` views WASM memory that the next write reuses: keep a copy.
-    this.#batch.push(data.slice(0, taken));
+    const copy = data.slice(0, taken);
+    this.#batch.push(copy);
+    this.#screen?.feed(copy);
     this.#batchBytes += taken;
     this.#nextOffset += taken;
     if (!this.#flushQueued) {
@@ -292,6 +349,11 @@ export class NatsConsoleChardev extends NatsChardev {
     this.#stopHubEvents();
     this.#input?.unsubscribe();
     this.#input = null;
+    this.#screenRequests?.unsubscribe();
+    this.#screenRequests = null;
+    this.#stopHubSize?.();
+    this.#stopHubSize = null;
+    this.#screen?.dispose();
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
     if (this.#inFlight.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -15,6 +15,8 @@ export const OFFSET_HEADER = "Chardev-Hub-Offset";
 
 /** Where the stream's subjects put a console's output (`console.NAME.out`). */
 export const outputSubject = (console: string): string => `console.${console}.out`;
+/** Where a console answers requests for its screen (`console.NAME.screen`, from=screen); plain NATS request and reply. */
+export const screenSubject = (console: string): string => `console.${console}.screen`;
 /** Where input for a console is published (`console.NAME.in`); plain NATS, never stored. */
 export const inputSubject = (console: string): string => `console.${console}.in`;
 /** The subjects a stream we create takes: every console's output, no input. */
@@ -31,8 +33,8 @@ const DUPLICATE_WINDOW_NS = 120 * 1e9;
 /** The most a `creds=` file may hold (a JWT and an nkey seed are a few hundred bytes). */
 const MAX_CREDS_BYTES = 64 * 1024;
 
-/** Where a viewer starts following: the stream's start, only new output, or a byte offset. */
-export type NatsFrom = { readonly kind: "start" } | { readonly kind: "new" } | { readonly kind: "offset"; readonly offset: number };
+/** Where a viewer starts following: the stream's start, only new output, a byte offset, or the console's screen. */
+export type NatsFrom = { readonly kind: "start" } | { readonly kind: "new" } | { readonly kind: "screen" } | { readonly kind: "offset"; readonly offset: number };
 
 /** A `nats` chardev's settings, checked. */
 export interface NatsOptions {
@@ -51,6 +53,10 @@ export interface NatsOptions {
   readonly role: "console" | "viewer";
   readonly from: NatsFrom;
   readonly input: boolean;
+  /** Console: keep a screen for from=screen viewers. */
+  readonly screen: boolean;
+  /** Console: the device's name on its card. */
+  readonly device?: string;
 }
 
 /** A NATS subject token or stream name: what needs no escaping anywhere (no dots, wildcards, spaces). */
@@ -78,7 +84,7 @@ export function parseServers(text: string): string[] {
 }
 
 /**
- * `from=start|new|OFFSET`; `screen` is refused with what it needs.
+ * `from=start|new|screen|OFFSET`.
  *
  * @example A byte offset
  * ```ts
@@ -86,11 +92,8 @@ export function parseServers(text: string): string[] {
  * ```
  */
 export function parseFrom(text: string): NatsFrom {
-  if (text === "start" || text === "new") return { kind: text };
+  if (text === "start" || text === "new" || text === "screen") return { kind: text };
   if (/^\d{1,15}$/.test(text)) return { kind: "offset", offset: Number(text) };
-  if (text === "screen") {
-    throw new ChardevError("UNSUPPORTED", "nats: from=screen is not supported yet (it needs the console's screen state); use from=start or from=OFFSET");
-  }
   throw new ChardevError("INVALID_VALUE", `nats: 'from' must be 'start', 'new', 'screen' or a byte offset, not '${quoteInput(text)}'`);
 }
 
@@ -142,6 +145,8 @@ export function natsOptionsFromData(data: BackendData): NatsOptions {
     role,
     from: parseFrom(text("from") ?? "start"),
     input: (data.input as boolean | undefined) ?? true,
+    screen: (data.screen as boolean | undefined) ?? true,
+    device: text("device"),
   };
 }
 

@@ -33,6 +33,18 @@ export interface ConsoleCard {
   readonly state: "open" | "closed";
   /** The absolute offset the next output byte gets. */
   readonly offset: number;
+  /** The device's name: the console's `device=`, else the id of the hub it is a backend of; null before it has one. */
+  readonly device: string | null;
+  /** The terminal size the console's hub agreed on; null before it is held by a hub. */
+  readonly cols: number | null;
+  readonly rows: number | null;
+}
+
+/** What the console tells its card at each write. */
+export interface ConsoleCardState {
+  readonly offset: number;
+  readonly device: string | null;
+  readonly size: { readonly cols: number; readonly rows: number } | null;
 }
 
 /**
@@ -45,7 +57,7 @@ export interface ConsoleCard {
  * import { natsOptionsFromData } from "./_nats_link.ts";
  * declare const connection: NatsConnection;
  * declare const context: ChardevContext;
- * const card = new ConsoleMetadata("up", natsOptionsFromData({ console: "vm1" }), connection, context, () => 0);
+ * const card = new ConsoleMetadata("up", natsOptionsFromData({ console: "vm1" }), connection, context, () => ({ offset: 0, device: "vm1-serial", size: { cols: 80, rows: 24 } }));
  * await card.start();
  * await card.stop();
  * ```
@@ -61,8 +73,8 @@ export class ConsoleMetadata {
     readonly options: NatsOptions,
     readonly connection: NatsConnection,
     readonly context: ChardevContext,
-    /** The console's next offset, read at each heartbeat. */
-    readonly offset: () => number,
+    /** The console's next offset, device and size, read at each write of the card. */
+    readonly state: () => ConsoleCardState,
   ) {}
 
   /** Opens (or creates) the bucket and writes the first card; a failure is a warning. */
@@ -88,6 +100,7 @@ export class ConsoleMetadata {
   async #write(state: "open" | "closed"): Promise<void> {
     if (!this.#bucket) return;
     const process = this.context.runtime.process;
+    const now = this.state();
     const card: ConsoleCard = {
       console: this.options.console,
       chardev: this.id,
@@ -100,9 +113,17 @@ export class ConsoleMetadata {
       heartbeat: new Date().toISOString(),
       heartbeatSeconds: HEARTBEAT_MS / 1000,
       state,
-      offset: this.offset(),
+      offset: now.offset,
+      device: now.device,
+      cols: now.size?.cols ?? null,
+      rows: now.size?.rows ?? null,
     };
     await this.#bucket.put(this.options.console, JSON.stringify(card));
+  }
+
+  /** Writes the card now (the size changed), not waiting for the heartbeat; a failure is a warning. */
+  refresh(): void {
+    if (this.#timer) void this.#write("open").catch((error) => this.#warn(error));
   }
 
   /** Stops the heartbeat and marks the card closed (best effort: the server may be gone). */

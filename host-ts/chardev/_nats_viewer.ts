@@ -13,7 +13,10 @@ import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { ChardevContext } from "./_chardev.ts";
 import { NatsChardev } from "./_nats_chardev.ts";
-import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, type NatsOptions } from "./_nats_link.ts";
+import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_TIMEOUT_MS, screenSubject, type NatsOptions } from "./_nats_link.ts";
+import { ChardevError } from "../errors.ts";
+import { SCREEN_ERROR_HEADER } from "./_nats_screen.ts";
+import { quoteInput } from "../limits.ts";
 
 /** Messages the client fetches ahead of the holder; reading pauses beyond them. */
 const PREFETCH_MESSAGES = 16;
@@ -57,7 +60,7 @@ export function missedNote(bytes: number): Uint8Array {
  */
 export class NatsViewerChardev extends NatsChardev {
   readonly #inSubject: string;
-  /** The next offset expected; null until the first message under from=new. */
+  /** The next offset expected; null until the first message under from=new, or the screen's offset under from=screen. */
   #expected: number | null;
   #messages: ConsumerMessages | null = null;
   /** Resolves when the holder takes input again after deliverInput said to pause. */
@@ -109,23 +112,58 @@ export class NatsViewerChardev extends NatsChardev {
    * Creates the ordered consumer, opens, and follows in the background. `startSequence`: a
    * stream sequence at or before the first offset wanted (found by the attach client), so a
    * `from=OFFSET` near the end does not read the console's whole stream to skip it.
+   *
+   * `from=screen`: the consumer takes new messages first, then the console is asked for its
+   * screen, which it answers at the offset N its output has reached. Every byte at N or later
+   * was taken by the console after the consumer existed, so it comes through the consumer;
+   * what came through before N is cut off as a repeat. The screen goes to the holder first.
    */
   async start(startSequence?: number): Promise<void> {
+    const screen = this.options.from.kind === "screen";
     const consumerOptions: Partial<OrderedConsumerOptions> = {
       filter_subjects: outputSubject(this.options.console),
-      deliver_policy: startSequence !== undefined ? natsApi().DeliverPolicy.StartSequence : this.options.from.kind === "new" ? natsApi().DeliverPolicy.New : natsApi().DeliverPolicy.All,
+      deliver_policy:
+        startSequence !== undefined ? natsApi().DeliverPolicy.StartSequence : this.options.from.kind === "new" || screen ? natsApi().DeliverPolicy.New : natsApi().DeliverPolicy.All,
       ...(startSequence !== undefined ? { opt_start_seq: startSequence } : {}),
     };
     const consumer = await natsApi().jetstream(this.connection).consumers.get(this.options.stream, consumerOptions);
     this.#messages = await consumer.consume({ max_messages: PREFETCH_MESSAGES });
+    // Following starts at once, held at its first message until the screen is out: the client
+    // closes a consumer that is being read (destroy(), after a failed request), not one left unread.
+    let release = () => {};
+    this.#resume = () => release();
+    void this.#follow(this.#messages, new Promise<void>((resolve) => (release = resolve)));
+    const { repaint, offset } = screen ? await this.#requestScreen() : { repaint: null, offset: this.#expected };
+    this.#expected = offset;
     this.#watchStatus();
     this.emitEvent(ChrEvent.OPENED);
-    void this.#follow(this.#messages);
+    if (repaint && repaint.length > 0) this.deliverInput(repaint);
+    this.#resume = null;
+    release();
   }
 
-  async #follow(messages: ConsumerMessages): Promise<void> {
+  /** Asks the console for its screen; throws OPEN_FAILED saying why there is none. */
+  async #requestScreen(): Promise<{ repaint: Uint8Array; offset: number }> {
+    const subject = screenSubject(this.options.console);
+    let reply;
+    try {
+      reply = await this.connection.request(subject, new Uint8Array(0), { timeout: REQUEST_TIMEOUT_MS });
+    } catch (error) {
+      throw new ChardevError("OPEN_FAILED", `nats: from=screen: console '${this.options.console}' did not answer on ${subject}: ${describeNatsError(error)} (is it running, and a version that keeps a screen?)`);
+    }
+    const given = reply.headers?.get(OFFSET_HEADER) ?? "";
+    const offset = /^\d{1,15}$/.test(given) ? Number(given) : -1;
+    if (offset < 0) {
+      const why = reply.headers?.get(SCREEN_ERROR_HEADER) || "its reply has no offset";
+      throw new ChardevError("OPEN_FAILED", `nats: from=screen: console '${this.options.console}' gave no screen: ${quoteInput(why)}`);
+    }
+    return { repaint: reply.data, offset };
+  }
+
+  async #follow(messages: ConsumerMessages, started: Promise<void>): Promise<void> {
     try {
       for await (const message of messages) {
+        await started;
         if (this.#destroyed) break;
         const offset = Number(message.headers?.get(OFFSET_HEADER));
         if (!Number.isSafeInteger(offset) || offset < 0) {

@@ -15,6 +15,7 @@ import { NatsViewerChardev } from "./_nats_viewer.ts";
 export { NATS_UNACKED_LIMIT_BYTES, NATS_UNACKED_LIMIT_MESSAGES, NatsConsoleChardev } from "./_nats_console.ts";
 export { missedNote, NatsViewerChardev, type NatsGap } from "./_nats_viewer.ts";
 export { CONSOLE_BUCKET, HEARTBEAT_MS, type ConsoleCard } from "./_nats_metadata.ts";
+export { SCREEN_ERROR_HEADER, SCREEN_SIZE_HEADER } from "./_nats_screen.ts";
 export { natsOptionsFromData, OFFSET_HEADER, parseServers, type NatsFrom, type NatsOptions } from "./_nats_link.ts";
 
 /**
@@ -33,8 +34,10 @@ export const natsOptions: OptionSchema = [
   { key: "max-bytes", type: "size", default: "no limit", help: "a created stream's size limit: the oldest output is discarded past it (viewers see an exact gap)" },
   { key: "max-age", type: "integer", unit: "s", default: "no limit", help: "a created stream's age limit" },
   { key: "replicas", type: "integer", min: 1, max: 5, default: "1", help: "a created stream's replicas (3 in a 3-node cluster survives a node loss)" },
-  { key: "from", type: "string", default: "start", help: "viewer: where to start following: `start` (all still in the stream), `new`, or a byte offset; `screen` is not supported yet" },
+  { key: "from", type: "string", default: "start", help: "viewer: where to start following: `start` (all still in the stream), `new`, a byte offset, or `screen` (the console's screen as it stands, then its output from exactly there)" },
   { key: "input", type: "bool", default: "on", help: "console: `off` ignores typing published on `console.NAME.in`" },
+  { key: "screen", type: "bool", default: "on", help: "console: keep a terminal emulator of the output for `from=screen` viewers (answers on `console.NAME.screen`); `off` saves its CPU, and such viewers are refused" },
+  { key: "device", type: "string", default: "the hub's id", help: "console: the device's name on the console's card (`list nats://...`)" },
   { key: "creds", type: "string", help: "a NATS credentials file (JWT and nkey seed)" },
   { key: "token", type: "string", help: "a NATS token" },
   { key: "user", type: "string", help: "a NATS user (with `password`)" },

@@ -5,7 +5,7 @@
 
 import { parseSize } from "../options.ts";
 import { quoteInput } from "../limits.ts";
-import type { HostRuntime, NetConnection } from "../runtime/types.ts";
+import type { HostRuntime, NetConnection, StdioPrimitives } from "../runtime/types.ts";
 import { runAttachTerminal } from "./attach_terminal.ts";
 import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES, UNATTENDED_KINDS } from "./control_server.ts";
 import { type ControlTarget, resolveControlTarget } from "./control_address.ts";
@@ -85,11 +85,13 @@ export function clientHelp(program: string, command: ClientCommand): string {
     `  --creds FILE      a NATS credentials file\n` +
     `  --token TOKEN     a NATS token\n` +
     `  --user USER --password PASSWORD   a NATS user\n` +
+    `  --tls-creds DIR   TLS to the NATS servers: DIR holds ca-cert.pem, and client-cert.pem and\n` +
+    `                    client-key.pem for servers that verify clients\n` +
     (command === "list" ? "" : `  --stream NAME     the JetStream stream (default: the console's card's, else CONSOLES)\n`);
   switch (command) {
     case "list":
       return (
-        `Usage: ${program} list [--json] [--control PATH]\n       ${program} list [--json] --control tcp:HOST:PORT [--tls-creds DIR]\n       ${program} list nats://HOST:PORT [--json] [--creds FILE | --token TOKEN | --user USER --password PASSWORD]\n\n` +
+        `Usage: ${program} list [--json] [--control PATH]\n       ${program} list [--json] --control tcp:HOST:PORT [--tls-creds DIR]\n       ${program} list nats://HOST:PORT [--json] [--creds FILE | --token TOKEN | --user USER --password PASSWORD] [--tls-creds DIR]\n\n` +
         `The consoles of a running ${program}: device state, clients (rw/ro), bytes, lag.\n` +
         `Over NATS: the consoles' cards (KV bucket chardev-hub-consoles): host, state (open, closed, stale), started, heartbeat age.\n\n` +
         `  --json            the server's answer (or the cards) as JSON\n${control}${nats}`
@@ -101,7 +103,7 @@ export function clientHelp(program: string, command: ClientCommand): string {
     case "attach":
       return (
         `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n` +
-        `       ${program} attach nats://HOST:PORT/NAME [--ro] [--replay BYTES] [--escape CHAR] [NATS options]\n\n` +
+        `       ${program} attach nats://HOST:PORT/NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [NATS options]\n\n` +
         `Attaches this terminal to console NAME (raw mode; the window size goes to the device when read-write).\n\n` +
         `  --ro              only watch: keys and BREAKs do not reach the device\n` +
         `  --replay BYTES    start with up to BYTES of recent output (a ring hub's; K, M suffixes;\n` +
@@ -111,7 +113,8 @@ export function clientHelp(program: string, command: ClientCommand): string {
         control +
         nats +
         `Over NATS, typing goes to console.NAME.in and output is followed from console.NAME.out: by default\n` +
-        `from now on, with --replay BYTES from that many bytes before its end; a hole is a [-- N bytes missed --] line.\n` +
+        `from now on, with --replay BYTES from that many bytes before its end, with --replay screen from the\n` +
+        `console's screen as it stands; a hole is a [-- N bytes missed --] line.\n` +
         `\nAfter the escape prefix (Ctrl-] by default):\n${ESCAPE_COMMANDS_HELP}` +
         `(w, b, f and s need the console's own hub: not over NATS)\n`
       );
@@ -200,7 +203,6 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   if (nats && command !== "list" && nats.console === null) throw new ClientError(`${command}: which console? (${command} nats://HOST:PORT/NAME)`, EXIT_USAGE);
   const given = Object.keys(natsAuth);
   if (!nats && given.length > 0) throw new ClientError(`${command}: --${given[0]} is for consoles on NATS (nats://HOST:PORT...)`, EXIT_USAGE);
-  if (nats && tlsCredsDir !== null) throw new ClientError(`${command}: --tls-creds is for a TCP control socket (--control tcp:HOST:PORT), not NATS`, EXIT_USAGE);
   return { command, console: consoleName, controlPath, tlsCredsDir, readOnly, replay, escape, json, help, nats, natsAuth };
 }
 
@@ -516,6 +518,29 @@ export async function runClientCommand(program: string, runtime: HostRuntime, ar
   }
 }
 
+/**
+ * Console output to stdout for `tail` and `attach`: a chunk stdout cannot take now (a slow pipe
+ * or terminal) is held and `false` returned, so the caller holds the connection back; once
+ * stdout drains the chunk is written and `resume` called (unless `live` says the session is
+ * over). `stops` collects the drain waits, for the caller to cancel when it ends.
+ */
+export function stdoutWriter(stdio: StdioPrimitives, stops: (() => void)[], resume: () => void, live: () => boolean = () => true): (chunk: Uint8Array) => boolean {
+  let held: Uint8Array | null = null;
+  const write = (chunk: Uint8Array): boolean => {
+    if (stdio.write(chunk) >= 0) return true;
+    held = chunk;
+    stops.push(
+      stdio.onDrain(() => {
+        const again = held!;
+        held = null;
+        if (live() && write(again)) resume();
+      }),
+    );
+    return false;
+  };
+  return write;
+}
+
 /** `tail NAME`: a quiet read-only attach whose bytes go to stdout as they come. */
 async function runTail(runtime: HostRuntime, options: ClientOptions): Promise<number> {
   const host = runtime.process!;
@@ -530,20 +555,7 @@ async function runTail(runtime: HostRuntime, options: ClientOptions): Promise<nu
       resolve(status);
     };
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) stops.push(host.onSignal(signal, () => finish(0)));
-    let waitingForStdout: Uint8Array | null = null;
-    const writeOut = (chunk: Uint8Array): boolean => {
-      if (stdio.write(chunk) >= 0) return true;
-      // stdout is full (a slow pipe): hold this chunk and the connection until it drains.
-      waitingForStdout = chunk;
-      stops.push(
-        stdio.onDrain(() => {
-          const held = waitingForStdout!;
-          waitingForStdout = null;
-          if (writeOut(held)) connection.resume();
-        }),
-      );
-      return false;
-    };
+    const writeOut = stdoutWriter(stdio, stops, () => connection.resume());
     connection.takeOver({
       data: (chunk) => writeOut(chunk.slice()),
       drain: () => {},

@@ -17,6 +17,7 @@ import { ChardevError } from "../errors.ts";
 import { ChrEvent } from "../events.ts";
 import { Core } from "../core.ts";
 import { quoteInput } from "../limits.ts";
+import { createTlsCredsX509, TLS_CREDS_X509 } from "../tls_creds.ts";
 import type { HostRuntime } from "../runtime/types.ts";
 import { type AttachStreamHandlers, type AttachTransport, runAttachSession } from "./attach_terminal.ts";
 import { ClientError, type ClientOptions } from "./control_client.ts";
@@ -99,10 +100,14 @@ async function clientContext(runtime: HostRuntime, warn: (line: string) => void)
   return { core: await Core.load(), runtime, qemuCompat: false, find: () => undefined, requestExit: () => {}, warn, tlsCreds: () => undefined };
 }
 
-/** A NATS connection of the client's own; a ClientError (status 1) says why not. */
-async function connect(context: ChardevContext, options: NatsOptions): Promise<NatsConnection> {
+/**
+ * A NATS connection of the client's own, with TLS from `--tls-creds DIR` (QEMU's client file
+ * names, as `--control tcp:` reads them) when given; a ClientError (status 1) says why not.
+ */
+async function connect(context: ChardevContext, options: NatsOptions, tlsCredsDir: string | null): Promise<NatsConnection> {
   try {
-    return await connectNats(VIEWER_ID, options, context, null);
+    const tls = tlsCredsDir === null ? null : await createTlsCredsX509({ "qom-type": TLS_CREDS_X509, id: VIEWER_ID, endpoint: "client", dir: tlsCredsDir, "verify-peer": true }, context.runtime);
+    return await connectNats(VIEWER_ID, options, context, tls);
   } catch (error) {
     if (error instanceof ChardevError) throw new ClientError(error.message);
     throw error;
@@ -163,14 +168,14 @@ const cell = (value: unknown): string => (value === undefined || value === null 
  */
 export function formatNatsList(cards: readonly ConsoleCard[], now: number): string {
   if (cards.length === 0) return "no consoles\n";
-  const rows = [["CONSOLE", "HOST", "DEVICE", "CHARDEV", "STATE", "STARTED", "HEARTBEAT", "OUTPUT"]];
+  const rows = [["CONSOLE", "HOST", "DEVICE", "SIZE", "CHARDEV", "STATE", "STARTED", "HEARTBEAT", "OUTPUT"]];
   for (const card of cards) {
-    const device = (card as unknown as { device?: unknown }).device;
     rows.push([
       cell(card.console),
       card.pid ? `${cell(card.host)}:${card.pid}` : cell(card.host),
-      // The card does not name the device yet (docs/nats.md); a card that does is shown so.
-      cell(device),
+      // Cards written before they named the device and the size show `-`.
+      cell(card.device),
+      Number.isSafeInteger(card.cols) && Number.isSafeInteger(card.rows) ? `${card.cols}x${card.rows}` : "-",
       cell(card.chardev),
       cardState(card, now),
       cell(String(card.started).replace("T", " ").slice(0, 19)),
@@ -186,7 +191,7 @@ export function formatNatsList(cards: readonly ConsoleCard[], now: number): stri
 export async function runNatsList(runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
   const host = runtime.process!;
   const context = await clientContext(runtime, (line) => host.print("stderr", `${line}\n`));
-  const connection = await connect(context, targetOptions(target, auth));
+  const connection = await connect(context, targetOptions(target, auth), options.tlsCredsDir);
   try {
     const cards = await readCards(connection);
     const now = Date.now();
@@ -266,10 +271,11 @@ export async function replayStart(manager: JetStreamManager, stream: string, nam
 }
 
 /** A viewer of the console, started where the session asks, and the console's card (when it has one). */
-async function openViewer(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, replay: number | null, warn: (line: string) => void): Promise<{ viewer: NatsViewerChardev; card: ConsoleCard | null }> {
+async function openViewer(runtime: HostRuntime, target: NatsTarget, auth: NatsClientAuth, session: Pick<ClientOptions, "replay" | "tlsCredsDir">, warn: (line: string) => void): Promise<{ viewer: NatsViewerChardev; card: ConsoleCard | null }> {
   const name = target.console!;
+  const replay = session.replay;
   const context = await clientContext(runtime, warn);
-  const connection = await connect(context, targetOptions(target, auth));
+  const connection = await connect(context, targetOptions(target, auth), session.tlsCredsDir);
   try {
     let card: ConsoleCard | null = null;
     try {
@@ -285,8 +291,9 @@ async function openViewer(runtime: HostRuntime, target: NatsTarget, auth: NatsCl
       if (error instanceof ChardevError) throw new ClientError(error.message);
       throw error;
     }
-    const start = replay ? await replayStart(manager, stream, name, replay) : null;
-    const options = targetOptions(target, { ...auth, stream }, { role: "viewer", from: start ? String(start.from) : "new" });
+    const start = typeof replay === "number" && replay > 0 ? await replayStart(manager, stream, name, replay) : null;
+    const from = replay === "screen" ? "screen" : start ? String(start.from) : "new";
+    const options = targetOptions(target, { ...auth, stream }, { role: "viewer", from });
     const viewer = new NatsViewerChardev(VIEWER_ID, context, options, connection);
     await viewer.start(start?.sequence);
     return { viewer, card };
@@ -363,12 +370,11 @@ class NatsAttachTransport implements AttachTransport {
 
 /** `attach nats://HOST:PORT/NAME`: the terminal session over NATS. */
 export async function runNatsAttach(program: string, runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
-  if (options.replay === "screen") throw new ClientError("attach: --replay screen is not available over NATS (the console does not publish its screen yet); use --replay BYTES", 2);
   const host = runtime.process!;
   const terminal = runtime.stdio!.isTerminal;
   const eol = terminal ? "\r\n" : "\n";
   const warn = (line: string) => host.print("stderr", `${program}: ${line}${eol}`);
-  const { viewer, card } = await openViewer(runtime, target, auth, options.replay, warn);
+  const { viewer, card } = await openViewer(runtime, target, auth, options, warn);
   // Following a name nobody publishes would wait silently: say what the cards know.
   if (card === null) host.print("stderr", `${program}: console '${target.console}' has no card in KV bucket ${CONSOLE_BUCKET}: waiting for its output anyway${eol}`);
   else if (card.state !== "open") host.print("stderr", `${program}: console '${target.console}' is closed (its card says so since ${quoteInput(String(card.heartbeat).slice(0, 32))})${eol}`);
@@ -385,8 +391,7 @@ export async function runNatsAttach(program: string, runtime: HostRuntime, optio
 export async function runNatsTail(runtime: HostRuntime, options: ClientOptions, target: NatsTarget, auth: NatsClientAuth): Promise<number> {
   const host = runtime.process!;
   const stdio = runtime.stdio!;
-  const replay = options.replay === "screen" ? null : options.replay;
-  const { viewer } = await openViewer(runtime, target, auth, replay, (line) => host.print("stderr", `${line}\n`));
+  const { viewer } = await openViewer(runtime, target, auth, options, (line) => host.print("stderr", `${line}\n`));
   const transport = new NatsAttachTransport(target.console!, viewer, true);
   return await new Promise<number>((resolve) => {
     const stops: (() => void)[] = [];
