@@ -5,6 +5,7 @@
 // QMP monitor's output all go through it.
 
 import { ChardevError } from "./errors.ts";
+import { RerunLatch } from "./_rerun_latch.ts";
 
 /**
  * A target that refused bytes yet offered no watch (`addWatch` returned 0: as far as it knows
@@ -79,8 +80,8 @@ export class OutputQueue {
   #writtenBytes = 0;
   #watchId = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #flushing = false;
-  #flushAgain = false;
+  /** A flush reached from inside one (a watch firing as it is added) makes another pass instead. */
+  readonly #flushes = new RerunLatch();
   #closed = false;
   /** Bumped by `clear`: a write in progress then belonged to output that is gone. */
   #generation = 0;
@@ -155,18 +156,13 @@ export class OutputQueue {
 
   /** Writes queued bytes until the target refuses or nothing is left; then `onFlushed`. */
   flush(): void {
-    if (this.#flushing) {
-      this.#flushAgain = true;
-      return;
-    }
-    this.#flushing = true;
+    if (!this.#flushes.begin()) return;
     try {
       do {
-        this.#flushAgain = false;
         this.#writeQueued();
-      } while (this.#flushAgain);
+      } while (this.#flushes.another());
     } finally {
-      this.#flushing = false;
+      this.#flushes.end();
     }
     this.#options.onFlushed?.();
   }
@@ -244,7 +240,7 @@ export class OutputQueue {
     registering = false;
     if (firedAtOnce) {
       // Room came back while we asked: go round again rather than keep a stale id.
-      this.#flushAgain = true;
+      this.#flushes.requestAgain();
       return;
     }
     if (id !== 0) {

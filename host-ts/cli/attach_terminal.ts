@@ -7,7 +7,7 @@
 
 import { quoteInput } from "../limits.ts";
 import type { HostRuntime } from "../runtime/types.ts";
-import { type ClientOptions, ControlConnection, controlTarget, ESCAPE_COMMANDS_HELP, formatWho, requestOnce } from "./control_client.ts";
+import { type ClientOptions, ControlConnection, controlTarget, ESCAPE_COMMANDS_HELP, formatWho, requestOnce, stdoutWriter } from "./control_client.ts";
 import type { ControlTarget } from "./control_address.ts";
 
 /** Console output kept for `r` (replay the last lines): the session's own recent output. */
@@ -246,19 +246,7 @@ export async function runAttachSession(program: string, runtime: HostRuntime, op
           recentLength += chunk.length;
         }
       };
-      let held: Uint8Array | null = null;
-      const show = (chunk: Uint8Array): boolean => {
-        if (stdio.write(chunk) >= 0) return true;
-        held = chunk;
-        stops.push(
-          stdio.onDrain(() => {
-            const again = held!;
-            held = null;
-            if (!ended && show(again)) connection.resume();
-          }),
-        );
-        return false;
-      };
+      const show = stdoutWriter(stdio, stops, () => connection.resume(), () => !ended);
       connection.start({
         data: guarded((chunk: Uint8Array) => {
           const copy = chunk.slice();

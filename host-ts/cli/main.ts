@@ -30,6 +30,7 @@ import { startQmp, type QmpMonitor } from "../qmp.ts";
 import { ChardevRegistry } from "../mod.ts";
 import { detectRuntime } from "../runtime/detect.ts";
 import type { HostRuntime, ProcessExit, ProcessPrimitives, TlsOptions } from "../runtime/types.ts";
+import { RerunLatch } from "../_rerun_latch.ts";
 
 /** Replaced by scripts/build.mjs with package.json's version. */
 declare const CHARDEV_HUB_VERSION: string | undefined;
@@ -67,8 +68,8 @@ class CliRun {
   #configFile: string | null = null;
   #config: LoadedConfig | null = null;
   /** A reload in progress, and whether another SIGHUP came meanwhile (it reads the file once more after). */
-  #reloading = false;
-  #reloadAgain = false;
+  /** A SIGHUP during a reload makes one more reload after it. */
+  readonly #reloads = new RerunLatch();
   /** `-control PATH` (the default setup's run/chardev-hub.sock): list, who, attach, tail. */
   control: ControlServer | null = null;
   readonly #stopListening: (() => void)[] = [];
@@ -120,14 +121,9 @@ class CliRun {
    * what happened is said on stderr. Signals during a reload make one more reload after it.
    */
   async reloadConfig(): Promise<void> {
-    if (this.#reloading) {
-      this.#reloadAgain = true;
-      return;
-    }
-    this.#reloading = true;
+    if (!this.#reloads.begin()) return;
     try {
       do {
-        this.#reloadAgain = false;
         const file = this.#configFile!;
         try {
           const changes = await this.#config!.apply(readConfigFile(this.runtime, file), { atStart: false });
@@ -147,9 +143,9 @@ class CliRun {
           if (!(error instanceof ChardevError)) throw error;
           this.#sayLine(`-readconfig ${quoteInput(file)}: not re-read, nothing changed: ${error.message}`);
         }
-      } while (this.#reloadAgain && !this.#ending);
+      } while (this.#reloads.another() && !this.#ending);
     } finally {
-      this.#reloading = false;
+      this.#reloads.end();
     }
   }
 

@@ -445,10 +445,7 @@ export class QmpJsonStreamer {
           this.#endToken(INTEGER, this.#tokenLength);
           continue;
         case IN_MANTISSA:
-          this.#push(byte);
-          if (!isDigit(byte)) return this.#lexicalError(byte);
-          this.#state = IN_MANTISSA_DIGITS;
-          return this.#checkTokenSize();
+          return this.#requiredDigit(byte, IN_MANTISSA_DIGITS);
         case IN_MANTISSA_DIGITS:
           if (isDigit(byte)) return this.#tokenPart(byte, IN_MANTISSA_DIGITS);
           if (byte === 0x65 || byte === 0x45) return this.#tokenPart(byte, IN_EXP_E);
@@ -461,10 +458,7 @@ export class QmpJsonStreamer {
           else return this.#lexicalError(byte);
           return this.#checkTokenSize();
         case IN_EXP_SIGN:
-          this.#push(byte);
-          if (!isDigit(byte)) return this.#lexicalError(byte);
-          this.#state = IN_EXP_DIGITS;
-          return this.#checkTokenSize();
+          return this.#requiredDigit(byte, IN_EXP_DIGITS);
         case IN_EXP_DIGITS:
           if (isDigit(byte)) return this.#tokenPart(byte, IN_EXP_DIGITS);
           this.#endToken(FLOAT, this.#tokenLength);
@@ -496,6 +490,14 @@ export class QmpJsonStreamer {
 
   #tokenPart(byte: number, next: number): void {
     this.#push(byte);
+    this.#state = next;
+    this.#checkTokenSize();
+  }
+
+  /** A byte that must be a digit (after a number's `.` or its exponent's sign), or the token is malformed. */
+  #requiredDigit(byte: number, next: number): void {
+    this.#push(byte);
+    if (!isDigit(byte)) return this.#lexicalError(byte);
     this.#state = next;
     this.#checkTokenSize();
   }
