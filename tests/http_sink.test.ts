@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { type ChardevRegistry as Registry, ChardevRegistry, type Frontend, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
 import { GAP_HEADER, HttpChardev } from "../host-ts/chardev/http.ts";
 import { backoffMs, retryAfterMs } from "../host-ts/chardev/_http_settings.ts";
+import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
 
@@ -205,6 +206,11 @@ describe("http sink behind a ring hub", () => {
     // The receiver records a body before its answer reaches the sink.
     await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
     expect(sink("up").sinkStats()).toMatchObject({ bytes: all.length, requests: fast.attempts, retries: 0, gaps: 0, status: 200, pending: 0 });
+    // The same counters in the hub's row for the sink, and in QMP query-hub.
+    expect(rowOf(hubOf("hub0"), "up").sink).toEqual(sink("up").sinkStats());
+    const queryHub = hubCommands(reg).find(([name]) => name === "query-hub")![1];
+    const answer = queryHub({ id: "hub0" }) as { backends: { id: string; sink?: Record<string, unknown> }[] };
+    expect(answer.backends.find((backend) => backend.id === "up")!.sink).toMatchObject({ bytes: all.length, requests: fast.attempts, retries: 0, gaps: 0, status: 200 });
   });
 
   it("many small writes become few requests, each at most batch-bytes of whole lines", async () => {

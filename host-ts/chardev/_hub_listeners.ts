@@ -36,6 +36,8 @@ export interface HubBackendStats {
   uid?: number;
   /** A connection's row: when it connected, ms since the epoch. */
   since?: number;
+  /** A sink's own counters (`Chardev.sinkStats`: an `http` sink's requests, retries, ...). */
+  sink?: Record<string, number | string>;
 }
 
 /** A listener (a ClientSource) of a hub: each of its connections is a backend of its own. */

@@ -606,6 +606,8 @@ export class HubChardev extends Chardev {
         stalls: counters.stalls,
       };
       this.#clientListeners.describeClient(entry.chardev, row);
+      const sink = entry.chardev.sinkStats?.();
+      if (sink) row.sink = sink;
       return [this.#attachedAt.get(entry) ?? 0, row];
     });
     rows.push(...this.#clientListeners.rows());

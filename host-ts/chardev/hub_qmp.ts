@@ -134,6 +134,8 @@ export function hubCommands(reg: ChardevRegistry): [string, QmpCommand][] {
             ...(row.peer === undefined ? {} : { peer: row.peer }),
             ...(row.uid === undefined ? {} : { uid: row.uid }),
             ...(row.since === undefined ? {} : { since: new Date(row.since).toISOString() }),
+            // A sink's own counters (an `http` sink's bytes, requests, retries, gaps, status).
+            ...(row.sink === undefined ? {} : { sink: row.sink }),
           })),
         };
       },
