@@ -260,8 +260,12 @@ export class HttpChardev extends Chardev {
         // A due batch sends its whole lines; a full one with no newline is a piece of a long
         // line; closing sends everything.
         const end = this.#linesEnd > 0 ? this.#linesEnd : this.#filled === this.#batch.length || this.#closing ? this.#filled : 0;
-        if (end === 0) break;
-        body = this.#cut(end);
+        if (end > 0) body = this.#cut(end);
+        else if (this.#closing && this.#gapBefore > 0) {
+          // A gap with no output after it yet: an empty body still tells the receiver.
+          body = { data: new Uint8Array(0), gap: this.#gapBefore };
+          this.#gapBefore = 0;
+        } else break;
       } else break;
       madeRoom = true;
       void this.#send(body);
