@@ -351,17 +351,18 @@ class LogFanout implements LogFanoutHandler {
 
   /**
    * Whether `sink` has everything up to stream position `end` confirmed (acknowledged by its
-   * destination, or skipped as a gap), or is out.
+   * destination, or skipped as a gap), or is out. (A sink joins at the start of the stream, so
+   * its position is what it acknowledged plus what it skipped.)
    */
   #confirmed(sink: SinkState, end: number): boolean {
     if (sink.out) return true;
     const row = sink.lastRow;
     if (!row) return false;
-    const { bytes: acknowledged, pending } = httpCounters(sink.chardev);
-    // Everything up to `end` answered 2xx or skipped; or the hub handed it all and the sink
-    // holds nothing (nothing batched, nothing in flight).
-    if (typeof acknowledged === "number" && acknowledged + row.bytesDropped >= end) return true;
-    return row.lag === 0 && row.bytesOut + row.bytesDropped >= end && (pending === undefined || pending === 0);
+    const { bytes: acknowledged, gaps } = httpCounters(sink.chardev);
+    // Answered 2xx, or announced missing (the hub's gaps, and the partial lines the sink cut
+    // around them, which only its own count holds).
+    if (typeof acknowledged !== "number") return false;
+    return acknowledged + Math.max(row.bytesDropped, typeof gaps === "number" ? gaps : 0) >= end;
   }
 
   /**
