@@ -255,8 +255,9 @@ describe("http sink behind a ring hub", () => {
     await writeLines(fe, lines);
     await fast.until(() => fast.text.length >= all.length, "every line at the fast receiver");
     expect(fast.text).toBe(all);
-    // The fast one has it all while the slow one is still behind (it takes 500 ms an answer).
-    expect(slow.text.length).toBeLessThan(all.length);
+    // The fast one has it all while the slow one is still behind (it takes 500 ms an answer):
+    // output the hub holds for it, a batch not sent, or a request not answered yet.
+    expect(rowOf(hub, "lazy").lag > 0 || sink("lazy").sinkStats().pending > 0 || slow.open > 0).toBe(true);
     // Then the slow one catches up with what is left of the stream.
     await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
     const stats = sink("lazy").sinkStats();
