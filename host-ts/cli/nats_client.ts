@@ -126,15 +126,20 @@ async function readCards(connection: NatsConnection): Promise<ConsoleCard[]> {
   }
   const cards: ConsoleCard[] = [];
   const names: string[] = [];
-  for await (const key of await bucket.keys()) names.push(key);
-  for (const key of names.sort()) {
-    const entry = await bucket.get(key);
-    if (!entry || entry.operation !== "PUT") continue;
-    try {
-      cards.push(JSON.parse(entry.string()) as ConsoleCard);
-    } catch {
-      // Not a card of ours: nothing to show.
+  try {
+    for await (const key of await bucket.keys()) names.push(key);
+    for (const key of names.sort()) {
+      const entry = await bucket.get(key);
+      if (!entry || entry.operation !== "PUT") continue;
+      try {
+        cards.push(JSON.parse(entry.string()) as ConsoleCard);
+      } catch {
+        // Not a card of ours: nothing to show.
+      }
     }
+  } catch (error) {
+    // A user that may open the bucket but not list or read it (docs/nats.md, permissions).
+    throw new ClientError(`nats: could not read KV bucket '${CONSOLE_BUCKET}': ${describeNatsError(error)}`);
   }
   return cards;
 }
@@ -295,7 +300,13 @@ async function openViewer(runtime: HostRuntime, target: NatsTarget, auth: NatsCl
     const from = replay === "screen" ? "screen" : start ? String(start.from) : "new";
     const options = targetOptions(target, { ...auth, stream }, { role: "viewer", from });
     const viewer = new NatsViewerChardev(VIEWER_ID, context, options, connection);
-    await viewer.start(start?.sequence);
+    try {
+      await viewer.start(start?.sequence);
+    } catch (error) {
+      await viewer.destroy().catch(() => {});
+      if (error instanceof ChardevError) throw new ClientError(error.message);
+      throw error;
+    }
     return { viewer, card };
   } catch (error) {
     await connection.close().catch(() => {});
