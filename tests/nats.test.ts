@@ -471,7 +471,6 @@ describe("nats chardev", () => {
     const reg = await registry();
     expect(await errorOf(() => reg.add("nats,id=n0"))).toMatchObject({ code: "MISSING_PARAMETER", message: "nats: 'console' is required (console=NAME)" });
     expect(await errorOf(() => reg.add("nats,id=n0,console=a.b"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'console' must be letters, digits, '-' or '_' (a NATS subject token), not 'a.b'" });
-    expect(await errorOf(() => reg.add("nats,id=n0,console=c,role=viewer,from=screen"))).toMatchObject({ code: "UNSUPPORTED" });
     expect(await errorOf(() => reg.add("nats,id=n0,console=c,from=yesterday"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'from' must be 'start', 'new', 'screen' or a byte offset, not 'yesterday'" });
     expect(await errorOf(() => reg.add("nats,id=n0,console=c,role=boss"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: 'role' must be 'console' or 'viewer', not 'boss'" });
     expect(await errorOf(() => reg.add("nats,id=n0,console=c,server=http://x"))).toMatchObject({ code: "INVALID_VALUE", message: "nats: server 'http://x' is not nats://HOST:PORT" });
