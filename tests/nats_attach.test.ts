@@ -76,15 +76,16 @@ describe("chardev-hub list nats://HOST:PORT", () => {
     expect(table.stderr).toBe("");
     expect(table.code).toBe(0);
     const header = table.stdout.split("\n")[0];
-    expect(header).toMatch(/^CONSOLE\s+HOST\s+DEVICE\s+CHARDEV\s+STATE\s+STARTED\s+HEARTBEAT\s+OUTPUT$/);
+    expect(header).toMatch(/^CONSOLE\s+HOST\s+DEVICE\s+SIZE\s+CHARDEV\s+STATE\s+STARTED\s+HEARTBEAT\s+OUTPUT$/);
     const row = table.stdout.split("\n").find((line) => line.startsWith(`${name} `));
     expect(row, table.stdout).toBeDefined();
-    expect(row).toMatch(new RegExp(`^${name}\\s+\\S+:${cli.child.pid}\\s+-\\s+up\\s+open\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+\\d+ s ago\\s+\\d+ B$`));
+    // The device is the hub the console is a backend of (no device= given), at the hub's agreed size.
+    expect(row).toMatch(new RegExp(`^${name}\\s+\\S+:${cli.child.pid}\\s+hub0\\s+80x24\\s+up\\s+open\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+\\d+ s ago\\s+\\d+ B$`));
 
     const json = await CliProcess.run(["list", server.url, "--json"]);
     expect(json.code).toBe(0);
     const card = (JSON.parse(json.stdout) as { consoles: Record<string, unknown>[] }).consoles.find((each) => each.console === name);
-    expect(card).toMatchObject({ console: name, chardev: "up", pid: cli.child.pid, stream: "CONSOLES", output: `console.${name}.out`, input: `console.${name}.in`, state: "open", stale: false });
+    expect(card).toMatchObject({ console: name, chardev: "up", pid: cli.child.pid, stream: "CONSOLES", output: `console.${name}.out`, input: `console.${name}.in`, state: "open", stale: false, device: "hub0", cols: 80, rows: 24 });
 
     await cli.stop("SIGTERM");
     const afterStop = await CliProcess.run(["list", server.url]);
@@ -185,14 +186,36 @@ describe("chardev-hub attach nats://HOST:PORT/NAME", () => {
     expect((await session.exit).code).toBe(0);
   });
 
-  it("a console that does not exist is refused before the terminal is touched; --replay screen is refused", async () => {
+  it("a console that does not exist is refused before the terminal is touched; --replay screen of one that keeps no screen says why", async () => {
     const missingStream = await CliProcess.run(["attach", `${server.url}/nobody`, "--stream", "NOSUCHSTREAM"]);
     expect(missingStream).toEqual({ code: 1, stdout: "", stderr: "chardev-hub: nats: stream 'NOSUCHSTREAM' does not exist (a console creates it)\n" });
-    expect(await CliProcess.run(["attach", `${server.url}/vm1`, "--replay", "screen"])).toEqual({
-      code: 2,
+    const name = newConsoleName();
+    await startConsole(name, { natsKeys: ",screen=off" });
+    expect(await CliProcess.run(["attach", `${server.url}/${name}`, "--replay", "screen"])).toEqual({
+      code: 1,
       stdout: "",
-      stderr: "chardev-hub: attach: --replay screen is not available over NATS (the console does not publish its screen yet); use --replay BYTES\n",
+      stderr: `chardev-hub: nats: from=screen: console '${name}' gave no screen: the console keeps no screen (screen=off)\n`,
     });
+  });
+
+  it("--replay screen starts with the console's screen as it stands, then follows", async () => {
+    const name = newConsoleName();
+    const { log } = await startConsole(name);
+    const typist = new CliProcess(["attach", `${server.url}/${name}`]);
+    await typist.waitForStderr(`[-- ${name}: attached rw over NATS (${server.url}) --]`);
+    typist.send("echo before-$((20+1))\n");
+    await until(() => /^before-21\r?$/m.test(readText(log)), "the shell's answer in the console's log");
+    const late = new CliProcess(["attach", `${server.url}/${name}`, "--replay", "screen", "--ro"]);
+    await late.waitForStderr(`[-- ${name}: attached ro over NATS (${server.url}) --]`);
+    // The screen comes first: a terminal reset, then what the shell printed before.
+    await late.waitForStdout("before-21");
+    expect(late.stdout.startsWith("\x1bc")).toBe(true);
+    typist.send("echo after-$((20+2))\n");
+    await late.waitForStdout("after-22");
+    typist.send("\x1d.");
+    late.send("\x1d.");
+    expect((await typist.exit).code).toBe(0);
+    expect((await late.exit).code).toBe(0);
   });
 });
 
