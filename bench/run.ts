@@ -9,6 +9,8 @@
 //          --only=nats (Node; not in the default run: nats-server and 5 chardev-hub processes,
 //          about 1.5 min on a busy 2-core machine)
 //          --seconds=S (nats: how long the device writes per topology and round, default 2)
+//          --only=log_fanout (Node; not in the default run: lines/s through the edge log fan-out
+//          handler served by Node, Deno and workerd to 1 and 4 local HTTP receivers; --sinks up to 4)
 //          --sinks=1,16  --rounds=N  --json=PATH (default bench/results.json)
 //          --markdown (tables as Markdown)  --verbose (bytes per run as they are calibrated)
 // BENCH_RING=BYTES in the environment changes the ring of the in-memory cases (1 MiB).
@@ -291,6 +293,16 @@ function otherTables(rows: Row[], markdown: boolean): string {
       ),
     );
   }
+  const fanout = rows.filter((row) => row.case === "log_fanout");
+  if (fanout.length > 0) {
+    out.push(`\nThe edge log fan-out (logFanout): ${fanout[0].extra?.lines} NDJSON lines of ~${fanout[0].chunk} bytes per POST /ingest to N local HTTP receivers (block), until the answer (all acknowledged); medians of ${fanout[0].mbpsRounds.length} rounds`);
+    out.push(
+      table(
+        ["served by", "N", "lines/s", "MB/s", "fastest lines/s"],
+        fanout.map((row) => [row.runtime, String(row.n), formatNumber(row.extra?.linesPerSecond as number, 0), formatNumber(row.mbps, 1), formatNumber(row.extra?.fastestLinesPerSecond as number, 0)]),
+      ),
+    );
+  }
   const nats = rows.filter((row) => row.case === "nats");
   if (nats.length > 0) {
     const extra = nats[0].extra!;
@@ -396,6 +408,13 @@ async function main(): Promise<void> {
     const nats = await runNatsCase({ root, seconds: args.seconds, rounds: args.rounds ?? (args.quick ? 2 : 3), log });
     rows.push(...nats.rows);
     skipped.push(...nats.skipped.map((skip) => ({ ...skip, runtime: runtimeName })));
+  }
+  if (args.only.has("log_fanout")) {
+    const { runLogFanoutCase } = await import("./_log_fanout.ts");
+    const sinks = args.sinks.filter((n) => n <= 4);
+    const fanout = await runLogFanoutCase({ root, rounds: args.rounds ?? (args.quick ? 2 : 3), lines: args.quick ? 50_000 : 200_000, sinks: sinks.length ? sinks : [1, 4], log });
+    rows.push(...fanout.rows);
+    skipped.push(...fanout.skipped.map((skip) => ({ ...skip, runtime: runtimeName })));
   }
   const targets = evaluateTargets(rows);
   const targetsAgainstC = evaluateCTargets(rows);
