@@ -180,8 +180,10 @@ C-a h lists its keys, C-a x ends ${program}):
              role=console|viewer
                                 console (a hub backend): output to console.NAME.out with
                                 byte offsets, typing from console.NAME.in (input=off
-                                ignores it); viewer (a device): follows that output
-                                from=start|new|OFFSET, a hole is [-- N bytes missed --]
+                                ignores it; screen=off keeps no screen for from=screen;
+                                device=NAME on its card); viewer (a device): follows that
+                                output from=start|new|OFFSET|screen (the console's screen,
+                                then from there), a hole is [-- N bytes missed --]
              stream=NAME        the stream (CONSOLES), created if missing with
                                 max-bytes=BYTES, max-age=SECONDS, replicas=N
              creds=FILE | token=T | user=U,password=P; tls-creds=ID (endpoint=client)
@@ -266,7 +268,8 @@ run/chardev-hub.sock, --control PATH for another, --control tcp:HOST:PORT
 A console is the default setup's \`shell\`, a -frontend run's device id, or a -console NAME.
 On NATS (a console published by a \`nats\` chardev, docs/nats.md) the same commands take
 nats://HOST:PORT (list: the consoles' KV cards) or nats://HOST:PORT/NAME (attach, tail),
-with --creds FILE, --token TOKEN or --user USER --password PASSWORD, and --stream NAME.
+with --creds FILE, --token TOKEN or --user USER --password PASSWORD, --tls-creds DIR
+(TLS with a client certificate), --stream NAME; attach --replay screen too.
 
 Examples:
   # Two consoles in one process, each with its socket and the first with a log
