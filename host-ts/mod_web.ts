@@ -17,7 +17,7 @@ export { HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent
 export { RingbufChardev } from "./chardev/ringbuf.ts";
 export { NullChardev } from "./chardev/null.ts";
 export { DEFAULT_WEBSTREAM_HIGH_WATER_MARK, WebStreamChardev } from "./chardev/webstream.ts";
-export { GAP_HEADER, HttpChardev, type HttpSinkSettings } from "./chardev/http.ts";
+export { GAP_HEADER, HttpChardev, type HttpSinkSettings, type HttpSinkStats } from "./chardev/http.ts";
 export { parseChardevOptions } from "./options.ts";
 export { Core, coreWasmBytes } from "./core.ts";
 export { webRuntime } from "./runtime/web.ts";

@@ -265,7 +265,7 @@ describe("http sink behind a ring hub", () => {
     const reportedGaps = slow.accepted.reduce((sum, request) => sum + request.gap, 0);
     expect(reportedGaps).toBe(stats.gaps);
     // Every gap the hub made is reported, plus the partial lines the sink cut around them.
-    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + (stats.trimmed as number));
+    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + stats.trimmed);
     // Exact accounting: what arrived and what was reported missing is the whole stream.
     expect(slow.text.length + reportedGaps).toBe(all.length);
     // Every body is whole lines of the stream, in order; a gap lies only between bodies.
@@ -296,7 +296,7 @@ describe("http sink behind a ring hub", () => {
     expect(stats.trimmed).toBeGreaterThan(0);
     const reportedGaps = slow.accepted.reduce((sum, request) => sum + request.gap, 0);
     expect(reportedGaps).toBe(stats.gaps);
-    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + (stats.trimmed as number));
+    expect(stats.gaps).toBe(rowOf(hub, "lazy").bytesDropped + stats.trimmed);
     let expectedAt = 0;
     for (const request of slow.accepted) {
       expectedAt += request.gap;

@@ -63,6 +63,25 @@ export const httpOptions: OptionSchema = [
   { key: "retry-max", type: "integer", default: String(DEFAULT_HTTP_RETRY_MAX), min: 0, max: 1000, help: "retries of one batch before the sink fails (a hard error, as any other 4xx at once)" },
 ];
 
+/** An `http` sink's counters (`HttpChardev.sinkStats`; a hub's stats row shows them as `sink`). */
+export type HttpSinkStats = {
+  /** Body bytes the endpoint acknowledged (2xx). */
+  bytes: number;
+  /** Requests sent, retries included. */
+  requests: number;
+  retries: number;
+  /** Bytes reported missing in `Chardev-Hub-Gap` headers of acknowledged requests. */
+  gaps: number;
+  /** Of `gaps`, the bytes of partial lines the sink cut around the hub's gaps. */
+  trimmed: number;
+  /** The last answer's status; 0 for a network error. */
+  status: number;
+  /** Bytes batched, not yet sent. */
+  pending: number;
+  /** Why the sink failed, once it did. */
+  error?: string;
+};
+
 /** A body cut from the batch, with the bytes missing before it. */
 interface Body {
   readonly data: Uint8Array<ArrayBuffer>;
@@ -151,8 +170,8 @@ export class HttpChardev extends Chardev {
    * answer's, 0 for a network error), `pending` (bytes batched or in flight), and `error`
    * once it failed.
    */
-  override sinkStats(): Record<string, number | string> {
-    const stats: Record<string, number | string> = {
+  override sinkStats(): HttpSinkStats {
+    const stats: HttpSinkStats = {
       bytes: this.#bytesAcked,
       requests: this.#requests,
       retries: this.#retries,
