@@ -215,7 +215,8 @@ C-a h lists its keys, C-a x ends ${program}):
                                 console closes, the run goes on)
   serial     path=DEVICE        (alias tty) a host tty, e.g. /dev/ttyUSB0, set raw, non-blocking
              speed=BPS          line speed, e.g. 115200 (default: left as it is)
-  http       url=http://HOST/PATH a log sink (docs/http.md): the output in batches of whole
+  http       url=http://HOST/PATH
+                                a log sink (docs/http.md): the output in batches of whole
                                 lines, each a request body; a 429, 5xx or network error is
                                 sent again, any other 4xx fails the sink. method=POST|PUT|PATCH,
                                 headers.N=Name: value, content-type=TYPE (text/plain)
