@@ -267,7 +267,7 @@ export interface HostRuntime {
 /**
  * Connects to NATS with the runtime's transport. The protocol client (nats-core, JetStream,
  * KV) is runtime neutral; only the transport under it is not: Node, Deno and Bun all run
- * `@nats-io/transport-node` (Deno and Bun through their `node:net`).
+ * runtime/node_nats_transport.ts over `node:net` and `node:tls` (Deno and Bun through theirs).
  */
 export interface HostNats {
   /** Connects (the client's own reconnect loop keeps it connected); rejects with the client's error. */
