@@ -167,7 +167,7 @@ export class HttpChardev extends Chardev {
    * `bytes` acknowledged (2xx), `requests` sent (retries included), `retries`, `gaps` (bytes
    * reported missing in `Chardev-Hub-Gap` of acknowledged requests), `trimmed` (of those, the
    * bytes of partial lines the sink cut so that bodies stay whole lines), `status` (the last
-   * answer's, 0 for a network error), `pending` (bytes batched or in flight), and `error`
+   * answer's, 0 for a network error), `pending` (bytes batched, not yet sent), and `error`
    * once it failed.
    */
   override sinkStats(): HttpSinkStats {
@@ -244,6 +244,11 @@ export class HttpChardev extends Chardev {
     this.#filled = this.#linesEnd;
     if (this.#filled > 0 && this.#sealed === null) {
       this.#sealed = this.#cut(this.#filled);
+    } else if (this.#filled === 0) {
+      // Nothing left of this batch: its timer must not hurry the next one.
+      if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
+      this.#batchTimer = null;
+      this.#due = false;
     }
     // (A batch with a body sealed already cannot take output, so the hub cannot have served us.)
     this.#gapBefore += partial + bytes;
