@@ -99,11 +99,13 @@ export class AttachedClientChardev extends Chardev {
 
   override addWatch(callback: () => void): (() => void) | null {
     if (!this.#connected) return null;
-    if (this.#connection.bufferedBytes === 0) {
-      const timer = setTimeout(callback, 0);
-      return () => clearTimeout(timer);
-    }
     const cancel = this.addToWatchList(callback);
+    // Nothing queued: writable now, so at the end of this turn (a timer cost ≥ 1 ms a wait).
+    if (this.#connection.bufferedBytes === 0) {
+      queueMicrotask(() => {
+        if (cancel()) callback();
+      });
+    }
     return () => void cancel();
   }
 

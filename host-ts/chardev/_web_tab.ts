@@ -89,8 +89,13 @@ export class WebTabChardev extends Chardev {
   override addWatch(callback: () => void): (() => void) | null {
     if (this.#gone) return null;
     if (this.#hasRoom()) {
-      const timer = setTimeout(callback, 0);
-      return () => clearTimeout(timer);
+      // Room now: at the end of this turn (a timer cost ≥ 1 ms a wait); the write then takes
+      // at least half the queue limit, so this cannot spin.
+      const cancel = this.addToWatchList(callback);
+      queueMicrotask(() => {
+        if (cancel()) callback();
+      });
+      return () => void cancel();
     }
     const poll = setInterval(() => {
       if (this.#gone || this.#hasRoom()) this.fireWatches();

@@ -112,8 +112,13 @@ export class UdpChardev extends Chardev {
     const socket = this.#socket;
     if (!socket) return null;
     if (socket.bufferedBytes < SEND_HIGH_WATER_BYTES) {
-      const timer = setTimeout(callback, 0);
-      return () => clearTimeout(timer);
+      // Room now: at the end of this turn (a timer cost ≥ 1 ms a wait); the next send is taken.
+      let waiting = true;
+      queueMicrotask(() => {
+        if (waiting) callback();
+        waiting = false;
+      });
+      return () => void (waiting = false);
     }
     return socket.onDrain(callback);
   }
