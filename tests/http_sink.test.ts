@@ -9,6 +9,7 @@ import { type ChardevRegistry as Registry, ChardevRegistry, type Frontend, type 
 import { GAP_HEADER, HttpChardev } from "../host-ts/chardev/http.ts";
 import { backoffMs, retryAfterMs } from "../host-ts/chardev/_http_settings.ts";
 import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
+import { ChardevRegistry as EdgeRegistry, webRuntime } from "../host-ts/mod_web.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
 
@@ -427,6 +428,22 @@ describe("http sink behind a ring hub", () => {
     expect(refusing.attempts).toBe(1);
     expect(warnings).toContain(message);
     expect(warnings.some((line) => line.includes("hidden"))).toBe(false);
+  });
+});
+
+describe("http sink in the edge entry", () => {
+  it("the edge entry's registry (web runtime, no host) has the http kind, and it sends", async () => {
+    const fast = await receiver();
+    const edge = await EdgeRegistry.create({ runtime: webRuntime, qemuCompat: false });
+    try {
+      await edge.add(`http,id=up,url=${fast.url},batch-ms=10`);
+      await edge.add("hub,id=hub0,chardevs.0=up,ring=4K");
+      const fe = edge.attach("hub0", new FeHandler());
+      await writeLines(fe, ["from the edge\n"]);
+      await fast.until(() => fast.text === "from the edge\n", "the line");
+    } finally {
+      await edge.close();
+    }
   });
 });
 
