@@ -391,8 +391,10 @@ class LogFanout implements LogFanoutHandler {
     // Whole lines only reach the hub, so a sink that skips ahead lands on a line start and
     // lines of concurrent ingests never mix.
     const send = async (chunk: Uint8Array) => {
+      const count = countLines(chunk);
       bytes += chunk.length;
-      lines += countLines(chunk);
+      lines += count;
+      state.lines += count;
       await state.queue.write(chunk);
     };
     try {
@@ -411,9 +413,12 @@ class LogFanout implements LogFanoutHandler {
       // The body's last line may lack its newline: it is still a line.
       if (partial.length) await send(concat(partial, new Uint8Array([NEWLINE])));
     } catch (error) {
-      return errorAnswer(400, `logFanout: reading the body failed: ${String((error as Error)?.message ?? error).slice(0, 300)}`);
+      // The hub refusing is ours (500); anything else came from reading the body (400). The
+      // whole lines before it went on; a partial one did not.
+      const message = String((error as Error)?.message ?? error).slice(0, 300);
+      if (error instanceof ChardevError) return errorAnswer(500, message);
+      return errorAnswer(400, `logFanout: reading the body failed after ${lines} lines: ${message}`);
     }
-    state.lines += lines;
     const end = state.queue.writtenBytes;
     const confirmed = await this.#settled(state, end, false, this.#options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS);
     // What the drop sinks still hold is sent after the answer; a Worker is kept alive for it.
@@ -434,7 +439,13 @@ class LogFanout implements LogFanoutHandler {
     const wantsEvents = (request.headers.get("accept") ?? "").includes("text/event-stream");
     if (!wantsWebSocket && !wantsEvents) return errorAnswer(406, "logFanout: GET /tail is a WebSocket (Upgrade: websocket) or Server-Sent Events (Accept: text/event-stream)");
     if (wantsWebSocket) {
-      const upgraded = upgradeWebSocket(request);
+      let upgraded;
+      try {
+        upgraded = upgradeWebSocket(request);
+      } catch (error) {
+        // Deno refuses a request that did not come from its server, or a bad handshake.
+        return errorAnswer(400, `logFanout: cannot upgrade to a WebSocket: ${String((error as Error)?.message ?? error).slice(0, 300)}`);
+      }
       if (!upgraded) return errorAnswer(501, "logFanout: this runtime cannot upgrade to a WebSocket from a fetch handler; ask for Accept: text/event-stream");
       const tail = this.#newTail(state);
       const { socket } = upgraded;

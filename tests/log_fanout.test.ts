@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "./_harness.ts";
+import { afterAll, beforeAll, describe, expect, it, testRuntime } from "./_harness.ts";
 import { freePort } from "./_ports.ts";
 import { logFanout } from "../dist/edge.js";
 
@@ -324,6 +324,55 @@ for (const deployment of deployments) {
     });
   });
 }
+
+describe("the log fan-out (the handler called in this runtime)", () => {
+  it("answers an ingest at once when every sink may drop, with each sink's counts", async () => {
+    // The receiver holds every answer until the test lets it: an ingest that waited for it would never end.
+    const slow = await startReceiver("slow");
+    const handler = logFanout({ ring: 65536, sinks: [{ name: "slow", url: slow.url, policy: "drop", batchMs: 20 }] });
+    try {
+      const all = ndjsonLines(500, "drop-only");
+      const response = await handler.fetch(new Request("http://fanout.test/ingest", { method: "POST", body: all }));
+      const answer = await response.json();
+      expect({ status: response.status, lines: answer.lines, bytes: answer.bytes, confirmed: answer.confirmed }).toEqual({ status: 200, lines: 500, bytes: all.length, confirmed: true });
+      expect(answer.sinks).toHaveLength(1);
+      expect(answer.sinks[0]).toMatchObject({ name: "slow", policy: "drop", state: "ok", confirmed: null, http: { bytes: 0 } });
+      expect(answer.sinks[0].taken + answer.sinks[0].lag + answer.sinks[0].dropped).toBe(all.length);
+      slow.release();
+      await slow.until(() => slow.text().length + slow.gapTotal() === all.length, "the whole body");
+      expect(slow.text() === all).toBe(true);
+    } finally {
+      await handler.close();
+      await slow.close();
+    }
+  });
+
+  it("refuses a /tail it cannot serve: neither WebSocket nor SSE asked (406), or an upgrade this runtime cannot make from a fetch handler", async () => {
+    const handler = logFanout({ sinks: [{ url: "http://127.0.0.1:9/never-sent" }] });
+    try {
+      const plain = await handler.fetch(new Request("http://fanout.test/tail"));
+      expect({ status: plain.status, body: await plain.json() }).toEqual({
+        status: 406,
+        body: { error: "logFanout: GET /tail is a WebSocket (Upgrade: websocket) or Server-Sent Events (Accept: text/event-stream)" },
+      });
+      const upgrade = await handler.fetch(new Request("http://fanout.test/tail", { headers: { upgrade: "websocket", connection: "upgrade" } }));
+      const body = await upgrade.json();
+      if (testRuntime === "deno") {
+        // Deno.upgradeWebSocket exists but refuses a request its server did not receive.
+        expect(upgrade.status).toBe(400);
+        expect(body.error.startsWith("logFanout: cannot upgrade to a WebSocket: ")).toBe(true);
+      } else {
+        expect({ status: upgrade.status, body }).toEqual({
+          status: 501,
+          body: { error: "logFanout: this runtime cannot upgrade to a WebSocket from a fetch handler; ask for Accept: text/event-stream" },
+        });
+      }
+      expect((await (await handler.fetch(new Request("http://fanout.test/stats"))).json()).tails).toBe(0);
+    } finally {
+      await handler.close();
+    }
+  });
+});
 
 describe("the log fan-out's tail (the handler called in this runtime)", () => {
   it("marks a hole as [-- N bytes missed --] where a Server-Sent Events reader fell behind, and N is exactly what it missed", async () => {
