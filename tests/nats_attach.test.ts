@@ -120,7 +120,9 @@ describe("chardev-hub attach nats://HOST:PORT/NAME", () => {
       await until(() => screen().includes(`[-- ${name}: attached rw over NATS (${server.url}) --]`), `the attach notice (screen: ${screen()})`);
       // Raw mode while attached: no line editing, no echo by the terminal.
       const paneTty = tmux("display-message", "-p", "#{pane_tty}").stdout.trim();
-      expect(spawnSync("stty", ["-a", "-F", paneTty], { encoding: "utf8" }).stdout).toMatch(/(^|\s)-icanon(\s|$)[\s\S]*(^|\s)-echo(\s|$)/m);
+      // (The notice is printed just before the session sets raw mode: wait for it, do not race it.)
+      const paneMode = () => spawnSync("stty", ["-a", "-F", paneTty], { encoding: "utf8" }).stdout;
+      await until(() => /(^|\s)-icanon(\s|$)[\s\S]*(^|\s)-echo(\s|$)/m.test(paneMode()), `raw mode on the pane (stty: ${paneMode()})`);
       tmux("send-keys", "-l", "echo hi-$((6*7))");
       tmux("send-keys", "Enter");
       await until(() => /^hi-42\s*$/m.test(screen()), `the shell's answer (screen: ${screen()})`);
