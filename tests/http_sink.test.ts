@@ -283,12 +283,13 @@ describe("http sink behind a ring hub", () => {
 
   it("under drop, output that resumes at an escape sequence mid-line is skipped to the next line start and counted in the gap", async () => {
     const slow = await receiver(() => ({ status: 200, delayMs: 300 }));
-    await reg.add(`http,id=lazy,url=${slow.url},batch-ms=20,batch-bytes=4K`);
-    await reg.add("hub,id=hub0,chardevs.0=lazy,ring=64K,policy.0=drop,lag-limit.0=16K");
+    await reg.add(`http,id=lazy,url=${slow.url},batch-ms=20,batch-bytes=16K`);
+    await reg.add("hub,id=hub0,chardevs.0=lazy,ring=128K,policy.0=drop,lag-limit.0=32K");
     const hub = hubOf("hub0");
     const fe = reg.attach("hub0", new FeHandler());
-    // An ESC every 6 bytes: the hub's safe boundary after a drop is almost never a line start.
-    const lines = Array.from({ length: 6000 }, (_, i) => `#${String(i).padStart(6, "0")} ${"ab\x1b[0m".repeat(10)}\n`);
+    // An ESC every 3 bytes of a 6 KiB line: the hub's safe boundary after a drop is a line
+    // start only when it falls in the last 3 bytes of a line (odds about 1 in 2000).
+    const lines = Array.from({ length: 200 }, (_, i) => `#${String(i).padStart(6, "0")} ${"\x1b[m".repeat(2000)}\n`);
     const all = lines.join("");
     await writeLines(fe, lines);
     await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
