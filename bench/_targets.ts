@@ -97,7 +97,7 @@ export function evaluateCTargets(rows: Row[]): TargetResult[] {
     const c = socketC(rows, write, false);
     const hub = socketC(rows, write, true);
     if (!c || !hub || c.hubRatio === null) out.push(notMeasured(target));
-    else out.push({ target, met: c.hubRatio >= least, measured: `${formatRatio(c.hubRatio)} (${formatNumber(hub.mbps, 1)} vs ${formatNumber(c.mbps, 1)} MB/s)` });
+    else out.push({ target, met: c.hubRatio >= least, measured: `${c.hubRatio.toFixed(3)}× (${formatNumber(hub.mbps, 1)} vs ${formatNumber(c.mbps, 1)} MB/s)` });
   }
   const cpu = [65536, 64].map((write) => socketC(rows, write, false)).filter((row): row is Row => typeof row?.extra?.cpuRatio === "number");
   if (cpu.length === 0) out.push(notMeasured("socket fan-out: CPU per MiB ≤ 2× the C server's"));
