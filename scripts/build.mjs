@@ -1,9 +1,9 @@
 // Builds the WASM core, embeds its bytes in a TypeScript module (so every runtime, edge
 // included, loads it without fs or fetch), then bundles the host for Node.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const step = (what) => process.stderr.write(`build: ${what}\n`);
@@ -64,13 +64,35 @@ step("host-ts -> dist/mod.js");
 mkdirSync(join(root, "dist"), { recursive: true });
 await nodeBundle("host-ts/mod.ts", "dist/mod.js");
 
-// The command-line tool: one executable file that Node, `deno run -A` and `bun` all run.
-step("host-ts/cli/main.ts -> dist/cli.js");
-await nodeBundle("host-ts/cli/main.ts", "dist/cli.js", {
-  banner: { js: "#!/usr/bin/env node" },
+// The command-line tool: dist/cli.js, which Node, `deno run -A` and `bun` all run, plus the
+// chunks of dist/cli-chunks/ it imports on first use: what only some kinds need (the web page,
+// `ws`, the NATS client) loads when a chardev of that kind is added, not with every start.
+step("host-ts/cli/main.ts -> dist/cli.js + dist/cli-chunks/");
+const cliChunks = join(root, "dist/cli-chunks");
+const cli = await esbuild.build({
+  entryPoints: { cli: join(root, "host-ts/cli/main.ts") },
+  outdir: join(root, "dist"),
+  splitting: true,
+  chunkNames: "cli-chunks/[name]-[hash]",
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  metafile: true,
+  external: ["ws", "@nats-io/*"],
   define: { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) },
+  logLevel: "warning",
 });
-chmodSync(join(root, "dist/cli.js"), 0o755);
+// The shebang on the entry only (esbuild's banner would put it on every chunk).
+const cliFile = join(root, "dist/cli.js");
+writeFileSync(cliFile, `#!/usr/bin/env node\n${readFileSync(cliFile, "utf8")}`);
+chmodSync(cliFile, 0o755);
+// Chunks of earlier builds go (their names carry a content hash); this build's stay.
+const cliOutputs = new Set(Object.keys(cli.metafile.outputs).map((file) => resolve(root, file)));
+for (const name of readdirSync(cliChunks)) {
+  if (!cliOutputs.has(join(cliChunks, name)) && !cliOutputs.has(join(cliChunks, name.replace(/\.map$/, "")))) rmSync(join(cliChunks, name), { force: true });
+}
 
 // The edge entry for Web-only runtimes (Workers, browsers): platform neutral, so an import of
 // any Node builtin fails the build instead of landing in the bundle; the WASM rides along as
