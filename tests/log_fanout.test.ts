@@ -347,6 +347,27 @@ describe("the log fan-out (the handler called in this runtime)", () => {
     }
   });
 
+  it("keeps every line whole when two ingests stream at once, each body cut mid-line", async () => {
+    const fast = await startReceiver("fast");
+    const handler = logFanout({ ring: 65536, sinks: [{ name: "fast", url: fast.url, batchBytes: 4096, batchMs: 5 }] });
+    try {
+      const a = ndjsonLines(1500, "a");
+      const b = ndjsonLines(1500, "b");
+      const ingest = (text: string, size: number) =>
+        handler.fetch(new Request("http://fanout.test/ingest", { method: "POST", body: streamed(text, size), duplex: "half" } as RequestInit)).then((response) => response.json());
+      const answers = await Promise.all([ingest(a, 777), ingest(b, 1031)]);
+      expect(answers.map((answer) => answer.lines)).toEqual([1500, 1500]);
+      const received = fast.text().split("\n").slice(0, -1);
+      // Each body's lines arrive whole and in its own order, interleaved only line by line.
+      expect(received.filter((line) => line.includes('"tag":"a"')).join("\n") + "\n" === a).toBe(true);
+      expect(received.filter((line) => line.includes('"tag":"b"')).join("\n") + "\n" === b).toBe(true);
+      expect(received.length).toBe(3000);
+    } finally {
+      await handler.close();
+      await fast.close();
+    }
+  });
+
   it("refuses a /tail it cannot serve: neither WebSocket nor SSE asked (406), or an upgrade this runtime cannot make from a fetch handler", async () => {
     const handler = logFanout({ sinks: [{ url: "http://127.0.0.1:9/never-sent" }] });
     try {
