@@ -9,7 +9,7 @@
 import type { HubBackendStats, HubEvent } from "./chardev/hub.ts";
 import { HubChardev } from "./chardev/hub.ts";
 import type { HubPolicy } from "./chardev/_hub_options.ts";
-import type { Chardev } from "./chardev/_chardev.ts";
+import type { HttpChardev } from "./chardev/http.ts";
 import { ChardevError } from "./errors.ts";
 import type { Frontend } from "./frontend.ts";
 import { LogTail, missedLine } from "./_log_tail.ts";
@@ -104,8 +104,6 @@ export interface LogFanoutSinkStats {
 const DEFAULT_RING = 1 << 20;
 const DEFAULT_TAIL_LAG_LIMIT = 64 * 1024;
 const DEFAULT_ACK_TIMEOUT_MS = 30_000;
-/** How often an ingest looks at its sinks' counters while it waits for them to confirm. */
-const ACK_CHECK_MS = 10;
 /** The most a `close` (or a Worker's `waitUntil`) waits for the sinks to send what they hold. */
 const CLOSE_FLUSH_MS = 10_000;
 const HUB_ID = "logs";
@@ -115,8 +113,13 @@ interface SinkState {
   name: string;
   url: string;
   policy: HubPolicy;
-  chardev: Chardev;
+  chardev: HttpChardev;
   out: { state: "evicted" | "failed"; reason: string } | null;
+  /**
+   * Called once `out` is set: the sink is no longer waited for. (Listeners, not one promise:
+   * workerd lets a promise settle only in the request that made it, so each wait makes its own.)
+   */
+  onGone: Set<() => void>;
   gaps: number;
   /** Its last hub row while attached (an evicted sink keeps its last one). */
   lastRow: HubBackendStats | null;
@@ -171,9 +174,8 @@ function publicUrl(url: string): string {
 }
 
 /** The http sink's own counters (`HttpChardev.sinkStats`, which hub rows also show as `sink`). */
-function httpCounters(chardev: Chardev): Record<string, unknown> {
-  const counters = (chardev as Chardev & { sinkStats?(): Record<string, unknown> }).sinkStats?.();
-  return counters && typeof counters === "object" ? counters : {};
+function httpCounters(chardev: HttpChardev): Record<string, unknown> {
+  return { ...chardev.sinkStats() };
 }
 
 function countLines(bytes: Uint8Array): number {
@@ -188,8 +190,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   joined.set(b, a.length);
   return joined;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * A log fan-out handler: `POST /ingest` (NDJSON or text lines) goes to every sink, `GET /stats`
@@ -280,23 +280,27 @@ class LogFanout implements LogFanoutHandler {
       const sinks: SinkState[] = [];
       for (const [i, sink] of options.sinks.entries()) {
         const name = sink.name ?? `sink${i}`;
-        const chardev = await registry.add(sinkSpec(name, sink));
+        const chardev = (await registry.add(sinkSpec(name, sink))) as HttpChardev;
         const policy = sink.policy ?? "block";
         hub.attachBackend(chardev, { policy, lagLimit: sink.lagLimit, stallMs: sink.stallMs });
-        sinks.push({ name, url: publicUrl(sink.url), policy, chardev, out: null, gaps: 0, lastRow: null });
+        sinks.push({ name, url: publicUrl(sink.url), policy, chardev, out: null, onGone: new Set(), gaps: 0, lastRow: null });
       }
       const byName = new Map(sinks.map((sink) => [sink.name, sink]));
       hub.onEvent((event: HubEvent) => {
         const sink = byName.get(event.backend);
         if (!sink) return;
         if (event.type === "gap") sink.gaps++;
-        if (event.type === "evict" && !sink.out) sink.out = { state: "evicted", reason: event.reason };
+        if (event.type === "evict" && !sink.out) {
+          sink.out = { state: "evicted", reason: event.reason };
+          for (const gone of [...sink.onGone]) gone();
+        }
         if (event.type === "error" && !sink.out) {
           // A sink's hard error (a 4xx, retries exhausted) is final: let it go so it is no
           // longer waited for, and keep its last counters.
           sink.lastRow = hub.stats().find((row) => row.id === sink.name) ?? sink.lastRow;
           const error = httpCounters(sink.chardev).error;
           sink.out = { state: "failed", reason: typeof error === "string" ? error : `write failed with ${event.errno}` };
+          for (const gone of [...sink.onGone]) gone();
           queueMicrotask(() => {
             try {
               hub.detachBackend(sink.name);
@@ -350,36 +354,47 @@ class LogFanout implements LogFanoutHandler {
   }
 
   /**
-   * Whether `sink` has everything up to stream position `end` confirmed (acknowledged by its
-   * destination, or skipped as a gap), or is out. (A sink joins at the start of the stream, so
-   * its position is what it acknowledged plus what it skipped.)
+   * Whether `sink` has everything up to stream position `end` confirmed (answered 2xx by its
+   * destination, or skipped and announced as a gap), or is out. A sink joins at the start of
+   * the stream, so its input position is the stream position.
    */
   #confirmed(sink: SinkState, end: number): boolean {
-    if (sink.out) return true;
-    const row = sink.lastRow;
-    if (!row) return false;
-    const { bytes: acknowledged, gaps } = httpCounters(sink.chardev);
-    // Answered 2xx, or announced missing (the hub's gaps, and the partial lines the sink cut
-    // around them, which only its own count holds).
-    if (typeof acknowledged !== "number") return false;
-    return acknowledged + Math.max(row.bytesDropped, typeof gaps === "number" ? gaps : 0) >= end;
+    return sink.out !== null || sink.chardev.confirmedPosition >= end;
   }
 
   /**
    * Waits until the sinks (with `everySink`, drop ones too) confirmed the stream up to `end`,
-   * or `timeoutMs` passed. The http sink tells of acknowledgements only through its counters,
-   * so they are looked at every few milliseconds.
+   * or `timeoutMs` passed: each sink's acknowledgement (`HttpChardev.acknowledged`) or its
+   * going out (evicted, failed), whichever comes first.
    */
   async #settled(state: FanoutState, end: number, everySink: boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
     const waitedFor = state.sinks.filter((sink) => everySink || sink.policy !== "drop");
     state.hub.flush();
-    for (;;) {
-      this.#rows(state);
-      if (waitedFor.every((sink) => this.#confirmed(sink, end))) return true;
-      if (Date.now() >= deadline) return false;
-      await sleep(ACK_CHECK_MS);
+    // One signal ends every sink's wait: at the deadline, or once all are done (withdrawing
+    // the waits of sinks that went out instead).
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
+    try {
+      await Promise.all(waitedFor.map((sink) => this.#sinkSettled(sink, end, stop.signal)));
+    } finally {
+      clearTimeout(timer);
+      stop.abort();
     }
+    this.#rows(state);
+    return waitedFor.every((sink) => this.#confirmed(sink, end));
+  }
+
+  /** Resolves once `sink` confirmed the stream up to `end`, went out, or `signal` ended the wait. */
+  #sinkSettled(sink: SinkState, end: number, signal: AbortSignal): Promise<void> {
+    if (sink.out) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        sink.onGone.delete(done);
+        resolve();
+      };
+      sink.onGone.add(done);
+      sink.chardev.acknowledged(end, signal).then(done, done);
+    });
   }
 
   async #ingest(state: FanoutState, request: Request, ctx: LogFanoutContext | undefined): Promise<Response> {

@@ -26,6 +26,12 @@ export interface ChardevUser {
   canRead(): number;
   read(data: Uint8Array): void;
   event(event: ChrEvent): void;
+  /**
+   * The backend failed for good between writes (a sink whose request was refused after the
+   * write that queued it returned): handled as a write answering `-errno` now, instead of at
+   * the holder's next write. Never called from inside a write.
+   */
+  backendFailed?(errno: number): void;
 }
 
 /** What a backend may reach while opening and running. */
@@ -414,6 +420,15 @@ export abstract class Chardev {
 
   /** Stream backends resume their source here once kept input is delivered. */
   protected resumeInput(): void {}
+
+  /**
+   * Tells the holder that this backend failed with `errno` (positive, e.g. ERRNO.EIO) outside a
+   * write, as the write it would otherwise wait for would answer; a holder that does not listen
+   * learns it at its next write.
+   */
+  protected reportFailure(errno: number): void {
+    this.user?.backendFailed?.(errno);
+  }
 
   /** QEMU's qemu_chr_be_event: tracks `beOpen` and tells the holder. */
   emitEvent(event: ChrEvent): void {

@@ -76,7 +76,7 @@ export type HttpSinkStats = {
   trimmed: number;
   /** The last answer's status; 0 for a network error. */
   status: number;
-  /** Bytes batched, not yet sent. */
+  /** Bytes batched or in flight: taken from the hub, not yet acknowledged. */
   pending: number;
   /** Why the sink failed, once it did. */
   error?: string;
@@ -86,6 +86,21 @@ export type HttpSinkStats = {
 interface Body {
   readonly data: Uint8Array<ArrayBuffer>;
   readonly gap: number;
+  /** The sink's input position just after it: a 2xx for it confirms everything up to here. */
+  readonly end: number;
+}
+
+/** A body cut and not yet confirmed with every body before it. */
+interface Outstanding {
+  readonly end: number;
+  acknowledged: boolean;
+}
+
+/** Someone waiting in `acknowledged` for the sink's input up to `position` to be confirmed. */
+interface AckWaiter {
+  readonly position: number;
+  resolve(): void;
+  reject(error: Error): void;
 }
 
 /** How one attempt ended: delivered, try again (after `waitMs` if the receiver said), or give up. */
@@ -137,6 +152,20 @@ export class HttpChardev extends Chardev {
   #gapsAcked = 0;
   #trimmed = 0;
   #lastStatus = 0;
+  /** Body bytes of the requests being sent (retries and their waits included). */
+  #inFlightBytes = 0;
+  // Positions in the sink's input: the bytes the hub wrote to it plus those it skipped for it.
+  /** Everything the hub has handed us or told us is missing. */
+  #inputPosition = 0;
+  /** Where the last body cut ends: bodies (gap, then data) tile the input up to here. */
+  #cutPosition = 0;
+  /** Bodies cut, in input order, from the first not yet acknowledged on. */
+  readonly #outstanding: Outstanding[] = [];
+  /** Every body up to here is acknowledged (2xx). */
+  #acknowledgedPosition = 0;
+  readonly #ackWaiters = new Set<AckWaiter>();
+  /** Why no more input will come (evicted, closed), for waiters beyond what we have. */
+  #inputEnded: string | null = null;
 
   constructor(
     id: string,
@@ -167,8 +196,8 @@ export class HttpChardev extends Chardev {
    * `bytes` acknowledged (2xx), `requests` sent (retries included), `retries`, `gaps` (bytes
    * reported missing in `Chardev-Hub-Gap` of acknowledged requests), `trimmed` (of those, the
    * bytes of partial lines the sink cut so that bodies stay whole lines), `status` (the last
-   * answer's, 0 for a network error), `pending` (bytes batched, not yet sent), and `error`
-   * once it failed.
+   * answer's, 0 for a network error), `pending` (bytes batched or in flight, not yet
+   * acknowledged), and `error` once it failed.
    */
   override sinkStats(): HttpSinkStats {
     const stats: HttpSinkStats = {
@@ -178,10 +207,101 @@ export class HttpChardev extends Chardev {
       gaps: this.#gapsAcked,
       trimmed: this.#trimmed,
       status: this.#lastStatus,
-      pending: this.#filled + (this.#sealed?.data.length ?? 0),
+      pending: this.#filled + (this.#sealed?.data.length ?? 0) + this.#inFlightBytes,
     };
     if (this.#failure !== null) stats.error = this.#failure;
     return stats;
+  }
+
+  /**
+   * The sink's input position: bytes the hub wrote to it plus bytes it skipped for it (a
+   * `drop` hub's gaps). For a sink attached before the hub's first write, the hub's stream
+   * position.
+   */
+  get inputPosition(): number {
+    return this.#inputPosition;
+  }
+
+  /**
+   * How far the sink's input is confirmed: every byte before it was in a body the destination
+   * answered 2xx, or is missing and announced in such a body's `Chardev-Hub-Gap`. A gap with
+   * no output after it (nothing batched or in flight) counts too: none of it will ever be sent.
+   */
+  get confirmedPosition(): number {
+    if (this.#outstanding.length === 0 && this.#filled === 0 && this.#sealed === null) return this.#inputPosition;
+    return this.#acknowledgedPosition;
+  }
+
+  /**
+   * Resolves once `confirmedPosition` reaches `position` (the destination acknowledged the
+   * sink's input up to there); rejects once it cannot: the sink failed (its `failure`), was
+   * closed, or was evicted before its input got there. `signal` withdraws the wait (rejects).
+   *
+   * @example Wait until a collector holds everything the hub wrote so far
+   * ```ts
+   * import { ChardevRegistry } from "chardev-hub";
+   * const reg = await ChardevRegistry.create({ qemuCompat: false });
+   * const up = (await reg.add("http,id=up,url=http://127.0.0.1:9880/logs,batch-ms=50")) as HttpChardev;
+   * await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+   * reg.attach("hub0", { canRead: () => 0, read() {}, event() {} }).write(new TextEncoder().encode("one line\n"));
+   * await up.acknowledged(up.inputPosition, AbortSignal.timeout(5000));
+   * ```
+   */
+  acknowledged(position: number, signal?: AbortSignal): Promise<void> {
+    if (this.confirmedPosition >= position) return Promise.resolve();
+    const refusal = this.#ackRefusal(position) ?? (signal?.aborted ? this.#withdrawn(signal) : null);
+    if (refusal !== null) return Promise.reject(refusal);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#ackWaiters.delete(waiter);
+        reject(this.#withdrawn(signal!));
+      };
+      const waiter: AckWaiter = {
+        position,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#ackWaiters.add(waiter);
+    });
+  }
+
+  /** Why a wait for `position` can never end well, or null while it may. */
+  #ackRefusal(position: number): Error | null {
+    if (this.#failure !== null) return new Error(this.#failure);
+    if (this.#aborted) return new Error(`${this.#request()}: closed before its input up to ${position} was acknowledged`);
+    if (this.#inputEnded !== null && position > this.#inputPosition) return new Error(`${this.#request()}: ${this.#inputEnded} at input position ${this.#inputPosition}, before ${position}`);
+    return null;
+  }
+
+  #withdrawn(signal: AbortSignal): Error {
+    const reason: unknown = signal.reason;
+    return reason instanceof Error ? reason : new Error(`${this.#request()}: the wait for acknowledgement was withdrawn`);
+  }
+
+  /** Resolves the waiters the confirmed position reached, rejects those that can no longer be. */
+  #settleWaiters(): void {
+    if (this.#ackWaiters.size === 0) return;
+    const confirmed = this.confirmedPosition;
+    for (const waiter of [...this.#ackWaiters]) {
+      const refusal = confirmed >= waiter.position ? null : this.#ackRefusal(waiter.position);
+      if (confirmed < waiter.position && refusal === null) continue;
+      this.#ackWaiters.delete(waiter);
+      if (refusal === null) waiter.resolve();
+      else waiter.reject(refusal);
+    }
+  }
+
+  /** A hub let go of us for stalling: no more input comes, so waits beyond it cannot end well. */
+  override evicted(reason: string): void {
+    this.#inputEnded = `evicted (${quoteInput(reason)})`;
+    this.#settleWaiters();
   }
 
   // ---- taking output ----
@@ -198,7 +318,11 @@ export class HttpChardev extends Chardev {
       this.#gapBefore += skipped;
       this.#trimmed += skipped;
       if (newline >= 0) this.#seekingLineStart = false;
-      if (skipped === data.length) return skipped;
+      this.#inputPosition += skipped;
+      if (skipped === data.length) {
+        this.#settleWaiters();
+        return skipped;
+      }
     }
     const rest = skipped === 0 ? data : data.subarray(skipped);
     const room = this.#batch.length - this.#filled;
@@ -218,6 +342,7 @@ export class HttpChardev extends Chardev {
       if (newline >= 0) this.#linesEnd = this.#filled + newline + 1;
       this.#filled += take;
       if (this.#filled === this.#batch.length) this.#due = true;
+      this.#inputPosition += take;
     }
     if (this.#due) this.#pump();
     const taken = skipped + take;
@@ -252,15 +377,16 @@ export class HttpChardev extends Chardev {
     }
     // (A batch with a body sealed already cannot take output, so the hub cannot have served us.)
     this.#gapBefore += partial + bytes;
+    this.#inputPosition += bytes;
     this.#trimmed += partial;
     this.#seekingLineStart = this.#seekingLineStart || !resumesAtLineStart(hub, this.id);
     this.#pump();
+    this.#settleWaiters();
   }
 
   /** The first `end` bytes of the batch as a body (with the gap before them); the rest moves up. */
   #cut(end: number): Body {
-    const body: Body = { data: this.#batch.slice(0, end), gap: this.#gapBefore };
-    this.#gapBefore = 0;
+    const body = this.#body(this.#batch.slice(0, end));
     this.#batch.copyWithin(0, end, this.#filled);
     this.#filled -= end;
     // What is left is the part of a line after the last newline: it holds none.
@@ -270,6 +396,24 @@ export class HttpChardev extends Chardev {
     this.#batchTimer = null;
     if (this.#filled > 0) this.#startBatchTimer();
     return body;
+  }
+
+  /** A body of `data` after the gap before it, placed in the input and booked as outstanding. */
+  #body(data: Uint8Array<ArrayBuffer>): Body {
+    const end = this.#cutPosition + this.#gapBefore + data.length;
+    const body: Body = { data, gap: this.#gapBefore, end };
+    this.#gapBefore = 0;
+    this.#cutPosition = end;
+    this.#outstanding.push({ end, acknowledged: false });
+    return body;
+  }
+
+  /** `body` was answered 2xx: the confirmed position moves over every body acknowledged in a row. */
+  #acknowledge(body: Body): void {
+    const entry = this.#outstanding.find((candidate) => candidate.end === body.end && !candidate.acknowledged);
+    if (entry) entry.acknowledged = true;
+    while (this.#outstanding.length > 0 && this.#outstanding[0].acknowledged) this.#acknowledgedPosition = this.#outstanding.shift()!.end;
+    this.#settleWaiters();
   }
 
   /** Starts requests while some may start and a body is ready; fires the watch when room was made. */
@@ -287,8 +431,7 @@ export class HttpChardev extends Chardev {
         if (end > 0) body = this.#cut(end);
         else if (this.#closing && this.#gapBefore > 0) {
           // A gap with no output after it yet: an empty body still tells the receiver.
-          body = { data: new Uint8Array(0), gap: this.#gapBefore };
-          this.#gapBefore = 0;
+          body = this.#body(new Uint8Array(0));
         } else break;
       } else break;
       madeRoom = true;
@@ -306,6 +449,7 @@ export class HttpChardev extends Chardev {
   /** Sends one body until it is acknowledged, retrying as the settings say; a final failure fails the sink. */
   async #send(body: Body): Promise<void> {
     this.#inFlight++;
+    this.#inFlightBytes += body.data.length;
     try {
       for (let retry = 0; ; retry++) {
         if (this.#failure !== null || this.#aborted) return;
@@ -318,6 +462,7 @@ export class HttpChardev extends Chardev {
           this.#bytesAcked += body.data.length;
           this.#gapsAcked += body.gap;
           this.#outageWarned = false;
+          this.#acknowledge(body);
           return;
         }
         if (outcome.kind === "fatal") {
@@ -337,6 +482,7 @@ export class HttpChardev extends Chardev {
       }
     } finally {
       this.#inFlight--;
+      this.#inFlightBytes -= body.data.length;
       if (!this.#aborted) this.#pump();
     }
   }
@@ -398,9 +544,11 @@ export class HttpChardev extends Chardev {
   }
 
   /**
-   * A hard error (the faults rule): the sink stops sending, tells the operator, and answers
-   * the hub's next write with EIO, so the hub closes it for itself and reports `error`
-   * (HUB_BACKEND_ERROR). A writer waiting on our watch is woken to see it at once.
+   * A hard error (the faults rule): the sink stops sending, tells the operator, and tells its
+   * holder at once (`reportFailure`: a hub closes it for itself and reports `error`,
+   * HUB_BACKEND_ERROR, without waiting for its next write to get EIO); every later write
+   * answers EIO. A writer waiting on our watch is woken to see it; waits for acknowledgement
+   * are rejected.
    */
   #fail(message: string): void {
     if (this.#failure !== null) return;
@@ -413,6 +561,8 @@ export class HttpChardev extends Chardev {
     this.#sealed = null;
     for (const abort of [...this.#aborts]) abort();
     this.#flushed?.();
+    this.#settleWaiters();
+    this.reportFailure(ERRNO.EIO);
     this.fireWatches();
   }
 
@@ -452,6 +602,7 @@ export class HttpChardev extends Chardev {
       }
     }
     this.#aborted = true;
+    this.#settleWaiters();
     for (const abort of [...this.#aborts]) abort();
     if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
     this.#batchTimer = null;
