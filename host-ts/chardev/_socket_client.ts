@@ -49,6 +49,10 @@ export class SocketClientChardev extends Chardev {
   readonly #parsedWaiting: TelnetInput[] = [];
   #deliveringParsed = false;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Input the holder had no room for yet is kept (reading paused). */
+  #inputHeld = false;
+  /** The peer hung up while input was held: the end waits until the holder has it all. */
+  #hungUpWithInputHeld = false;
   readonly #gone: (client: SocketClientChardev) => void;
 
   constructor(
@@ -97,7 +101,7 @@ export class SocketClientChardev extends Chardev {
     this.connection.start({
       data: (chunk) => this.#received(chunk),
       drain: () => this.#drained(),
-      closed: () => this.#end(),
+      closed: () => this.#peerHungUp(),
     });
   }
 
@@ -159,9 +163,25 @@ export class SocketClientChardev extends Chardev {
 
   /** Hands input to the holder, with a telnet client's commands taken out. */
   #deliver(data: Uint8Array): boolean {
-    if (!this.#telnetInput) return data.length === 0 || this.deliverInput(data);
-    for (const piece of this.#telnetInput.feed(data)) this.#parsedWaiting.push(piece);
-    return this.#deliverParsed();
+    let allTaken: boolean;
+    if (!this.#telnetInput) allTaken = data.length === 0 || this.deliverInput(data);
+    else {
+      for (const piece of this.#telnetInput.feed(data)) this.#parsedWaiting.push(piece);
+      allTaken = this.#deliverParsed();
+    }
+    this.#inputHeld = !allTaken;
+    return allTaken;
+  }
+
+  /**
+   * The connection closed. Input read before the hang-up but not yet taken is the peer's last
+   * words: the end (CLOSED) waits until the holder has taken it, as QEMU reads a socket's last
+   * bytes before it sees the hang-up. Without this a device that wrote and closed while the
+   * hub was full lost its last chunk.
+   */
+  #peerHungUp(): void {
+    if (this.#inputHeld && !this.#ended) this.#hungUpWithInputHeld = true;
+    else this.#end();
   }
 
   /**
@@ -224,7 +244,10 @@ export class SocketClientChardev extends Chardev {
     if (this.options.websocket && !this.#linkOpen) return;
     // Inside #deliverParsed's loop, the loop decides whether reading goes on.
     if (this.#ended || this.#deliveringParsed) return;
-    if (this.#deliverParsed()) this.connection.resume();
+    if (!this.#deliverParsed()) return;
+    this.#inputHeld = false;
+    if (this.#hungUpWithInputHeld) this.#end();
+    else this.connection.resume();
   }
 
   /** Takes what fits under the high-water mark; EIO before the handshakes are done and after the end. */
