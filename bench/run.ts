@@ -376,7 +376,8 @@ async function main(): Promise<void> {
     const { runSocketCase } = await import("./_socket.ts");
     rows.push(...(await runSocketCase({ quick: args.quick, root, log })));
     const { anchors, reason } = cAnchors();
-    if (anchors) {
+    if (runtimeName !== "node") skipped.push({ name: "socket fan-out against the C epoll server", reason: "Node only (it runs node dist/cli.js)", runtime: runtimeName });
+    else if (anchors) {
       const { runCommandSocketCase } = await import("./_command_socket.ts");
       rows.push(...(await runCommandSocketCase({ quick: args.quick, root, cServer: anchors.fanoutServer, log })));
     } else skipped.push({ name: "socket fan-out against the C epoll server", reason, runtime: runtimeName });
@@ -395,9 +396,11 @@ async function main(): Promise<void> {
     const socat = missingProgram("socat", "-V", "socat");
     if (socat) skipped.push({ name: "keystroke round trip through a socat relay", reason: socat, runtime: runtimeName });
     const { runRelayLatencyCase } = await import("./_latency.ts");
-    rows.push(...(await runRelayLatencyCase({ quick: args.quick, root, socat: !socat, log })));
+    // The command is `process.execPath dist/cli.js`: Node's.
+    if (runtimeName === "node") rows.push(...(await runRelayLatencyCase({ quick: args.quick, root, socat: !socat, log })));
   }
-  if (args.only.has("startup")) {
+  if (args.only.has("startup") && runtimeName !== "node") skipped.push({ name: "startup", reason: "Node only (it runs node dist/cli.js)", runtime: runtimeName });
+  else if (args.only.has("startup")) {
     const socat = missingProgram("socat", "-V", "socat");
     if (socat) skipped.push({ name: "startup of socat", reason: socat, runtime: runtimeName });
     const { runStartupCase } = await import("./_startup.ts");
