@@ -4,6 +4,15 @@
 // (`NAME-OFFSET`) that lets the stream drop a re-sent copy. Bytes not yet acknowledged are
 // bounded: past the window writes answer EAGAIN, and the watch fires when acks free room, so a
 // hub's block/drop/evict policies treat NATS as any slow backend.
+//
+// Order in the stream is the viewers' proof that nothing is lost, so it is kept across a
+// reconnect. Messages are pipelined on one server connection, which delivers them in order; what
+// breaks that is a connection ending: the client drops what it buffered for the old connection
+// when it dials again, so messages sent before the end may never be stored while later ones,
+// sent on the new connection, are. Therefore every message is sent on the connection the client
+// is on now only after every earlier unacknowledged one was (re)sent on that same connection;
+// while the client is disconnected nothing is sent (output waits in the window); and after a
+// failed publish nothing newer is sent until all unacknowledged messages went again, in order.
 
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -17,6 +26,7 @@ import { describeNatsError, inputSubject, OFFSET_HEADER, outputSubject, REQUEST_
 import { NatsConsoleScreen, SCREEN_ERROR_HEADER, SCREEN_SIZE_HEADER } from "./_nats_screen.ts";
 import { ConsoleMetadata } from "./_nats_metadata.ts";
 import { PushedInputHold } from "./_pushed_input.ts";
+import { quoteInput } from "../limits.ts";
 
 /** Output taken but not yet acknowledged by JetStream before writes answer EAGAIN. */
 export const NATS_UNACKED_LIMIT_BYTES = 1024 * 1024;
@@ -38,12 +48,15 @@ const CLOSE_DRAIN_MS = 2000;
  */
 const INPUT_HOLD_BYTES = 64 * 1024;
 
-/** One published message until its ack: where it starts in the output, and its bytes. */
-interface InFlight {
+/** One message of output from when it is cut until JetStream acknowledges it: where it starts, its bytes. */
+interface Unacked {
   readonly offset: number;
   readonly data: Uint8Array;
-  /** Publishes of it under way (a retry may overlap a slow first try; the id makes them one). */
-  attempts: number;
+  /**
+   * How often it was handed to the connection. Only the latest send's failure means anything:
+   * an earlier one (on a connection since replaced) was superseded by the re-send.
+   */
+  sends: number;
   acked: boolean;
 }
 
@@ -66,9 +79,20 @@ export class NatsConsoleChardev extends NatsChardev {
   #batch: Uint8Array[] = [];
   #batchBytes = 0;
   #flushQueued = false;
-  /** Published, not yet acknowledged, in offset order. */
-  #inFlight: InFlight[] = [];
-  #inFlightBytes = 0;
+  /** Cut into messages and not yet acknowledged (sent or still waiting to be), in offset order. */
+  #unacked: Unacked[] = [];
+  #unackedMessageBytes = 0;
+  /**
+   * The server connection the first #sentCount messages of #unacked were (re)sent on, in order:
+   * the client's `info`, a new object for every connection it makes (and for a server's
+   * cluster update, which only costs a harmless re-send). Read synchronously before each send,
+   * so a reconnect the status events have not told us of yet is seen all the same.
+   */
+  #sentOn: unknown = null;
+  #sentCount = 0;
+  /** Set between a disconnect and the reconnect the client reports: nothing is sent meanwhile. */
+  #linkDown = false;
+  /** After a failed publish: until it fires, nothing is sent; then everything unacknowledged goes again. */
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   /** The absolute offset of the next byte taken: where the stream's last message for this console ended. */
   #nextOffset = 0;
@@ -155,12 +179,12 @@ export class NatsConsoleChardev extends NatsChardev {
 
   /** Output taken and not yet acknowledged. */
   get unackedBytes(): number {
-    return this.#batchBytes + this.#inFlightBytes;
+    return this.#batchBytes + this.#unackedMessageBytes;
   }
 
   /** Messages published and not yet acknowledged (acked ones waiting behind an unacked one included). */
   get unackedMessages(): number {
-    return this.#inFlight.length;
+    return this.#unacked.length;
   }
 
   /** Typing dropped because the device took no input for too long. */
@@ -197,7 +221,31 @@ export class NatsConsoleChardev extends NatsChardev {
       },
     });
     await this.#metadata.start();
+    this.#followConnection();
     this.emitEvent(ChrEvent.OPENED);
+  }
+
+  /**
+   * Follows the client's connection state: while it is disconnected nothing is sent (the output
+   * stays in the window, so writes answer EAGAIN once it is full); once it has reconnected, every
+   * unacknowledged message goes again, in offset order, before anything newer.
+   */
+  #followConnection(): void {
+    void (async () => {
+      for await (const status of this.connection.status()) {
+        if (this.#connectionClosed) return;
+        if (status.type === "disconnect") {
+          this.#linkDown = true;
+          if (!this.#failureWarned && !this.#destroyed) {
+            this.#failureWarned = true;
+            this.context.warn(`nats: ${this.id}: lost the connection to ${quoteInput(status.server)}; output waits, and goes again in order once reconnected`);
+          }
+        } else if (status.type === "reconnect") {
+          this.#linkDown = false;
+          this.#send();
+        }
+      }
+    })().catch(() => {});
   }
 
   /**
@@ -234,7 +282,7 @@ export class NatsConsoleChardev extends NatsChardev {
 
   /** Whether the unacknowledged window is full (in bytes, or in messages). */
   get #windowFull(): boolean {
-    return this.unackedBytes >= NATS_UNACKED_LIMIT_BYTES || this.#inFlight.length >= NATS_UNACKED_LIMIT_MESSAGES;
+    return this.unackedBytes >= NATS_UNACKED_LIMIT_BYTES || this.#unacked.length >= NATS_UNACKED_LIMIT_MESSAGES;
   }
 
   /** Takes what fits in the unacknowledged window; -EAGAIN when it is full. */
@@ -270,43 +318,70 @@ export class NatsConsoleChardev extends NatsChardev {
     this.#batch = [];
     this.#batchBytes = 0;
     for (let start = 0; start < joined.length; start += this.#maxMessageBytes) {
-      const message: InFlight = { offset, data: joined.subarray(start, start + this.#maxMessageBytes), attempts: 0, acked: false };
+      const message: Unacked = { offset, data: joined.subarray(start, start + this.#maxMessageBytes), sends: 0, acked: false };
       offset += message.data.length;
-      this.#inFlight.push(message);
-      this.#inFlightBytes += message.data.length;
-      this.#publish(message);
+      this.#unacked.push(message);
+      this.#unackedMessageBytes += message.data.length;
+    }
+    this.#send();
+  }
+
+  /**
+   * Hands to the connection, in offset order, every unacknowledged message not yet sent on the
+   * connection the client is on now: after a reconnect that is all of them (the stream drops a
+   * copy it already has by its id), otherwise only the new ones. Nothing while disconnected,
+   * dialing, or waiting to retry after a failure.
+   */
+  #send(): void {
+    if (this.#connectionClosed || this.#linkDown || this.#retryTimer) return;
+    const connectedTo = this.connection.info;
+    if (connectedTo === undefined) return;
+    if (connectedTo !== this.#sentOn) {
+      this.#sentOn = connectedTo;
+      this.#sentCount = 0;
+    }
+    for (; this.#sentCount < this.#unacked.length; this.#sentCount++) {
+      const message = this.#unacked[this.#sentCount];
+      if (!message.acked) this.#publish(message);
     }
   }
 
-  #publish(message: InFlight): void {
+  #publish(message: Unacked): void {
     const headerSet = natsApi().headers();
     headerSet.set(OFFSET_HEADER, String(message.offset));
-    message.attempts++;
+    const send = ++message.sends;
     this.#client.publish(this.#subject, message.data, { msgID: `${this.options.console}-${message.offset}`, headers: headerSet }).then(
       () => this.#ackedMessage(message),
-      (error: unknown) => this.#failed(message, error),
+      (error: unknown) => {
+        if (send === message.sends) this.#failed(message, error);
+      },
     );
   }
 
-  #ackedMessage(message: InFlight): void {
-    message.attempts--;
+  #ackedMessage(message: Unacked): void {
     if (message.acked) return;
     message.acked = true;
     this.#acked += message.data.length;
-    this.#inFlightBytes -= message.data.length;
+    this.#unackedMessageBytes -= message.data.length;
     this.#failureWarned = false;
     // Acks come in order on one connection, so acked messages leave from the head; one acked
     // out of order (a retry) waits in place until those before it are acked too.
     let acked = 0;
-    while (acked < this.#inFlight.length && this.#inFlight[acked].acked) acked++;
-    if (acked > 0) this.#inFlight.splice(0, acked);
-    if (this.#inFlight.length === 0) this.#drained?.();
+    while (acked < this.#unacked.length && this.#unacked[acked].acked) acked++;
+    if (acked > 0) {
+      this.#unacked.splice(0, acked);
+      this.#sentCount = Math.max(0, this.#sentCount - acked);
+    }
+    if (this.#unacked.length === 0) this.#drained?.();
     if (this.#destroyed) return;
     if (this.watchesWaiting && !this.#windowFull) this.fireWatches();
   }
 
-  #failed(message: InFlight, error: unknown): void {
-    message.attempts--;
+  /**
+   * A publish failed (no ack in time, JetStream not ready): messages after it may be stored
+   * already, so nothing newer goes until, after RETRY_MS, every unacknowledged message went again in order.
+   */
+  #failed(message: Unacked, error: unknown): void {
     if (message.acked || this.#retryTimer || this.#connectionClosed) return;
     // Once per outage: the next ack ends it.
     if (!this.#failureWarned) {
@@ -319,10 +394,8 @@ export class NatsConsoleChardev extends NatsChardev {
   /** Sends every unacknowledged message again, in offset order; the message ids make a second copy a no-op. */
   #retry(): void {
     this.#retryTimer = null;
-    if (this.#connectionClosed) return;
-    for (const message of this.#inFlight) {
-      if (!message.acked && message.attempts === 0) this.#publish(message);
-    }
+    this.#sentCount = 0;
+    this.#send();
   }
 
   /** Fires when acks bring the unacknowledged bytes under the window. */
@@ -355,15 +428,15 @@ export class NatsConsoleChardev extends NatsChardev {
     this.#stopHubSize = null;
     this.#screen?.dispose();
     if (this.beOpen) this.emitEvent(ChrEvent.CLOSED);
-    if (this.#inFlight.length > 0) {
+    if (this.#unacked.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#drained = resolve;
         timer = setTimeout(resolve, CLOSE_DRAIN_MS);
       });
       clearTimeout(timer);
-      if (this.#inFlight.length > 0) {
-        this.context.warn(`nats: ${this.id}: closed with ${this.#inFlightBytes} bytes of output not acknowledged by JetStream`);
+      if (this.#unacked.length > 0) {
+        this.context.warn(`nats: ${this.id}: closed with ${this.#unackedMessageBytes} bytes of output not acknowledged by JetStream`);
       }
     }
     await this.#metadata.stop();
