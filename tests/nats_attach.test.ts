@@ -200,7 +200,7 @@ describe("chardev-hub attach nats://HOST:PORT/NAME", () => {
     });
   });
 
-  it("--replay screen starts with the console's screen as it stands, then follows", async () => {
+  it("attach and tail with --replay screen start with the console's screen as it stands, then follow; a local tail refuses it", async () => {
     const name = newConsoleName();
     const { log } = await startConsole(name);
     const typist = new CliProcess(["attach", `${server.url}/${name}`]);
@@ -212,8 +212,20 @@ describe("chardev-hub attach nats://HOST:PORT/NAME", () => {
     // The screen comes first: a terminal reset, then what the shell printed before.
     await late.waitForStdout("before-21");
     expect(late.stdout.startsWith("\x1bc")).toBe(true);
+    // tail takes --replay screen over NATS too: the same screen first, on stdout.
+    const tail = new CliProcess(["tail", `${server.url}/${name}`, "--replay", "screen"]);
+    await tail.waitForStdout("before-21");
+    expect(tail.stdout.startsWith("\x1bc")).toBe(true);
     typist.send("echo after-$((20+2))\n");
     await late.waitForStdout("after-22");
+    await tail.waitForStdout("after-22");
+    await tail.stop("SIGINT");
+    // A local console's tail has no screen to ask for: a usage error, before anything connects.
+    expect(await CliProcess.run(["tail", name, "--replay", "screen"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "chardev-hub: tail: --replay screen is for consoles on NATS (tail nats://HOST:PORT/NAME); here give a byte count\n",
+    });
     typist.send("\x1d.");
     late.send("\x1d.");
     expect((await typist.exit).code).toBe(0);

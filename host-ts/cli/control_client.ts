@@ -99,7 +99,7 @@ export function clientHelp(program: string, command: ClientCommand): string {
     case "who":
       return `Usage: ${program} who NAME [--control PATH]\n\nWho is attached to console NAME: attached clients with their uid, and the hub's other open backends.\n\n${control}`;
     case "tail":
-      return `Usage: ${program} tail NAME [--replay BYTES] [--control PATH]\n       ${program} tail nats://HOST:PORT/NAME [--replay BYTES] [NATS options]\n\nConsole NAME's output on stdout, read-only, until the console ends or SIGINT (for scripts).\n\n  --replay BYTES    start with up to BYTES of recent output (a ring hub's, or the NATS stream's; K, M suffixes)\n${control}${nats}`;
+      return `Usage: ${program} tail NAME [--replay BYTES] [--control PATH]\n       ${program} tail nats://HOST:PORT/NAME [--replay BYTES|screen] [NATS options]\n\nConsole NAME's output on stdout, read-only, until the console ends or SIGINT (for scripts).\n\n  --replay BYTES    start with up to BYTES of recent output (a ring hub's, or the NATS stream's; K, M suffixes)\n  --replay screen   (nats:// only) start with the console's screen as it stands, then follow\n${control}${nats}`;
     case "attach":
       return (
         `Usage: ${program} attach NAME [--ro] [--replay BYTES|screen] [--escape CHAR] [--control PATH]\n` +
@@ -187,7 +187,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     else if (name === "control") controlPath = value;
     else if (name === "tls-creds") tlsCredsDir = value;
     else if (name === "escape") escape = parseEscape(value);
-    else if (value === "screen" && command === "attach") replay = "screen";
+    else if (value === "screen" && (command === "attach" || command === "tail")) replay = "screen";
     else {
       try {
         replay = parseSize("replay", value);
@@ -198,6 +198,8 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
   }
   if (!help && command !== "list" && consoleName === null) throw new ClientError(`${command}: which console? (${command} NAME; \`list\` shows them)`, EXIT_USAGE);
   const nats = consoleName !== null && isNatsUrl(consoleName) ? parseNatsTarget(consoleName) : null;
+  // A local tail asks the hub for bytes; the screen over NATS comes from the console itself.
+  if (replay === "screen" && command === "tail" && !nats) throw new ClientError("tail: --replay screen is for consoles on NATS (tail nats://HOST:PORT/NAME); here give a byte count", EXIT_USAGE);
   if (nats && command === "who") throw new ClientError("who: not available over NATS (the console's hub knows who is attached: ask on its host)", EXIT_USAGE);
   if (nats && command === "list" && nats.console !== null) throw new ClientError("list: nats://HOST:PORT names the servers only (no /NAME)", EXIT_USAGE);
   if (nats && command !== "list" && nats.console === null) throw new ClientError(`${command}: which console? (${command} nats://HOST:PORT/NAME)`, EXIT_USAGE);

@@ -270,7 +270,7 @@ A console is the default setup's \`shell\`, a -frontend run's device id, or a -c
 On NATS (a console published by a \`nats\` chardev, docs/nats.md) the same commands take
 nats://HOST:PORT (list: the consoles' KV cards) or nats://HOST:PORT/NAME (attach, tail),
 with --creds FILE, --token TOKEN or --user USER --password PASSWORD, --tls-creds DIR
-(TLS with a client certificate), --stream NAME; attach --replay screen too.
+(TLS with a client certificate), --stream NAME; attach and tail --replay screen too.
 
 Examples:
   # Two consoles in one process, each with its socket and the first with a log
