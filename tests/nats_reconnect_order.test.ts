@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, type Frontend } from "../host-ts/mod.ts";
 import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/nats-core";
 import { nodeNats } from "../host-ts/runtime/node_nats.ts";
 import { NatsConsoleChardev, NatsViewerChardev } from "../host-ts/chardev/nats.ts";
 import { bytes, FeHandler } from "./_fe_handler.ts";
@@ -153,4 +154,34 @@ describe("nats console across reconnects", () => {
     expect(viewer.gaps).toEqual([]);
     expect(screen.take()).toBe(new TextDecoder().decode(written));
   }, 120_000);
+
+  it("a viewer cuts a re-sent copy that overlaps what it has to its unseen tail, and skips a whole repeat, with no gap", async () => {
+    const server = await startServer();
+    const name = `overlap${process.pid}`;
+    const reg = await registry();
+    // The console makes the stream; the test then stores copies by hand, as a dedup window that missed them would leave them.
+    await reg.add(`nats,id=n0,server=${server.url},console=${name}`);
+    const client = await nodeNats.connect({ servers: server.url });
+    try {
+      const js = jetstream(client);
+      const store = async (offset: number, text: string) => {
+        const headerSet = headers();
+        headerSet.set("Chardev-Hub-Offset", String(offset));
+        await js.publish(`console.${name}.out`, bytes(text), { headers: headerSet });
+      };
+      await store(0, "abcd");
+      await store(2, "cdef"); // overlaps: only "ef" is new
+      await store(0, "abcd"); // a whole repeat
+      await store(6, "gh");
+    } finally {
+      await client.close();
+    }
+    const viewer = (await reg.add(`nats,id=v0,role=viewer,server=${server.url},console=${name},from=start`)) as NatsViewerChardev;
+    const fe = new FeHandler();
+    fe.room = 1 << 20;
+    reg.attach("v0", fe);
+    await until(() => viewer.nextOffset === 8);
+    expect(fe.take()).toBe("abcdefgh");
+    expect(viewer.gaps).toEqual([]);
+  }, 30_000);
 });
