@@ -178,6 +178,8 @@ function httpCounters(chardev: HttpChardev): Record<string, unknown> {
   return { ...chardev.sinkStats() };
 }
 
+function ignore(): void {}
+
 function countLines(bytes: Uint8Array): number {
   let lines = 0;
   for (let at = bytes.indexOf(NEWLINE); at !== -1; at = bytes.indexOf(NEWLINE, at + 1)) lines++;
@@ -345,7 +347,7 @@ class LogFanout implements LogFanoutHandler {
   #stats(state: FanoutState): { ring: number; bytes: number; lines: number; tails: number; sinks: LogFanoutSinkStats[] } {
     this.#rows(state);
     return {
-      ring: this.#options.ring ?? DEFAULT_RING,
+      ring: state.hub.options.ring,
       bytes: state.queue.writtenBytes,
       lines: state.lines,
       tails: state.tailsOpen,
@@ -397,6 +399,17 @@ class LogFanout implements LogFanoutHandler {
     });
   }
 
+  /**
+   * What the drop sinks still hold is sent after the answer; a Worker is kept alive for it.
+   * (Made here, not in `#ingest`: a closure made there and kept for the wait would keep the
+   * ingest's scope, its body among it, for as long; Bun's collector keeps all of it.)
+   */
+  #flushAfterAnswer(state: FanoutState, end: number, ctx: LogFanoutContext | undefined): void {
+    const rest = this.#settled(state, end, true, CLOSE_FLUSH_MS);
+    if (ctx?.waitUntil) ctx.waitUntil(rest);
+    else rest.catch(ignore);
+  }
+
   async #ingest(state: FanoutState, request: Request, ctx: LogFanoutContext | undefined): Promise<Response> {
     if (!request.body) return errorAnswer(400, "logFanout: POST /ingest needs a body of lines");
     const reader = request.body.getReader();
@@ -436,10 +449,7 @@ class LogFanout implements LogFanoutHandler {
     }
     const end = state.queue.writtenBytes;
     const confirmed = await this.#settled(state, end, false, this.#options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS);
-    // What the drop sinks still hold is sent after the answer; a Worker is kept alive for it.
-    const rest = this.#settled(state, end, true, CLOSE_FLUSH_MS);
-    if (ctx?.waitUntil) ctx.waitUntil(rest);
-    else rest.catch(() => {});
+    this.#flushAfterAnswer(state, end, ctx);
     this.#rows(state);
     return json({
       lines,
