@@ -182,7 +182,7 @@ export class NatsConsoleChardev extends NatsChardev {
     return this.#batchBytes + this.#unackedMessageBytes;
   }
 
-  /** Messages published and not yet acknowledged (acked ones waiting behind an unacked one included). */
+  /** Messages not yet acknowledged: sent, or waiting for a connection (acked ones waiting behind an unacked one included). */
   get unackedMessages(): number {
     return this.#unacked.length;
   }
