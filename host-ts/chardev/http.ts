@@ -12,7 +12,7 @@ import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import type { OptionSchema } from "../option_schema.ts";
 import { quoteInput } from "../limits.ts";
-import { Chardev, type ChardevContext, defineDriver } from "./_chardev.ts";
+import { Chardev, type ChardevContext, type ChardevUser, defineDriver } from "./_chardev.ts";
 import { type HubChardev, onEveryHubEvent } from "./hub.ts";
 import {
   backoffMs,
@@ -235,7 +235,7 @@ export class HttpChardev extends Chardev {
   /**
    * Resolves once `confirmedPosition` reaches `position` (the destination acknowledged the
    * sink's input up to there); rejects once it cannot: the sink failed (its `failure`), was
-   * closed, or was evicted before its input got there. `signal` withdraws the wait (rejects).
+   * closed, or was evicted or detached before its input got there. `signal` withdraws the wait (rejects).
    *
    * @example Wait until a collector holds everything the hub wrote so far
    * ```ts
@@ -302,6 +302,20 @@ export class HttpChardev extends Chardev {
   override evicted(reason: string): void {
     this.#inputEnded = `evicted (${quoteInput(reason)})`;
     this.#settleWaiters();
+  }
+
+  /** Detached from its holder: no more input comes until one attaches again. */
+  override detachUser(user: ChardevUser): void {
+    const wasHolder = this.user === user;
+    super.detachUser(user);
+    if (!wasHolder) return;
+    this.#inputEnded ??= "detached";
+    this.#settleWaiters();
+  }
+
+  override attachUser(user: ChardevUser): void {
+    super.attachUser(user);
+    this.#inputEnded = null;
   }
 
   // ---- taking output ----
