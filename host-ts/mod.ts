@@ -4,7 +4,6 @@
 // backend kind and use the running Node's, Deno's or Bun's primitives.
 
 import type { ChardevDriver } from "./chardev/_chardev.ts";
-import { HubScreen } from "./chardev/_hub_screen.ts";
 import { provideHubScreen } from "./chardev/_hub_screen_contract.ts";
 import { BUILTIN_DRIVERS } from "./chardev/drivers.ts";
 import { Hub as HostNeutralHub } from "./hub.ts";
@@ -12,8 +11,13 @@ import { ChardevRegistry as HostNeutralRegistry, type RegistryOptions } from "./
 import { detectRuntime } from "./runtime/detect.ts";
 import type { HostRuntime } from "./runtime/types.ts";
 
-// Screen replay (`replay.N=screen`) with xterm.js's headless terminal, which the edge entry leaves out.
-provideHubScreen((ring, ringSize, cols, rows) => new HubScreen(ring, ringSize, cols, rows));
+// Screen replay (`replay.N=screen`) with xterm.js's headless terminal, which the edge entry
+// leaves out. Imported when a hub first needs a screen: xterm.js is a third of the command's
+// code and some 20 ms of its start, which `--help` and hubs without screen replay never pay.
+provideHubScreen(async () => {
+  const { HubScreen } = await import("./chardev/_hub_screen.ts");
+  return (ring, ringSize, cols, rows) => new HubScreen(ring, ringSize, cols, rows);
+});
 
 // Everything of the edge entry; the two classes below take the place of its ChardevRegistry and Hub.
 export * from "./mod_web.ts";

@@ -9,7 +9,7 @@ import type { BcastWriter } from "../core.ts";
 import { ERRNO } from "../errno.ts";
 import { ChrEvent } from "../events.ts";
 import { type HubEntry, type HubHistory, type HubOutput, type HubOutputBackendOptions, type HubOutputCounters, type HubOutputHost } from "./_hub_output.ts";
-import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubScreenReader, makeHubScreen, screenScrollback } from "./_hub_screen_contract.ts";
+import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS, type HubScreenReader, loadHubScreen, makeHubScreen, screenScrollback } from "./_hub_screen_contract.ts";
 
 /** A backend with no watch of its own is retried after this long. */
 const RETRY_WITHOUT_WATCH_MS = 5;
@@ -28,6 +28,15 @@ export class RingOutput implements HubOutput {
   #failedNow: [HubEntry, number][] = [];
   /** The screen emulator, made when the first backend asks for `replay=screen`. */
   #screen: HubScreenReader | null = null;
+  /** The emulator's code is loading (the first screen of the process): the screen comes after. */
+  #screenLoading: Promise<void> | null = null;
+  /**
+   * `replay=screen` backends that opened while the emulator was loading, by slot: they take no
+   * ring bytes (`held`: the core was told so) until the screen has joined them at `openedAt`.
+   */
+  readonly #screenWaiting = new Map<number, { entry: HubEntry; scrollback: number; openedAt: number; held: boolean }>();
+  /** The ring is freed: a load that ends late makes no screen. */
+  #freed = false;
   /** Scrollback lines each `replay=screen` backend asked for, by slot. */
   readonly #screenBackends = new Map<number, number>();
   /** The hub's agreed terminal size, which a screen made later starts at. */
@@ -66,15 +75,52 @@ export class RingOutput implements HubOutput {
     const replay = typeof options.replay === "number" ? options.replay : 0;
     const slot = this.host.core.bcastAddBackend(this.#ring(), options.policy, options.lagLimit ?? this.size, replay);
     if (scrollback !== null) {
-      void this.screen; // made now, so that it has the history by the time the backend opens
+      this.#startScreen(); // made (or loading) now, so that it has the history by the time the backend opens
       this.#screenBackends.set(slot, scrollback);
     }
     return slot;
   }
 
-  /** The screen emulator (made on first use: a hub that replays no screen parses nothing). */
-  get screen(): HubScreenReader {
-    this.#screen ??= makeHubScreen(
+  /**
+   * Makes the screen emulator on first use (a hub that replays no screen parses nothing), or,
+   * while the process has not loaded the emulator's code yet, once it has: it reads the ring's
+   * history either way, so a screen made a little later is as right.
+   */
+  #startScreen(): void {
+    if (this.#screen !== null || this.#screenLoading !== null) return;
+    this.#screen = this.#makeScreen();
+    if (this.#screen !== null) return;
+    this.#screenLoading = loadHubScreen().then(
+      () => this.#screenLoaded(),
+      () => this.#screenLoaded(), // no emulator after all: the waiting backends get the live stream alone
+    );
+  }
+
+  /** The emulator's code is there: the screen is made and joins the backends that opened meanwhile. */
+  #screenLoaded(): void {
+    this.#screenLoading = null;
+    if (this.#freed) return;
+    let screen: HubScreenReader | null = null;
+    try {
+      screen = this.#makeScreen();
+    } catch {
+      // Only a failed load gets here; the backends below go on without a repaint.
+    }
+    this.#screen = screen;
+    const waiting = [...this.#screenWaiting];
+    this.#screenWaiting.clear();
+    const core = this.host.core;
+    const ring = this.#ring();
+    for (const [slot, { entry, scrollback, openedAt, held }] of waiting) {
+      // Where the emulator starts reading, if the ring has lapped the opening head meanwhile.
+      if (screen !== null) screen.join(entry, scrollback, Math.max(openedAt, core.bcastCursor(ring, screen.slot)));
+      if (held) core.bcastUnblock(ring, slot);
+    }
+    this.#scheduleDrain();
+  }
+
+  #makeScreen(): HubScreenReader | null {
+    return makeHubScreen(
       {
         core: this.host.core,
         address: this.address,
@@ -87,17 +133,22 @@ export class RingOutput implements HubOutput {
       this.#screenSize.cols,
       this.#screenSize.rows,
     );
-    return this.#screen;
   }
 
   writeOwnSlot(slot: number, data: Uint8Array): number | undefined {
     const screen = this.#screen;
-    if (screen === null) return undefined;
+    if (screen === null) {
+      const waiting = this.#screenWaiting.get(slot);
+      if (waiting === undefined) return undefined;
+      waiting.held = true; // its screen goes out first, once the emulator is there
+      return 0;
+    }
     if (slot === screen.slot) return screen.take(data);
     return screen.holdJoiner(slot);
   }
 
   screenParsed(): Promise<void> {
+    if (this.#screenLoading !== null) return this.#screenLoading.then(() => this.screenParsed());
     return this.#screen?.parsed() ?? Promise.resolve();
   }
 
@@ -114,6 +165,7 @@ export class RingOutput implements HubOutput {
 
   removeBackend(slot: number): void {
     this.#screen?.forget(slot);
+    this.#screenWaiting.delete(slot);
     this.#screenBackends.delete(slot);
     this.host.core.bcastRemoveBackend(this.#ring(), slot);
   }
@@ -188,8 +240,11 @@ export class RingOutput implements HubOutput {
     const scrollback = this.#screenBackends.get(entry.slot);
     if (scrollback !== undefined) {
       // The screen as it stands at the head it opened at goes out first (the emulator holds there).
-      if (opened) this.screen.join(entry, scrollback);
-      else this.#screen?.forget(entry.slot);
+      if (!opened) {
+        this.#screen?.forget(entry.slot);
+        this.#screenWaiting.delete(entry.slot);
+      } else if (this.#screen !== null) this.#screen.join(entry, scrollback);
+      else if (this.#screenLoading !== null) this.#screenWaiting.set(entry.slot, { entry, scrollback, openedAt: this.host.core.bcastHead(this.#ring()), held: false });
     }
     if (opened) this.#scheduleDrain(); // replay, if it asked for history
     return false;
@@ -273,6 +328,7 @@ export class RingOutput implements HubOutput {
   }
 
   free(): void {
+    this.#freed = true;
     this.#screen?.dispose();
     this.host.core.bcastFree(this.#ring());
   }

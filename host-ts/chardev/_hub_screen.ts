@@ -62,7 +62,8 @@ interface Join {
 
 /**
  * A hub's headless terminal, fed from its broadcast ring; see the file's header. The main
- * entry (mod.ts) hands it to the hubs with `provideHubScreen`.
+ * entry (mod.ts) hands it to the hubs with `provideHubScreen`, importing this file (and
+ * xterm.js with it) only when a hub first needs a screen.
  */
 export class HubScreen implements HubScreenReader {
   readonly #ring: ScreenRing;
@@ -215,10 +216,9 @@ export class HubScreen implements HubScreenReader {
 
   // ---- joiners ----
 
-  /** Backend `entry` opened asking for the screen (`scrollback` lines above it). */
-  join(entry: HubEntry, scrollback: number): void {
+  /** Backend `entry` opened asking for the screen (`scrollback` lines above it) at head `openedAt`. */
+  join(entry: HubEntry, scrollback: number, openedAt = this.#ring.core.bcastHead(this.#ring.settled())): void {
     this.forget(entry.slot);
-    const openedAt = this.#ring.core.bcastHead(this.#ring.settled());
     this.#joins.set(entry.slot, {
       entry,
       openedAt,

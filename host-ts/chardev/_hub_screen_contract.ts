@@ -1,7 +1,8 @@
 // What the hub needs to know of screen replay without the terminal emulator itself: the
 // `replay` values, the default size, the screen's contract, and where the emulator comes from.
 // The emulator (_hub_screen.ts, xterm.js) is provided by the main entry (mod.ts), so that the
-// edge entry (mod_web.ts) carries no terminal emulator: there `replay=screen` is refused.
+// edge entry (mod_web.ts) carries no terminal emulator: there `replay=screen` is refused. It is
+// loaded when a hub first needs a screen, not at startup.
 
 import type { Core } from "../core.ts";
 import { ChardevError } from "../errors.ts";
@@ -52,8 +53,12 @@ export interface HubScreenReader {
   take(data: Uint8Array): number;
   /** A `replay=screen` backend's slice: 0 while its repaint is due, undefined once through. */
   holdJoiner(slot: number): number | undefined;
-  /** Backend `entry` opened asking for the screen with `scrollback` lines above it. */
-  join(entry: HubEntry, scrollback: number): void;
+  /**
+   * Backend `entry` opened asking for the screen with `scrollback` lines above it, when the
+   * ring's head was at `openedAt` (default: the head now; earlier when the backend opened
+   * while the emulator was loading, and took no ring bytes since).
+   */
+  join(entry: HubEntry, scrollback: number, openedAt?: number): void;
   /** Backend `slot` closed or left. */
   forget(slot: number): void;
   /** The hub agreed on a new size. */
@@ -68,15 +73,45 @@ export interface HubScreenReader {
 /** Makes a hub's screen: a reader of `ring` (of `ringSize` bytes) at `cols`x`rows`. */
 export type HubScreenMaker = (ring: ScreenRing, ringSize: number, cols: number, rows: number) => HubScreenReader;
 
+/** Loads the emulator's code (a dynamic import: xterm.js is a third of the command's code). */
+export type HubScreenLoader = () => Promise<HubScreenMaker>;
+
+let screenLoader: HubScreenLoader | null = null;
+let screenLoading: Promise<HubScreenMaker> | null = null;
 let screenMaker: HubScreenMaker | null = null;
 
-/** Called once by the main entry (mod.ts): hubs made from then on can replay the screen. */
-export function provideHubScreen(maker: HubScreenMaker): void {
-  screenMaker = maker;
+/**
+ * Called once by the main entry (mod.ts): hubs made from then on can replay the screen. The
+ * loader runs when a hub first needs a screen, so a process that replays none never loads it.
+ */
+export function provideHubScreen(loader: HubScreenLoader): void {
+  screenLoader = loader;
 }
 
-/** A new screen for a hub, or the error that says why this build has none. */
-export function makeHubScreen(ring: ScreenRing, ringSize: number, cols: number, rows: number): HubScreenReader {
-  if (!screenMaker) throw new ChardevError("UNSUPPORTED", "hub: replay=screen needs the terminal emulator of the main entry (chardev-hub, not chardev-hub/edge)");
-  return screenMaker(ring, ringSize, cols, rows);
+/** Whether this build can make screens at all (the edge entry cannot). */
+export function hubScreenProvided(): boolean {
+  return screenLoader !== null;
+}
+
+/**
+ * Loads the emulator, once; resolves when `makeHubScreen` can make screens. Awaiting it before
+ * a screen is needed (a hub configured with `replay=screen`) saves the joiners' wait.
+ */
+export function loadHubScreen(): Promise<void> {
+  if (!screenLoader) return Promise.reject(unsupported());
+  screenLoading ??= screenLoader().then((maker) => {
+    screenMaker = maker;
+    return maker;
+  });
+  return screenLoading.then(() => undefined);
+}
+
+/** A new screen for a hub, or null while the emulator is still loading (`loadHubScreen`). */
+export function makeHubScreen(ring: ScreenRing, ringSize: number, cols: number, rows: number): HubScreenReader | null {
+  if (!screenLoader) throw unsupported();
+  return screenMaker ? screenMaker(ring, ringSize, cols, rows) : null;
+}
+
+function unsupported(): ChardevError {
+  return new ChardevError("UNSUPPORTED", "hub: replay=screen needs the terminal emulator of the main entry (chardev-hub, not chardev-hub/edge)");
 }

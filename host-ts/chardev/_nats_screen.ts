@@ -7,13 +7,31 @@
 //
 // The hub's own screen (replay.N=screen, _hub_screen.ts) is not used: it is kept only while a
 // hub backend asks for it, and its positions are the ring's, not the console's offsets.
+//
+// xterm.js is imported when the first console screen is made, not with the command: what the
+// console asks of the emulator while it loads waits, in order, and runs once it is there.
 
-import xtermHeadless from "@xterm/headless";
-import xtermSerialize from "@xterm/addon-serialize";
+import type xtermHeadless from "@xterm/headless";
+import type xtermSerialize from "@xterm/addon-serialize";
 import { DEFAULT_SCREEN_COLS, DEFAULT_SCREEN_ROWS } from "./_hub_screen_contract.ts";
 
 type HeadlessTerminal = InstanceType<typeof xtermHeadless.Terminal>;
 type Serializer = InstanceType<typeof xtermSerialize.SerializeAddon>;
+interface Emulator {
+  readonly Terminal: typeof xtermHeadless.Terminal;
+  readonly SerializeAddon: typeof xtermSerialize.SerializeAddon;
+}
+
+let emulatorLoading: Promise<Emulator> | null = null;
+
+/** xterm.js's headless terminal and serializer, imported once, on first use. */
+function loadEmulator(): Promise<Emulator> {
+  emulatorLoading ??= Promise.all([import("@xterm/headless"), import("@xterm/addon-serialize")]).then(([headless, serialize]) => ({
+    Terminal: headless.default.Terminal,
+    SerializeAddon: serialize.default.SerializeAddon,
+  }));
+  return emulatorLoading;
+}
 
 /** Lines kept above the screen; a snapshot carries as many as fit in one NATS message. */
 export const NATS_SCREEN_SCROLLBACK_LINES = 200;
@@ -51,8 +69,11 @@ export interface NatsScreenSnapshot {
  * ```
  */
 export class NatsConsoleScreen {
-  #terminal: HeadlessTerminal;
-  #serializer: Serializer;
+  #emulator: Emulator | null = null;
+  #terminal: HeadlessTerminal | null = null;
+  #serializer: Serializer | null = null;
+  /** What was asked of the emulator while its code was loading, in order; null once it is there. */
+  #pending: (() => void)[] | null = [];
   #unparsed = 0;
   #cols: number;
   #rows: number;
@@ -63,14 +84,30 @@ export class NatsConsoleScreen {
   constructor(cols = DEFAULT_SCREEN_COLS, rows = DEFAULT_SCREEN_ROWS) {
     this.#cols = cols;
     this.#rows = rows;
-    [this.#terminal, this.#serializer] = this.#makeTerminal();
+    loadEmulator().then(
+      (emulator) => {
+        if (this.#disposed) return;
+        this.#emulator = emulator;
+        [this.#terminal, this.#serializer] = this.#makeTerminal(emulator);
+        const pending = this.#pending ?? [];
+        this.#pending = null;
+        for (const run of pending) run();
+      },
+      () => this.dispose(), // no emulator: every snapshot is answered null
+    );
   }
 
-  #makeTerminal(): [HeadlessTerminal, Serializer] {
-    const terminal = new xtermHeadless.Terminal({ cols: this.#cols, rows: this.#rows, scrollback: NATS_SCREEN_SCROLLBACK_LINES, allowProposedApi: true });
-    const serializer = new xtermSerialize.SerializeAddon();
+  #makeTerminal(emulator: Emulator): [HeadlessTerminal, Serializer] {
+    const terminal = new emulator.Terminal({ cols: this.#cols, rows: this.#rows, scrollback: NATS_SCREEN_SCROLLBACK_LINES, allowProposedApi: true });
+    const serializer = new emulator.SerializeAddon();
     terminal.loadAddon(serializer);
     return [terminal, serializer];
+  }
+
+  /** Runs `use` with the emulator now, or once it has loaded (after what was asked before). */
+  #withTerminal(use: (terminal: HeadlessTerminal, serializer: Serializer) => void): void {
+    if (this.#pending !== null) this.#pending.push(() => use(this.#terminal!, this.#serializer!));
+    else use(this.#terminal!, this.#serializer!);
   }
 
   /** The size the emulator draws at (the console's hub's agreed size, once the output before it is parsed). */
@@ -82,11 +119,12 @@ export class NatsConsoleScreen {
   feed(data: Uint8Array): void {
     if (this.#disposed || data.length === 0) return;
     if (this.#unparsed + data.length > PARSE_BACKLOG_LIMIT) this.#startAgain();
-    const terminal = this.#terminal;
     this.#unparsed += data.length;
-    terminal.write(data, () => {
-      if (terminal === this.#terminal) this.#unparsed -= data.length;
-    });
+    this.#withTerminal((terminal) =>
+      terminal.write(data, () => {
+        if (terminal === this.#terminal) this.#unparsed -= data.length;
+      }),
+    );
   }
 
   /** The hub agreed on a new size: the emulator takes it after the output fed so far (drawn at the old size). */
@@ -94,10 +132,11 @@ export class NatsConsoleScreen {
     if (this.#disposed || (cols === this.#cols && rows === this.#rows)) return;
     this.#cols = cols;
     this.#rows = rows;
-    const terminal = this.#terminal;
-    terminal.write(EMPTY, () => {
-      if (!this.#disposed) terminal.resize(cols, rows);
-    });
+    this.#withTerminal((terminal) =>
+      terminal.write(EMPTY, () => {
+        if (!this.#disposed) terminal.resize(cols, rows);
+      }),
+    );
   }
 
   /**
@@ -108,10 +147,8 @@ export class NatsConsoleScreen {
   snapshot(maxBytes: number): Promise<NatsScreenSnapshot | null> {
     if (this.#disposed) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const terminal = this.#terminal;
-      const serializer = this.#serializer;
       this.#waiting.add(resolve);
-      terminal.write(EMPTY, () => {
+      this.#withTerminal((terminal, serializer) => terminal.write(EMPTY, () => {
         if (!this.#waiting.delete(resolve)) return;
         const encoder = new TextEncoder();
         for (const scrollback of [NATS_SCREEN_SCROLLBACK_LINES, 0]) {
@@ -119,17 +156,21 @@ export class NatsConsoleScreen {
           if (repaint.length <= maxBytes) return resolve({ repaint, cols: terminal.cols, rows: terminal.rows });
         }
         resolve(null);
-      });
+      }));
     });
   }
 
   /** Drops the backlog: a new, blank emulator at the current offset; snapshots asked of the old one get null. */
   #startAgain(): void {
-    this.#terminal.dispose();
     for (const resolve of this.#waiting) resolve(null);
     this.#waiting.clear();
     this.#unparsed = 0;
-    [this.#terminal, this.#serializer] = this.#makeTerminal();
+    if (this.#emulator === null) {
+      this.#pending = []; // still loading: the backlog is dropped before it reaches an emulator
+      return;
+    }
+    this.#terminal!.dispose();
+    [this.#terminal, this.#serializer] = this.#makeTerminal(this.#emulator);
   }
 
   dispose(): void {
@@ -137,6 +178,7 @@ export class NatsConsoleScreen {
     this.#disposed = true;
     for (const resolve of this.#waiting) resolve(null);
     this.#waiting.clear();
-    this.#terminal.dispose();
+    this.#pending = null;
+    this.#terminal?.dispose();
   }
 }
