@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { type ChardevRegistry as Registry, ChardevRegistry, type Frontend, type HubChardev, type HubEvent } from "../host-ts/mod.ts";
 import { GAP_HEADER, HttpChardev } from "../host-ts/chardev/http.ts";
 import { backoffMs, retryAfterMs } from "../host-ts/chardev/_http_settings.ts";
-import { hubCommands } from "../host-ts/chardev/hub_qmp.ts";
+import { hubCommands, hubEventToQmp } from "../host-ts/chardev/hub_qmp.ts";
 import { ChardevRegistry as EdgeRegistry, webRuntime } from "../host-ts/mod_web.ts";
 import { bytes, errorOf, FeHandler } from "./_fe_handler.ts";
 import { freePort } from "./_ports.ts";
@@ -19,6 +19,8 @@ interface Answer {
   headers?: Record<string, string>;
   /** Answer after this long (the slow receiver). */
   delayMs?: number;
+  /** Answer once this settles (and `delayMs` passed): the test decides when. */
+  after?: Promise<unknown>;
   body?: string;
 }
 
@@ -67,8 +69,9 @@ class Receiver {
           response.end(reply.body ?? "");
           self.#changed();
         };
-        if (reply.delayMs) setTimeout(respond, reply.delayMs);
-        else respond();
+        const answerNow = () => (reply.delayMs ? setTimeout(respond, reply.delayMs) : respond());
+        if (reply.after) void reply.after.then(answerNow);
+        else answerNow();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -158,15 +161,6 @@ function nextEvent(hub: HubChardev, match: (event: HubEvent) => boolean, timeout
   });
 }
 
-/** Waits until `done()` holds, looking each `stepMs`; fails after `timeoutMs` (for states no event announces). */
-async function waitUntil(done: () => boolean, what: string, timeoutMs = 20_000, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, stepMs));
-  }
-}
-
 let reg: Registry;
 let warnings: string[];
 let receivers: Receiver[];
@@ -205,7 +199,7 @@ describe("http sink behind a ring hub", () => {
     expect(fast.accepted.every((request) => request.contentType === "text/plain; charset=utf-8" && request.token === "s3cret")).toBe(true);
     expect(fast.accepted.every((request) => request.body.endsWith("\n") && request.gap === 0)).toBe(true);
     // The receiver records a body before its answer reaches the sink.
-    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    await sink("up").acknowledged(all.length, AbortSignal.timeout(20_000));
     expect(sink("up").sinkStats()).toMatchObject({ bytes: all.length, requests: fast.attempts, retries: 0, gaps: 0, status: 200, pending: 0 });
     // The same counters in the hub's row for the sink, and in QMP query-hub.
     expect(rowOf(hubOf("hub0"), "up").sink).toEqual(sink("up").sinkStats());
@@ -226,7 +220,7 @@ describe("http sink behind a ring hub", () => {
     expect(fast.text).toBe(all);
     expect(fast.attempts).toBeLessThan(lines.length / 10);
     expect(fast.accepted.every((request) => request.body.length <= 16 * 1024 && request.body.endsWith("\n"))).toBe(true);
-    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    await sink("up").acknowledged(all.length, AbortSignal.timeout(20_000));
     expect(sink("up").sinkStats().requests).toBe(fast.attempts);
   });
 
@@ -260,7 +254,9 @@ describe("http sink behind a ring hub", () => {
     // output the hub holds for it, a batch not sent, or a request not answered yet.
     expect(rowOf(hub, "lazy").lag > 0 || sink("lazy").sinkStats().pending > 0 || slow.open > 0).toBe(true);
     // Then the slow one catches up with what is left of the stream.
-    await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
+    await sink("lazy").acknowledged(all.length, AbortSignal.timeout(30_000));
+    expect(rowOf(hub, "lazy").lag).toBe(0);
+    expect(sink("lazy").sinkStats()).toMatchObject({ pending: 0, requests: slow.accepted.length });
     const stats = sink("lazy").sinkStats();
     expect(rowOf(hub, "lazy").bytesDropped).toBeGreaterThan(0);
     const reportedGaps = slow.accepted.reduce((sum, request) => sum + request.gap, 0);
@@ -292,7 +288,9 @@ describe("http sink behind a ring hub", () => {
     const lines = Array.from({ length: 200 }, (_, i) => `#${String(i).padStart(6, "0")} ${"\x1b[m".repeat(2000)}\n`);
     const all = lines.join("");
     await writeLines(fe, lines);
-    await waitUntil(() => rowOf(hub, "lazy").lag === 0 && sink("lazy").sinkStats().pending === 0 && sink("lazy").sinkStats().requests === slow.accepted.length, "the slow sink to catch up", 30_000, 50);
+    await sink("lazy").acknowledged(all.length, AbortSignal.timeout(30_000));
+    expect(rowOf(hub, "lazy").lag).toBe(0);
+    expect(sink("lazy").sinkStats()).toMatchObject({ pending: 0, requests: slow.accepted.length });
     const stats = sink("lazy").sinkStats();
     expect(rowOf(hub, "lazy").bytesDropped).toBeGreaterThan(0);
     expect(stats.trimmed).toBeGreaterThan(0);
@@ -383,7 +381,7 @@ describe("http sink behind a ring hub", () => {
     // retry-ms is a minute: only Retry-After: 0 lets this finish in time.
     await flaky.until(() => flaky.text.length >= all.length, "every line after the retries");
     expect(flaky.text).toBe(all);
-    await waitUntil(() => sink("up").sinkStats().bytes === all.length, "the sink to count the last answer");
+    await sink("up").acknowledged(all.length, AbortSignal.timeout(20_000));
     expect(sink("up").sinkStats()).toMatchObject({ retries: 2, requests: flaky.attempts, status: 200, bytes: all.length });
     expect(warnings.some((line) => line.includes("503") && line.includes("sending again"))).toBe(true);
   });
@@ -399,11 +397,11 @@ describe("http sink behind a ring hub", () => {
     const failed = nextEvent(hub, (event) => event.type === "error" && event.backend === "dead");
     const first = makeLines(200);
     await writeLines(fe, first);
-    await waitUntil(() => sink("dead").failure !== null, "the dead sink to give up");
-    // The hub learns of it at its next write to the sink.
+    // The hub hears of it when the sink gives up, not at its next write to the sink.
+    expect(await failed).toEqual({ type: "error", backend: "dead", errno: "EIO" });
+    expect(sink("dead").failure).not.toBe(null);
     const rest = makeLines(200).map((line) => line.replace("#", "+"));
     await writeLines(fe, rest);
-    expect(await failed).toEqual({ type: "error", backend: "dead", errno: "EIO" });
     expect(sink("dead").failure).toMatch(new RegExp(`^http: 'dead': POST http://127\\.0\\.0\\.1:${port}/ingest failed: .*; gave up after 2 retries$`));
     expect(sink("dead").sinkStats()).toMatchObject({ requests: 3, retries: 2, status: 0, bytes: 0 });
     expect(rowOf(hub, "dead").open).toBe(false);
@@ -420,15 +418,104 @@ describe("http sink behind a ring hub", () => {
     const fe = reg.attach("hub0", new FeHandler());
     const failed = nextEvent(hub, (event) => event.type === "error");
     await writeLines(fe, ["one\n"]);
-    await waitUntil(() => sink("up").failure !== null, "the sink to fail");
-    await writeLines(fe, ["two\n"]);
     expect(await failed).toEqual({ type: "error", backend: "up", errno: "EIO" });
+    // Later output does not reach it, and reports nothing more.
+    await writeLines(fe, ["two\n"]);
     const message = `http: 'up': POST ${refusing.url} answered 400 Bad Request: no such stream`;
     expect(sink("up").failure).toBe(message);
     expect(sink("up").sinkStats()).toMatchObject({ requests: 1, retries: 0, status: 400, error: message });
     expect(refusing.attempts).toBe(1);
     expect(warnings).toContain(message);
     expect(warnings.some((line) => line.includes("hidden"))).toBe(false);
+  });
+});
+
+describe("http sink acknowledgements and prompt failure", () => {
+  it("pending counts a body in flight until its answer, and acknowledged(position) resolves only after the 2xx", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let arrived!: () => void;
+    const firstArrived = new Promise<void>((resolve) => (arrived = resolve));
+    const gated = await receiver((attempt) => {
+      if (attempt === 0) arrived();
+      return { status: 200, after: released };
+    });
+    await reg.add(`http,id=up,url=${gated.url},batch-ms=20`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    await writeLines(fe, ["one\n", "two\n"]);
+    let acknowledgedAt: number | null = null;
+    const firstAcknowledged = sink("up").acknowledged(8).then(() => (acknowledgedAt = sink("up").sinkStats().bytes));
+    await firstArrived;
+    // The first body (8 bytes) is in flight, unanswered: held, not acknowledged.
+    expect(sink("up").sinkStats()).toMatchObject({ pending: 8, bytes: 0, requests: 1 });
+    expect(sink("up").inputPosition).toBe(8);
+    expect(sink("up").confirmedPosition).toBe(0);
+    await writeLines(fe, ["three\n"]);
+    // Batched behind it: 6 more held.
+    expect(sink("up").sinkStats()).toMatchObject({ pending: 14, bytes: 0 });
+    expect(acknowledgedAt).toBe(null);
+    release();
+    await firstAcknowledged;
+    expect(acknowledgedAt).toBeGreaterThanOrEqual(8);
+    await sink("up").acknowledged(14);
+    expect(sink("up").sinkStats()).toMatchObject({ pending: 0, bytes: 14, requests: 2 });
+    expect(sink("up").confirmedPosition).toBe(14);
+    expect(gated.text).toBe("one\ntwo\nthree\n");
+  });
+
+  it("a wait for acknowledgement is rejected with the sink's failure, and one withdrawn by its signal is rejected at once", async () => {
+    const refusing = await receiver(() => ({ status: 400, body: "bad batch" }));
+    await reg.add(`http,id=up,url=${refusing.url},batch-ms=20`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    const withdraw = new AbortController();
+    const withdrawn = sink("up").acknowledged(4, withdraw.signal).then(() => "resolved", (error: Error) => error.message);
+    withdraw.abort(new Error("test: withdrawn"));
+    expect(await withdrawn).toBe("test: withdrawn");
+    const waited = sink("up").acknowledged(4).then(() => "resolved", (error: Error) => error.message);
+    await writeLines(fe, ["one\n"]);
+    expect(await waited).toBe(`http: 'up': POST ${refusing.url} answered 400 Bad Request: bad batch`);
+    // Later waits are refused at once, with the same reason.
+    await expect(sink("up").acknowledged(1)).rejects.toThrow("answered 400");
+  });
+
+  it("a wait for input the sink never got is rejected once its hub lets go of it", async () => {
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${fast.url},batch-ms=20`);
+    await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
+    const fe = reg.attach("hub0", new FeHandler());
+    await writeLines(fe, ["one\n"]);
+    const beyond = sink("up").acknowledged(100).then(() => "resolved", (error: Error) => error.message);
+    await sink("up").acknowledged(4);
+    hubOf("hub0").detachBackend("up");
+    expect(await beyond).toBe(`http: 'up': POST ${fast.url}: detached at input position 4, before 100`);
+  });
+
+  it("a 400 answer to a batch sent by batch-ms while the device writes nothing more is a hub error (HUB_BACKEND_ERROR) without another write", async () => {
+    let arrived!: () => void;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+    const refusing = await receiver(() => {
+      arrived();
+      return { status: 400, body: "no such stream" };
+    });
+    const fast = await receiver();
+    await reg.add(`http,id=up,url=${refusing.url},batch-ms=50`);
+    await reg.add(`http,id=other,url=${fast.url},batch-ms=20`);
+    await reg.add("hub,id=hub0,chardevs.0=up,chardevs.1=other,ring=64K");
+    const hub = hubOf("hub0");
+    const fe = reg.attach("hub0", new FeHandler());
+    const failed = nextEvent(hub, (event) => event.type === "error");
+    // One write, taken whole by both sinks; the device then stays silent.
+    expect(fe.write(bytes("only line\n"))).toBe(10);
+    await requestArrived;
+    const event = await failed;
+    expect(event).toEqual({ type: "error", backend: "up", errno: "EIO" });
+    expect(hubEventToQmp("hub0", event)).toEqual(["HUB_BACKEND_ERROR", { hub: "hub0", chardev: "up", errno: "EIO" }]);
+    expect(rowOf(hub, "up").open).toBe(false);
+    // The other sink is untouched and gets the line.
+    await sink("other").acknowledged(10);
+    expect(fast.text).toBe("only line\n");
   });
 });
 

@@ -239,6 +239,11 @@ export class HubChardev extends Chardev {
         canRead: () => this.#roomFor(entry),
         read: (data) => this.#input(entry, data),
         event: (event) => this.#backendEvent(entry, event),
+        // A failure between writes (an http sink's refused request) is taken as the write
+        // answering it now would be: out at once, not at the next output.
+        backendFailed: (errno) => {
+          if (!this.context.qemuCompat) this.#fail(entry, -errno);
+        },
       },
     };
     this.#entries.set(slot, entry);
