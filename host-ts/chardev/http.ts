@@ -239,11 +239,9 @@ export class HttpChardev extends Chardev {
    *
    * @example Wait until a collector holds everything the hub wrote so far
    * ```ts
-   * import { ChardevRegistry } from "chardev-hub";
-   * const reg = await ChardevRegistry.create({ qemuCompat: false });
-   * const up = (await reg.add("http,id=up,url=http://127.0.0.1:9880/logs,batch-ms=50")) as HttpChardev;
-   * await reg.add("hub,id=hub0,chardevs.0=up,ring=64K");
-   * reg.attach("hub0", { canRead: () => 0, read() {}, event() {} }).write(new TextEncoder().encode("one line\n"));
+   * // `up` from reg.add("http,id=up,url=http://127.0.0.1:9880/logs,batch-ms=50"), a backend of
+   * // a ring hub the frontend has just written to (the edge bundle keeps this comment: no import here).
+   * declare const up: HttpChardev;
    * await up.acknowledged(up.inputPosition, AbortSignal.timeout(5000));
    * ```
    */
