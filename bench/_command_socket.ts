@@ -13,6 +13,11 @@
 // 64 KiB writes or one 64-byte line per write, waiting for 'drain'. MB/s: stream MiB from the
 // first write until every client has all of it (and its md5 checked). CPU per MiB: the server
 // process's user + system time over that interval. Peak RSS: the server's VmHWM.
+//
+// CHARDEV_HUB_BENCH_MEMORY=1 says where the command's RSS goes: a sampler preloaded into it
+// (`node --import`, bench only: the command itself has no such switch) records
+// process.memoryUsage(), V8's heap spaces and the WASM core's memory at the highest RSS it
+// saw (every 20 ms), and the bench prints that breakdown after each hub round.
 
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -27,6 +32,39 @@ import { chunksOf, pattern, PERIOD } from "./_stream.ts";
 
 const CLIENTS = 16;
 const RING = 1 << 20;
+
+/** Preloaded into the command when CHARDEV_HUB_BENCH_MEMORY is set; writes its peak to $CHARDEV_HUB_BENCH_MEMORY_FILE. */
+const MEMORY_SAMPLER = `
+import * as fs from "node:fs";
+import * as v8 from "node:v8";
+const file = process.env.CHARDEV_HUB_BENCH_MEMORY_FILE;
+const memories = [];
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = async function (...args) {
+  const result = await instantiate.apply(this, args);
+  const memory = (result.instance ?? result).exports.memory;
+  if (memory) memories.push(memory);
+  return result;
+};
+let peak = null;
+const sample = () => {
+  const usage = process.memoryUsage();
+  if (peak !== null && usage.rss <= peak.rss) return;
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((space) => [space.space_name, space.space_size]));
+  peak = { ...usage, wasm: memories.reduce((sum, memory) => sum + memory.buffer.byteLength, 0), spaces };
+  fs.writeFileSync(file, JSON.stringify(peak));
+};
+setInterval(sample, 20).unref();
+`;
+
+/** One line of the sampler's peak: RSS and what V8 and the core account for of it, in MiB. */
+function memoryBreakdown(file: string): string {
+  if (!fs.existsSync(file)) return "no sample";
+  const peak = JSON.parse(fs.readFileSync(file, "utf8"));
+  const mib = (bytes: number) => (bytes / MiB).toFixed(1);
+  const spaces = Object.entries(peak.spaces as Record<string, number>).filter(([, bytes]) => bytes >= MiB / 2).map(([name, bytes]) => `${name} ${mib(bytes)}`);
+  return `rss ${mib(peak.rss)} = heap committed ${mib(peak.heapTotal)} (used ${mib(peak.heapUsed)}; ${spaces.join(", ")}) + external ${mib(peak.external)} (array buffers ${mib(peak.arrayBuffers)}, WASM memory ${mib(peak.wasm)}) + the rest (code, native)`;
+}
 
 type Server = "hub" | "c";
 
@@ -100,7 +138,9 @@ async function runOnce(kind: Server, options: { cli: string; cServer: string; sc
     const args = ["-chardev", `socket,id=dev,path=${device.socketPath},server=off`];
     clientPaths.forEach((file, i) => args.push("-chardev", `socket,id=c${i},path=${file},server=on,wait=off`));
     args.push("-chardev", `hub,id=hub0,${clientPaths.map((_, i) => `chardevs.${i}=c${i}`).join(",")},ring=${RING}`, "-frontend", "dev,chardev=hub0");
-    served = new Served(process.execPath, [options.cli, ...args]);
+    const sampler = process.env.CHARDEV_HUB_BENCH_MEMORY ? ["--import", `data:text/javascript,${encodeURIComponent(MEMORY_SAMPLER)}`] : [];
+    process.env.CHARDEV_HUB_BENCH_MEMORY_FILE = path.join(dir, "memory.json");
+    served = new Served(process.execPath, [...sampler, options.cli, ...args]);
   } else {
     served = new Served(options.cServer, [device.socketPath, ...clientPaths]);
   }
@@ -127,6 +167,7 @@ async function runOnce(kind: Server, options: { cli: string; cServer: string; sc
       }
     });
     const mib = options.length / MiB;
+    if (kind === "hub" && process.env.CHARDEV_HUB_BENCH_MEMORY) console.error(`  memory at the peak: ${memoryBreakdown(path.join(dir, "memory.json"))}`);
     return { mbps: mib / seconds, cpuMsPerMiB: (cpu * 1000) / mib, peakRss: peak };
   } finally {
     for (const client of clients) client.kill();
@@ -138,7 +179,8 @@ async function runOnce(kind: Server, options: { cli: string; cServer: string; sc
 
 /** Rows for each write size: the command and the C server, with hub ÷ C per round. */
 export async function runCommandSocketCase(options: { quick: boolean; root: string; cServer: string; log: (line: string) => void }): Promise<Row[]> {
-  const cli = path.join(options.root, "dist", "cli.js");
+  // CHARDEV_HUB_BENCH_CLI: another build of the command (a before/after comparison).
+  const cli = process.env.CHARDEV_HUB_BENCH_CLI ?? path.join(options.root, "dist", "cli.js");
   const script = path.join(options.root, "bench", "_socket_client.mjs");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chardev-hub-bench-c-"));
   const rounds = options.quick ? 2 : 4;
