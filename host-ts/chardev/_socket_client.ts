@@ -256,8 +256,10 @@ export class SocketClientChardev extends Chardev {
     const room = this.options.highWaterMark - this.connection.bufferedBytes;
     if (room <= 0) return -ERRNO.EAGAIN;
     const taken = Math.min(room, data.length);
-    // `data` views WASM memory the next write reuses: #send hands the runtime a copy.
-    this.#send(data.subarray(0, taken));
+    // `data` views ring memory the writer reuses: the runtime copies what it keeps (and a frame is a copy).
+    const out = data.subarray(0, taken);
+    if (this.options.websocket) this.connection.write(binaryFrame(out));
+    else this.connection.writeBorrowed(out);
     return taken;
   }
 

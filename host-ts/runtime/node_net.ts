@@ -1,6 +1,7 @@
 // Stream sockets over node:net. Deno and Bun run node:net too, so their runtimes inherit this
 // through their `...nodeRuntime` spread; only a runtime without node:net needs its own.
 
+import { Buffer } from "node:buffer";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -34,8 +35,26 @@ function asBytes(chunk: Buffer): Uint8Array {
   return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
 }
 
+/**
+ * Bun's plain sockets send what the kernel takes at once and copy the rest into a buffer of
+ * their own when nothing is queued yet; a write while one is pending is queued by reference.
+ * Node (libuv) and Deno keep a reference to what they cannot send at once in every case.
+ * tests/socket_borrowed_write.test.ts checks this on each runtime.
+ */
+const COPIES_FIRST_WRITE = "Bun" in globalThis;
+
+/**
+ * A copy of borrowed bytes for a socket to keep. `Buffer.from` takes uninitialised memory
+ * (small ones from node's pool), where `slice()` zero-fills a fresh buffer before copying.
+ */
+function keepableCopy(data: Uint8Array): Uint8Array {
+  return Buffer.from(data);
+}
+
 /** Wraps a connected node socket that is paused and has read nothing yet. */
 function wrapSocket(socket: net.Socket): NetConnection {
+  // TLS sockets encrypt through a path of their own: a borrowed write is always copied there.
+  const sendsBorrowedAtOnce = COPIES_FIRST_WRITE && !(socket instanceof tls.TLSSocket);
   let handlers: NetConnectionHandlers | null = null;
   let closedByUs = false;
   let peerGone = false;
@@ -77,6 +96,10 @@ function wrapSocket(socket: net.Socket): NetConnection {
     },
     write(data) {
       socket.write(data, afterWrite);
+    },
+    writeBorrowed(data) {
+      const sentOrCopiedNow = sendsBorrowedAtOnce && socket.writableLength === 0 && !socket.connecting;
+      socket.write(sentOrCopiedNow ? data : keepableCopy(data), afterWrite);
     },
     pause: () => socket.pause(),
     resume: () => socket.resume(),

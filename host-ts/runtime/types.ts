@@ -363,6 +363,11 @@ export interface NetConnection {
   start(handlers: NetConnectionHandlers): void;
   /** Queues `data` and keeps a reference until it is sent: pass bytes nobody changes later. */
   write(data: Uint8Array): void;
+  /**
+   * Queues bytes the caller overwrites once this returns (a view of ring memory): the runtime
+   * copies what it would otherwise keep a reference to, and nothing more.
+   */
+  writeBorrowed(data: Uint8Array): void;
   pause(): void;
   resume(): void;
   /** TCP_NODELAY; no effect on UNIX sockets. */
