@@ -44,6 +44,30 @@ function asBytes(chunk: Buffer): Uint8Array {
 const COPIES_FIRST_WRITE = "Bun" in globalThis;
 
 /**
+ * Node: a borrowed write with nothing queued goes to the kernel straight from the caller's
+ * memory (a non-blocking write(2) on the socket's fd: what libuv's own first try does, but
+ * before libuv could keep a reference), and only what the kernel refuses is copied. Deno's and
+ * Bun's socket handles have no fd of ours to write to.
+ */
+const WRITES_TO_FD = !("Deno" in globalThis) && !("Bun" in globalThis);
+
+/** A live plain socket's fd; -1 once destroyed (the fd may be another file's by then). */
+function plainSocketFd(socket: net.Socket): number {
+  if (socket.destroyed) return -1;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === "number" ? fd : -1;
+}
+
+/** Bytes of `data` the kernel took at once from a non-blocking socket fd; 0 on any error (EAGAIN, EPIPE: the queued write reports it). */
+function sendNow(fd: number, data: Uint8Array): number {
+  try {
+    return fs.writeSync(fd, data);
+  } catch {
+    return 0;
+  }
+}
+
+/**
  * A copy of borrowed bytes for a socket to keep. `Buffer.from` takes uninitialised memory
  * (small ones from node's pool), where `slice()` zero-fills a fresh buffer before copying.
  */
@@ -54,7 +78,9 @@ function keepableCopy(data: Uint8Array): Uint8Array {
 /** Wraps a connected node socket that is paused and has read nothing yet. */
 function wrapSocket(socket: net.Socket): NetConnection {
   // TLS sockets encrypt through a path of their own: a borrowed write is always copied there.
-  const sendsBorrowedAtOnce = COPIES_FIRST_WRITE && !(socket instanceof tls.TLSSocket);
+  const plain = !(socket instanceof tls.TLSSocket);
+  const sendsBorrowedAtOnce = COPIES_FIRST_WRITE && plain;
+  const writesToFd = WRITES_TO_FD && plain;
   let handlers: NetConnectionHandlers | null = null;
   let closedByUs = false;
   let peerGone = false;
@@ -98,8 +124,18 @@ function wrapSocket(socket: net.Socket): NetConnection {
       socket.write(data, afterWrite);
     },
     writeBorrowed(data) {
-      const sentOrCopiedNow = sendsBorrowedAtOnce && socket.writableLength === 0 && !socket.connecting;
-      socket.write(sentOrCopiedNow ? data : keepableCopy(data), afterWrite);
+      let rest = data;
+      // Only with nothing queued: bytes sent now must not overtake bytes queued before them.
+      if (socket.writableLength === 0 && !socket.connecting && !socket.writableEnded) {
+        if (sendsBorrowedAtOnce) return void socket.write(data, afterWrite);
+        const fd = writesToFd ? plainSocketFd(socket) : -1;
+        if (fd >= 0) {
+          const sent = sendNow(fd, data);
+          if (sent === data.length) return;
+          rest = data.subarray(sent);
+        }
+      }
+      socket.write(keepableCopy(rest), afterWrite);
     },
     pause: () => socket.pause(),
     resume: () => socket.resume(),
