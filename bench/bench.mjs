@@ -3,6 +3,7 @@
 // the host it imports) with esbuild and runs the bundle with a GC on call. The WASM core is
 // built first if it is missing or older than core-as/. Arguments are passed on.
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +17,8 @@ if (!existsSync(embedded) || statSync(embedded).mtimeMs < newestCore) {
 }
 
 // Inside node_modules, so the bundle's bare imports (pino, ws) resolve from the project.
-const outfile = join(root, "node_modules/.cache/chardev-hub-bench/run.mjs");
+// One bundle per checkout: a worktree sharing node_modules must not run another tree's bench.
+const outfile = join(root, `node_modules/.cache/chardev-hub-bench/run-${createHash("sha256").update(root).digest("hex").slice(0, 12)}.mjs`);
 const esbuild = await import("esbuild");
 await esbuild.build({
   entryPoints: [join(root, "bench/run.ts")],
