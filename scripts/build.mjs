@@ -67,10 +67,12 @@ await nodeBundle("host-ts/mod.ts", "dist/mod.js");
 // The command-line tool: dist/cli.js, which Node, `deno run -A` and `bun` all run, plus the
 // chunks of dist/cli-chunks/ it imports on first use: what only some kinds need (the web page,
 // `ws`, the NATS client) loads when a chardev of that kind is added, not with every start.
-step("host-ts/cli/main.ts -> dist/cli.js + dist/cli-chunks/");
+// The entry (cli/entry.ts) holds only the command line's reading: `--help` and usage mistakes
+// load nothing else, and a run imports the run (cli/main.ts) as a chunk.
+step("host-ts/cli/entry.ts -> dist/cli.js + dist/cli-chunks/");
 const cliChunks = join(root, "dist/cli-chunks");
 const cli = await esbuild.build({
-  entryPoints: { cli: join(root, "host-ts/cli/main.ts") },
+  entryPoints: { cli: join(root, "host-ts/cli/entry.ts") },
   outdir: join(root, "dist"),
   splitting: true,
   chunkNames: "cli-chunks/[name]-[hash]",

@@ -3,7 +3,7 @@
 // anything is opened. Chardev specs themselves are checked by the registry, with QEMU's texts.
 
 import { splitParams } from "../options.ts";
-import { parseConsoleOption } from "./consoles.ts";
+import { parseConsoleOption } from "./console_spec.ts";
 import type { ServiceOptions } from "./service.ts";
 
 /** What the command line asks for. */

@@ -11,15 +11,9 @@ import { DEFAULT_CONTROL_PATH, MAX_CONTROL_LINE_BYTES, UNATTENDED_KINDS } from "
 import { type ControlTarget, resolveControlTarget } from "./control_address.ts";
 import { ChardevError } from "../errors.ts";
 import { isNatsUrl, type NatsClientAuth, type NatsTarget, parseNatsTarget, runNatsAttach, runNatsList, runNatsTail } from "./nats_client.ts";
+import { type ClientCommand, isClientCommand } from "./client_commands.ts";
 
-/** The subcommands, as the first argument names them. */
-export const CLIENT_COMMANDS = ["list", "attach", "who", "tail"] as const;
-export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
-
-/** Whether `chardev-hub ARG ...` is one of the client's subcommands. */
-export function isClientCommand(arg: string | undefined): arg is ClientCommand {
-  return (CLIENT_COMMANDS as readonly string[]).includes(arg ?? "");
-}
+export { CLIENT_COMMANDS, type ClientCommand, isClientCommand } from "./client_commands.ts";
 
 /** The escape prefix of `attach` unless `--escape` says otherwise: Ctrl-] (telnet's, conserver's ^]). */
 export const DEFAULT_ESCAPE = 0x1d;

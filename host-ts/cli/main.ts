@@ -1,15 +1,14 @@
 // `chardev-hub`, the command-line tool: QEMU's -chardev syntax, a device bridged to a hub, an
 // optional QMP socket, and an embedded default setup. Runs on Node, Deno (`deno run -A`) and
 // Bun; everything it needs from the host comes through the runtime's `process` primitives.
-// Built into dist/cli.js by scripts/build.mjs.
+// The entry (entry.ts, built into dist/cli.js by scripts/build.mjs) reads the command line and
+// imports this file only for a run: `--help`, `--version` and usage mistakes never load it.
 
-import { parseArgs, UsageError, type CliOptions } from "./args.ts";
+import type { CliOptions } from "./args.ts";
 import { Consoles, parseConsoleOption, type Console } from "./consoles.ts";
 import { LoadedConfig, readConfigFile } from "./readconfig.ts";
 import type { HubReplay } from "../chardev/_hub_screen_contract.ts";
 import { addDefaultSetup } from "./default_setup.ts";
-import { helpText } from "./help.ts";
-import { isClientCommand, runClientCommand } from "./control_client.ts";
 import { ControlServer, DEFAULT_CONTROL_PATH } from "./control_server.ts";
 import { parseControlListenAddress } from "./control_address.ts";
 import { tlsCredsFor } from "../tls_creds.ts";
@@ -28,19 +27,12 @@ import { quoteInput } from "../limits.ts";
 import { ChrEvent } from "../events.ts";
 import { startQmp, type QmpMonitor } from "../qmp.ts";
 import { ChardevRegistry } from "../mod.ts";
-import { detectRuntime } from "../runtime/detect.ts";
 import type { HostRuntime, ProcessExit, ProcessPrimitives, TlsOptions } from "../runtime/types.ts";
 import { RerunLatch } from "../_rerun_latch.ts";
+import { EXIT_SETUP_FAILED, PROGRAM } from "./program.ts";
 
-/** Replaced by scripts/build.mjs with package.json's version. */
-declare const CHARDEV_HUB_VERSION: string | undefined;
-const VERSION = typeof CHARDEV_HUB_VERSION === "string" ? CHARDEV_HUB_VERSION : "0.0.0-dev";
-
-const PROGRAM = "chardev-hub";
 /** The hub `-serial` makes (QEMU names the `-serial` chardevs serial0, serial1, ... as we do). */
 const SERIAL_HUB_ID = "serial-hub";
-const EXIT_SETUP_FAILED = 1;
-const EXIT_USAGE = 2;
 /** The device (not a spawned program) closed and nothing will bring it back. */
 const EXIT_DEVICE_CLOSED = 3;
 /** The lines the command puts in the console stream when the device goes and comes back (conserver's `[-- ... --]`). */
@@ -452,29 +444,13 @@ class CliRun {
   }
 }
 
-/** Runs the tool with the host's arguments; never returns. */
-async function main(): Promise<never> {
-  const runtime = await detectRuntime();
+/**
+ * A run of the tool with the command line `options` (entry.ts read them, and answered `--help`,
+ * `--version` and mistakes itself) on `runtime`; never returns.
+ */
+export async function main(options: CliOptions, runtime: HostRuntime): Promise<never> {
   const host = runtime.process;
   if (!host) throw new Error(`${PROGRAM} needs a runtime that can run programs (Node, Deno or Bun), not ${runtime.name}`);
-  // `chardev-hub list | attach | who | tail`: the control socket's client, not a run.
-  if (isClientCommand(host.args[0])) return host.exit(await runClientCommand(PROGRAM, runtime, host.args));
-  let options: CliOptions;
-  try {
-    options = parseArgs(host.args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    host.print("stderr", `${PROGRAM}: ${error.message}\n`);
-    return host.exit(EXIT_USAGE);
-  }
-  if (options.action === "help") {
-    host.print("stdout", helpText(PROGRAM));
-    return host.exit(0);
-  }
-  if (options.action === "version") {
-    host.print("stdout", `${PROGRAM} ${VERSION} (QEMU 10.0 hub chardev, ${runtime.name})\n`);
-    return host.exit(0);
-  }
   let service: ServiceMode;
   try {
     service = new ServiceMode(runtime, options.service);
@@ -503,10 +479,3 @@ async function main(): Promise<never> {
   // left that can happen, such as chardevs that are all in memory, ends with the event loop).
   return new Promise<never>(() => {});
 }
-
-main().catch((error: unknown) => {
-  // A bug, not a user's mistake: say so with the stack, and leave with QEMU's failure status.
-  console.error(`${PROGRAM}: internal error:`, error);
-  // `process` may be absent only where main() already failed for want of it.
-  (globalThis as { process?: { exit(code: number): void } }).process?.exit(EXIT_SETUP_FAILED);
-});
