@@ -49,7 +49,47 @@ interface Args {
   verbose: boolean;
 }
 
+const USAGE = `usage: npm run bench [-- OPTIONS]   (Deno: deno run -A bench/run.ts --runtime-only; Bun: bun bench/run.ts --runtime-only)
+  --quick                    shorter runs (the other runtimes only up to N = 16)
+  --only=CASES               memory,socket,stall,latency,screen,startup (the default), or nats, log_fanout
+  --runtimes=LIST            node,deno,bun (the in-memory cases on each)
+  --chunks=LIST --sinks=LIST chunk sizes and sink counts of the in-memory cases (64,1024,16384 and 1,4,16,1024)
+  --rounds=N --seconds=S     rounds per case; seconds per NATS topology and round
+  --json=PATH                where the rows go (bench/results.json)
+  --markdown --verbose       tables as Markdown; calibration as it happens
+  BENCH_RING=BYTES           the in-memory cases' ring (1 MiB)
+With cc on PATH the C anchors (bench/c/) are built and compared in the same run (issue 17's targets).`;
+
+const CASES = ["memory", "socket", "stall", "latency", "screen", "startup", "nats", "log_fanout"];
+const FLAGS = ["--quick", "--runtime-only", "--markdown", "--verbose", "--help", "-h"];
+const VALUED = ["json", "only", "runtimes", "chunks", "sinks", "rounds", "seconds"];
+
+/** A wrong argument ends the run before anything is measured, naming what was wrong. */
+function checkArgs(argv: string[]): void {
+  const fail = (why: string) => {
+    console.error(`bench: ${why}\n${USAGE}`);
+    process.exit(2);
+  };
+  for (const arg of argv) {
+    if (FLAGS.includes(arg)) continue;
+    const name = /^--([a-z_]+)=/.exec(arg)?.[1];
+    if (!name || !VALUED.includes(name)) fail(`unknown argument '${arg.slice(0, 80)}'`);
+  }
+  const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",").filter(Boolean) ?? [];
+  const unknown = only.find((name) => !CASES.includes(name));
+  if (unknown !== undefined) fail(`unknown case '${unknown.slice(0, 40)}' in --only (cases: ${CASES.join(", ")})`);
+  for (const name of ["chunks", "sinks", "rounds", "seconds"]) {
+    const given = argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+    if (given !== undefined && !given.split(",").every((part) => /^[0-9]+$/.test(part) && Number(part) > 0)) fail(`--${name} takes positive whole numbers, not '${given.slice(0, 40)}'`);
+  }
+}
+
 function parseArgs(argv: string[]): Args {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  checkArgs(argv);
   const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
   const list = (name: string, fallback: string) => (value(name) ?? fallback).split(",").filter(Boolean);
   return {
