@@ -435,6 +435,31 @@ export class BcastWriter {
     return this.#writeSlow(data);
   }
 
+  /**
+   * Copies `chunks` in order as successive `write`s would, in one pass that keeps the window
+   * across them: bytes taken, a prefix of their concatenation (it stops at the first chunk the
+   * ring is short of room for).
+   */
+  writev(chunks: readonly Uint8Array[]): number {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const data = chunks[i];
+      const length = data.length;
+      if (length === 0) continue;
+      const at = this.#filled;
+      if (at + length <= this.#window.length) {
+        this.#window.set(data, at);
+        this.#filled = at + length;
+        total += length;
+        continue;
+      }
+      const taken = this.#writeSlow(data);
+      total += taken;
+      if (taken < length) break;
+    }
+    return total;
+  }
+
   #writeSlow(data: Uint8Array): number {
     this.settle();
     const core = this.core;

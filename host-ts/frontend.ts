@@ -64,6 +64,43 @@ export class Frontend {
   }
 
   /**
+   * Writes several buffers in order, as one write of their concatenation would (QEMU's
+   * qemu_chr_fe_write takes one buffer; this is our batched form of it). Returns the bytes
+   * accepted across `chunks` (always a prefix of their concatenation: every chunk before the
+   * first short one whole, then part or none of it), or -1 with `lastError` set when none was
+   * (`"EAGAIN"`: wait for `addWatch`, as after `write`). An empty list, or only empty chunks,
+   * returns 0. Never throws.
+   *
+   * A hub with a ring copies all the chunks into the ring in one pass; every other chardev
+   * takes them as successive writes that stop at the first short one.
+   *
+   * @example Hand a batch of lines over at once, the rest after the watch
+   * ```ts
+   * import { ChardevRegistry } from "chardev-hub";
+   * const reg = await ChardevRegistry.create({ qemuCompat: false });
+   * await reg.add("ringbuf,id=log,size=1024");
+   * await reg.add("hub,id=hub0,chardevs.0=log,ring=64K");
+   * const fe = reg.attach("hub0", { canRead: () => 0, read() {}, event() {} });
+   * const lines = ["one\n", "two\n", "three\n"].map((line) => new TextEncoder().encode(line));
+   * const accepted = fe.writev(lines); // 14: all of them
+   * if (accepted === -1 && fe.lastError === "EAGAIN") fe.addWatch(() => fe.writev(lines));
+   * ```
+   */
+  writev(chunks: readonly Uint8Array[]): number {
+    if (!this.#attached) {
+      this.lastError = "EBADF";
+      return -1;
+    }
+    const result = this.chardev.writev(chunks);
+    if (result < 0) {
+      this.lastError = errnoName(result);
+      return -1;
+    }
+    this.lastError = null;
+    return result;
+  }
+
+  /**
    * Calls `callback` once when a blocked write may go through; 0 when nothing is blocked (QEMU
    * returns no source then), else an id for `removeWatch`.
    */

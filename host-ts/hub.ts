@@ -6,7 +6,7 @@ import type { Chardev } from "./chardev/_chardev.ts";
 import { checkHubBackendOptions, HubChardev, type HubBackendOptions, type HubBackendStats, type HubEvent, type HubOptions } from "./chardev/hub.ts";
 import { ChardevError } from "./errors.ts";
 import type { Frontend } from "./frontend.ts";
-import { OutputQueue } from "./output_queue.ts";
+import { type OutputChunk, outputChunkLength, OutputQueue } from "./output_queue.ts";
 import { ChardevRegistry, type RegistryOptions } from "./registry.ts";
 
 /** Bytes a writer may queue on `writable` before `ready` waits. */
@@ -43,10 +43,24 @@ export interface HubBackendHandle {
  * const someReadable = ReadableStream.from([new TextEncoder().encode("boot log\n")]);
  * await someReadable.pipeTo(hub.writable);
  * ```
+ *
+ * @example Many small lines per write: an array chunk is one batched write (`Frontend.writev`)
+ * ```ts
+ * const hub = await Hub.create({ ring: 1 << 16 });
+ * await hub.attach("ringbuf,id=log,size=1024");
+ * const lines = ["one\n", "two\n", "three\n"].map((line) => new TextEncoder().encode(line));
+ * const writer = hub.writable.getWriter();
+ * await writer.write(lines); // the three lines, in order, as one chunk of 14 bytes
+ * ```
  */
 export class Hub {
-  /** Frontend writes, honouring backpressure: a full hub makes `write` wait for its watch. */
-  readonly writable: WritableStream<Uint8Array>;
+  /**
+   * Frontend writes, honouring backpressure: a full hub makes `write` wait for its watch. A
+   * chunk is a `Uint8Array`, or an array of them written as their concatenation in one batched
+   * write (`Frontend.writev`: a ring hub copies them all in one pass); its size toward the
+   * high-water mark is its bytes.
+   */
+  readonly writable: WritableStream<OutputChunk>;
   /** Input from every backend, merged (a chunk is never interleaved with another's). */
   readonly readable: ReadableStream<Uint8Array>;
   readonly #frontend: Frontend;
@@ -78,11 +92,11 @@ export class Hub {
     this.#output = new OutputQueue(this.#frontend, {
       errorFor: (errno) => new ChardevError("OPEN_FAILED", `hub '${chardev.id}': write failed with ${errno}`),
     });
-    this.writable = new WritableStream<Uint8Array>(
+    this.writable = new WritableStream<OutputChunk>(
       // Taken at once: no promise; only a remainder makes the stream wait (for the hub's watch).
       // Queue by bytes so small writes don't wait one at a time.
       { write: (chunk) => this.#output.write(chunk) },
-      { highWaterMark: WRITABLE_HIGH_WATER_MARK, size: (chunk) => chunk.length },
+      { highWaterMark: WRITABLE_HIGH_WATER_MARK, size: outputChunkLength },
     );
   }
 

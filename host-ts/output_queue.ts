@@ -21,6 +21,11 @@ const RETRY_WITHOUT_WATCH_MS = 5;
 export interface OutputTarget {
   /** Bytes taken (0 counts as a refusal), or -1 with `lastError` set (`"EAGAIN"`: wait for the watch). */
   write(data: Uint8Array): number;
+  /**
+   * Several buffers in order, as `Frontend.writev`: bytes taken (a prefix of their
+   * concatenation) or -1 with `lastError` set. Without it a batch goes one buffer at a time.
+   */
+  writev?(chunks: readonly Uint8Array[]): number;
   /** Errno name of the last failed write. */
   readonly lastError: string | null;
   /** Calls `callback` once when a blocked write may go through; 0 when nothing is blocked, else an id. */
@@ -48,10 +53,40 @@ export interface OutputQueueOptions {
   errorFor?: (errno: string) => Error;
 }
 
+/** What `push` and `write` take: one buffer, or a batch of them written as their concatenation. */
+export type OutputChunk = Uint8Array | readonly Uint8Array[];
+
+function isBatch(chunk: OutputChunk): chunk is readonly Uint8Array[] {
+  return Array.isArray(chunk);
+}
+
+/** Bytes in `chunk`. */
+export function outputChunkLength(chunk: OutputChunk): number {
+  if (!isBatch(chunk)) return chunk.length;
+  let length = 0;
+  for (let i = 0; i < chunk.length; i++) length += chunk[i].length;
+  return length;
+}
+
+/** What is left of a batch once `count` of its bytes were written: never starting with an empty buffer. */
+function batchAfter(parts: readonly Uint8Array[], count: number): readonly Uint8Array[] {
+  let first = 0;
+  let left = count;
+  while (first < parts.length && left >= parts[first].length) left -= parts[first++].length;
+  const rest = parts.slice(first);
+  if (left > 0) rest[0] = rest[0].subarray(left);
+  return rest;
+}
+
 interface QueuedChunk {
-  bytes: Uint8Array;
-  /** Settles the promise `write` made; undefined for `push`. */
-  settle?: (error?: Error) => void;
+  /** What is still to write of it (a batch: what is left of it, cut as it is written). */
+  bytes: OutputChunk;
+  /** Its bytes still to write. */
+  length: number;
+  /** Set once it is done: null written, else why it never will be. */
+  outcome: Error | null | undefined;
+  /** Settles the promise `write` made, once it made one. */
+  settle: ((error?: Error) => void) | undefined;
 }
 
 /**
@@ -119,13 +154,12 @@ export class OutputQueue {
 
   /**
    * Queues `bytes` after what is queued and writes what the target takes now. The bytes are
-   * kept, not copied: a caller whose view is valid only during the call passes a copy.
+   * kept, not copied: a caller whose view is valid only during the call passes a copy. A batch
+   * (an array of buffers) is written as their concatenation, through the target's `writev`.
    */
-  push(bytes: Uint8Array): void {
-    if (this.#closed || bytes.length === 0) return;
-    this.#chunks.push({ bytes });
-    this.#queuedBytes += bytes.length;
-    this.flush();
+  push(bytes: OutputChunk): void {
+    if (this.#closed) return;
+    this.#enqueue(bytes);
   }
 
   /**
@@ -133,25 +167,31 @@ export class OutputQueue {
    * once, else a promise that resolves once it has, or rejects (see `errorFor`) when the
    * target fails or the queue is cleared first.
    */
-  write(bytes: Uint8Array): Promise<void> | undefined {
+  write(bytes: OutputChunk): Promise<void> | undefined {
     if (this.#closed) return Promise.reject(new ChardevError("OPEN_FAILED", "chardev: output queue is closed"));
-    if (bytes.length === 0) return undefined;
-    let outcome: Error | null | undefined; // undefined: still queued; null: written
-    let resolve!: () => void;
-    let reject!: (error: Error) => void;
-    const done = new Promise<void>((ok, fail) => {
-      resolve = ok;
-      reject = fail;
+    const chunk = this.#enqueue(bytes);
+    // Written at once (the usual case): no promise is made.
+    if (chunk === null || chunk.outcome === null) return undefined;
+    if (chunk.outcome) return Promise.reject(chunk.outcome);
+    return new Promise<void>((resolve, reject) => {
+      chunk.settle = (error) => (error ? reject(error) : resolve());
     });
-    const settle = (error?: Error) => {
-      outcome = error ?? null;
-      if (error) reject(error);
-      else resolve();
-    };
-    this.#chunks.push({ bytes, settle });
-    this.#queuedBytes += bytes.length;
+  }
+
+  /** Queues a non-empty chunk and flushes; null for an empty one. */
+  #enqueue(bytes: OutputChunk): QueuedChunk | null {
+    const length = outputChunkLength(bytes);
+    if (length === 0) return null;
+    const chunk: QueuedChunk = { bytes, length, outcome: undefined, settle: undefined };
+    this.#chunks.push(chunk);
+    this.#queuedBytes += length;
     this.flush();
-    return outcome === null ? undefined : done;
+    return chunk;
+  }
+
+  #settle(chunk: QueuedChunk, error?: Error): void {
+    chunk.outcome = error ?? null;
+    chunk.settle?.(error);
   }
 
   /** Writes queued bytes until the target refuses or nothing is left; then `onFlushed`. */
@@ -182,7 +222,7 @@ export class OutputQueue {
     this.#stopWaiting();
     const dropped = this.#chunks.splice(0);
     this.#queuedBytes = 0;
-    for (const chunk of dropped) chunk.settle?.(this.#errorFor("ECANCELED"));
+    for (const chunk of dropped) this.#settle(chunk, this.#errorFor("ECANCELED"));
     this.#resolveDrained();
   }
 
@@ -197,7 +237,8 @@ export class OutputQueue {
     while (target && !this.#closed && this.#chunks.length > 0 && !this.waiting) {
       const generation = this.#generation;
       const head = this.#chunks[0];
-      const taken = target.write(head.bytes);
+      const bytes = head.bytes;
+      const taken = isBatch(bytes) ? this.#writeBatch(target, bytes) : target.write(bytes);
       // The write made the chardev report an event whose handler cleared the queue.
       if (generation !== this.#generation) continue;
       if (taken > 0) {
@@ -213,16 +254,27 @@ export class OutputQueue {
     if (this.#queuedBytes === 0) this.#resolveDrained();
   }
 
+  /** A batch in one call where the target has `writev`, else its first buffer with bytes. */
+  #writeBatch(target: OutputTarget, parts: readonly Uint8Array[]): number {
+    if (target.writev) return target.writev(parts);
+    let first = 0;
+    while (parts[first].length === 0) first++; // a queued batch has a byte somewhere
+    return target.write(parts[first]);
+  }
+
   #consume(count: number): void {
     this.#writtenBytes += count;
     this.#queuedBytes -= count;
     const head = this.#chunks[0];
-    if (count < head.bytes.length) {
-      head.bytes = head.bytes.subarray(count);
+    if (count < head.length) {
+      // A short write: the rest stays at the head, to be offered again whole.
+      const bytes = head.bytes;
+      head.bytes = isBatch(bytes) ? batchAfter(bytes, count) : bytes.subarray(count);
+      head.length -= count;
       return;
     }
     this.#chunks.shift();
-    head.settle?.();
+    this.#settle(head);
   }
 
   /** Always called from inside a round of `flush`. */
@@ -258,7 +310,7 @@ export class OutputQueue {
     const dropped = this.#queuedBytes;
     const chunks = this.#chunks.splice(0);
     this.#queuedBytes = 0;
-    for (const chunk of chunks) chunk.settle?.(this.#errorFor(errno));
+    for (const chunk of chunks) this.#settle(chunk, this.#errorFor(errno));
     this.#options.onFailed?.(errno, dropped);
   }
 

@@ -196,6 +196,51 @@ export abstract class Chardev {
     return taken;
   }
 
+  /**
+   * A kind that can take several buffers in one go (a hub copying them all into its ring) says
+   * so here: bytes taken across `chunks`, a prefix of their concatenation, or -errno when none was.
+   */
+  protected writevOut?(chunks: readonly Uint8Array[]): number;
+
+  /**
+   * Writes `chunks` in order: bytes taken, a prefix of their concatenation, or -errno when none
+   * was taken (0 when every chunk is empty). Kinds with a `writevOut` take them in one call;
+   * every other kind gets them as successive `write`s that stop at the first short one, so the
+   * result is the same either way. Never throws.
+   */
+  writev(chunks: readonly Uint8Array[]): number {
+    if (this.writevOut === undefined) return this.#writeEach(chunks);
+    let taken: number;
+    try {
+      taken = this.writevOut(chunks);
+    } catch (error) {
+      this.#reportHookError("write", error);
+      return -ERRNO.EIO;
+    }
+    if (taken > 0 && this.#log) {
+      for (let i = 0, left = taken; left > 0; i++) {
+        const count = Math.min(left, chunks[i].length);
+        if (count > 0) this.#logOutput(chunks[i].subarray(0, count));
+        left -= count;
+      }
+    }
+    return taken;
+  }
+
+  /** `writev` as successive writes: a short or failed one ends it (a failure after bytes went is left for the next write). */
+  #writeEach(chunks: readonly Uint8Array[]): number {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const data = chunks[i];
+      if (data.length === 0) continue;
+      const taken = this.write(data);
+      if (taken < 0) return total > 0 ? total : taken;
+      total += taken;
+      if (taken < data.length) break;
+    }
+    return total;
+  }
+
   /** Tells the operator once that a hook threw (its message cut to a sane length). */
   #reportHookError(hook: string, error: unknown): void {
     if (this.#hookThrew) return;

@@ -104,6 +104,12 @@ export interface HubOutput {
   /** The frontend's write: bytes taken, or a negative errno (-EAGAIN: wait on `addWatch`). */
   write(data: Uint8Array): number;
   /**
+   * The frontend's batched write (`Frontend.writev`): bytes taken across `chunks` in order (a
+   * prefix of their concatenation, as successive writes stopping at the first short one would
+   * take), or a negative errno when none was; 0 when every chunk is empty.
+   */
+  writev(chunks: readonly Uint8Array[]): number;
+  /**
    * The core wrote `length` bytes to `entry` and got `result`; `hardError` when that result
    * takes the backend out. Returns what the core should book for it.
    */

@@ -43,6 +43,21 @@ export class WriteAllOutput implements HubOutput {
     return this.host.core.hubWrite(this.address, data);
   }
 
+  /** Chunk by chunk through the core, exactly as the same writes one after another (QEMU has no writev). */
+  writev(chunks: readonly Uint8Array[]): number {
+    const core = this.host.core;
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const data = chunks[i];
+      if (data.length === 0) continue;
+      const taken = core.hubWrite(this.address, data);
+      if (taken < 0) return total > 0 ? total : taken; // the error again at the next write
+      total += taken;
+      if (taken < data.length) break;
+    }
+    return total;
+  }
+
   backendWrote(entry: HubEntry, _length: number, result: number, hardError: boolean): number {
     if (!hardError) return result;
     // Out of the books at once: the core skips a backend closed during its write, so the

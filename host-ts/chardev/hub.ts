@@ -329,6 +329,11 @@ export class HubChardev extends Chardev {
     return this.#output.write(data);
   }
 
+  /** A ring copies every chunk in one pass; write-to-all takes them as successive writes. */
+  protected override writevOut(chunks: readonly Uint8Array[]): number {
+    return this.#output.writev(chunks);
+  }
+
   /** The core writes backend `slot` through here; a refusal is remembered for its watch. */
   writeBackend(slot: number, data: Uint8Array): number {
     const own = this.#output.writeOwnSlot?.(slot, data); // the screen emulator, or a backend owed its screen
