@@ -15,7 +15,7 @@ import { ChardevError, type ChardevErrorCode } from "./errors.ts";
 import { activatedSocketLookup } from "./socket_activation.ts";
 import { strerror } from "./errno.ts";
 import { Frontend, type FrontendHandlers } from "./frontend.ts";
-import { parseBool, parseChardevOptions, registerOptionKeys, validateId } from "./options.ts";
+import { parseBool, parseChardevOptions, registerOptionKeys, splitParams, validateId } from "./options.ts";
 import type { HostRuntime, LogSink } from "./runtime/types.ts";
 import { createTlsCredsX509, parseObjectOptions, type ObjectAddArgs, type TlsCredsX509 } from "./tls_creds.ts";
 import { webRuntime } from "./runtime/web.ts";
@@ -26,6 +26,18 @@ import { checkArguments, isOneOf, isString, isStruct, QapiArgumentError, type Me
 
 // Every kind's keys beyond QEMU's logfile/logappend (timestamp, logfilemax, rotate).
 registerOptionKeys(...optionKeys(COMMON_OPTIONS));
+
+/**
+ * A backend kind whose code loads on first use (registerLazyDriver): its names are known at
+ * once, its driver is imported when a chardev of the kind is first added.
+ */
+export interface LazyChardevDriver {
+  /** The kind's type and aliases, as its driver has them. */
+  readonly type: string;
+  readonly aliases?: readonly string[];
+  /** Imports the kind's module (which registers its `-chardev` keys) and returns its driver. */
+  load(): Promise<ChardevDriver>;
+}
 
 /** QMP `chardev-add` arguments: `{ id, backend: { type, data } }`. */
 export interface ChardevAddArgs {
@@ -98,6 +110,21 @@ function encodeBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+/**
+ * The kind a `-chardev` string names (its first item, or `backend=`), for loading it before
+ * the string is read; undefined where there is none (the parse then says what is wrong).
+ */
+export function kindOfSpec(spec: string): string | undefined {
+  if (typeof spec !== "string") return undefined;
+  let kind: string | undefined;
+  // As parseChardevOptions reads it: a bare first item is `backend`, and the last one wins.
+  splitParams(spec).forEach((param, index) => {
+    if (index === 0 && !param.includes("=")) kind = param;
+    else if (param.startsWith("backend=")) kind = param.slice("backend=".length);
+  });
+  return kind;
+}
+
 /** Base64's alphabet, each character's value (glib's `mime_base64_rank`, `=` counting 0). */
 const BASE64_RANK = new Map([..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].map((ch, rank) => [ch, rank]));
 BASE64_RANK.set("=", 0);
@@ -151,6 +178,8 @@ function decodeBase64(text: string): Uint8Array {
 export class ChardevRegistry {
   readonly #chardevs = new Map<string, Chardev>();
   readonly #drivers = new Map<string, ChardevDriver>();
+  /** Kinds registered by name whose driver has not been loaded yet. */
+  readonly #lazyDrivers = new Map<string, LazyChardevDriver>();
   /** QEMU's /objects container: user-created objects (TLS credentials) by id. */
   readonly #objects = new Map<string, TlsCredsX509>();
   readonly #context: ChardevContext;
@@ -197,9 +226,30 @@ export class ChardevRegistry {
     for (const name of [driver.type, ...(driver.aliases ?? [])]) this.#drivers.set(name, driver);
   }
 
+  /**
+   * Adds a backend kind by name, its code imported when a chardev of it is first added (`add`
+   * loads it before reading the spec, whose keys its module registers). A program that knows
+   * every kind but opens few loads only those at its start.
+   */
+  registerLazyDriver(lazy: LazyChardevDriver): void {
+    for (const name of [lazy.type, ...(lazy.aliases ?? [])]) this.#lazyDrivers.set(name, lazy);
+  }
+
+  /**
+   * Loads the kind named `type` if it was registered lazily and is not loaded yet; any other
+   * name (loaded, eager, unknown) is left for `add` to take or refuse.
+   */
+  async loadKind(type: string | undefined): Promise<void> {
+    const lazy = type === undefined ? undefined : this.#lazyDrivers.get(type);
+    if (!lazy) return;
+    const driver = await lazy.load();
+    for (const name of [lazy.type, ...(lazy.aliases ?? [])]) this.#lazyDrivers.delete(name);
+    this.registerDriver(driver);
+  }
+
   /** Every backend kind `add` accepts, aliases included (QMP `query-chardev-backends`). */
   registeredKinds(): string[] {
-    return [...this.#drivers.keys()];
+    return [...this.#drivers.keys(), ...this.#lazyDrivers.keys()];
   }
 
   /** The chardev named `id`, if any. */
@@ -219,6 +269,7 @@ export class ChardevRegistry {
    * succeeds. Returns the new chardev.
    */
   async add(spec: string | ChardevAddArgs): Promise<Chardev> {
+    await this.loadKind(typeof spec === "string" ? kindOfSpec(spec) : (spec as Partial<ChardevAddArgs> | null)?.backend?.type);
     if (typeof spec === "string") return this.#addFromOptions(spec);
     const { id, driver, data, type } = this.#checkQmpArgs(spec);
     return this.#open(id, driver, data, type);

@@ -10,10 +10,9 @@ import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev, type HubBackendOptions } from "../chardev/hub.ts";
 import type { HubReplay } from "../chardev/_hub_screen_contract.ts";
 import { optionValue, parseReplay, type ConsoleSpec } from "./console_spec.ts";
-import { PtyChardev } from "../chardev/pty.ts";
 import { SocketChardev } from "../chardev/socket.ts";
 import { StdioChardev } from "../chardev/stdio.ts";
-import { WebChardev } from "../chardev/web.ts";
+import { isPtyChardev, isWebChardev } from "./cli_registry.ts";
 import { ChardevError } from "../errors.ts";
 import type { ChrEvent } from "../events.ts";
 import { quoteInput } from "../limits.ts";
@@ -38,7 +37,7 @@ export const CONSOLE_REPLAY: HubReplay = "screen";
 
 /** A client that a person reads and types on: it gets `drop` and a replay, so it never holds the device back. */
 function isInteractive(chardev: Chardev | undefined): boolean {
-  return chardev instanceof SocketChardev || chardev instanceof PtyChardev || chardev instanceof StdioChardev || chardev instanceof WebChardev;
+  return chardev instanceof SocketChardev || isPtyChardev(chardev) || chardev instanceof StdioChardev || isWebChardev(chardev);
 }
 
 /** One console of the run. */

@@ -6,27 +6,26 @@
 
 import type { CliOptions } from "./args.ts";
 import { Consoles, parseConsoleOption, type Console } from "./consoles.ts";
-import { LoadedConfig, readConfigFile } from "./readconfig.ts";
+import type { LoadedConfig } from "./readconfig.ts";
 import type { HubReplay } from "../chardev/_hub_screen_contract.ts";
-import { addDefaultSetup } from "./default_setup.ts";
-import { ControlServer, DEFAULT_CONTROL_PATH } from "./control_server.ts";
-import { parseControlListenAddress } from "./control_address.ts";
+// What only some runs use (-readconfig, the default setup, -control, -qmp) is imported when a
+// run asks for it: every module a start loads is read and compiled before anything listens.
+import type { ControlServer } from "./control_server.ts";
 import { tlsCredsFor } from "../tls_creds.ts";
 import { ServiceError, ServiceMode, startBackgroundCopy, STDIO_WITH_DAEMONIZE } from "./service.ts";
 import type { Chardev } from "../chardev/_chardev.ts";
 import { HubChardev } from "../chardev/hub.ts";
-import { PtyChardev } from "../chardev/pty.ts";
 import { SocketChardev } from "../chardev/socket.ts";
-import { describeExit, SpawnChardev } from "../chardev/spawn.ts";
+import type { SpawnChardev } from "../chardev/spawn.ts";
 import { StdioChardev } from "../chardev/stdio.ts";
-import { WebChardev } from "../chardev/web.ts";
 import { ChardevError } from "../errors.ts";
 import { formatChardevOptions, parseLegacySpec, serialSpecFailure } from "../legacy_spec.ts";
 import { parseChardevOptions } from "../options.ts";
 import { quoteInput } from "../limits.ts";
 import { ChrEvent } from "../events.ts";
-import { startQmp, type QmpMonitor } from "../qmp.ts";
-import { ChardevRegistry } from "../mod.ts";
+import type { QmpMonitor } from "../qmp.ts";
+import { CliRegistry as ChardevRegistry, isPtyChardev, isSpawnChardev, isWebChardev } from "./cli_registry.ts";
+import { kindOfSpec } from "../registry.ts";
 import type { HostRuntime, ProcessExit, ProcessPrimitives, TlsOptions } from "../runtime/types.ts";
 import { RerunLatch } from "../_rerun_latch.ts";
 import { EXIT_SETUP_FAILED, PROGRAM } from "./program.ts";
@@ -118,6 +117,7 @@ class CliRun {
       do {
         const file = this.#configFile!;
         try {
+          const { readConfigFile } = await import("./readconfig.ts");
           const changes = await this.#config!.apply(readConfigFile(this.runtime, file), { atStart: false });
           for (const problem of changes.problems) this.#sayLine(`-readconfig ${quoteInput(file)}: ${problem}`);
           const parts = [
@@ -195,7 +195,7 @@ class CliRun {
     const backends = hub ? new Set(hub.stats().map((backend) => backend.id)) : null;
     const chardevs = this.#everyChardev().filter((chardev) => !backends || backends.has(chardev.id));
     for (const chardev of chardevs) {
-      if (chardev instanceof WebChardev && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize((cols, rows, backendId) => sizeOf(backendId)(cols, rows)));
+      if (isWebChardev(chardev) && !this.#readOnlyInAnyHub(chardev.id)) this.#stopListening.push(chardev.onResize((cols, rows, backendId) => sizeOf(backendId)(cols, rows)));
     }
     if (this.#sharedTerminal && (!backends || chardevs.some((chardev) => chardev instanceof StdioChardev))) {
       const terminal = sizeOf(chardevs.find((chardev) => chardev instanceof StdioChardev)?.id);
@@ -220,7 +220,7 @@ class CliRun {
   #deviceEvent(console: Console, event: ChrEvent): void {
     const id = console.deviceId;
     const device = this.reg?.find(id);
-    if (!device || device instanceof SpawnChardev || this.#ending || console.closed) return;
+    if (!device || isSpawnChardev(device) || this.#ending || console.closed) return;
     // Named consoles say whose device it is; a classic run's events keep their shape.
     const named = this.#namedConsoles ? { console: console.name } : {};
     const who = this.#namedConsoles ? `console '${console.name}': device '${id}'` : `device '${id}'`;
@@ -237,7 +237,7 @@ class CliRun {
     if (event !== ChrEvent.CLOSED || !console.deviceOpened || console.deviceDown) return;
     console.deviceDown = true;
     const reconnecting = device instanceof SocketChardev && device.options.reconnectMs > 0;
-    const waitsForPeer = (device instanceof SocketChardev && device.options.server) || device instanceof PtyChardev;
+    const waitsForPeer = (device instanceof SocketChardev && device.options.server) || isPtyChardev(device);
     const comesBack = reconnecting || waitsForPeer;
     this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id, "comes-back": comesBack, ...named });
     console.bridge.sendToHub(new TextEncoder().encode(DEVICE_CLOSED_LINE));
@@ -252,6 +252,7 @@ class CliRun {
   /** A spawned device's program ended: the run ends with its status, or (named consoles) its console closes. */
   async #deviceExited(console: Console, device: SpawnChardev, exit: ProcessExit): Promise<void> {
     const why = device.startupErrors.trim();
+    const { describeExit } = await import("../chardev/spawn.ts");
     const what = `'${device.options.command}' ${describeExit(exit)}${why ? `: ${why}` : ""}`;
     if (this.#namedConsoles) {
       this.#qmpEvent("CHARDEV_DEVICE_CLOSED", { id: console.deviceId, "comes-back": false, console: console.name });
@@ -279,7 +280,7 @@ class CliRun {
   /** Each console as it is made: a spawned device follows its clients' window sizes, and its exit is heard. */
   #consoleMade(console: Console): void {
     const device = this.reg!.find(console.deviceId);
-    if (!(device instanceof SpawnChardev)) return;
+    if (!isSpawnChardev(device)) return;
     this.followTerminalSizes(device, this.#namedConsoles ? console.hub : undefined, console.hub);
     void device.exited.then((exit) => {
       // A console removed (or made again) by a reload is no loss: its device was ended on purpose.
@@ -306,8 +307,8 @@ class CliRun {
   /** QEMU prints where each pty went; we add where each browser terminal is. */
   announceEndpoints(): void {
     for (const chardev of this.#everyChardev()) {
-      if (chardev instanceof PtyChardev) this.say(`char device redirected to ${chardev.slavePath} (label ${chardev.id})`);
-      if (chardev instanceof WebChardev) {
+      if (isPtyChardev(chardev)) this.say(`char device redirected to ${chardev.slavePath} (label ${chardev.id})`);
+      if (isWebChardev(chardev)) {
         this.say(`web terminal at ${chardev.url} (label ${chardev.id})`);
         if (chardev.viewUrl !== chardev.url) this.say(`view-only web terminal at ${chardev.viewUrl} (label ${chardev.id})`);
       }
@@ -321,6 +322,8 @@ class CliRun {
    */
   async #addChardev(spec: string): Promise<Chardev> {
     const lines: string[] = [];
+    // A kind that loads on first use registers its keys as it loads: before the spec is read.
+    await this.reg!.loadKind(kindOfSpec(spec));
     const parsed = parseChardevOptions(spec, this.reg!.qemuCompat, (line) => lines.push(line));
     if (lines.length === 0) return this.reg!.add(spec);
     // A stdio chardev added before this one has put the terminal in raw mode: a line needs its \r.
@@ -392,11 +395,13 @@ class CliRun {
       // The file's chardevs may be the devices of -console, so the file comes first.
       if (options.readconfig !== null) {
         this.#configFile = options.readconfig;
+        const { LoadedConfig, readConfigFile } = await import("./readconfig.ts");
         this.#config = new LoadedConfig(this.reg, this.consoles);
         await this.#config.apply(readConfigFile(this.runtime, options.readconfig), { atStart: true });
       }
       for (const spec of options.consoles) await this.consoles.add(parseConsoleOption(spec));
     } else if (options.useDefault) {
+      const { addDefaultSetup } = await import("./default_setup.ts");
       const setup = await addDefaultSetup(this.reg, this.runtime);
       ({ device, hub, lines: defaultLines } = setup);
       defaultReplay = setup.replay;
@@ -410,13 +415,16 @@ class CliRun {
     }
     // QMP `quit`: its answer goes out first, then we leave as on SIGTERM (logs flushed), status 0.
     const onQuit = (monitor: QmpMonitor) => void monitor.drained().then(() => this.end(0, "terminating on QMP quit"));
-    for (const address of options.qmp) this.monitors.push(await startQmp(this.reg, address, { onQuit }));
+    const { startQmp } = options.qmp.length > 0 ? await import("../qmp.ts") : { startQmp: null };
+    for (const address of options.qmp) this.monitors.push(await startQmp!(this.reg, address, { onQuit }));
     // A classic run is one console: the default setup's `shell`, else named after its device.
     if (!this.#namedConsoles) this.consoles.adopt(options.useDefault ? "shell" : device, device, hub, defaultReplay);
     this.#sharedTerminal = this.#everyChardev().some((chardev) => chardev instanceof StdioChardev);
     for (const console of this.consoles.list()) this.#consoleMade(console);
-    const controlPath = options.control ?? (options.useDefault ? DEFAULT_CONTROL_PATH : null);
-    if (controlPath) {
+    const control = options.control !== null || options.useDefault ? await import("./control_server.ts") : null;
+    const controlPath = options.control ?? (options.useDefault ? control!.DEFAULT_CONTROL_PATH : null);
+    if (control && controlPath) {
+      const { parseControlListenAddress } = await import("./control_address.ts");
       const address = parseControlListenAddress(controlPath);
       let tcp: { host: string; port: number; tls: TlsOptions | null } | undefined;
       if (address.transport === "tcp") {
@@ -426,7 +434,7 @@ class CliRun {
         creds?.hold();
         tcp = { host: address.host, port: address.port, tls: creds?.tls ?? null };
       }
-      this.control = await ControlServer.start({ runtime: this.runtime, path: controlPath, tcp, directory: this.consoles, findChardev: (id) => this.reg?.find(id) });
+      this.control = await control.ControlServer.start({ runtime: this.runtime, path: controlPath, tcp, directory: this.consoles, findChardev: (id) => this.reg?.find(id) });
       const bound = this.control.address;
       // A script (or a person) needs the port when it asked for port 0.
       if (bound?.transport === "tcp") this.#sayLine(`control socket on tcp:${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}${tcp?.tls ? " (TLS)" : ""}`);
