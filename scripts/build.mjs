@@ -67,15 +67,22 @@ await nodeBundle("host-ts/mod.ts", "dist/mod.js");
 // The command-line tool: dist/cli.js, which Node, `deno run -A` and `bun` all run, plus the
 // chunks of dist/cli-chunks/ it imports on first use: what only some kinds need (the web page,
 // `ws`, the NATS client) loads when a chardev of that kind is added, not with every start.
-// The entry (cli/entry.ts) holds only the command line's reading: `--help` and usage mistakes
-// load nothing else, and a run imports the run (cli/main.ts) as a chunk.
-step("host-ts/cli/entry.ts -> dist/cli.js + dist/cli-chunks/");
+// Two builds, because every file a start loads costs its resolve, read and compile:
+// - the parts (cli-chunks/main.js: a run; help.js: --help's text; control_client.js: list,
+//   attach, who, tail; detect.js: the runtime's primitives), one split build, so they share
+//   one copy of every module (one registry of option keys, one class per chardev kind);
+// - the entry (cli/entry.ts -> dist/cli.js), one file: the command line's reading, which it
+//   keeps a copy of its own (pure functions; what it hands a run is plain data), and dynamic
+//   imports of the parts. `--help` and a usage mistake then load one or two files.
 const cliChunks = join(root, "dist/cli-chunks");
-const cli = await esbuild.build({
-  entryPoints: { cli: join(root, "host-ts/cli/entry.ts") },
-  outdir: join(root, "dist"),
+const cliVersion = { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) };
+const cliParts = { main: "host-ts/cli/main.ts", help: "host-ts/cli/help.ts", control_client: "host-ts/cli/control_client.ts", detect: "host-ts/runtime/detect.ts" };
+step("host-ts/cli/{main,help,control_client}.ts, runtime/detect.ts -> dist/cli-chunks/");
+const cliPartsBuild = await esbuild.build({
+  entryPoints: Object.fromEntries(Object.entries(cliParts).map(([name, file]) => [name, join(root, file)])),
+  outdir: join(root, "dist/cli-chunks"),
   splitting: true,
-  chunkNames: "cli-chunks/[name]-[hash]",
+  chunkNames: "[name]-[hash]",
   bundle: true,
   format: "esm",
   platform: "node",
@@ -83,15 +90,44 @@ const cli = await esbuild.build({
   sourcemap: true,
   metafile: true,
   external: ["ws", "@nats-io/*"],
-  define: { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) },
+  define: cliVersion,
   logLevel: "warning",
+});
+step("host-ts/cli/entry.ts -> dist/cli.js");
+const partOf = new Map(Object.entries(cliParts).map(([name, file]) => [join(root, file), name]));
+const cli = await esbuild.build({
+  entryPoints: [join(root, "host-ts/cli/entry.ts")],
+  outfile: join(root, "dist/cli.js"),
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  metafile: true,
+  external: ["ws", "@nats-io/*"],
+  define: cliVersion,
+  logLevel: "warning",
+  plugins: [
+    {
+      name: "cli-parts",
+      setup(build) {
+        // The entry's imports of a part become imports of the part's built file.
+        build.onResolve({ filter: /\.ts$/ }, (args) => {
+          const part = partOf.get(resolve(args.resolveDir, args.path));
+          if (!part) return undefined;
+          if (args.kind !== "dynamic-import") throw new Error(`${args.importer}: ${args.path} is a part of its own (cli-chunks/${part}.js): import it dynamically`);
+          return { path: `./cli-chunks/${part}.js`, external: true };
+        });
+      },
+    },
+  ],
 });
 // The shebang on the entry only (esbuild's banner would put it on every chunk).
 const cliFile = join(root, "dist/cli.js");
 writeFileSync(cliFile, `#!/usr/bin/env node\n${readFileSync(cliFile, "utf8")}`);
 chmodSync(cliFile, 0o755);
 // Chunks of earlier builds go (their names carry a content hash); this build's stay.
-const cliOutputs = new Set(Object.keys(cli.metafile.outputs).map((file) => resolve(root, file)));
+const cliOutputs = new Set([...Object.keys(cliPartsBuild.metafile.outputs), ...Object.keys(cli.metafile.outputs)].map((file) => resolve(root, file)));
 for (const name of readdirSync(cliChunks)) {
   if (!cliOutputs.has(join(cliChunks, name)) && !cliOutputs.has(join(cliChunks, name.replace(/\.map$/, "")))) rmSync(join(cliChunks, name), { force: true });
 }

@@ -8,7 +8,11 @@
 import { parseArgs, UsageError, type CliOptions } from "./args.ts";
 import { isClientCommand } from "./client_commands.ts";
 import { EXIT_SETUP_FAILED, EXIT_USAGE, PROGRAM, versionLine } from "./program.ts";
-import { detectRuntime } from "../runtime/detect.ts";
+
+/** The runtime's primitives, imported only by the answers that use them. */
+async function detectRuntime() {
+  return (await import("../runtime/detect.ts")).detectRuntime();
+}
 
 /**
  * The `process` global, which Node, Deno and Bun all have: before the runtime's primitives are
