@@ -8,7 +8,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "./_harness.ts";
 import { BUILTIN_DRIVERS } from "../host-ts/chardev/drivers.ts";
-import { CliRegistry, isWebChardev, LAZY_KINDS } from "../host-ts/cli/cli_registry.ts";
+import { CliRegistry, isWebChardev, LAZY_KIND_KEYS, LAZY_KINDS } from "../host-ts/cli/cli_registry.ts";
+import { optionKeys } from "../host-ts/option_schema.ts";
 import { kindOfSpec } from "../host-ts/registry.ts";
 import { detectRuntime } from "../host-ts/runtime/detect.ts";
 
@@ -35,6 +36,12 @@ describe("the command's registry", () => {
       const driver = await lazy.load();
       expect([driver.type, ...(driver.aliases ?? [])]).toEqual([lazy.type, ...(lazy.aliases ?? [])]);
     }
+  });
+
+  it("knows every -chardev key of the lazy kinds' schemas before they load, and no other", async () => {
+    const schemaKeys = new Set<string>();
+    for (const lazy of LAZY_KINDS) for (const key of optionKeys((await lazy.load()).options ?? [])) schemaKeys.add(key);
+    expect(sorted(LAZY_KIND_KEYS)).toEqual(sorted(schemaKeys));
   });
 
   it("adds a chardev of a lazy kind from its -chardev string, and from QMP chardev-add arguments", async () => {

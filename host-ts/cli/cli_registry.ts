@@ -13,6 +13,7 @@ import type { WebChardev } from "../chardev/web.ts";
 import { provideHubScreen } from "../chardev/_hub_screen_contract.ts";
 import { socketDriver } from "../chardev/socket.ts";
 import { stdioDriver } from "../chardev/stdio.ts";
+import { registerOptionKeys } from "../options.ts";
 import { ChardevRegistry, type LazyChardevDriver, type RegistryOptions } from "../registry.ts";
 
 // Screen replay with xterm.js's headless terminal, imported when a hub first needs a screen
@@ -38,6 +39,20 @@ export const LAZY_KINDS: readonly LazyChardevDriver[] = [
   { type: "nats", load: async () => (await import("../chardev/nats.ts")).natsDriver },
   { type: "asciicast", load: async () => (await import("../chardev/asciicast.ts")).asciicastDriver },
 ];
+
+/**
+ * Every `-chardev` key the lazy kinds' option schemas declare (`optionKeys` of each), known
+ * from the start as when every kind loaded with the command: a spec is then read the same
+ * whichever kinds have loaded (`socket,...,cmd=x` is no mistake only after a spawn chardev).
+ * tests/cli_registry.test.ts checks the list against the schemas.
+ */
+export const LAZY_KIND_KEYS: readonly string[] = [
+  "access", "args.N", "auth", "cmd", "cols", "console", "creds", "device", "from", "host", "input",
+  "ipv4", "ipv6", "localaddr", "localport", "max-age", "max-bytes", "max-clients", "password",
+  "path", "port", "queue-limit", "replay", "replicas", "ro-token", "ro-token-file", "role",
+  "rows", "screen", "server", "speed", "stream", "title", "tls-creds", "token", "token-file", "user",
+];
+registerOptionKeys(...LAZY_KIND_KEYS);
 
 /**
  * A registry that knows every built-in kind, loading LAZY_KINDS on first use. The command
