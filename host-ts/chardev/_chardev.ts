@@ -189,11 +189,24 @@ export abstract class Chardev {
     try {
       taken = this.writeOut(data);
     } catch (error) {
-      this.#reportHookError("write", error);
-      return -ERRNO.EIO;
+      return this.writeThrew(error);
     }
     if (taken > 0 && this.#log) this.#logOutput(data.subarray(0, taken));
     return taken;
+  }
+
+  /**
+   * Whether a `logfile=` takes this chardev's output. A kind with a `write` of its own (the hub's
+   * frontend path, kept monomorphic) goes through the base's `write` while this is true.
+   */
+  protected get logging(): boolean {
+    return this.#log !== null;
+  }
+
+  /** What a write whose hook threw answers: -EIO, the operator told once. */
+  protected writeThrew(error: unknown): number {
+    this.#reportHookError("write", error);
+    return -ERRNO.EIO;
   }
 
   /**

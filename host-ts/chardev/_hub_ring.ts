@@ -300,6 +300,7 @@ export class RingOutput implements HubOutput {
 
   flush(): void {
     this.#drainScheduled = false;
+    if (this.#freed) return; // a drain scheduled by the last write before the hub went: nothing to serve
     const core = this.host.core;
     core.bcastDrain(this.#ring());
     const blocked = this.#blockedNow;
