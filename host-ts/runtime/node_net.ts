@@ -84,6 +84,8 @@ function wrapSocket(socket: net.Socket): NetConnection {
   let handlers: NetConnectionHandlers | null = null;
   let closedByUs = false;
   let peerGone = false;
+  /** A direct write found the kernel's buffer full; cleared when libuv's queue is written. */
+  let kernelRefused = false;
   const reportClosed = () => {
     if (closedByUs || !handlers) return;
     const current = handlers;
@@ -104,7 +106,9 @@ function wrapSocket(socket: net.Socket): NetConnection {
   // empty when the last one runs. Unlike 'drain', this does not depend on node's own
   // highWaterMark, which differs from the chardev's.
   const afterWrite = () => {
-    if (!closedByUs && socket.writableLength === 0) handlers?.drain();
+    if (socket.writableLength !== 0) return;
+    kernelRefused = false; // libuv has written everything: the kernel took bytes again
+    if (!closedByUs) handlers?.drain();
   };
   return {
     localAddress: hostPort(socket.localAddress, socket.localPort),
@@ -123,19 +127,30 @@ function wrapSocket(socket: net.Socket): NetConnection {
     write(data) {
       socket.write(data, afterWrite);
     },
-    writeBorrowed(data) {
+    writeBorrowed(data, keepAtMost = data.length) {
       let rest = data;
+      let sent = 0;
       // Only with nothing queued: bytes sent now must not overtake bytes queued before them.
       if (socket.writableLength === 0 && !socket.connecting && !socket.writableEnded) {
-        if (sendsBorrowedAtOnce) return void socket.write(data, afterWrite);
-        const fd = writesToFd ? plainSocketFd(socket) : -1;
+        if (sendsBorrowedAtOnce) {
+          const taken = Math.min(data.length, keepAtMost);
+          socket.write(taken === data.length ? data : data.subarray(0, taken), afterWrite);
+          return taken;
+        }
+        // A kernel that refused us takes nothing until libuv reports its queue gone: trying
+        // anyway costs a failed write(2) and the exception fs.writeSync makes of its EAGAIN.
+        const fd = writesToFd && !kernelRefused ? plainSocketFd(socket) : -1;
         if (fd >= 0) {
-          const sent = sendNow(fd, data);
-          if (sent === data.length) return;
+          sent = sendNow(fd, data);
+          if (sent === data.length) return sent;
+          kernelRefused = true;
           rest = data.subarray(sent);
         }
       }
-      socket.write(keepableCopy(rest), afterWrite);
+      if (keepAtMost <= 0) return sent;
+      const kept = rest.length <= keepAtMost ? rest : rest.subarray(0, keepAtMost);
+      socket.write(keepableCopy(kept), afterWrite);
+      return sent + kept.length;
     },
     pause: () => socket.pause(),
     resume: () => socket.resume(),

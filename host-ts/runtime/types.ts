@@ -364,10 +364,12 @@ export interface NetConnection {
   /** Queues `data` and keeps a reference until it is sent: pass bytes nobody changes later. */
   write(data: Uint8Array): void;
   /**
-   * Queues bytes the caller overwrites once this returns (a view of ring memory): the runtime
-   * copies what it would otherwise keep a reference to, and nothing more.
+   * Takes bytes the caller overwrites once this returns (a view of ring memory): what the
+   * kernel accepts at once goes straight from `data` where the runtime can, and of the rest
+   * the runtime keeps (copies) at most `keepAtMost` bytes (default: all of it). Returns the
+   * bytes taken, sent and kept; the caller offers the rest again after `drain`.
    */
-  writeBorrowed(data: Uint8Array): void;
+  writeBorrowed(data: Uint8Array, keepAtMost?: number): number;
   pause(): void;
   resume(): void;
   /** TCP_NODELAY; no effect on UNIX sockets. */
