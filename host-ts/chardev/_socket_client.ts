@@ -117,9 +117,15 @@ export class SocketClientChardev extends Chardev {
     this.connection.write(this.options.websocket ? binaryFrame(data) : data.slice());
   }
 
-  /** Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading. */
-  #received(chunk: Uint8Array): boolean {
+  /**
+   * Bytes from the peer, through the upgrade, the frames and telnet; false pauses reading.
+   * `chunk` may be valid only during this call (a client connection reads into one buffer,
+   * `borrowedReads`): whatever is kept past it is a copy.
+   */
+  #received(borrowed: Uint8Array): boolean {
     if (this.#ended || this.#flushTimer) return false;
+    // The upgrade, the frame decoder and the telnet parser may keep pieces of what they are fed.
+    const chunk = this.#upgrade || this.#frames || this.#telnetInput ? borrowed.slice() : borrowed;
     if (this.#upgrade) {
       const request = this.#upgrade.feed(chunk);
       if (request === null) return true;
@@ -164,7 +170,8 @@ export class SocketClientChardev extends Chardev {
   /** Hands input to the holder, with a telnet client's commands taken out. */
   #deliver(data: Uint8Array): boolean {
     let allTaken: boolean;
-    if (!this.#telnetInput) allTaken = data.length === 0 || this.deliverInput(data);
+    // What the holder has no room for now is kept (deliverInput queues it): a copy then.
+    if (!this.#telnetInput) allTaken = data.length === 0 || this.deliverInput(!this.#inputHeld && this.canReceive() >= data.length ? data : data.slice());
     else {
       for (const piece of this.#telnetInput.feed(data)) this.#parsedWaiting.push(piece);
       allTaken = this.#deliverParsed();

@@ -227,7 +227,7 @@ export class SocketChardev extends Chardev implements ClientSource {
     }
     let connection: NetConnection;
     try {
-      connection = await this.net.connect(address, { tls: this.tlsCreds?.tls });
+      connection = await this.net.connect(address, { tls: this.tlsCreds?.tls, borrowedReads: true });
     } catch (error) {
       throw openFailure(false, address, error);
     }
@@ -438,7 +438,7 @@ export class SocketChardev extends Chardev implements ClientSource {
   #connectInBackground(): void {
     this.#reconnectTimer = null;
     if (this.#destroyed || this.#current) return;
-    this.net.connect(this.options.address, { tls: this.tlsCreds?.tls }).then(
+    this.net.connect(this.options.address, { tls: this.tlsCreds?.tls, borrowedReads: true }).then(
       (connection) => {
         if (this.#destroyed) connection.close();
         else this.#serve(connection);

@@ -51,6 +51,28 @@ const COPIES_FIRST_WRITE = "Bun" in globalThis;
  */
 const WRITES_TO_FD = !("Deno" in globalThis) && !("Bun" in globalThis);
 
+/**
+ * Node: a plain client socket whose reader copies what it keeps reads into one buffer of ours
+ * (net's `onread`), reused for every read: no buffer allocated per read and none of the
+ * Readable stream's work. Node's own reads are 64 KiB too. Deno's and Bun's node:net may not
+ * honour `onread`: they read as before.
+ */
+const READS_INTO_OWN_BUFFER = !("Deno" in globalThis) && !("Bun" in globalThis);
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/** Where a socket that reads into its own buffer delivers: set once the connection is wrapped. */
+interface OwnBufferReads {
+  deliver: ((chunk: Uint8Array) => boolean) | null;
+}
+
+/** net's `onread` options for a socket reading into one reused buffer; `reads.deliver` gets each chunk. */
+function ownBufferReading(reads: OwnBufferReads): net.OnReadOpts {
+  const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  const view = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+  // false pauses the socket (node stops reading until resume).
+  return { buffer, callback: (length) => reads.deliver?.(view.subarray(0, length)) !== false };
+}
+
 /** A live plain socket's fd; -1 once destroyed (the fd may be another file's by then). */
 function plainSocketFd(socket: net.Socket): number {
   if (socket.destroyed) return -1;
@@ -75,8 +97,11 @@ function keepableCopy(data: Uint8Array): Uint8Array {
   return Buffer.from(data);
 }
 
-/** Wraps a connected node socket that is paused and has read nothing yet. */
-function wrapSocket(socket: net.Socket): NetConnection {
+/**
+ * Wraps a connected node socket that is paused and has read nothing yet; `ownReads`: it was
+ * made with `ownBufferReading`, so its input comes through there, not as 'data' events.
+ */
+function wrapSocket(socket: net.Socket, ownReads: OwnBufferReads | null = null): NetConnection {
   // TLS sockets encrypt through a path of their own: a borrowed write is always copied there.
   const plain = !(socket instanceof tls.TLSSocket);
   const sendsBorrowedAtOnce = COPIES_FIRST_WRITE && plain;
@@ -99,9 +124,12 @@ function wrapSocket(socket: net.Socket): NetConnection {
     peerGone = true;
     reportClosed();
   });
-  socket.on("data", (chunk: Buffer) => {
-    if (handlers?.data(asBytes(chunk)) === false) socket.pause();
-  });
+  if (ownReads) ownReads.deliver = (chunk) => handlers?.data(chunk) !== false;
+  else {
+    socket.on("data", (chunk: Buffer) => {
+      if (handlers?.data(asBytes(chunk)) === false) socket.pause();
+    });
+  }
   // Called once per write when its bytes reach the kernel (or the socket dies): the queue is
   // empty when the last one runs. Unlike 'drain', this does not depend on node's own
   // highWaterMark, which differs from the chardev's.
@@ -396,11 +424,13 @@ function adoptConnected(fd: number): Promise<NetConnection> {
 function connect(address: NetAddress | InheritedSocket, options: NetConnectOptions = {}): Promise<NetConnection> {
   if (address.transport === "fd") return adoptConnected(address.fd);
   return new Promise<NetConnection>((resolve, reject) => {
+    const ownReads: OwnBufferReads | null = options.borrowedReads && READS_INTO_OWN_BUFFER && !options.tls ? { deliver: null } : null;
+    const onread = ownReads ? ownBufferReading(ownReads) : undefined;
     const socket = options.tls
       ? connectTls(address, options.tls)
       : address.transport === "unix"
-        ? net.connect({ path: address.path })
-        : net.connect({ host: address.host, port: address.port });
+        ? net.connect({ path: address.path, onread })
+        : net.connect({ host: address.host, port: address.port, onread });
     // Paused before it connects, node reads nothing until the chardev starts the connection.
     socket.pause();
     const failed = (error: Error) => {
@@ -411,7 +441,7 @@ function connect(address: NetAddress | InheritedSocket, options: NetConnectOptio
     // A TLS connection is ours once the handshake (and the server's verification) is done.
     socket.once(options.tls ? "secureConnect" : "connect", () => {
       socket.off("error", failed);
-      resolve(wrapSocket(socket));
+      resolve(wrapSocket(socket, ownReads));
     });
   });
 }

@@ -339,7 +339,10 @@ export interface InheritedSocket {
 
 /** Callbacks of one connection, given once to `NetConnection.start`. */
 export interface NetConnectionHandlers {
-  /** Bytes from the peer; returning false pauses reading until `resume`. */
+  /**
+   * Bytes from the peer; returning false pauses reading until `resume`. With `borrowedReads`
+   * the chunk is valid only during the call.
+   */
   data(chunk: Uint8Array): boolean | void;
   /** Everything queued by `write` has gone to the kernel. */
   drain(): void;
@@ -420,6 +423,12 @@ export interface NetListenOptions {
 export interface NetConnectOptions {
   /** Speak TLS: the connection resolves after a successful handshake (with the server verified when `verifyPeer`). */
   readonly tls?: TlsOptions;
+  /**
+   * The caller's `data` handler copies whatever it keeps of a chunk past the call: the runtime
+   * may then read every chunk into one buffer it reuses (Node, plain sockets), with no
+   * allocation per read.
+   */
+  readonly borrowedReads?: boolean;
 }
 
 /** Stream sockets. Failures reject with the runtime's error, whose `code` is the errno name. */
