@@ -170,14 +170,24 @@ export class SocketClientChardev extends Chardev {
   /** Hands input to the holder, with a telnet client's commands taken out. */
   #deliver(data: Uint8Array): boolean {
     let allTaken: boolean;
-    // What the holder has no room for now is kept (deliverInput queues it): a copy then.
-    if (!this.#telnetInput) allTaken = data.length === 0 || this.deliverInput(!this.#inputHeld && this.canReceive() >= data.length ? data : data.slice());
+    if (!this.#telnetInput) allTaken = data.length === 0 || this.#deliverPlain(data);
     else {
       for (const piece of this.#telnetInput.feed(data)) this.#parsedWaiting.push(piece);
       allTaken = this.#deliverParsed();
     }
     this.#inputHeld = !allTaken;
     return allTaken;
+  }
+
+  /**
+   * Plain input to the holder: what it has room for now as is; the rest as a copy, since
+   * deliverInput keeps that until the holder takes it and the chunk may be read into again.
+   */
+  #deliverPlain(data: Uint8Array): boolean {
+    const room = this.#inputHeld ? 0 : Math.max(0, this.canReceive());
+    if (room >= data.length) return this.deliverInput(data);
+    if (room > 0) this.deliverInput(data.subarray(0, room));
+    return this.deliverInput(data.slice(room));
   }
 
   /**

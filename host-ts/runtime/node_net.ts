@@ -90,6 +90,13 @@ function sendNow(fd: number, data: Uint8Array): number {
 }
 
 /**
+ * Bytes a direct write keeps of what the kernel refused: enough for libuv to wait for the
+ * socket to be writable and report it, small enough to come from node's buffer pool (no
+ * allocation of its own). Keeping more would only copy bytes the caller still has.
+ */
+const WAKE_COPY_BYTES = 4096;
+
+/**
  * A copy of borrowed bytes for a socket to keep. `Buffer.from` takes uninitialised memory
  * (small ones from node's pool), where `slice()` zero-fills a fresh buffer before copying.
  */
@@ -155,28 +162,36 @@ function wrapSocket(socket: net.Socket, ownReads: OwnBufferReads | null = null):
     write(data) {
       socket.write(data, afterWrite);
     },
-    writeBorrowed(data, keepAtMost = data.length) {
+    writeBorrowed(data, keepAtMost) {
+      // Without a bound everything is taken (copied as needed); with one, the runtime may keep less.
+      const bounded = keepAtMost !== undefined;
+      let keep = keepAtMost ?? data.length;
       let rest = data;
       let sent = 0;
       // Only with nothing queued: bytes sent now must not overtake bytes queued before them.
       if (socket.writableLength === 0 && !socket.connecting && !socket.writableEnded) {
         if (sendsBorrowedAtOnce) {
-          const taken = Math.min(data.length, keepAtMost);
+          const taken = Math.min(data.length, keep);
           socket.write(taken === data.length ? data : data.subarray(0, taken), afterWrite);
           return taken;
         }
-        // A kernel that refused us takes nothing until libuv reports its queue gone: trying
-        // anyway costs a failed write(2) and the exception fs.writeSync makes of its EAGAIN.
-        const fd = writesToFd && !kernelRefused ? plainSocketFd(socket) : -1;
+        const fd = writesToFd ? plainSocketFd(socket) : -1;
         if (fd >= 0) {
-          sent = sendNow(fd, data);
-          if (sent === data.length) return sent;
-          kernelRefused = true;
-          rest = data.subarray(sent);
+          // A kernel that refused us takes nothing until libuv reports its queue written:
+          // trying anyway costs a failed write(2) and the exception fs.writeSync makes of it.
+          if (!kernelRefused) {
+            sent = sendNow(fd, data);
+            if (sent === data.length) return sent;
+            kernelRefused = true;
+            rest = data.subarray(sent);
+          }
+          // The kernel's buffer is full: what we keep only has to tell us when it has room
+          // (its 'drain'); the caller offers the rest again from its own memory then.
+          if (bounded) keep = Math.min(keep, WAKE_COPY_BYTES);
         }
       }
-      if (keepAtMost <= 0) return sent;
-      const kept = rest.length <= keepAtMost ? rest : rest.subarray(0, keepAtMost);
+      if (keep <= 0) return sent;
+      const kept = rest.length <= keep ? rest : rest.subarray(0, keep);
       socket.write(keepableCopy(kept), afterWrite);
       return sent + kept.length;
     },

@@ -368,9 +368,11 @@ export interface NetConnection {
   write(data: Uint8Array): void;
   /**
    * Takes bytes the caller overwrites once this returns (a view of ring memory): what the
-   * kernel accepts at once goes straight from `data` where the runtime can, and of the rest
-   * the runtime keeps (copies) at most `keepAtMost` bytes (default: all of it). Returns the
-   * bytes taken, sent and kept; the caller offers the rest again after `drain`.
+   * kernel accepts at once goes straight from `data` where the runtime can, and the runtime
+   * keeps (copies) what it has to of the rest. Without `keepAtMost` all of `data` is taken;
+   * with it, at most `keepAtMost` bytes are kept, and fewer when the kernel's buffer is full
+   * (a small piece, to learn when it has room). Returns the bytes taken, sent and kept; the
+   * caller offers the rest again after `drain`.
    */
   writeBorrowed(data: Uint8Array, keepAtMost?: number): number;
   pause(): void;
