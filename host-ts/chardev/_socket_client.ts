@@ -124,8 +124,10 @@ export class SocketClientChardev extends Chardev {
    */
   #received(borrowed: Uint8Array): boolean {
     if (this.#ended || this.#flushTimer) return false;
-    // The upgrade, the frame decoder and the telnet parser may keep pieces of what they are fed.
-    const chunk = this.#upgrade || this.#frames || this.#telnetInput ? borrowed.slice() : borrowed;
+    // The upgrade, the frame decoder and the telnet parser may keep pieces of what they are
+    // fed. Only a connecting socket reads borrowed (socket.ts asks for it when it connects), and
+    // today all three are a server's: the copy is for a client that ever has one.
+    const chunk = !this.options.server && (this.#upgrade || this.#frames || this.#telnetInput) ? borrowed.slice() : borrowed;
     if (this.#upgrade) {
       const request = this.#upgrade.feed(chunk);
       if (request === null) return true;
