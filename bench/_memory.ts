@@ -410,6 +410,45 @@ async function hubWritable(spec: CaseSpec, stores: SinkStore[], registry: Charde
   };
 }
 
+/**
+ * Ours through `hub.writable` with array chunks: `WRITEV_BATCH` chunks per stream write (one
+ * batched `fe.writev` each), so the stream's per-write cost is paid once per batch. The arrays
+ * are made before the run: the queue keeps a batch it could not write at once by reference.
+ */
+async function hubWritableBatched(spec: CaseSpec, stores: SinkStore[], registry: ChardevRegistry): Promise<Variant> {
+  const { id } = await makeHub(registry, "hubwsb", stores);
+  const hub = Hub.open(registry, id);
+  const chunks = chunksOf(spec.chunk);
+  // WRITEV_BATCH rounds of the period, so the batches tile it whatever the chunk count.
+  const batches: Uint8Array[][] = [];
+  for (let at = 0; at < chunks.length * WRITEV_BATCH; at += WRITEV_BATCH) {
+    batches.push(Array.from({ length: WRITEV_BATCH }, (_, j) => chunks[(at + j) % chunks.length]));
+  }
+  return {
+    name: "hub (writable, arrays)",
+    ours: true,
+    async run(bytes) {
+      const writes = bytes / spec.chunk;
+      const writer = hub.writable.getWriter();
+      const started = now();
+      let b = 0;
+      let last: Promise<void> = Promise.resolve();
+      for (let i = 0; i < writes; i += WRITEV_BATCH) {
+        if ((writer.desiredSize ?? 0) <= 0) await writer.ready;
+        const batch = batches[b];
+        b = nextIndex(b, batches.length);
+        // The last batch of a run may be short.
+        last = writer.write(writes - i >= WRITEV_BATCH ? batch : batch.slice(0, writes - i));
+      }
+      await last;
+      await delivered(stores, bytes, "hub (writable, arrays)");
+      const ms = now() - started;
+      writer.releaseLock();
+      return { ms, writes };
+    },
+  };
+}
+
 /** Web Streams: one ReadableStream tee()d into a tree with N leaves, each piped to a sink. */
 function teeTree(spec: CaseSpec, stores: SinkStore[]): Variant {
   const chunks = chunksOf(spec.chunk);
@@ -576,6 +615,7 @@ export async function buildVariants(
     await hubFrontend(spec, stores, registry),
     await hubWritev(spec, stores, registry),
     await hubWritable(spec, stores, registry),
+    await hubWritableBatched(spec, stores, registry),
     teeTree(spec, stores),
   ];
   if (cFanoutBinary) variants.push(await cFanout(spec, stores, cFanoutBinary));

@@ -153,9 +153,10 @@ export class OutputQueue {
   }
 
   /**
-   * Queues `bytes` after what is queued and writes what the target takes now. The bytes are
-   * kept, not copied: a caller whose view is valid only during the call passes a copy. A batch
-   * (an array of buffers) is written as their concatenation, through the target's `writev`.
+   * Queues `bytes` after what is queued and writes what the target takes now. The bytes (and a
+   * batch's array) are kept, not copied: a caller whose view is valid only during the call, or
+   * who refills the array, passes a copy. A batch (an array of buffers) is written as their
+   * concatenation, through the target's `writev`.
    */
   push(bytes: OutputChunk): void {
     if (this.#closed) return;
