@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
-import { afterEach, beforeEach, describe, expect, it, testRuntime } from "./_harness.ts";
+import { afterEach, beforeEach, describe, expect, it } from "./_harness.ts";
 import { ChardevRegistry, Hub, type Frontend, type HubChardev } from "../host-ts/mod.ts";
 import { FeHandler } from "./_fe_handler.ts";
 
@@ -427,18 +427,14 @@ describe("writev against successive writes (property)", () => {
           const stream = concat(accepted);
           const readA = concat(a.read);
           expect(text(readA)).toBe(text(concat(b.read)));
-          // What the FIFO holds against what the hub said it took. Not on Deno: there a FIFO now
-          // and then holds a byte more than the pipe chardev reported taking, through plain
-          // `write` (side b) exactly as through `writev` (side a; the comparison above holds), so
-          // a matter of the runtime's FIFO writes (runtime/deno.ts, reported), not of this
-          // test's subject. Skipped there, not counted as passed.
-          const fifoMatchesBooks = testRuntime !== "deno";
           if (ring === 0) {
-            // QEMU's loop: what it returned, every open backend took.
-            if (fifoMatchesBooks) expect(text(readA)).toBe(text(stream));
+            // QEMU's loop: what it returned, every open backend took; a backend may have taken
+            // more of the last rest than the others (the hub counts it as having those bytes).
+            expect(readA.length).toBeGreaterThanOrEqual(stream.length);
+            expect(text(readA)).toBe(text(concat([stream, ...rest]).subarray(0, readA.length)));
           } else {
             // The ring: the FIFO got a prefix; the rest waits in the ring, as the history shows.
-            if (fifoMatchesBooks) expect(text(readA)).toBe(text(stream.subarray(0, readA.length)));
+            expect(text(readA)).toBe(text(stream.subarray(0, readA.length)));
             const history = a.hub.history(0, 1 << 20);
             expect(history).toEqual(b.hub.history(0, 1 << 20));
             expect(history.written).toBe(stream.length);
