@@ -9,8 +9,14 @@ import type { ChrEvent } from "./events.ts";
 export interface FrontendHandlers {
   /** Bytes it can take now; 0 pauses input. */
   canRead(): number;
+  /** Input; the frontend may keep `data` (unless it set `copiesInput`). */
   read(data: Uint8Array): void;
   event(event: ChrEvent): void;
+  /**
+   * Set when `read` copies whatever it keeps of `data` past the call: the chardev may then pass
+   * a view of a buffer it reuses (no copy per read). Unset, every chunk is the frontend's to keep.
+   */
+  copiesInput?: boolean;
 }
 
 let nextWatchId = 1;
@@ -44,6 +50,7 @@ export class Frontend {
       canRead: () => handlers.canRead(),
       read: (data) => handlers.read(data),
       event: (event) => handlers.event(event),
+      copiesInput: handlers.copiesInput === true,
     };
     chardev.attachUser(this.#user);
   }
@@ -76,11 +83,9 @@ export class Frontend {
    *
    * @example Hand a batch of lines over at once, the rest after the watch
    * ```ts
-   * import { ChardevRegistry } from "chardev-hub";
-   * const reg = await ChardevRegistry.create({ qemuCompat: false });
-   * await reg.add("ringbuf,id=log,size=1024");
-   * await reg.add("hub,id=hub0,chardevs.0=log,ring=64K");
-   * const fe = reg.attach("hub0", { canRead: () => 0, read() {}, event() {} });
+   * // `fe` from reg.attach("hub0", …) on a hub with `ring=64K` (the edge bundle keeps a
+   * // method's comment: no import here).
+   * declare const fe: Frontend;
    * const lines = ["one\n", "two\n", "three\n"].map((line) => new TextEncoder().encode(line));
    * const accepted = fe.writev(lines); // 14: all of them
    * if (accepted === -1 && fe.lastError === "EAGAIN") fe.addWatch(() => fe.writev(lines));

@@ -87,6 +87,7 @@ export class Hub {
     this.#frontend = registry.attach(chardev.id, {
       canRead: () => Math.max(0, input.desiredSize ?? 0),
       read: (data) => input.enqueue(data.slice()),
+      copiesInput: true,
       event: () => {},
     });
     this.#output = new OutputQueue(this.#frontend, {

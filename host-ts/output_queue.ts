@@ -164,6 +164,16 @@ export class OutputQueue {
   }
 
   /**
+   * `push` of a view valid only during the call: what the target takes now is written from it
+   * as is, and only the rest is copied to wait (no copy at all in the usual case).
+   */
+  pushBorrowed(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    const chunk = this.#enqueue(bytes);
+    if (chunk !== null && chunk.outcome === undefined) chunk.bytes = (chunk.bytes as Uint8Array).slice();
+  }
+
+  /**
    * `push` that tells when `bytes` are all written: undefined when the target took them at
    * once, else a promise that resolves once it has, or rejects (see `errorFor`) when the
    * target fails or the queue is cleared first.

@@ -34,8 +34,12 @@ function firstWrongByte(received: Uint8Array): number {
   return -1;
 }
 
-/** A frontend that takes at most `room` bytes until given more, and copies what it reads (it keeps it). */
+/**
+ * A frontend that takes at most `room` bytes until given more, and copies what it reads (it
+ * keeps it): it says so (`copiesInput`), so on Node it is handed views of the reused buffer.
+ */
 class BitingFrontend implements FrontendHandlers {
+  readonly copiesInput = true;
   readonly received = new Uint8Array(STREAM_BYTES);
   count = 0;
   room = 0;
@@ -144,6 +148,35 @@ for (const transport of TRANSPORTS) {
       await until(() => fe.events.includes(ChrEvent.CLOSED));
       expect(fe.count).toBe(LAST_WORDS_BYTES);
       expect(firstWrongByte(fe.received.subarray(0, LAST_WORDS_BYTES))).toBe(-1);
+    });
+
+    it("a frontend that keeps the chunks it is given, as they are (no copiesInput), finds them intact afterwards", async () => {
+      const { keys, accepted } = await listeningPeer(transport);
+      await reg.add(`socket,id=dev,${keys},server=off`);
+      const kept: Uint8Array[] = [];
+      let count = 0;
+      reg.attach("dev", {
+        canRead: () => STREAM_BYTES,
+        read: (data) => {
+          kept.push(data); // no copy: the chunk must be the frontend's own
+          count += data.length;
+        },
+        event() {},
+      });
+      const peer = await accepted;
+      peer.write(streamBytes());
+      await until(() => count === STREAM_BYTES);
+      // Many reads' worth: had the chunks viewed one reused buffer, the early ones would now
+      // hold later bytes.
+      expect(kept.length).toBeGreaterThan(1);
+      const received = new Uint8Array(STREAM_BYTES);
+      let at = 0;
+      for (const chunk of kept) {
+        received.set(chunk, at);
+        at += chunk.length;
+      }
+      expect(at).toBe(STREAM_BYTES);
+      expect(firstWrongByte(received)).toBe(-1);
     });
   });
 }

@@ -24,8 +24,14 @@ const LOG_MAX_RETRY_MS = 5000;
 export interface ChardevUser {
   /** Bytes it can take now; 0 pauses input. */
   canRead(): number;
+  /** Input; a copy of its own unless the holder says `copiesInput`. */
   read(data: Uint8Array): void;
   event(event: ChrEvent): void;
+  /**
+   * `read` copies whatever it keeps of `data` past the call: a backend may then hand it a view
+   * of a buffer it reads into again (a connecting socket on Node), saving a copy per read.
+   */
+  readonly copiesInput?: boolean;
   /**
    * The backend failed for good between writes (a sink whose request was refused after the
    * write that queued it returned): handled as a write answering `-errno` now, instead of at

@@ -127,7 +127,7 @@ export class SocketClientChardev extends Chardev {
     // The upgrade, the frame decoder and the telnet parser may keep pieces of what they are
     // fed. Only a connecting socket reads borrowed (socket.ts asks for it when it connects), and
     // today all three are a server's: the copy is for a client that ever has one.
-    const chunk = !this.options.server && (this.#upgrade || this.#frames || this.#telnetInput) ? borrowed.slice() : borrowed;
+    const chunk = this.connection.readsBorrowed === true && (this.#upgrade || this.#frames || this.#telnetInput) ? borrowed.slice() : borrowed;
     if (this.#upgrade) {
       const request = this.#upgrade.feed(chunk);
       if (request === null) return true;
@@ -185,11 +185,16 @@ export class SocketClientChardev extends Chardev {
    * Plain input to the holder: what it has room for now as is; the rest as a copy, since
    * deliverInput keeps that until the holder takes it and the chunk may be read into again.
    */
-  #deliverPlain(data: Uint8Array): boolean {
+  #deliverPlain(borrowed: Uint8Array): boolean {
+    // A connecting socket's chunk is a view of the buffer it reads into next: a holder that
+    // may keep it gets a copy of its own.
+    const owned = this.connection.readsBorrowed !== true || this.user?.copiesInput === true ? null : borrowed.slice();
+    const data = owned ?? borrowed;
     const room = this.#inputHeld ? 0 : Math.max(0, this.canReceive());
     if (room >= data.length) return this.deliverInput(data);
     if (room > 0) this.deliverInput(data.subarray(0, room));
-    return this.deliverInput(data.slice(room));
+    // deliverInput keeps the rest until the holder takes it: ours, or a copy.
+    return this.deliverInput(owned ? owned.subarray(room) : data.slice(room));
   }
 
   /**

@@ -305,9 +305,14 @@ export class SocketChardev extends Chardev implements ClientSource {
   #serve(connection: NetConnection): void {
     const current = new SocketClientChardev(this.id, this.context, connection, this.options, { peer: this.#peerOf(connection), since: Date.now() }, (gone) => this.#disconnected(gone));
     this.#current = current;
+    const holder = () => this.user;
     current.attachUser({
       canRead: () => (this.#current === current ? this.canReceive() : 0),
       read: (data) => this.receive(data),
+      // Whoever holds this socket now (a frontend may attach and leave during the connection).
+      get copiesInput() {
+        return holder()?.copiesInput === true;
+      },
       event: (event) => {
         if (this.#current !== current) return;
         // QEMU sends CLOSED only for a connection that got as far as OPENED.

@@ -81,7 +81,10 @@ class Direction {
     return room;
   }
 
-  /** The source's `read`: kept (copied: the bytes may be a view valid only during the call), then written on. */
+  /**
+   * The source's `read`, whose bytes may be a view valid only during the call: written on at
+   * once where the target takes them, and what has to wait is a copy.
+   */
   push(data: Uint8Array): void {
     if (this.#stopped || data.length === 0) return;
     if (this.#held.length > 0) {
@@ -89,7 +92,7 @@ class Direction {
       this.#heldBytes += data.length;
       return;
     }
-    this.#output.push(data.slice());
+    this.#output.pushBorrowed(data);
   }
 
   /** A BREAK after the bytes pushed so far: sent now if they are all written, else once they are. */
@@ -201,6 +204,7 @@ export class DeviceBridge {
     const hubFe = reg.attach(hubId, {
       canRead: () => toDevice.room(),
       read: (data) => toDevice.push(data),
+      copiesInput: true, // Direction.push
       // The hub's OPENED/CLOSED (its first backend came, its last left) mean nothing to a device.
       event: (event) => {
         if (event === ChrEvent.BREAK) toDevice.pushBreak();
@@ -211,6 +215,7 @@ export class DeviceBridge {
       deviceFe = reg.attach(deviceId, {
         canRead: () => toHub.room(),
         read: (data) => toHub.push(data),
+        copiesInput: true, // Direction.push
         event: (event) => options.onDeviceEvent?.(event),
       });
     } catch (error) {

@@ -146,6 +146,7 @@ function wrapSocket(socket: net.Socket, ownReads: OwnBufferReads | null = null):
     if (!closedByUs) handlers?.drain();
   };
   return {
+    readsBorrowed: ownReads !== null,
     localAddress: hostPort(socket.localAddress, socket.localPort),
     remoteAddress: hostPort(socket.remoteAddress, socket.remotePort),
     local: tcpEndpoint(socket.localAddress, socket.localPort),

@@ -375,6 +375,8 @@ export interface NetConnection {
    * caller offers the rest again after `drain`.
    */
   writeBorrowed(data: Uint8Array, keepAtMost?: number): number;
+  /** `data` chunks view one buffer the runtime reads into again (asked for with `borrowedReads`, honoured where the runtime can). */
+  readonly readsBorrowed?: boolean;
   pause(): void;
   resume(): void;
   /** TCP_NODELAY; no effect on UNIX sockets. */
