@@ -179,6 +179,8 @@ const ANCHOR_ORDER = [
   "TS ring (port)",
   "WASM ring (core)",
   "hub (writable)",
+  "hub (writable, arrays)",
+  "hub (writev)",
   HUB,
 ];
 
