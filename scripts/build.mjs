@@ -77,36 +77,32 @@ await nodeBundle("host-ts/mod.ts", "dist/mod.js");
 const cliChunks = join(root, "dist/cli-chunks");
 const cliVersion = { CHARDEV_HUB_VERSION: JSON.stringify(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version) };
 const cliParts = { main: "host-ts/cli/main.ts", help: "host-ts/cli/help.ts", control_client: "host-ts/cli/control_client.ts", detect: "host-ts/runtime/detect.ts" };
+// The command's two builds (its parts, then the entry that imports them) bundle alike.
+const cliBundleOptions = {
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  metafile: true,
+  external: ["ws", "@nats-io/*"],
+  define: cliVersion,
+  logLevel: "warning",
+};
 step("host-ts/cli/{main,help,control_client}.ts, runtime/detect.ts -> dist/cli-chunks/");
 const cliPartsBuild = await esbuild.build({
   entryPoints: Object.fromEntries(Object.entries(cliParts).map(([name, file]) => [name, join(root, file)])),
   outdir: join(root, "dist/cli-chunks"),
   splitting: true,
   chunkNames: "[name]-[hash]",
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  sourcemap: true,
-  metafile: true,
-  external: ["ws", "@nats-io/*"],
-  define: cliVersion,
-  logLevel: "warning",
+  ...cliBundleOptions,
 });
 step("host-ts/cli/entry.ts -> dist/cli.js");
 const partOf = new Map(Object.entries(cliParts).map(([name, file]) => [join(root, file), name]));
 const cli = await esbuild.build({
   entryPoints: [join(root, "host-ts/cli/entry.ts")],
   outfile: join(root, "dist/cli.js"),
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  sourcemap: true,
-  metafile: true,
-  external: ["ws", "@nats-io/*"],
-  define: cliVersion,
-  logLevel: "warning",
+  ...cliBundleOptions,
   plugins: [
     {
       name: "cli-parts",
