@@ -62,7 +62,8 @@ With cc on PATH the C anchors (bench/c/) are built and compared in the same run 
 
 const CASES = ["memory", "socket", "stall", "latency", "screen", "startup", "nats", "log_fanout"];
 const FLAGS = ["--quick", "--runtime-only", "--markdown", "--verbose", "--help", "-h"];
-const VALUED = ["json", "only", "runtimes", "chunks", "sinks", "rounds", "seconds"];
+// stall-child: the stalled-consumer case runs each variant in a child process of this script.
+const VALUED = ["json", "only", "runtimes", "chunks", "sinks", "rounds", "seconds", "stall-child", "bytes", "runs"];
 
 /** A wrong argument ends the run before anything is measured, naming what was wrong. */
 function checkArgs(argv: string[]): void {
@@ -72,7 +73,7 @@ function checkArgs(argv: string[]): void {
   };
   for (const arg of argv) {
     if (FLAGS.includes(arg)) continue;
-    const name = /^--([a-z_]+)=/.exec(arg)?.[1];
+    const name = /^--([a-z_-]+)=/.exec(arg)?.[1];
     if (!name || !VALUED.includes(name)) fail(`unknown argument '${arg.slice(0, 80)}'`);
   }
   const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",").filter(Boolean) ?? [];
