@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort } from "./_ports.ts";
+import { freePort, freePorts } from "./_ports.ts";
 
 /** A nats-server we started: its URL, its store, and its process. */
 export interface NatsServer {
@@ -96,12 +96,14 @@ export async function stopAll(): Promise<void> {
 
 /** A cluster of `size` servers (JetStream clustered, routes among all), each ready. */
 export async function startCluster(size: number): Promise<NatsServer[]> {
-  const clusterPorts: number[] = [];
-  for (let i = 0; i < size; i++) clusterPorts.push(await freePort());
+  // Client and route ports picked together, so no two of them are the same port (picked one at
+  // a time, the kernel may hand a just-released port out again: "Duplicate route entry").
+  const ports = await freePorts(2 * size);
+  const clusterPorts = ports.slice(0, size);
   const routes = clusterPorts.map((port) => `nats-route://127.0.0.1:${port}`).join(", ");
   return Promise.all(
     clusterPorts.map((clusterPort, i) =>
-      startServer({ name: `node${i + 1}`, config: `cluster {\n  name: tests\n  listen: 127.0.0.1:${clusterPort}\n  routes: [${routes}]\n}\n` }),
+      startServer({ name: `node${i + 1}`, port: ports[size + i], config: `cluster {\n  name: tests\n  listen: 127.0.0.1:${clusterPort}\n  routes: [${routes}]\n}\n` }),
     ),
   );
 }
